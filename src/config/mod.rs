@@ -1,0 +1,105 @@
+//! Configuration: the typed settings every other room receives.
+//!
+//! Values come from a TOML file, then `LSP_NODE_*` environment variables, then CLI flags, in
+//! that order of precedence (later wins). Everything is validated once, before anything is
+//! created on disk; the rest of the crate never re-parses or re-checks configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bitcoin::Network;
+
+/// The complete, validated configuration of one node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bitcoin network the node runs on.
+    pub network: Network,
+    /// Directory holding the seed, the SQLite database and the generated admin API key.
+    pub data_dir: PathBuf,
+    pub chain: ChainConfig,
+    pub node: NodeConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+}
+
+/// Where the node reads the chain from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainSource {
+    /// Any Esplora HTTP API (mutinynet, mainnet, or a devchain started elsewhere).
+    Esplora { url: String },
+    /// An embedded devchain, started by the node and served on `listen` so that wallets on the
+    /// same machine can share it.
+    Dev { listen: SocketAddr },
+}
+
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    pub source: ChainSource,
+    /// How often the wallet and LDK are synced with the chain source.
+    pub sync_interval_secs: u64,
+    /// For `Dev`: mine one block every this many seconds (0 = only on request).
+    pub dev_block_interval_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address the Lightning p2p listener binds to.
+    pub p2p_listen: SocketAddr,
+    /// Public addresses announced in node_announcement (host:port), if any.
+    pub announce_addresses: Vec<String>,
+    pub alias: Option<String>,
+    /// RGB color as 6 hex digits.
+    pub color: String,
+    /// Accept channels opened to us by other nodes.
+    pub accept_inbound_channels: bool,
+    /// Smallest inbound channel accepted, in sats.
+    pub min_inbound_channel_sat: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Address of the operator API (keep it on loopback or behind a proxy).
+    pub listen: SocketAddr,
+    /// API key; generated on first start and written to the data directory when absent.
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive, e.g. `info` or `lsp_node=debug,info`.
+    pub level: String,
+}
+
+impl Config {
+    /// A regtest configuration with an embedded devchain and every listener on 127.0.0.1 port 0:
+    /// what tests and embedders start from.
+    pub fn regtest_ephemeral(data_dir: PathBuf) -> Self {
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("static address");
+        Config {
+            network: Network::Regtest,
+            data_dir,
+            chain: ChainConfig {
+                source: ChainSource::Dev { listen: any_port },
+                sync_interval_secs: 5,
+                dev_block_interval_secs: 0,
+            },
+            node: NodeConfig {
+                p2p_listen: any_port,
+                announce_addresses: Vec::new(),
+                alias: None,
+                color: "f7931a".to_string(),
+                accept_inbound_channels: true,
+                min_inbound_channel_sat: 20_000,
+            },
+            admin: AdminConfig { listen: any_port, api_key: None },
+            log: LogConfig { format: LogFormat::Human, level: "info".to_string() },
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! devchain: a regtest chain that speaks the Esplora HTTP API, for tests and sandboxes.

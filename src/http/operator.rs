@@ -1,0 +1,271 @@
+//! The operator API contract: what an operator can ask of the node, as JSON types and a trait.
+//!
+//! The admin router serves these calls over HTTP; the node implements [`OperatorApi`]; the CLI
+//! sends the same request types and reads the same response types. Keeping the three on one set
+//! of types means a field renamed here is renamed everywhere, or the build fails.
+//!
+//! Routes (all behind the `x-api-key` header):
+//!
+//! | method | path                  | request              | response                 |
+//! |--------|-----------------------|----------------------|--------------------------|
+//! | GET    | `/v1/info`            |                      | [`NodeInfo`]             |
+//! | GET    | `/v1/balance`         |                      | [`Balances`]             |
+//! | POST   | `/v1/address`         |                      | [`NewAddress`]           |
+//! | POST   | `/v1/send`            | [`SendOnchain`]      | [`Txid`]                 |
+//! | GET    | `/v1/peers`           |                      | `Vec<`[`PeerInfo`]`>`    |
+//! | POST   | `/v1/peers`           | [`ConnectPeer`]      | [`Empty`]                |
+//! | GET    | `/v1/channels`        |                      | `Vec<`[`ChannelInfo`]`>` |
+//! | POST   | `/v1/channels`        | [`OpenChannel`]      | [`OpenedChannel`]        |
+//! | POST   | `/v1/channels/close`  | [`CloseChannel`]     | [`Empty`]                |
+//! | GET    | `/v1/payments`        |                      | `Vec<`[`PaymentInfo`]`>` |
+//! | POST   | `/v1/invoices`        | [`CreateInvoice`]    | [`Invoice`]              |
+//! | POST   | `/v1/pay`             | [`PayInvoice`]       | [`PaymentInfo`]          |
+//! | POST   | `/v1/sync`            |                      | [`SyncStatus`]           |
+//!
+//! Errors are `{"error": "<one sentence a person can act on>"}` with the status of
+//! [`OperatorError::status`].
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+/// Header carrying the operator API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Hex-encoded compressed public key.
+    pub node_id: String,
+    /// `bitcoin`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+    /// Height of the best block the node has synced to.
+    pub block_height: u32,
+    pub block_hash: String,
+    /// Unix time (seconds) of the last completed chain sync, if any.
+    pub last_sync_at: Option<u64>,
+    /// `host:port` strings the p2p listener is reachable on.
+    pub listening_addresses: Vec<String>,
+    pub version: String,
+    pub num_peers: usize,
+    pub num_channels: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Balances {
+    pub onchain_confirmed_sat: u64,
+    /// Unconfirmed and immature on-chain funds.
+    pub onchain_unconfirmed_sat: u64,
+    /// Sum of our balances in open channels, rounded down to whole sats.
+    pub lightning_sat: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewAddress {
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SendOnchain {
+    pub address: String,
+    /// Amount to send; omit and set `send_all` to sweep the wallet.
+    #[serde(default)]
+    pub amount_sat: Option<u64>,
+    #[serde(default)]
+    pub send_all: bool,
+    /// Fee rate; defaults to the node's estimate for a normal-priority transaction.
+    #[serde(default)]
+    pub fee_rate_sat_per_vb: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Txid {
+    pub txid: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub node_id: String,
+    /// Last known address, if any.
+    pub address: Option<String>,
+    pub connected: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectPeer {
+    pub node_id: String,
+    /// `host:port`.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// Hex channel id (the temporary id until funding is known).
+    pub channel_id: String,
+    pub user_channel_id: String,
+    pub counterparty_node_id: String,
+    /// `txid:vout` once the funding transaction exists.
+    pub funding_txo: Option<String>,
+    pub capacity_sat: u64,
+    pub outbound_msat: u64,
+    pub inbound_msat: u64,
+    pub is_channel_ready: bool,
+    pub is_usable: bool,
+    pub is_announced: bool,
+    pub is_outbound: bool,
+    pub confirmations: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenChannel {
+    pub node_id: String,
+    /// Connect to this `host:port` first, when not already connected.
+    #[serde(default)]
+    pub address: Option<String>,
+    pub capacity_sat: u64,
+    #[serde(default)]
+    pub push_msat: u64,
+    #[serde(default)]
+    pub announce: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenedChannel {
+    /// Temporary channel id, replaced by the final one once funding is negotiated.
+    pub channel_id: String,
+    pub user_channel_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CloseChannel {
+    pub channel_id: String,
+    pub counterparty_node_id: String,
+    /// Broadcast our latest commitment instead of negotiating a cooperative close.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentDirection {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentInfo {
+    pub payment_hash: String,
+    pub direction: PaymentDirection,
+    pub amount_msat: Option<u64>,
+    pub fee_paid_msat: Option<u64>,
+    pub status: PaymentStatus,
+    /// Unix time (seconds) the payment was first recorded.
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreateInvoice {
+    /// Omit for an any-amount invoice.
+    #[serde(default)]
+    pub amount_msat: Option<u64>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub expiry_secs: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invoice {
+    pub invoice: String,
+    pub payment_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PayInvoice {
+    pub invoice: String,
+    /// Required for any-amount invoices, refused otherwise.
+    #[serde(default)]
+    pub amount_msat: Option<u64>,
+    /// How long to wait for the outcome before answering with `pending`.
+    #[serde(default)]
+    pub wait_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub block_height: u32,
+    pub last_sync_at: Option<u64>,
+}
+
+/// The error body of every failed operator call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// Why an operator call failed; the message is one sentence a person can act on.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum OperatorError {
+    /// The request was understood but its content is wrong (bad address, amount, id...).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The thing named does not exist (unknown channel, peer...).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is valid but cannot be carried out now (not enough funds, peer offline...).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something failed inside the node.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl OperatorError {
+    /// The HTTP status this error is served with.
+    pub fn status(&self) -> u16 {
+        match self {
+            OperatorError::InvalidRequest(_) => 400,
+            OperatorError::NotFound(_) => 404,
+            OperatorError::Unavailable(_) => 409,
+            OperatorError::Internal(_) => 500,
+        }
+    }
+}
+
+pub type OperatorResult<T> = Result<T, OperatorError>;
+
+/// Everything the operator API can ask of a node. Implemented by [`crate::node::Node`].
+pub trait OperatorApi: Send + Sync + 'static {
+    fn info(&self) -> impl Future<Output = OperatorResult<NodeInfo>> + Send;
+    fn balances(&self) -> impl Future<Output = OperatorResult<Balances>> + Send;
+    fn new_address(&self) -> impl Future<Output = OperatorResult<NewAddress>> + Send;
+    fn send_onchain(&self, req: SendOnchain) -> impl Future<Output = OperatorResult<Txid>> + Send;
+    fn peers(&self) -> impl Future<Output = OperatorResult<Vec<PeerInfo>>> + Send;
+    fn connect_peer(&self, req: ConnectPeer) -> impl Future<Output = OperatorResult<Empty>> + Send;
+    fn channels(&self) -> impl Future<Output = OperatorResult<Vec<ChannelInfo>>> + Send;
+    fn open_channel(
+        &self,
+        req: OpenChannel,
+    ) -> impl Future<Output = OperatorResult<OpenedChannel>> + Send;
+    fn close_channel(&self, req: CloseChannel)
+        -> impl Future<Output = OperatorResult<Empty>> + Send;
+    fn payments(&self) -> impl Future<Output = OperatorResult<Vec<PaymentInfo>>> + Send;
+    fn create_invoice(
+        &self,
+        req: CreateInvoice,
+    ) -> impl Future<Output = OperatorResult<Invoice>> + Send;
+    fn pay_invoice(&self, req: PayInvoice)
+        -> impl Future<Output = OperatorResult<PaymentInfo>> + Send;
+    fn sync(&self) -> impl Future<Output = OperatorResult<SyncStatus>> + Send;
+}

@@ -1,0 +1,20 @@
+//! lsp-node: a Lightning Service Provider in one binary.
+//!
+//! The crate runs its own Lightning node assembled from LDK crates and sells inbound channels
+//! to other nodes through LSPS1 (bLIP-51), over Lightning peer messages and over an HTTP mirror.
+//!
+//! Rooms, one concern each:
+//! - [`config`]: TOML + environment + CLI flags, validated once at start.
+//! - [`node`]: the LDK node: keys, store, chain sync, wallet, peers, events, operator API.
+//! - [`devchain`]: a regtest chain speaking the Esplora HTTP API, for tests and sandboxes.
+//! - [`cli`]: the operator command line, a client of the operator API.
+//!
+//! Embedders use [`Builder`] to run the same node inside their own tokio program.
+
+pub mod cli;
+pub mod config;
+pub mod devchain;
+pub mod http;
+pub mod node;
+
+pub use node::{Builder, Node};

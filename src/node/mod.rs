@@ -1,0 +1,7 @@
+//! The Lightning node: LDK assembled with our store, wallet and chain source.
+
+/// Builds a [`Node`] from a [`crate::config::Config`].
+pub struct Builder {}
+
+/// A running Lightning node.
+pub struct Node {}
