@@ -7,6 +7,8 @@
 //! - [`config`]: TOML + environment + CLI flags, validated once at start.
 //! - [`node`]: the LDK node: keys, store, chain sync, wallet, peers, events, operator API.
 //! - [`devchain`]: a regtest chain speaking the Esplora HTTP API, for tests and sandboxes.
+//! - [`lsps1`]: the LSPS1 order service: pricing, order book, coupons, protocol guard.
+//! - [`http`]: HTTP surfaces: the operator API (and the public LSPS1 mirror).
 //! - [`cli`]: the operator command line, a client of the operator API.
 //!
 //! Embedders use [`Builder`] to run the same node inside their own tokio program.
@@ -15,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod devchain;
 pub mod http;
+pub mod lsps1;
 pub mod node;
 
 pub use node::{Builder, Node};

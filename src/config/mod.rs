@@ -54,6 +54,8 @@ pub struct NodeConfig {
     pub accept_inbound_channels: bool,
     /// Smallest inbound channel accepted, in sats.
     pub min_inbound_channel_sat: u64,
+    /// Where the BIP39 mnemonic lives; `None` means `<data_dir>/seed`.
+    pub seed_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +99,7 @@ impl Config {
                 color: "f7931a".to_string(),
                 accept_inbound_channels: true,
                 min_inbound_channel_sat: 20_000,
+                seed_file: None,
             },
             admin: AdminConfig { listen: any_port, api_key: None },
             log: LogConfig { format: LogFormat::Human, level: "info".to_string() },

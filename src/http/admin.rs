@@ -1,0 +1,1 @@
+//! The operator (admin) HTTP router: API key check, routes onto [`super::operator::OperatorApi`].

@@ -1,0 +1,1 @@
+//! Node keys: the BIP39 seed file and everything derived from it.
