@@ -1,1 +1,359 @@
-//! The operator (admin) HTTP router: API key check, routes onto [`super::operator::OperatorApi`].
+//! The operator (admin) HTTP router and its API key.
+//!
+//! [`router`] serves every route of the contract in [`super::operator`] on top of any
+//! [`OperatorApi`]. Every request must carry the API key in the `x-api-key` header; the key is
+//! checked (in constant time, on SHA-256 digests so its length does not leak either) before the
+//! body is read or the API is called, so a request without the right key has no effect.
+//! Errors are always `{"error": "<one sentence>"}`: malformed bodies are mapped from axum's
+//! rejections to our own sentences, [`OperatorError`]s keep their status.
+//!
+//! [`load_or_create_api_key`] finds the key the node serves with: the configured one, or the
+//! one stored in `<data_dir>/admin-api-key`, created on first start (32 random bytes as hex,
+//! file mode 0600, written atomically).
+//!
+//! The node binds the listener itself and serves the router with `axum::serve`.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bitcoin::hashes::{sha256, Hash};
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+use super::operator::{ErrorBody, OperatorApi, OperatorError, OperatorResult, API_KEY_HEADER};
+
+/// Name of the file, inside the data directory, holding the generated API key.
+pub const API_KEY_FILE: &str = "admin-api-key";
+
+/// Largest request body the operator API accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Why the API key could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("the configured admin API key is not usable: {0}")]
+    InvalidConfiguredKey(&'static str),
+    #[error("cannot read the admin API key file {}: {source}; fix its permissions or remove it to generate a new key", path.display())]
+    KeyFileUnreadable { path: PathBuf, source: io::Error },
+    #[error("the admin API key file {} is empty or not a valid key; write a key into it or remove it to generate a new one", path.display())]
+    KeyFileInvalid { path: PathBuf },
+    #[error("cannot create the admin API key file {}: {source}", path.display())]
+    KeyFileWrite { path: PathBuf, source: io::Error },
+}
+
+/// Builds the operator API router over `api`, requiring `api_key` on every request.
+pub fn router<A: OperatorApi>(api: Arc<A>, api_key: String) -> Router {
+    let expected = KeyDigest::of(api_key.as_bytes());
+    let routes = Router::new()
+        .route("/v1/info", get(info::<A>))
+        .route("/v1/balance", get(balance::<A>))
+        .route("/v1/address", post(new_address::<A>))
+        .route("/v1/send", post(send_onchain::<A>))
+        .route("/v1/peers", get(peers::<A>).post(connect_peer::<A>))
+        .route("/v1/channels", get(channels::<A>).post(open_channel::<A>))
+        .route("/v1/channels/close", post(close_channel::<A>))
+        .route("/v1/payments", get(payments::<A>))
+        .route("/v1/invoices", post(create_invoice::<A>))
+        .route("/v1/pay", post(pay_invoice::<A>))
+        .route("/v1/sync", post(sync::<A>))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(api);
+    // Layers wrap what is already there: the key check runs first, before any extractor.
+    routes
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(expected, require_api_key))
+}
+
+/// Uses `configured` when Some; else reads `<data_dir>/admin-api-key`, or creates it (0600)
+/// when it does not exist. An existing file that cannot be read or holds no key is an error
+/// and is left as it is.
+pub fn load_or_create_api_key(
+    data_dir: &Path,
+    configured: Option<&str>,
+) -> Result<String, AdminError> {
+    if let Some(key) = configured {
+        validate_key(key).map_err(AdminError::InvalidConfiguredKey)?;
+        return Ok(key.to_string());
+    }
+    let path = data_dir.join(API_KEY_FILE);
+    match read_api_key_file(&path) {
+        Err(AdminError::KeyFileUnreadable { source, .. })
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
+            create_api_key_file(data_dir, &path)
+        }
+        other => other,
+    }
+}
+
+/// Reads the key stored at `path` (normally `<data_dir>/admin-api-key`) without creating
+/// anything: what the operator CLI uses to find the running node's key.
+pub fn read_api_key_file(path: &Path) -> Result<String, AdminError> {
+    let contents = fs::read_to_string(path).map_err(|source| AdminError::KeyFileUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let key = contents.trim();
+    if validate_key(key).is_err() {
+        return Err(AdminError::KeyFileInvalid {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(key.to_string())
+}
+
+/// The rules an API key must follow: it travels in an HTTP header, so printable ASCII only.
+fn validate_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        return Err("it is empty");
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("it must be printable ASCII without spaces");
+    }
+    Ok(())
+}
+
+fn create_api_key_file(data_dir: &Path, path: &Path) -> Result<String, AdminError> {
+    let write_err = |source| AdminError::KeyFileWrite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let key = hex::encode(bytes);
+
+    fs::create_dir_all(data_dir).map_err(write_err)?;
+    let mut suffix = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut suffix);
+    let tmp = data_dir.join(format!(".{API_KEY_FILE}.tmp-{}", hex::encode(suffix)));
+    let written = (|| {
+        let mut file = private_file_options().open(&tmp)?;
+        file.write_all(key.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        fs::File::open(data_dir)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(write_err(e));
+    }
+    tracing::info!(path = %path.display(), "created a new admin API key");
+    Ok(key)
+}
+
+fn private_file_options() -> fs::OpenOptions {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// SHA-256 of a key: comparing digests keeps the comparison fixed-length.
+#[derive(Clone, Copy)]
+struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    fn of(key: &[u8]) -> Self {
+        KeyDigest(sha256::Hash::hash(key).to_byte_array())
+    }
+
+    fn matches(&self, other: &KeyDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+async fn require_api_key(
+    State(expected): State<KeyDigest>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(API_KEY_HEADER)
+        .map(|v| KeyDigest::of(v.as_bytes()));
+    match presented {
+        Some(digest) if digest.matches(&expected) => next.run(request).await,
+        Some(_) => error_response(
+            StatusCode::UNAUTHORIZED,
+            "The API key is wrong; send the node's admin API key in the `x-api-key` header.",
+        ),
+        None => error_response(
+            StatusCode::UNAUTHORIZED,
+            "The API key is missing; send the node's admin API key in the `x-api-key` header.",
+        ),
+    }
+}
+
+fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(ErrorBody {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+fn reply<T: Serialize>(result: OperatorResult<T>) -> Response {
+    match result {
+        Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
+        Err(err) => {
+            let status =
+                StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if let OperatorError::Internal(message) = &err {
+                tracing::warn!(error = %message, "operator call failed inside the node");
+            }
+            error_response(status, err.to_string())
+        }
+    }
+}
+
+/// A JSON request body whose rejections are served as our error body, in one sentence.
+struct JsonBody<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(json_rejection_response(rejection)),
+        }
+    }
+}
+
+fn json_rejection_response(rejection: JsonRejection) -> Response {
+    use std::error::Error as _;
+    let detail = rejection
+        .source()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    match rejection {
+        JsonRejection::JsonDataError(_) => error_response(
+            StatusCode::BAD_REQUEST,
+            format!("The request body does not have the expected fields: {detail}."),
+        ),
+        JsonRejection::JsonSyntaxError(_) => error_response(
+            StatusCode::BAD_REQUEST,
+            format!("The request body is not valid JSON: {detail}."),
+        ),
+        JsonRejection::MissingJsonContentType(_) => error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the request body as JSON with the header `content-type: application/json`.",
+        ),
+        JsonRejection::BytesRejection(ref r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than the {MAX_BODY_BYTES} bytes allowed."),
+            )
+        }
+        other => error_response(
+            StatusCode::BAD_REQUEST,
+            format!("The request body could not be read: {}.", other.body_text()),
+        ),
+    }
+}
+
+async fn unknown_route() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "There is no such operator API route; see the route table in the README.",
+    )
+}
+
+async fn wrong_method() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "This operator API route does not accept that HTTP method.",
+    )
+}
+
+type Api<A> = State<Arc<A>>;
+
+async fn info<A: OperatorApi>(State(api): Api<A>) -> Response {
+    reply(api.info().await)
+}
+
+async fn balance<A: OperatorApi>(State(api): Api<A>) -> Response {
+    reply(api.balances().await)
+}
+
+async fn new_address<A: OperatorApi>(State(api): Api<A>) -> Response {
+    reply(api.new_address().await)
+}
+
+async fn send_onchain<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<super::operator::SendOnchain>,
+) -> Response {
+    reply(api.send_onchain(req).await)
+}
+
+async fn peers<A: OperatorApi>(State(api): Api<A>) -> Response {
+    reply(api.peers().await)
+}
+
+async fn connect_peer<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<super::operator::ConnectPeer>,
+) -> Response {
+    reply(api.connect_peer(req).await)
+}
+
+async fn channels<A: OperatorApi>(State(api): Api<A>) -> Response {
+    reply(api.channels().await)
+}
+
+async fn open_channel<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<super::operator::OpenChannel>,
+) -> Response {
+    reply(api.open_channel(req).await)
+}
+
+async fn close_channel<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<super::operator::CloseChannel>,
+) -> Response {
+    reply(api.close_channel(req).await)
+}
+
+async fn payments<A: OperatorApi>(State(api): Api<A>) -> Response {
+    reply(api.payments().await)
+}
+
+async fn create_invoice<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<super::operator::CreateInvoice>,
+) -> Response {
+    reply(api.create_invoice(req).await)
+}
+
+async fn pay_invoice<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<super::operator::PayInvoice>,
+) -> Response {
+    reply(api.pay_invoice(req).await)
+}
+
+async fn sync<A: OperatorApi>(State(api): Api<A>) -> Response {
+    reply(api.sync().await)
+}

@@ -1,0 +1,237 @@
+//! A fake [`OperatorApi`] that records every call it receives, and a helper serving it through
+//! the real admin router on 127.0.0.1 port 0. Shared by the admin router and operator CLI tests.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use lsp_node::http::admin;
+use lsp_node::http::operator::*;
+
+/// One call the fake received: the method name and its request, as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedCall {
+    pub method: &'static str,
+    pub request: serde_json::Value,
+}
+
+#[derive(Default)]
+pub struct FakeApi {
+    calls: Mutex<Vec<RecordedCall>>,
+    /// When set, every call answers with this error (after being recorded).
+    fail_with: Mutex<Option<OperatorError>>,
+}
+
+pub const FAKE_NODE_ID: &str = "02c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5";
+pub const FAKE_ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+pub const FAKE_TXID: &str = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b";
+pub const FAKE_CHANNEL_ID: &str =
+    "7f8e9d0c1b2a39485766554433221100ffeeddccbbaa99887766554433221100";
+pub const FAKE_PAYMENT_HASH: &str =
+    "0001020304050607080910111213141516171819202122232425262728293031";
+pub const FAKE_INVOICE: &str = "lnbcrt10u1pfakeinvoicefortests";
+
+impl FakeApi {
+    pub fn new() -> Arc<Self> {
+        Arc::new(FakeApi::default())
+    }
+
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn fail_with(&self, error: OperatorError) {
+        *self.fail_with.lock().unwrap() = Some(error);
+    }
+
+    fn record<T: serde::Serialize>(&self, method: &'static str, request: &T) -> OperatorResult<()> {
+        let request = serde_json::to_value(request).expect("requests serialize");
+        self.calls
+            .lock()
+            .unwrap()
+            .push(RecordedCall { method, request });
+        match self.fail_with.lock().unwrap().clone() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    pub fn payment() -> PaymentInfo {
+        PaymentInfo {
+            payment_hash: FAKE_PAYMENT_HASH.to_string(),
+            direction: PaymentDirection::Outbound,
+            amount_msat: Some(250_000),
+            fee_paid_msat: Some(1_000),
+            status: PaymentStatus::Succeeded,
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_005,
+        }
+    }
+}
+
+impl OperatorApi for FakeApi {
+    async fn info(&self) -> OperatorResult<NodeInfo> {
+        self.record("info", &())?;
+        Ok(NodeInfo {
+            node_id: FAKE_NODE_ID.to_string(),
+            network: "regtest".to_string(),
+            block_height: 144,
+            block_hash: "00".repeat(32),
+            last_sync_at: Some(1_700_000_000),
+            listening_addresses: vec!["127.0.0.1:9735".to_string()],
+            version: "0.1.0".to_string(),
+            num_peers: 2,
+            num_channels: 1,
+        })
+    }
+
+    async fn balances(&self) -> OperatorResult<Balances> {
+        self.record("balances", &())?;
+        Ok(Balances {
+            onchain_confirmed_sat: 1_500_000,
+            onchain_unconfirmed_sat: 20_000,
+            lightning_sat: 300_000,
+        })
+    }
+
+    async fn new_address(&self) -> OperatorResult<NewAddress> {
+        self.record("new_address", &())?;
+        Ok(NewAddress {
+            address: FAKE_ADDRESS.to_string(),
+        })
+    }
+
+    async fn send_onchain(&self, req: SendOnchain) -> OperatorResult<Txid> {
+        self.record("send_onchain", &req)?;
+        Ok(Txid {
+            txid: FAKE_TXID.to_string(),
+        })
+    }
+
+    async fn peers(&self) -> OperatorResult<Vec<PeerInfo>> {
+        self.record("peers", &())?;
+        Ok(vec![PeerInfo {
+            node_id: FAKE_NODE_ID.to_string(),
+            address: Some("127.0.0.1:9736".to_string()),
+            connected: true,
+        }])
+    }
+
+    async fn connect_peer(&self, req: ConnectPeer) -> OperatorResult<Empty> {
+        self.record("connect_peer", &req)?;
+        Ok(Empty {})
+    }
+
+    async fn channels(&self) -> OperatorResult<Vec<ChannelInfo>> {
+        self.record("channels", &())?;
+        Ok(vec![ChannelInfo {
+            channel_id: FAKE_CHANNEL_ID.to_string(),
+            user_channel_id: "42".to_string(),
+            counterparty_node_id: FAKE_NODE_ID.to_string(),
+            funding_txo: Some(format!("{FAKE_TXID}:1")),
+            capacity_sat: 1_000_000,
+            outbound_msat: 700_000_000,
+            inbound_msat: 290_000_000,
+            is_channel_ready: true,
+            is_usable: true,
+            is_announced: false,
+            is_outbound: true,
+            confirmations: Some(6),
+        }])
+    }
+
+    async fn open_channel(&self, req: OpenChannel) -> OperatorResult<OpenedChannel> {
+        self.record("open_channel", &req)?;
+        Ok(OpenedChannel {
+            channel_id: FAKE_CHANNEL_ID.to_string(),
+            user_channel_id: "42".to_string(),
+        })
+    }
+
+    async fn close_channel(&self, req: CloseChannel) -> OperatorResult<Empty> {
+        self.record("close_channel", &req)?;
+        Ok(Empty {})
+    }
+
+    async fn payments(&self) -> OperatorResult<Vec<PaymentInfo>> {
+        self.record("payments", &())?;
+        Ok(vec![FakeApi::payment()])
+    }
+
+    async fn create_invoice(&self, req: CreateInvoice) -> OperatorResult<Invoice> {
+        self.record("create_invoice", &req)?;
+        Ok(Invoice {
+            invoice: FAKE_INVOICE.to_string(),
+            payment_hash: FAKE_PAYMENT_HASH.to_string(),
+        })
+    }
+
+    async fn pay_invoice(&self, req: PayInvoice) -> OperatorResult<PaymentInfo> {
+        self.record("pay_invoice", &req)?;
+        Ok(FakeApi::payment())
+    }
+
+    async fn sync(&self) -> OperatorResult<SyncStatus> {
+        self.record("sync", &())?;
+        Ok(SyncStatus {
+            block_height: 144,
+            last_sync_at: Some(1_700_000_000),
+        })
+    }
+}
+
+/// A real admin router serving `api` over real TCP on 127.0.0.1, on a runtime of its own thread
+/// so that blocking callers (the CLI binary, run as a child process) can use it too.
+pub struct ServedApi {
+    pub addr: SocketAddr,
+    pub api: Arc<FakeApi>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServedApi {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+pub fn serve(api: Arc<FakeApi>, key: &str) -> ServedApi {
+    let router = admin::router(api.clone(), key.to_string());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = on_shutdown.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    ServedApi {
+        addr,
+        api,
+        shutdown: Some(shutdown),
+        thread: Some(thread),
+    }
+}
+
+impl Drop for ServedApi {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
