@@ -1,0 +1,531 @@
+//! The order book: orders, their event history, coupons and liquidity reservations in SQLite.
+//!
+//! Tables (all prefixed `lsps1_`, created by [`migrate`], versioned in `lsps1_schema`):
+//! - `lsps1_orders`: one row per order. The full [`Order`] is kept as JSON in `record`; the
+//!   columns beside it (client, states, times, source, coupon) exist for queries and indexes and
+//!   are written from the same value in the same statement.
+//! - `lsps1_order_events`: every transition with time, event, state before and after, reason.
+//! - `lsps1_coupons`: see [`crate::lsps1::coupons`].
+//! - `lsps1_reservations`: sats committed to accepted orders whose channel is not open yet;
+//!   a reservation is open while `released_at` is NULL.
+//!
+//! Every change is one `BEGIN IMMEDIATE` transaction (the write lock is taken first, so a check
+//! and the write that depends on it cannot interleave with another connection's), committed
+//! before the caller acknowledges anything: creating an order also redeems its coupon, enforces
+//! the per-peer limit and takes its reservation; a transition also writes its history row and
+//! releases the reservation when the order is funded or failed.
+//!
+//! The node owns the SQLite file; [`OrderBook::open`] opens its own connection to it (WAL,
+//! `synchronous=FULL`), and [`OrderBook::new`] takes a connection the node hands over.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bitcoin::secp256k1::PublicKey;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::lsps1::clock::Clock;
+use crate::lsps1::coupons::{self, from_sql_u64, to_sql_u64, Coupon, CouponError, NewCoupon};
+use crate::lsps1::liquidity::{self, LiquidityError, ReservationRequest};
+use crate::lsps1::order::{Order, OrderEvent, OrderId, OrderState, PaymentState, TransitionError};
+use crate::lsps1::rpc::{self, RpcError};
+
+/// Version of the `lsps1_` tables this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a writer waits for another connection's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Coupon(#[from] CouponError),
+    #[error(transparent)]
+    Liquidity(#[from] LiquidityError),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("this node already has {0} unpaid orders; pay one or let it expire first")]
+    TooManyUnpaidOrders(u32),
+    #[error("order {0} does not exist")]
+    OrderNotFound(OrderId),
+    #[error("order {0} already exists")]
+    DuplicateOrder(OrderId),
+    #[error("order {0} cannot be stored as new: it must be CREATED with every payment option unpaid and no channel")]
+    NotNew(OrderId),
+    #[error("the order database has schema version {found}, newer than this build's {known}; upgrade lsp-node")]
+    NewerSchema { found: i64, known: i64 },
+    #[error("the order database failed: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("stored order {0} could not be decoded; the database may be damaged")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// The JSON-RPC error a client sees for this failure.
+    pub fn to_rpc_error(&self) -> RpcError {
+        match self {
+            StoreError::Coupon(e) if e.is_bad_token() => {
+                RpcError::new(rpc::UNRECOGNIZED_TOKEN, e.to_string())
+            }
+            StoreError::Liquidity(e) => RpcError::new(rpc::CLIENT_REJECTED, e.to_string()),
+            StoreError::TooManyUnpaidOrders(_) => {
+                RpcError::new(rpc::CLIENT_REJECTED, self.to_string())
+            }
+            StoreError::OrderNotFound(_) => RpcError::new(rpc::ORDER_NOT_FOUND, "Order not found"),
+            _ => RpcError::new(rpc::INTERNAL_ERROR, "Internal error"),
+        }
+    }
+}
+
+/// Creates or checks the `lsps1_` tables. Safe to call on every start.
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS lsps1_schema (version INTEGER NOT NULL)")?;
+    let found: Option<i64> =
+        conn.query_row("SELECT MAX(version) FROM lsps1_schema", [], |row| {
+            row.get(0)
+        })?;
+    match found {
+        Some(version) if version > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+            found: version,
+            known: SCHEMA_VERSION,
+        }),
+        Some(_) => Ok(()),
+        None => {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(
+                "CREATE TABLE lsps1_orders (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    client_node_id TEXT NOT NULL,
+                    order_state TEXT NOT NULL,
+                    bolt11_state TEXT,
+                    onchain_state TEXT,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    source TEXT NOT NULL,
+                    coupon_code TEXT,
+                    record TEXT NOT NULL
+                );
+                CREATE INDEX lsps1_orders_by_client ON lsps1_orders (client_node_id, created_at);
+                CREATE INDEX lsps1_orders_by_state ON lsps1_orders (order_state, created_at);
+                CREATE TABLE lsps1_order_events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
+                    at INTEGER NOT NULL,
+                    event TEXT NOT NULL,
+                    from_state TEXT,
+                    to_state TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    detail TEXT
+                );
+                CREATE INDEX lsps1_order_events_by_order ON lsps1_order_events (order_id, seq);
+                CREATE TABLE lsps1_reservations (
+                    order_id TEXT PRIMARY KEY NOT NULL REFERENCES lsps1_orders(id),
+                    amount_sat INTEGER NOT NULL CHECK (amount_sat >= 0),
+                    created_at INTEGER NOT NULL,
+                    released_at INTEGER,
+                    release_reason TEXT
+                );",
+            )?;
+            tx.execute(coupons::CREATE_TABLE, [])?;
+            tx.execute(
+                "INSERT INTO lsps1_schema (version) VALUES (?1)",
+                params![SCHEMA_VERSION],
+            )?;
+            tx.commit()?;
+            Ok(())
+        }
+    }
+}
+
+/// The checks that must pass, atomically with the insert, for a new order to exist.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admission {
+    /// Reserve liquidity for this order (None: do not reserve, e.g. an operator-made order).
+    pub reservation: Option<ReservationRequest>,
+    /// Refuse the order if the client already has this many unpaid, unexpired orders.
+    pub max_unpaid_orders_per_peer: Option<u32>,
+}
+
+/// Which orders to list.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub state: Option<OrderState>,
+    pub client_node_id: Option<PublicKey>,
+    /// Unix seconds, inclusive.
+    pub created_from: Option<u64>,
+    /// Unix seconds, exclusive.
+    pub created_until: Option<u64>,
+    pub limit: Option<u32>,
+}
+
+/// One row of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderEventRecord {
+    pub at: u64,
+    pub event: String,
+    /// None for the creation event.
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: String,
+    /// The event's data as JSON (e.g. the channel for `channel_funded`).
+    pub detail: Option<String>,
+}
+
+/// Sats held for one order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reservation {
+    pub order_id: OrderId,
+    pub amount_sat: u64,
+    pub created_at: u64,
+    pub released_at: Option<u64>,
+    pub release_reason: Option<String>,
+}
+
+/// The order book. Cheap to share (`Arc<OrderBook>`); calls serialize on one connection, and
+/// several `OrderBook`s on the same file stay consistent through SQLite's write lock.
+pub struct OrderBook {
+    conn: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
+}
+
+impl OrderBook {
+    /// Opens a connection of its own to the node's SQLite file.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<OrderBook, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        OrderBook::new(conn, clock)
+    }
+
+    /// Uses a connection handed over by the node; migrates the `lsps1_` tables.
+    pub fn new(conn: Connection, clock: Arc<dyn Clock>) -> Result<OrderBook, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        migrate(&conn)?;
+        Ok(OrderBook {
+            conn: Mutex::new(conn),
+            clock,
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-written order: the transaction
+        // was rolled back when it was dropped.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores a new order: redeems its coupon (if any), enforces the per-peer limit, takes its
+    /// reservation and records the `created` event, all or nothing.
+    pub fn create_order(&self, order: &Order, admission: &Admission) -> Result<(), StoreError> {
+        let unpaid =
+            |state: Option<PaymentState>| state.is_none_or(|s| s == PaymentState::ExpectPayment);
+        if order.state != OrderState::Created
+            || !unpaid(order.bolt11.as_ref().map(|b| b.state))
+            || !unpaid(order.onchain.as_ref().map(|o| o.state))
+            || order.channel.is_some()
+        {
+            return Err(StoreError::NotNew(order.id.clone()));
+        }
+        let now = self.clock.now_unix_secs();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM lsps1_orders WHERE id = ?1)",
+            params![order.id.as_str()],
+            |row| row.get(0),
+        )?;
+        if exists {
+            return Err(StoreError::DuplicateOrder(order.id.clone()));
+        }
+        if let Some(max) = admission.max_unpaid_orders_per_peer {
+            let open: u32 = tx.query_row(
+                "SELECT COUNT(*) FROM lsps1_orders WHERE client_node_id = ?1 AND order_state = 'CREATED'
+                   AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
+                   AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
+                   AND expires_at > ?2",
+                params![order.client_node_id.to_string(), to_sql_u64(now)],
+                |row| row.get(0),
+            )?;
+            if open >= max {
+                return Err(StoreError::TooManyUnpaidOrders(open));
+            }
+        }
+        if let Some(code) = &order.coupon_code {
+            coupons::redeem(&tx, code, now)?;
+        }
+        if let Some(request) = admission.reservation {
+            liquidity::check(
+                request.spendable_sat,
+                reserved_sat(&tx)?,
+                request.amount_sat,
+            )?;
+        }
+        let record = encode(order)?;
+        tx.execute(
+            "INSERT INTO lsps1_orders (id, client_node_id, order_state, bolt11_state, onchain_state,
+                created_at, expires_at, updated_at, source, coupon_code, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                order.id.as_str(),
+                order.client_node_id.to_string(),
+                order.state.as_str(),
+                order.bolt11.as_ref().map(|b| b.state.as_str()),
+                order.onchain.as_ref().map(|o| o.state.as_str()),
+                to_sql_u64(order.created_at),
+                to_sql_u64(order.expires_at),
+                to_sql_u64(order.updated_at),
+                order.source.as_str(),
+                order.coupon_code,
+                record,
+            ],
+        )?;
+        if let Some(request) = admission.reservation {
+            tx.execute(
+                "INSERT INTO lsps1_reservations (order_id, amount_sat, created_at) VALUES (?1, ?2, ?3)",
+                params![order.id.as_str(), to_sql_u64(request.amount_sat), to_sql_u64(now)],
+            )?;
+        }
+        insert_event(
+            &tx,
+            &order.id,
+            now,
+            "created",
+            None,
+            &order.state_summary(),
+            "order accepted",
+            None,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies `event` to order `id` and persists the result with its history row; releases
+    /// the order's reservation when the channel is funded or the order fails. Returns the
+    /// updated order. On any error nothing is written.
+    pub fn apply(
+        &self,
+        id: &OrderId,
+        event: &OrderEvent,
+        reason: &str,
+    ) -> Result<Order, StoreError> {
+        let now = self.clock.now_unix_secs();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = load_order(&tx, id)?.ok_or_else(|| StoreError::OrderNotFound(id.clone()))?;
+        let next = current.apply(event, now)?;
+        tx.execute(
+            "UPDATE lsps1_orders SET order_state = ?2, bolt11_state = ?3, onchain_state = ?4,
+                updated_at = ?5, record = ?6 WHERE id = ?1",
+            params![
+                id.as_str(),
+                next.state.as_str(),
+                next.bolt11.as_ref().map(|b| b.state.as_str()),
+                next.onchain.as_ref().map(|o| o.state.as_str()),
+                to_sql_u64(next.updated_at),
+                encode(&next)?,
+            ],
+        )?;
+        let detail =
+            serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        insert_event(
+            &tx,
+            id,
+            now,
+            event.name(),
+            Some(&current.state_summary()),
+            &next.state_summary(),
+            reason,
+            Some(&detail),
+        )?;
+        if matches!(
+            event,
+            OrderEvent::ChannelFunded(_) | OrderEvent::Failed { .. }
+        ) {
+            tx.execute(
+                "UPDATE lsps1_reservations SET released_at = ?2, release_reason = ?3
+                 WHERE order_id = ?1 AND released_at IS NULL",
+                params![id.as_str(), to_sql_u64(now), event.name()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(next)
+    }
+
+    /// One order.
+    pub fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        load_order(&self.conn(), id)
+    }
+
+    /// Orders matching `filter`, newest first.
+    pub fn orders(&self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT record FROM lsps1_orders
+             WHERE (?1 IS NULL OR order_state = ?1)
+               AND (?2 IS NULL OR client_node_id = ?2)
+               AND (?3 IS NULL OR created_at >= ?3)
+               AND (?4 IS NULL OR created_at < ?4)
+             ORDER BY created_at DESC, id
+             LIMIT ?5",
+        )?;
+        let rows = statement.query_map(
+            params![
+                filter.state.map(|s| s.as_str()),
+                filter.client_node_id.map(|k| k.to_string()),
+                filter.created_from.map(to_sql_u64),
+                filter.created_until.map(to_sql_u64),
+                filter.limit.map_or(-1, i64::from),
+            ],
+            |row| row.get::<_, String>(0),
+        )?;
+        rows.map(|record| decode(&record?)).collect()
+    }
+
+    /// Orders the service must still act on: CREATED orders, and FAILED orders whose on-chain
+    /// funds have not been refunded yet. The reconciliation pass on start walks these.
+    pub fn orders_needing_attention(&self) -> Result<Vec<Order>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT record FROM lsps1_orders
+             WHERE order_state = 'CREATED'
+                OR (order_state = 'FAILED' AND onchain_state IN ('EXPECT_PAYMENT', 'PAID'))
+             ORDER BY created_at, id",
+        )?;
+        let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+        rows.map(|record| decode(&record?)).collect()
+    }
+
+    /// The history of one order, oldest first.
+    pub fn events(&self, id: &OrderId) -> Result<Vec<OrderEventRecord>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT at, event, from_state, to_state, reason, detail FROM lsps1_order_events
+             WHERE order_id = ?1 ORDER BY seq",
+        )?;
+        let rows = statement.query_map(params![id.as_str()], |row| {
+            Ok(OrderEventRecord {
+                at: from_sql_u64(row.get(0)?),
+                event: row.get(1)?,
+                from_state: row.get(2)?,
+                to_state: row.get(3)?,
+                reason: row.get(4)?,
+                detail: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sats held by open reservations.
+    pub fn reserved_sat(&self) -> Result<u64, StoreError> {
+        reserved_sat(&self.conn())
+    }
+
+    /// The reservation of one order, open or released.
+    pub fn reservation(&self, id: &OrderId) -> Result<Option<Reservation>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT amount_sat, created_at, released_at, release_reason FROM lsps1_reservations
+                 WHERE order_id = ?1",
+                params![id.as_str()],
+                |row| {
+                    Ok(Reservation {
+                        order_id: id.clone(),
+                        amount_sat: from_sql_u64(row.get(0)?),
+                        created_at: from_sql_u64(row.get(1)?),
+                        released_at: row.get::<_, Option<i64>>(2)?.map(from_sql_u64),
+                        release_reason: row.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn create_coupon(&self, coupon: &NewCoupon) -> Result<Coupon, StoreError> {
+        Ok(coupons::insert(
+            &self.conn(),
+            coupon,
+            self.clock.now_unix_secs(),
+        )?)
+    }
+
+    pub fn coupon(&self, code: &str) -> Result<Option<Coupon>, StoreError> {
+        Ok(coupons::load(&self.conn(), code)?)
+    }
+
+    pub fn coupons(&self) -> Result<Vec<Coupon>, StoreError> {
+        Ok(coupons::list(&self.conn())?)
+    }
+
+    /// Deletes a coupon; returns whether it existed.
+    pub fn delete_coupon(&self, code: &str) -> Result<bool, StoreError> {
+        Ok(coupons::delete(&self.conn(), code)?)
+    }
+}
+
+fn reserved_sat(conn: &Connection) -> Result<u64, StoreError> {
+    let total: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(amount_sat), 0) FROM lsps1_reservations WHERE released_at IS NULL",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(from_sql_u64(total))
+}
+
+fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {
+    let record: Option<String> = conn
+        .query_row(
+            "SELECT record FROM lsps1_orders WHERE id = ?1",
+            params![id.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    record.map(|r| decode(&r)).transpose()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_event(
+    conn: &Connection,
+    id: &OrderId,
+    at: u64,
+    event: &str,
+    from_state: Option<&str>,
+    to_state: &str,
+    reason: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO lsps1_order_events (order_id, at, event, from_state, to_state, reason, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            id.as_str(),
+            to_sql_u64(at),
+            event,
+            from_state,
+            to_state,
+            reason,
+            detail
+        ],
+    )?;
+    Ok(())
+}
+
+fn encode(order: &Order) -> Result<String, StoreError> {
+    serde_json::to_string(order).map_err(|e| StoreError::Corrupt(format!("{}: {e}", order.id)))
+}
+
+fn decode(record: &str) -> Result<Order, StoreError> {
+    serde_json::from_str(record).map_err(|e| {
+        let id = serde_json::Value::from_str(record)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string))
+            .unwrap_or_else(|| "(unknown id)".to_string());
+        StoreError::Corrupt(format!("{id}: {e}"))
+    })
+}
