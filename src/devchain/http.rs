@@ -302,7 +302,7 @@ async fn block_txs_from(
 }
 
 fn block_txs(shared: &Shared, hash: &str, start: usize) -> ApiResult<Json<Vec<Tx>>> {
-    if start % BLOCK_TXS_PER_PAGE != 0 {
+    if !start.is_multiple_of(BLOCK_TXS_PER_PAGE) {
         return Err(ApiError::BadRequest(format!(
             "start index must be a multiple of {BLOCK_TXS_PER_PAGE}"
         )));

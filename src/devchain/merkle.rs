@@ -16,7 +16,7 @@ pub fn merkle_branch(txids: &[Txid], mut pos: usize) -> Vec<Txid> {
     let mut level: Vec<sha256d::Hash> = txids.iter().map(|txid| txid.to_raw_hash()).collect();
     let mut branch = Vec::new();
     while level.len() > 1 {
-        let sibling = if pos % 2 == 0 {
+        let sibling = if pos.is_multiple_of(2) {
             level.get(pos + 1).unwrap_or(&level[pos])
         } else {
             &level[pos - 1]
@@ -44,7 +44,7 @@ pub fn root_from_branch(txid: Txid, mut pos: usize, branch: &[Txid]) -> sha256d:
     let mut current = txid.to_raw_hash();
     for sibling in branch {
         let sibling = sibling.to_raw_hash();
-        let (left, right) = if pos % 2 == 0 {
+        let (left, right) = if pos.is_multiple_of(2) {
             (current, sibling)
         } else {
             (sibling, current)

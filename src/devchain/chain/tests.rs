@@ -205,13 +205,14 @@ fn invalid_transactions_are_rejected_and_change_nothing() {
     );
 
     let mut future_locktime = spend(&[coin], vec![pay("bob", 1)]);
-    future_locktime.lock_time = absolute::LockTime::from_height(chain.tip().0 + 2).unwrap();
+    // As in Core, the locktime must be below the height of the block that would include it.
+    future_locktime.lock_time = absolute::LockTime::from_height(chain.tip().0 + 1).unwrap();
     assert_eq!(
         chain.accept(future_locktime.clone()),
         Err(Rejection::non_final())
     );
-    // Locktime equal to the next height is final.
-    future_locktime.lock_time = absolute::LockTime::from_height(chain.tip().0 + 1).unwrap();
+    // The tip height (what wallets set against fee sniping) is final for the next block.
+    future_locktime.lock_time = absolute::LockTime::from_height(chain.tip().0).unwrap();
     assert!(chain.accept(future_locktime.clone()).is_ok());
     assert_eq!(chain.mempool_txids().len(), mempool_before.len() + 1);
 }
