@@ -264,6 +264,7 @@ fn is_already_known(reason: &str) -> bool {
         || reason.contains("txn-already-in-mempool")
         || reason.contains("already known")
         || reason.contains("already exists")
+        || reason.contains("outputs already in utxo set")
 }
 
 async fn post_with_retries(http: &reqwest::Client, base_url: &str, tx: &Transaction) {
@@ -481,6 +482,9 @@ mod tests {
     fn reject_reasons_for_known_transactions_count_as_success() {
         assert!(is_already_known("sendrawtransaction RPC error: {\"code\":-27,\"message\":\"Transaction already in block chain\"}"));
         assert!(is_already_known("txn-already-in-mempool"));
+        assert!(is_already_known(
+            "{\"code\":-27,\"message\":\"Transaction outputs already in utxo set\"}"
+        ));
         assert!(!is_already_known("bad-txns-inputs-missingorspent"));
     }
 }

@@ -230,8 +230,10 @@ impl EventHandler {
                     ?channel_id,
                     "sweeping spendable outputs to the wallet"
                 );
+                // Static outputs already pay to wallet addresses (see signer.rs): the wallet
+                // owns them and KeysManager could not sign for them, so only the rest are swept.
                 self.sweeper
-                    .track_spendable_outputs(outputs, channel_id, counterparty_node_id, false, None)
+                    .track_spendable_outputs(outputs, channel_id, counterparty_node_id, true, None)
                     .await
                     .map_err(|()| {
                         tracing::error!("could not persist spendable outputs; will retry");

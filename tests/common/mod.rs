@@ -1,0 +1,218 @@
+//! Shared helpers for node tests: a devchain, nodes on temp dirs, an operator API client over
+//! real HTTP, and deadline-bounded polling of real conditions.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use lsp_node::config::{ChainSource, Config};
+use lsp_node::devchain::{Devchain, DevchainOptions};
+use lsp_node::http::operator::*;
+use lsp_node::{Builder, Node};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Generous bound for anything that needs a few sync rounds.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Logs to the test output when `RUST_LOG` is set; harmless when called repeatedly.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+pub async fn start_devchain() -> Devchain {
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    Devchain::start(DevchainOptions {
+        listen,
+        block_interval: None,
+    })
+    .await
+    .expect("devchain starts")
+}
+
+/// A regtest config on `dir` that syncs from an Esplora at `esplora_url`, every listener on
+/// 127.0.0.1 port 0.
+pub fn config_for(dir: &Path, esplora_url: &str) -> Config {
+    let mut config = Config::regtest_ephemeral(dir.to_path_buf());
+    config.chain.source = ChainSource::Esplora {
+        url: esplora_url.to_string(),
+    };
+    config.chain.sync_interval_secs = 1;
+    config
+}
+
+pub async fn start_node(dir: &Path, esplora_url: &str) -> Node {
+    Builder::new(config_for(dir, esplora_url))
+        .start()
+        .await
+        .expect("node starts")
+}
+
+/// Polls `check` every 100 ms until it yields `Some`, failing the test after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let give_up = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An operator API client speaking real HTTP with the contract types.
+#[derive(Clone)]
+pub struct Operator {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+/// A failed operator call: the HTTP status and the error body.
+#[derive(Debug)]
+pub struct CallError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Operator {
+    pub fn for_node(node: &Node) -> Self {
+        Operator {
+            base: format!("http://{}", node.admin_listen_addr()),
+            key: node.admin_api_key(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, CallError> {
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("response body");
+        if (200..300).contains(&status) {
+            Ok(serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON {body}: {e}")))
+        } else {
+            let message = serde_json::from_str::<ErrorBody>(&body)
+                .map(|b| b.error)
+                .unwrap_or(body);
+            Err(CallError { status, message })
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(API_KEY_HEADER, &self.key)
+            .send()
+            .await
+            .expect("operator API reachable");
+        Self::decode(response).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CallError> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(API_KEY_HEADER, &self.key)
+            .json(body)
+            .send()
+            .await
+            .expect("operator API reachable");
+        Self::decode(response).await
+    }
+
+    pub async fn info(&self) -> NodeInfo {
+        self.get("/v1/info").await.expect("info")
+    }
+
+    pub async fn balance(&self) -> Balances {
+        self.get("/v1/balance").await.expect("balance")
+    }
+
+    pub async fn sync(&self) -> SyncStatus {
+        self.post("/v1/sync", &Empty {}).await.expect("sync")
+    }
+
+    pub async fn address(&self) -> String {
+        let address: NewAddress = self.post("/v1/address", &Empty {}).await.expect("address");
+        address.address
+    }
+
+    pub async fn channels(&self) -> Vec<ChannelInfo> {
+        self.get("/v1/channels").await.expect("channels")
+    }
+
+    pub async fn payments(&self) -> Vec<PaymentInfo> {
+        self.get("/v1/payments").await.expect("payments")
+    }
+
+    pub async fn invoice(&self, amount_msat: u64) -> Invoice {
+        let request = CreateInvoice {
+            amount_msat: Some(amount_msat),
+            description: "test".into(),
+            expiry_secs: None,
+        };
+        self.post("/v1/invoices", &request).await.expect("invoice")
+    }
+
+    pub async fn pay(&self, invoice: &str) -> PaymentInfo {
+        let request = PayInvoice {
+            invoice: invoice.to_string(),
+            amount_msat: None,
+            wait_secs: Some(30),
+        };
+        self.post("/v1/pay", &request).await.expect("pay")
+    }
+}
+
+/// Funds the node's wallet from the devchain faucet, mines it in and waits until the wallet
+/// shows it confirmed.
+pub async fn fund(devchain: &Devchain, operator: &Operator, sats: u64) {
+    let before = operator.balance().await.onchain_confirmed_sat;
+    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> =
+        operator.address().await.parse().expect("address parses");
+    devchain
+        .fund(&address.assume_checked(), sats)
+        .expect("faucet pays");
+    devchain.mine(1);
+    wait_for("funds to confirm in the wallet", DEADLINE, || async {
+        operator.sync().await;
+        (operator.balance().await.onchain_confirmed_sat >= before + sats).then_some(())
+    })
+    .await;
+}
+
+/// Mines `blocks` and syncs every operator until each reports the new height.
+pub async fn mine_and_sync(devchain: &Devchain, blocks: u32, operators: &[&Operator]) {
+    devchain.mine(blocks);
+    let (height, _) = devchain.tip();
+    for operator in operators {
+        wait_for("node to reach the devchain tip", DEADLINE, || async {
+            (operator.sync().await.block_height >= height).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Waits until a transaction is in the devchain mempool and returns the mempool.
+pub async fn wait_for_mempool(devchain: &Devchain, what: &str) -> Vec<bitcoin::Txid> {
+    wait_for(what, DEADLINE, || async {
+        let mempool = devchain.mempool_txids();
+        (!mempool.is_empty()).then_some(mempool)
+    })
+    .await
+}
