@@ -134,9 +134,13 @@ pub fn parse(
 }
 
 fn toml_error(text: &str, label: &str, error: toml::de::Error) -> ConfigError {
-    let line = error
-        .span()
-        .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+    let line = error.span().map(|span| {
+        text.as_bytes()[..span.start.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    });
     let message = error
         .message()
         .trim()
