@@ -1,1 +1,827 @@
 //! The on-chain wallet (BDK): sync, addresses, sends, funding transactions, fee bumping inputs.
+//!
+//! A BIP84 BDK wallet derived from the node seed ([`crate::node::keys`]), persisted in the node
+//! database file through its own SQLite connection (BDK keeps its own `bdk_*` tables), and synced
+//! against the configured Esplora server with `bdk_esplora`:
+//!
+//! - the first sync of a wallet that has never seen a block is a full scan (stop gap
+//!   [`FULL_SCAN_STOP_GAP`]) so a restored seed finds its funds; later syncs check the revealed
+//!   scripts, the unconfirmed transactions and the unspent outputs only;
+//! - every change (sync result, revealed address, signed transaction) is persisted before the
+//!   call returns;
+//! - a transaction we sign (send or channel funding) is inserted into the wallet as unconfirmed
+//!   right away, so its inputs are not spent twice while it waits for confirmation.
+//!
+//! Coins are "spendable" when confirmed or when they are our own unconfirmed change
+//! (BDK's *trusted* balance); unconfirmed coins received from others are never spent.
+//!
+//! For LDK, [`Wallet`] implements `WalletSourceSync` (confirmed UTXOs, change scripts and PSBT
+//! signing for anchor-channel fee bumping via `BumpTransactionEventHandlerSync`) and
+//! `ChangeDestinationSourceSync` (where the `OutputSweeper` sends swept funds).
+//!
+//! Locking: one `std::sync::Mutex` guards the BDK wallet and its connection together and is
+//! never held across an `.await`; a sync takes its request under the lock, releases it for the
+//! Esplora round trips, then re-locks to apply and persist. Syncs are serialized among
+//! themselves by a separate async mutex.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bdk_esplora::esplora_client::{self, AsyncClient};
+use bdk_esplora::EsploraAsyncExt;
+use bdk_wallet::chain::ChainPosition;
+use bdk_wallet::coin_selection::InsufficientFunds as BdkInsufficientFunds;
+use bdk_wallet::error::CreateTxError;
+use bdk_wallet::{
+    KeychainKind, LoadError, LoadMismatch, LoadWithPersistError, PersistedWallet, SignOptions,
+    Update,
+};
+use bitcoin::hashes::Hash;
+use bitcoin::psbt::Psbt;
+use bitcoin::{
+    Address, Amount, BlockHash, FeeRate, Network, OutPoint, ScriptBuf, Transaction, Txid,
+    WPubkeyHash,
+};
+use lightning::chain::chaininterface::{BroadcasterInterface, TransactionType};
+use lightning::sign::ChangeDestinationSourceSync;
+use lightning::util::wallet_utils::{Utxo, WalletSourceSync};
+use rusqlite::Connection;
+
+use crate::node::keys::NodeSeed;
+use crate::node::store::open_connection;
+
+/// Unused addresses a full scan looks past before concluding a keychain is exhausted.
+pub const FULL_SCAN_STOP_GAP: usize = 20;
+/// Concurrent HTTP requests a sync makes to the Esplora server.
+const SYNC_PARALLEL_REQUESTS: usize = 4;
+/// Upper bound for one sync (all its Esplora requests together).
+const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+/// Timeout of a single Esplora HTTP request, in seconds.
+const ESPLORA_REQUEST_TIMEOUT_SECS: u64 = 30;
+
+/// Errors of the on-chain wallet; each reads as one sentence an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    #[error("cannot open the wallet database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("the wallet in {path} was created for {stored}, but the node runs on {expected}; use the data directory of that network")]
+    NetworkMismatch {
+        path: PathBuf,
+        stored: Network,
+        expected: Network,
+    },
+    #[error("the wallet in {path} belongs to a different seed than the configured seed file; restore the matching seed or use another data directory")]
+    SeedMismatch { path: PathBuf },
+    #[error("cannot load the wallet from {path}: {detail}")]
+    Load { path: PathBuf, detail: String },
+    #[error("cannot save the wallet to {path}: {detail}")]
+    Persist { path: PathBuf, detail: String },
+    #[error("invalid Esplora URL {url}: {detail}")]
+    EsploraUrl { url: String, detail: String },
+    #[error("wallet sync with {url} failed: {detail}")]
+    Sync { url: String, detail: String },
+    #[error("wallet sync with {url} did not finish within {secs} seconds")]
+    SyncTimeout { url: String, secs: u64 },
+    #[error("the address {address} is not a {expected} address")]
+    WrongNetwork { address: String, expected: Network },
+    #[error("{amount_sat} sat is below the dust limit of {dust_limit_sat} sat for this output")]
+    BelowDust {
+        amount_sat: u64,
+        dust_limit_sat: u64,
+    },
+    #[error("insufficient funds: {needed} sat needed, {available} sat spendable")]
+    InsufficientFunds {
+        /// Sats the transaction needs (amount, plus fees where known).
+        needed: u64,
+        /// Sats the wallet can spend (confirmed plus its own unconfirmed change).
+        available: u64,
+    },
+    #[error("a fee rate of {sat_per_kwu} sat/kwu is below the minimum relay fee rate of 1 sat/vB")]
+    FeeRateTooLow { sat_per_kwu: u64 },
+    #[error("cannot build the transaction: {0}")]
+    CreateTx(String),
+    #[error("cannot sign the transaction: {0}")]
+    Sign(String),
+}
+
+/// What to send with [`Wallet::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendAmount {
+    /// Exactly this many sats to the recipient; the fee is paid on top.
+    Exact(u64),
+    /// Everything spendable, minus the fee.
+    All,
+}
+
+/// On-chain balances in sats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WalletBalances {
+    /// In blocks (and mature).
+    pub confirmed_sat: u64,
+    /// In the mempool: our own change and incoming payments.
+    pub unconfirmed_sat: u64,
+    /// What a send can use now: confirmed plus our own unconfirmed change.
+    pub spendable_sat: u64,
+}
+
+/// The outcome of the last completed sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalletSyncInfo {
+    /// Unix time (seconds) the sync finished.
+    pub synced_at: u64,
+    /// Best block the wallet knows after that sync.
+    pub height: u32,
+    pub block_hash: BlockHash,
+}
+
+/// The node's on-chain wallet. Share it as `Arc<Wallet>`.
+pub struct Wallet {
+    state: Mutex<WalletState>,
+    sync_serializer: tokio::sync::Mutex<()>,
+    last_sync: Mutex<Option<WalletSyncInfo>>,
+    esplora: AsyncClient,
+    esplora_url: String,
+    broadcaster: Arc<dyn BroadcasterInterface + Send + Sync>,
+    network: Network,
+    db_path: PathBuf,
+}
+
+struct WalletState {
+    wallet: PersistedWallet<Connection>,
+    conn: Connection,
+}
+
+enum ChainRequest {
+    FullScan(bdk_wallet::chain::spk_client::FullScanRequest<KeychainKind>),
+    Incremental(bdk_wallet::chain::spk_client::SyncRequest<(KeychainKind, u32)>),
+}
+
+impl Wallet {
+    /// Loads the wallet stored in `db_path`, or creates it there, for `seed` on `network`.
+    /// Nothing is fetched from Esplora here; call [`Wallet::sync`].
+    pub fn load_or_create(
+        seed: &NodeSeed,
+        network: Network,
+        db_path: &Path,
+        esplora_url: &str,
+        broadcaster: Arc<dyn BroadcasterInterface + Send + Sync>,
+    ) -> Result<Wallet, WalletError> {
+        let path = db_path.to_path_buf();
+        let esplora = esplora_client::Builder::new(esplora_url)
+            .timeout(ESPLORA_REQUEST_TIMEOUT_SECS)
+            .build_async()
+            .map_err(|e| WalletError::EsploraUrl {
+                url: esplora_url.to_string(),
+                detail: e.to_string(),
+            })?;
+
+        let mut conn = open_connection(db_path).map_err(|source| WalletError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let (external, internal) = seed.wallet_descriptors(network);
+        let loaded = bdk_wallet::Wallet::load()
+            .descriptor(KeychainKind::External, Some(external.clone()))
+            .descriptor(KeychainKind::Internal, Some(internal.clone()))
+            .extract_keys()
+            .check_network(network)
+            .load_wallet(&mut conn)
+            .map_err(|e| load_error(&path, e))?;
+        let wallet = match loaded {
+            Some(wallet) => wallet,
+            None => {
+                let wallet = bdk_wallet::Wallet::create(external, internal)
+                    .network(network)
+                    .create_wallet(&mut conn)
+                    .map_err(|e| WalletError::Load {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                tracing::info!(path = %path.display(), %network, "created a new on-chain wallet");
+                wallet
+            }
+        };
+
+        Ok(Wallet {
+            state: Mutex::new(WalletState { wallet, conn }),
+            sync_serializer: tokio::sync::Mutex::new(()),
+            last_sync: Mutex::new(None),
+            esplora,
+            esplora_url: esplora_url.to_string(),
+            broadcaster,
+            network,
+            db_path: path,
+        })
+    }
+
+    /// The network the wallet's addresses are for.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// Brings the wallet up to date with the chain: a full scan the first time, then an
+    /// incremental sync. The result is persisted before this returns.
+    pub async fn sync(&self) -> Result<(), WalletError> {
+        let _one_sync_at_a_time = self.sync_serializer.lock().await;
+        let request = self.chain_request();
+        let full_scan = matches!(request, ChainRequest::FullScan(_));
+        let fetch = async {
+            match request {
+                ChainRequest::FullScan(r) => self
+                    .esplora
+                    .full_scan(r, FULL_SCAN_STOP_GAP, SYNC_PARALLEL_REQUESTS)
+                    .await
+                    .map(Update::from),
+                ChainRequest::Incremental(r) => self
+                    .esplora
+                    .sync(r, SYNC_PARALLEL_REQUESTS)
+                    .await
+                    .map(Update::from),
+            }
+        };
+        let update = tokio::time::timeout(SYNC_TIMEOUT, fetch)
+            .await
+            .map_err(|_| WalletError::SyncTimeout {
+                url: self.esplora_url.clone(),
+                secs: SYNC_TIMEOUT.as_secs(),
+            })?
+            .map_err(|e| WalletError::Sync {
+                url: self.esplora_url.clone(),
+                detail: e.to_string(),
+            })?;
+
+        let info = {
+            let mut state = self.lock();
+            state
+                .wallet
+                .apply_update(update)
+                .map_err(|e| WalletError::Sync {
+                    url: self.esplora_url.clone(),
+                    detail: format!("the chain source returned blocks that do not connect: {e}"),
+                })?;
+            state.persist(&self.db_path)?;
+            let tip = state.wallet.latest_checkpoint();
+            WalletSyncInfo {
+                synced_at: unix_now(),
+                height: tip.height(),
+                block_hash: tip.hash(),
+            }
+        };
+        tracing::debug!(full_scan, height = info.height, "on-chain wallet synced");
+        *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
+        Ok(())
+    }
+
+    /// The last completed sync in this process, if any.
+    pub fn last_sync(&self) -> Option<WalletSyncInfo> {
+        *self.last_sync.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Height and hash of the best block the wallet has synced to (genesis before any sync).
+    pub fn best_block(&self) -> (u32, BlockHash) {
+        let tip = self.lock().wallet.latest_checkpoint();
+        (tip.height(), tip.hash())
+    }
+
+    /// Reveals and returns a fresh receive address (persisted before it is returned).
+    pub fn new_address(&self) -> Result<Address, WalletError> {
+        let mut state = self.lock();
+        let info = state.wallet.reveal_next_address(KeychainKind::External);
+        state.persist(&self.db_path)?;
+        Ok(info.address)
+    }
+
+    /// Current balances, as of the last sync plus transactions signed since.
+    pub fn balances(&self) -> WalletBalances {
+        let balance = self.lock().wallet.balance();
+        WalletBalances {
+            confirmed_sat: balance.confirmed.to_sat(),
+            unconfirmed_sat: (balance.trusted_pending + balance.untrusted_pending).to_sat(),
+            spendable_sat: balance.trusted_spendable().to_sat(),
+        }
+    }
+
+    /// Builds, signs, persists and broadcasts a payment to `address`.
+    pub fn send(
+        &self,
+        address: &Address,
+        amount: SendAmount,
+        fee_rate: FeeRate,
+    ) -> Result<Txid, WalletError> {
+        if !address.as_unchecked().is_valid_for_network(self.network) {
+            return Err(WalletError::WrongNetwork {
+                address: address.to_string(),
+                expected: self.network,
+            });
+        }
+        check_fee_rate(fee_rate)?;
+        let script = address.script_pubkey();
+        let tx = {
+            let mut state = self.lock();
+            let available = state.wallet.balance().trusted_spendable().to_sat();
+            let untrusted = state.untrusted_outpoints();
+            let mut builder = state.wallet.build_tx();
+            builder.unspendable(untrusted).fee_rate(fee_rate);
+            match amount {
+                SendAmount::Exact(sat) => {
+                    check_above_dust(&script, sat)?;
+                    if sat > available {
+                        return Err(WalletError::InsufficientFunds {
+                            needed: sat,
+                            available,
+                        });
+                    }
+                    builder.add_recipient(script.clone(), Amount::from_sat(sat));
+                }
+                SendAmount::All => {
+                    if available == 0 {
+                        return Err(WalletError::InsufficientFunds {
+                            needed: 1,
+                            available,
+                        });
+                    }
+                    builder.drain_wallet().drain_to(script.clone());
+                }
+            }
+            let psbt = builder.finish().map_err(|e| create_tx_error(e, &script))?;
+            let tx = state.sign_and_record(psbt, &self.db_path)?;
+            tracing::info!(txid = %tx.compute_txid(), %address, ?amount, "signed on-chain payment");
+            tx
+        };
+        let txid = tx.compute_txid();
+        // LDK's broadcaster interface has no "plain wallet payment" class; `Sweep` (funds moving
+        // into or out of our wallet outside any channel) with no channels is the closest.
+        self.broadcaster.broadcast_transactions(&[(
+            &tx,
+            TransactionType::Sweep {
+                channels: Vec::new(),
+            },
+        )]);
+        Ok(txid)
+    }
+
+    /// For LDK's `FundingGenerationReady`: a signed transaction paying exactly `value` to
+    /// `output_script`, change back to the wallet. Not broadcast (LDK does that once the peer
+    /// signed the commitment), but recorded as unconfirmed so its inputs stay reserved. If LDK
+    /// rejects it, release the inputs with [`Wallet::abandon_transaction`].
+    pub fn create_funding_transaction(
+        &self,
+        output_script: ScriptBuf,
+        value: Amount,
+        fee_rate: FeeRate,
+    ) -> Result<Transaction, WalletError> {
+        check_fee_rate(fee_rate)?;
+        check_above_dust(&output_script, value.to_sat())?;
+        let mut state = self.lock();
+        let available = state.wallet.balance().trusted_spendable().to_sat();
+        if value.to_sat() > available {
+            return Err(WalletError::InsufficientFunds {
+                needed: value.to_sat(),
+                available,
+            });
+        }
+        let untrusted = state.untrusted_outpoints();
+        let mut builder = state.wallet.build_tx();
+        builder
+            .unspendable(untrusted)
+            .fee_rate(fee_rate)
+            .add_recipient(output_script.clone(), value);
+        let psbt = builder
+            .finish()
+            .map_err(|e| create_tx_error(e, &output_script))?;
+        let pays_exactly = psbt
+            .unsigned_tx
+            .output
+            .iter()
+            .filter(|o| o.script_pubkey == output_script)
+            .map(|o| o.value)
+            .collect::<Vec<_>>()
+            == vec![value];
+        if !pays_exactly {
+            state.wallet.cancel_tx(&psbt.unsigned_tx);
+            return Err(WalletError::CreateTx(
+                "the funding transaction does not pay the requested amount to the channel script"
+                    .into(),
+            ));
+        }
+        let tx = state.sign_and_record(psbt, &self.db_path)?;
+        tracing::info!(txid = %tx.compute_txid(), value_sat = value.to_sat(), "signed channel funding transaction");
+        Ok(tx)
+    }
+
+    /// Forgets a transaction we signed but that will never be broadcast (e.g. a funding
+    /// transaction LDK refused), releasing its inputs and change address.
+    pub fn abandon_transaction(&self, tx: &Transaction) -> Result<(), WalletError> {
+        let mut state = self.lock();
+        // Eviction must be later than the time we recorded it as seen.
+        state
+            .wallet
+            .apply_evicted_txs([(tx.compute_txid(), unix_now() + 1)]);
+        state.wallet.cancel_tx(tx);
+        state.persist(&self.db_path)
+    }
+
+    fn chain_request(&self) -> ChainRequest {
+        let state = self.lock();
+        let wallet = &state.wallet;
+        if wallet.latest_checkpoint().height() == 0 {
+            return ChainRequest::FullScan(wallet.start_full_scan().build());
+        }
+        let unconfirmed = wallet
+            .transactions()
+            .filter(|t| !t.chain_position.is_confirmed())
+            .map(|t| t.tx_node.txid)
+            .collect::<Vec<_>>();
+        let unspent = wallet
+            .list_unspent()
+            .map(|u| u.outpoint)
+            .collect::<Vec<_>>();
+        ChainRequest::Incremental(
+            wallet
+                .start_sync_with_revealed_spks()
+                .txids(unconfirmed)
+                .outpoints(unspent)
+                .build(),
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WalletState> {
+        // BDK applies changes to its in-memory state before we persist; if a panic interrupted
+        // that, the worst case is a staged change persisted later, which BDK merges safely.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl WalletState {
+    fn persist(&mut self, path: &Path) -> Result<(), WalletError> {
+        self.wallet
+            .persist(&mut self.conn)
+            .map(|_| ())
+            .map_err(|e| WalletError::Persist {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// Unconfirmed outputs paid to us by others: never spent (the sender could replace them).
+    fn untrusted_outpoints(&self) -> Vec<OutPoint> {
+        self.wallet
+            .list_unspent()
+            .filter(|u| !u.chain_position.is_confirmed() && u.keychain == KeychainKind::External)
+            .map(|u| u.outpoint)
+            .collect()
+    }
+
+    /// Signs a PSBT built from our own inputs, records the transaction as unconfirmed (so its
+    /// inputs are not reused) and persists. On error the change address is released.
+    fn sign_and_record(&mut self, mut psbt: Psbt, path: &Path) -> Result<Transaction, WalletError> {
+        let signed = match self.wallet.sign(&mut psbt, SignOptions::default()) {
+            Ok(true) => psbt
+                .clone()
+                .extract_tx()
+                .map_err(|e| WalletError::Sign(e.to_string())),
+            Ok(false) => Err(WalletError::Sign("not every input could be signed".into())),
+            Err(e) => Err(WalletError::Sign(e.to_string())),
+        };
+        let tx = match signed {
+            Ok(tx) => tx,
+            Err(e) => {
+                self.wallet.cancel_tx(&psbt.unsigned_tx);
+                return Err(e);
+            }
+        };
+        self.wallet
+            .apply_unconfirmed_txs([(tx.clone(), unix_now())]);
+        self.persist(path)?;
+        Ok(tx)
+    }
+}
+
+impl WalletSourceSync for Wallet {
+    fn list_confirmed_utxos(&self) -> Result<Vec<Utxo>, ()> {
+        let state = self.lock();
+        let utxos = state
+            .wallet
+            .list_unspent()
+            .filter(|u| matches!(u.chain_position, ChainPosition::Confirmed { .. }))
+            .filter_map(|u| {
+                let script = &u.txout.script_pubkey;
+                if !script.is_p2wpkh() {
+                    // Our descriptors are wpkh only; anything else is not ours to spend here.
+                    tracing::warn!(outpoint = %u.outpoint, "skipping a non-P2WPKH wallet output");
+                    return None;
+                }
+                let hash = WPubkeyHash::from_slice(&script.as_bytes()[2..]).ok()?;
+                Some(Utxo::new_v0_p2wpkh(u.outpoint, u.txout.value, &hash))
+            })
+            .collect();
+        Ok(utxos)
+    }
+
+    fn get_prevtx(&self, outpoint: OutPoint) -> Result<Transaction, ()> {
+        match self.lock().wallet.get_tx(outpoint.txid) {
+            Some(tx) => Ok(tx.tx_node.tx.as_ref().clone()),
+            None => {
+                tracing::error!(%outpoint, "LDK asked for a transaction the wallet does not know");
+                Err(())
+            }
+        }
+    }
+
+    fn get_change_script(&self) -> Result<ScriptBuf, ()> {
+        let mut state = self.lock();
+        let info = state.wallet.next_unused_address(KeychainKind::Internal);
+        state
+            .persist(&self.db_path)
+            .map_err(|e| tracing::error!("{e}"))?;
+        Ok(info.address.script_pubkey())
+    }
+
+    fn sign_psbt(&self, mut psbt: Psbt) -> Result<Transaction, ()> {
+        let state = self.lock();
+        // LDK fills `witness_utxo` only; BDK must be told to trust it for segwit v0 inputs.
+        let options = SignOptions {
+            trust_witness_utxo: true,
+            ..Default::default()
+        };
+        // BDK cannot finalize LDK's own (anchor) inputs, so `finalized` is false by design.
+        state
+            .wallet
+            .sign(&mut psbt, options)
+            .map_err(|e| tracing::error!("cannot sign a fee-bumping PSBT: {e}"))?;
+        // LDK computes the fee itself; skip the absurd-fee check that needs every input value.
+        Ok(psbt.extract_tx_unchecked_fee_rate())
+    }
+}
+
+impl ChangeDestinationSourceSync for Wallet {
+    fn get_change_destination_script(&self) -> Result<ScriptBuf, ()> {
+        let mut state = self.lock();
+        let info = state.wallet.reveal_next_address(KeychainKind::Internal);
+        state
+            .persist(&self.db_path)
+            .map_err(|e| tracing::error!("{e}"))?;
+        Ok(info.address.script_pubkey())
+    }
+}
+
+fn load_error(path: &Path, e: LoadWithPersistError<rusqlite::Error>) -> WalletError {
+    match e {
+        LoadWithPersistError::InvalidChangeSet(LoadError::Mismatch(LoadMismatch::Network {
+            loaded,
+            expected,
+        })) => WalletError::NetworkMismatch {
+            path: path.to_path_buf(),
+            stored: loaded,
+            expected,
+        },
+        LoadWithPersistError::InvalidChangeSet(LoadError::Mismatch(LoadMismatch::Descriptor {
+            ..
+        })) => WalletError::SeedMismatch {
+            path: path.to_path_buf(),
+        },
+        other => WalletError::Load {
+            path: path.to_path_buf(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn create_tx_error(e: CreateTxError, script: &ScriptBuf) -> WalletError {
+    match e {
+        CreateTxError::CoinSelection(BdkInsufficientFunds { needed, available }) => {
+            WalletError::InsufficientFunds {
+                needed: needed.to_sat(),
+                available: available.to_sat(),
+            }
+        }
+        CreateTxError::OutputBelowDustLimit(_) => WalletError::CreateTx(format!(
+            "an output would be below the dust limit of {} sat after fees",
+            script.minimal_non_dust().to_sat()
+        )),
+        other => WalletError::CreateTx(other.to_string()),
+    }
+}
+
+fn check_above_dust(script: &ScriptBuf, amount_sat: u64) -> Result<(), WalletError> {
+    let dust_limit_sat = script.minimal_non_dust().to_sat();
+    if amount_sat < dust_limit_sat {
+        return Err(WalletError::BelowDust {
+            amount_sat,
+            dust_limit_sat,
+        });
+    }
+    Ok(())
+}
+
+fn check_fee_rate(fee_rate: FeeRate) -> Result<(), WalletError> {
+    if fee_rate < FeeRate::BROADCAST_MIN {
+        return Err(WalletError::FeeRateTooLow {
+            sat_per_kwu: fee_rate.to_sat_per_kwu(),
+        });
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    const PHRASE: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon \
+        abandon abandon about";
+    const OTHER_PHRASE: &str = "legal winner thank year wave sausage worth useful legal winner \
+        thank yellow";
+    // Nothing listens here: these tests never reach the chain source.
+    const UNUSED_ESPLORA: &str = "http://127.0.0.1:9";
+
+    #[derive(Default)]
+    struct RecordingBroadcaster(Mutex<Vec<Transaction>>);
+
+    impl BroadcasterInterface for RecordingBroadcaster {
+        fn broadcast_transactions(&self, txs: &[(&Transaction, TransactionType)]) {
+            self.0
+                .lock()
+                .unwrap()
+                .extend(txs.iter().map(|(tx, _)| (*tx).clone()));
+        }
+    }
+
+    fn open(
+        phrase: &str,
+        network: Network,
+        db: &Path,
+    ) -> Result<(Wallet, Arc<RecordingBroadcaster>), WalletError> {
+        let seed = NodeSeed::from_mnemonic(phrase).unwrap();
+        let broadcaster = Arc::new(RecordingBroadcaster::default());
+        let wallet =
+            Wallet::load_or_create(&seed, network, db, UNUSED_ESPLORA, broadcaster.clone())?;
+        Ok((wallet, broadcaster))
+    }
+
+    fn regtest_address(s: &str) -> Address {
+        Address::from_str(s)
+            .unwrap()
+            .require_network(Network::Regtest)
+            .unwrap()
+    }
+
+    #[test]
+    fn revealed_addresses_survive_reload_and_share_the_store_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("node.sqlite");
+        let store = crate::node::store::Store::open(&db).unwrap();
+        let (wallet, _) = open(PHRASE, Network::Regtest, &db).unwrap();
+        let first = wallet.new_address().unwrap();
+        let second = wallet.new_address().unwrap();
+        assert_ne!(first, second);
+        assert!(first.to_string().starts_with("bcrt1q"), "{first}");
+        assert_eq!(wallet.balances(), WalletBalances::default());
+        assert_eq!(wallet.best_block().0, 0);
+        assert!(wallet.last_sync().is_none());
+        drop(wallet);
+
+        let (reloaded, _) = open(PHRASE, Network::Regtest, &db).unwrap();
+        let third = reloaded.new_address().unwrap();
+        assert!(
+            third != first && third != second,
+            "a reloaded wallet must not reuse addresses"
+        );
+
+        // The store's own tables are untouched by the wallet living in the same file.
+        use lightning::util::persist::KVStoreSync;
+        store.write("ns", "", "k", vec![1]).unwrap();
+        assert_eq!(store.read("ns", "", "k").unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn another_seed_or_network_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("node.sqlite");
+        drop(open(PHRASE, Network::Regtest, &db).unwrap());
+        let err = open(OTHER_PHRASE, Network::Regtest, &db).err().unwrap();
+        assert!(matches!(err, WalletError::SeedMismatch { .. }), "{err}");
+        let err = open(PHRASE, Network::Signet, &db).err().unwrap();
+        assert!(matches!(err, WalletError::NetworkMismatch { .. }), "{err}");
+        // Still loads with the right seed and network.
+        open(PHRASE, Network::Regtest, &db).unwrap();
+    }
+
+    #[test]
+    fn bad_sends_are_refused_and_broadcast_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wallet, broadcaster) =
+            open(PHRASE, Network::Regtest, &dir.path().join("w.sqlite")).unwrap();
+        let to = regtest_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080");
+        let rate = FeeRate::from_sat_per_vb(2).unwrap();
+
+        let err = wallet
+            .send(&to, SendAmount::Exact(10_000), rate)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                WalletError::InsufficientFunds {
+                    needed: 10_000,
+                    available: 0
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            wallet.send(&to, SendAmount::All, rate),
+            Err(WalletError::InsufficientFunds { .. })
+        ));
+        let err = wallet.send(&to, SendAmount::Exact(100), rate).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                WalletError::BelowDust {
+                    amount_sat: 100,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = wallet
+            .send(
+                &to,
+                SendAmount::Exact(10_000),
+                FeeRate::from_sat_per_kwu(100),
+            )
+            .unwrap_err();
+        assert!(matches!(err, WalletError::FeeRateTooLow { .. }), "{err}");
+
+        let mainnet = Address::from_str("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu")
+            .unwrap()
+            .assume_checked();
+        let err = wallet
+            .send(&mainnet, SendAmount::Exact(10_000), rate)
+            .unwrap_err();
+        assert!(matches!(err, WalletError::WrongNetwork { .. }), "{err}");
+
+        let script = to.script_pubkey();
+        let err = wallet
+            .create_funding_transaction(script, Amount::from_sat(50_000), rate)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                WalletError::InsufficientFunds {
+                    needed: 50_000,
+                    available: 0
+                }
+            ),
+            "{err}"
+        );
+        assert!(broadcaster.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn change_destinations_are_fresh_wallet_scripts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wallet, _) = open(PHRASE, Network::Regtest, &dir.path().join("w.sqlite")).unwrap();
+        let a = wallet.get_change_destination_script().unwrap();
+        let b = wallet.get_change_destination_script().unwrap();
+        assert_ne!(a, b);
+        let change = wallet.get_change_script().unwrap();
+        let state = wallet.lock();
+        for script in [&a, &b, &change] {
+            assert!(script.is_p2wpkh());
+            assert!(state.wallet.is_mine(script.clone()));
+            assert_eq!(
+                state.wallet.derivation_of_spk(script.clone()).unwrap().0,
+                KeychainKind::Internal
+            );
+        }
+        drop(state);
+        assert!(wallet.list_confirmed_utxos().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unreachable_esplora_is_a_sync_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wallet, _) = open(PHRASE, Network::Regtest, &dir.path().join("w.sqlite")).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = runtime.block_on(wallet.sync()).unwrap_err();
+        assert!(matches!(err, WalletError::Sync { .. }), "{err}");
+        assert!(err.to_string().contains(UNUSED_ESPLORA), "{err}");
+        assert!(wallet.last_sync().is_none());
+    }
+}

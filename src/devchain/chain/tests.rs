@@ -1,0 +1,396 @@
+//! Unit tests of the chain core: headers, merkle roots, validation, reorgs and indexes.
+
+use bitcoin::hashes::Hash;
+use bitcoin::{
+    Amount, OutPoint, ScriptBuf, Sequence, Target, Transaction, TxIn, TxOut, WPubkeyHash, Witness,
+};
+
+use super::*;
+use crate::devchain::merkle::{merkle_block, merkle_branch, root_from_branch};
+
+const NOW: u32 = 1_700_000_000;
+
+fn script(name: &str) -> ScriptBuf {
+    ScriptBuf::new_p2wpkh(&WPubkeyHash::hash(name.as_bytes()))
+}
+
+/// An unsigned spend (scripts are not validated) of `inputs` to `outputs`.
+fn spend(inputs: &[OutPoint], outputs: Vec<TxOut>) -> Transaction {
+    Transaction {
+        version: Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: inputs
+            .iter()
+            .map(|outpoint| TxIn {
+                previous_output: *outpoint,
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::ENABLE_LOCKTIME_NO_RBF,
+                witness: Witness::new(),
+            })
+            .collect(),
+        output: outputs,
+    }
+}
+
+fn pay(name: &str, sats: u64) -> TxOut {
+    TxOut {
+        value: Amount::from_sat(sats),
+        script_pubkey: script(name),
+    }
+}
+
+/// Funds `name` with `sats` and returns the outpoint paying it (mempool).
+fn funded(chain: &mut ChainState, name: &str, sats: u64) -> OutPoint {
+    let txid = chain
+        .fund(script(name), Amount::from_sat(sats))
+        .expect("faucet pays");
+    let (tx, _) = chain.transaction(&txid).unwrap();
+    let vout = tx
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == script(name))
+        .unwrap();
+    OutPoint {
+        txid,
+        vout: vout as u32,
+    }
+}
+
+#[test]
+fn header_chain_pow_merkle_roots_and_times_verify() {
+    let mut chain = ChainState::new(NOW);
+    funded(&mut chain, "alice", 100_000);
+    chain.mine(3, NOW);
+    let (tip_height, _) = chain.tip();
+    assert_eq!(tip_height, PREMINE_BLOCKS + 3);
+
+    let genesis = genesis_block(Network::Regtest);
+    assert_eq!(chain.block_hash_at(0), Some(genesis.block_hash()));
+    let mut previous: Option<&BlockEntry> = None;
+    for height in 0..=tip_height {
+        let entry = chain.block(&chain.block_hash_at(height).unwrap()).unwrap();
+        let block = &entry.block;
+        assert_eq!(entry.height, height);
+        assert!(block.check_merkle_root(), "merkle root of block {height}");
+        assert!(
+            block.check_witness_commitment(),
+            "witness commitment of block {height}"
+        );
+        let target = Target::from_compact(block.header.bits);
+        assert_eq!(
+            block.header.validate_pow(target).unwrap(),
+            block.block_hash()
+        );
+        if let Some(previous) = previous {
+            assert_eq!(block.header.prev_blockhash, previous.block.block_hash());
+            assert!(
+                block.header.time > previous.block.header.time,
+                "time increases at {height}"
+            );
+            assert!(block.header.time > previous.median_time_past);
+            assert!(block.txdata[0].is_coinbase());
+            if height > 16 {
+                assert_eq!(block.bip34_block_height().unwrap(), u64::from(height));
+            }
+        }
+        previous = Some(entry);
+    }
+    // The block that confirmed the faucet payment carries SegWit data and its commitment.
+    let funding_block = &chain
+        .block(&chain.block_hash_at(PREMINE_BLOCKS + 1).unwrap())
+        .unwrap()
+        .block;
+    assert_eq!(funding_block.txdata.len(), 2);
+    assert!(!funding_block.txdata[1].input[0].witness.is_empty());
+    assert_eq!(
+        funding_block.txdata[0].output.len(),
+        2,
+        "coinbase carries the commitment"
+    );
+}
+
+#[test]
+fn merkle_proofs_of_a_block_verify() {
+    let mut chain = ChainState::new(NOW);
+    let txids: Vec<Txid> = (0..5)
+        .map(|i| funded(&mut chain, &format!("user{i}"), 10_000).txid)
+        .collect();
+    let hash = chain.mine(1, NOW)[0];
+    let entry = chain.block(&hash).unwrap();
+    for txid in &txids {
+        let Some((_, TxPosition::Confirmed { pos, .. })) = chain.transaction(txid) else {
+            panic!("confirmed");
+        };
+        let branch = merkle_branch(&entry.txids, pos);
+        assert_eq!(
+            root_from_branch(*txid, pos, &branch),
+            entry.block.header.merkle_root.to_raw_hash()
+        );
+        let proof = merkle_block(&entry.block, txid);
+        let (mut matches, mut indexes) = (Vec::new(), Vec::new());
+        let root = proof
+            .txn
+            .extract_matches(&mut matches, &mut indexes)
+            .unwrap();
+        assert_eq!(root, entry.block.header.merkle_root);
+        assert_eq!((matches, indexes), (vec![*txid], vec![pos as u32]));
+    }
+}
+
+#[test]
+fn double_spend_against_mempool_and_chain_is_rejected() {
+    let mut chain = ChainState::new(NOW);
+    let coin = funded(&mut chain, "alice", 100_000);
+    let first = spend(&[coin], vec![pay("bob", 90_000)]);
+    let second = spend(&[coin], vec![pay("carol", 80_000)]);
+    assert!(
+        matches!(chain.accept(first.clone()), Ok(Accepted::New { fee }) if fee.to_sat() == 10_000)
+    );
+    assert_eq!(
+        chain.accept(second.clone()),
+        Err(Rejection::mempool_conflict())
+    );
+
+    chain.mine(1, NOW);
+    assert_eq!(chain.confirmations(&first.compute_txid()), Some(1));
+    assert_eq!(chain.accept(second), Err(Rejection::missing_or_spent()));
+    assert_eq!(chain.accept(first), Err(Rejection::already_in_chain()));
+}
+
+#[test]
+fn rebroadcast_of_a_mempool_transaction_changes_nothing() {
+    let mut chain = ChainState::new(NOW);
+    let coin = funded(&mut chain, "alice", 100_000);
+    let tx = spend(&[coin], vec![pay("bob", 90_000)]);
+    chain.accept(tx.clone()).unwrap();
+    let before = chain.mempool_txids();
+    assert_eq!(chain.accept(tx), Ok(Accepted::AlreadyInMempool));
+    assert_eq!(chain.mempool_txids(), before);
+}
+
+#[test]
+fn invalid_transactions_are_rejected_and_change_nothing() {
+    let mut chain = ChainState::new(NOW);
+    let coin = funded(&mut chain, "alice", 100_000);
+    let mempool_before = chain.mempool_txids();
+
+    let overspend = spend(&[coin], vec![pay("bob", 100_001)]);
+    let err = chain.accept(overspend).unwrap_err();
+    assert!(err.reason.starts_with("bad-txns-in-belowout"), "{err}");
+
+    let unknown = OutPoint {
+        txid: Txid::hash(b"nothing"),
+        vout: 0,
+    };
+    assert_eq!(
+        chain.accept(spend(&[unknown], vec![pay("bob", 1)])),
+        Err(Rejection::missing_or_spent())
+    );
+    let missing_vout = OutPoint { vout: 7, ..coin };
+    assert_eq!(
+        chain.accept(spend(&[missing_vout], vec![pay("bob", 1)])),
+        Err(Rejection::missing_or_spent())
+    );
+    assert_eq!(
+        chain.accept(spend(&[coin, coin], vec![pay("bob", 1)])),
+        Err(Rejection::duplicate_inputs())
+    );
+    assert_eq!(
+        chain.accept(spend(&[], vec![pay("bob", 1)])),
+        Err(Rejection::no_inputs())
+    );
+    assert_eq!(
+        chain.accept(spend(&[coin], vec![])),
+        Err(Rejection::no_outputs())
+    );
+
+    let mut future_locktime = spend(&[coin], vec![pay("bob", 1)]);
+    future_locktime.lock_time = absolute::LockTime::from_height(chain.tip().0 + 2).unwrap();
+    assert_eq!(
+        chain.accept(future_locktime.clone()),
+        Err(Rejection::non_final())
+    );
+    // Locktime equal to the next height is final.
+    future_locktime.lock_time = absolute::LockTime::from_height(chain.tip().0 + 1).unwrap();
+    assert!(chain.accept(future_locktime.clone()).is_ok());
+    assert_eq!(chain.mempool_txids().len(), mempool_before.len() + 1);
+}
+
+#[test]
+fn relative_locktimes_follow_bip68() {
+    let mut chain = ChainState::new(NOW);
+    let coin = funded(&mut chain, "alice", 100_000);
+    chain.mine(1, NOW);
+    let mut tx = spend(&[coin], vec![pay("bob", 90_000)]);
+    tx.input[0].sequence = Sequence::from_height(3);
+    // The coin sits in block h; a 3-block relative lock allows inclusion from block h + 3.
+    assert_eq!(chain.accept(tx.clone()), Err(Rejection::non_bip68_final()));
+    chain.mine(1, NOW);
+    assert_eq!(chain.accept(tx.clone()), Err(Rejection::non_bip68_final()));
+    chain.mine(1, NOW);
+    assert!(chain.accept(tx).is_ok(), "the next block is h + 3");
+}
+
+#[test]
+fn coinbase_spends_need_maturity() {
+    let mut chain = ChainState::new(NOW);
+    let (tip_height, tip_hash) = chain.tip();
+    let coinbase = chain.block(&tip_hash).unwrap().txids[0];
+    let tx = spend(
+        &[OutPoint {
+            txid: coinbase,
+            vout: 0,
+        }],
+        vec![pay("bob", 1_000)],
+    );
+    assert_eq!(
+        chain.accept(tx.clone()),
+        Err(Rejection::premature_coinbase_spend(1))
+    );
+    chain.mine(COINBASE_MATURITY - 2, NOW);
+    assert_eq!(chain.tip().0, tip_height + COINBASE_MATURITY - 2);
+    assert_eq!(
+        chain.accept(tx.clone()),
+        Err(Rejection::premature_coinbase_spend(COINBASE_MATURITY - 1))
+    );
+    chain.mine(1, NOW);
+    assert!(chain.accept(tx).is_ok());
+}
+
+#[test]
+fn reorg_returns_transactions_to_the_mempool() {
+    let mut chain = ChainState::new(NOW);
+    let coin = funded(&mut chain, "alice", 100_000);
+    let child = spend(&[coin], vec![pay("bob", 90_000)]);
+    chain.accept(child.clone()).unwrap();
+    let stale_hash = chain.mine(1, NOW)[0];
+    chain.mine(1, NOW);
+    assert_eq!(chain.confirmations(&coin.txid), Some(2));
+    assert!(chain.mempool_txids().is_empty());
+
+    let dropped = chain.invalidate(2).unwrap();
+    assert!(dropped.is_empty());
+    assert_eq!(chain.tip().0, PREMINE_BLOCKS);
+    assert_eq!(
+        chain.mempool_txids(),
+        vec![coin.txid, child.compute_txid()],
+        "parents before children"
+    );
+    assert_eq!(chain.confirmations(&child.compute_txid()), Some(0));
+    let stale = chain.block(&stale_hash).unwrap();
+    assert!(!stale.in_best_chain);
+    assert_eq!(chain.next_best(stale), None);
+    assert_eq!(
+        chain.spender(&coin).map(|s| s.txid),
+        Some(child.compute_txid())
+    );
+
+    let new_hash = chain.mine(1, NOW)[0];
+    assert_ne!(new_hash, stale_hash, "the replacement block differs");
+    assert_eq!(chain.confirmations(&child.compute_txid()), Some(1));
+    let Some((_, TxPosition::Confirmed { block_hash, .. })) =
+        chain.transaction(&child.compute_txid())
+    else {
+        panic!("confirmed again");
+    };
+    assert_eq!(block_hash, new_hash);
+}
+
+#[test]
+fn reorg_drops_spends_of_vanished_coinbases() {
+    let mut chain = ChainState::new(NOW);
+    let coinbase_block = chain.mine(1, NOW)[0];
+    let coinbase = chain.block(&coinbase_block).unwrap().txids[0];
+    chain.mine(COINBASE_MATURITY, NOW);
+    let spend_coinbase = spend(
+        &[OutPoint {
+            txid: coinbase,
+            vout: 0,
+        }],
+        vec![pay("bob", 1_000)],
+    );
+    chain.accept(spend_coinbase.clone()).unwrap();
+    chain.mine(1, NOW);
+
+    let dropped = chain.invalidate(COINBASE_MATURITY + 2).unwrap();
+    assert_eq!(dropped, vec![spend_coinbase.compute_txid()]);
+    assert_eq!(chain.confirmations(&spend_coinbase.compute_txid()), None);
+    assert_eq!(chain.confirmations(&coinbase), None);
+}
+
+#[test]
+fn invalidate_cannot_remove_genesis() {
+    let mut chain = ChainState::new(NOW);
+    let height = chain.tip().0;
+    assert!(matches!(
+        chain.invalidate(height + 1),
+        Err(DevchainError::InvalidateTooDeep { requested, height: h }) if requested == height + 1 && h == height
+    ));
+    assert_eq!(chain.tip().0, height, "nothing changed");
+}
+
+#[test]
+fn outspends_and_script_history_are_tracked() {
+    let mut chain = ChainState::new(NOW);
+    let alice = script_key(&script("alice"));
+    let coin = funded(&mut chain, "alice", 100_000);
+    assert_eq!(chain.script_history(&alice), (vec![coin.txid], vec![]));
+    assert_eq!(chain.spender(&coin), None);
+    chain.mine(1, NOW);
+    assert_eq!(chain.script_history(&alice), (vec![], vec![coin.txid]));
+
+    let second = funded(&mut chain, "alice", 50_000);
+    let spend_tx = spend(&[coin], vec![pay("bob", 99_000)]);
+    let spend_txid = spend_tx.compute_txid();
+    chain.accept(spend_tx).unwrap();
+    assert_eq!(
+        chain.spender(&coin),
+        Some(Spender {
+            txid: spend_txid,
+            vin: 0
+        })
+    );
+    assert_eq!(
+        chain.script_history(&alice),
+        (vec![spend_txid, second.txid], vec![coin.txid])
+    );
+    let utxos: Vec<OutPoint> = chain
+        .script_utxos(&alice)
+        .into_iter()
+        .map(|(o, _, _)| o)
+        .collect();
+    assert_eq!(utxos, vec![second]);
+
+    chain.mine(1, NOW);
+    // Both confirmed in one block: newest first means the later position first.
+    assert_eq!(
+        chain.script_history(&alice),
+        (vec![], vec![spend_txid, second.txid, coin.txid])
+    );
+    let bob = script_key(&script("bob"));
+    assert_eq!(chain.script_history(&bob), (vec![], vec![spend_txid]));
+    assert_eq!(
+        chain.fee_of(&chain.transaction(&spend_txid).unwrap().0.clone()),
+        Some(Amount::from_sat(1_000))
+    );
+}
+
+#[test]
+fn faucet_refuses_dust_and_more_than_it_has() {
+    let mut chain = ChainState::new(NOW);
+    assert!(matches!(
+        chain.fund(script("alice"), Amount::from_sat(DUST_LIMIT_SAT - 1)),
+        Err(DevchainError::BelowDust { .. })
+    ));
+    let balance = chain.faucet_balance();
+    assert_eq!(
+        balance,
+        Amount::from_int_btc(100),
+        "two mature 50 BTC coinbases after the premine"
+    );
+    assert!(matches!(
+        chain.fund(script("alice"), balance),
+        Err(DevchainError::FaucetTooPoor { .. })
+    ));
+    assert!(chain.mempool_txids().is_empty());
+}
