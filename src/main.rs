@@ -80,7 +80,7 @@ struct DevchainArgs {
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:3002")]
     listen: std::net::SocketAddr,
     /// Mine a block every this many seconds (default: only when asked via /dev/mine).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     block_interval: Option<u64>,
 }
 
@@ -197,34 +197,54 @@ fn operator(
     }
 }
 
-/// The parts of `run` and `devchain` that depend on the node and devchain rooms.
+/// The parts of `run` and `devchain` that start the node and the devchain.
 mod node_runner {
-    use lsp_node::config::Config;
+    use std::net::SocketAddr;
+    use std::time::Duration;
 
-    /// Starts the node, waits for SIGINT/SIGTERM, stops it.
+    use lsp_node::config::Config;
+    use lsp_node::devchain::{self, DevchainOptions};
+
+    /// Starts the node, waits for SIGINT/SIGTERM, stops it (persisting everything).
     pub async fn run_until_signal(config: Config) -> Result<(), String> {
-        let _ = config;
-        Err(
-            "this build does not contain the node yet (the node room is not merged): \
-             `lsp-node run` validated the configuration but cannot start a node"
-                .to_string(),
-        )
+        let node = lsp_node::Builder::new(config)
+            .start()
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            node_id = %node.node_id(),
+            p2p = %node.p2p_listen_addr(),
+            operator_api = %node.admin_listen_addr(),
+            "node running; stop it with Ctrl-C or SIGTERM"
+        );
+        if let Some(chain) = node.devchain() {
+            tracing::info!(
+                esplora = %chain.base_url(),
+                "embedded devchain serving the Esplora API, POST /dev/mine and POST /dev/fund"
+            );
+        }
+        shutdown_signal().await;
+        node.stop().await.map_err(|e| e.to_string())?;
+        tracing::info!("node stopped");
+        Ok(())
     }
 
+    /// Runs a standalone devchain until SIGINT/SIGTERM.
     pub async fn run_devchain(
-        listen: std::net::SocketAddr,
+        listen: SocketAddr,
         block_interval: Option<u64>,
     ) -> Result<(), String> {
-        let _ = (listen, block_interval);
-        Err(
-            "this build does not contain the devchain yet (the devchain room is not merged)"
-                .to_string(),
-        )
+        let options = DevchainOptions {
+            listen,
+            block_interval: block_interval.map(Duration::from_secs),
+        };
+        devchain::run_until_shutdown(options)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
-    #[allow(dead_code)]
-    pub async fn shutdown_signal() {
+    async fn shutdown_signal() {
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;
         };

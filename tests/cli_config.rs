@@ -353,3 +353,33 @@ fn the_shipped_config_files_are_valid() {
         }
     }
 }
+
+#[test]
+fn a_corrupt_seed_file_stops_the_node_and_is_left_untouched() {
+    let case = Case::new(|c| c);
+    std::fs::create_dir(&case.data_dir).unwrap();
+    let seed = case.data_dir.join("seed");
+    let corrupt = b"these are not twelve words from the bip39 list\n";
+    std::fs::write(&seed, corrupt).unwrap();
+
+    let args = run_args(&case);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = lsp_node(&args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a runtime failure; stderr: {stderr}"
+    );
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: cannot load the node seed"),
+        "{stderr}"
+    );
+    assert!(last.contains("seed"), "names the file: {last}");
+    assert_eq!(
+        std::fs::read(&seed).unwrap(),
+        corrupt,
+        "the seed file is untouched"
+    );
+}
