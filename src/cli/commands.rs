@@ -152,7 +152,7 @@ pub async fn run(
         }
         OperatorCommand::Peers => {
             let answer: Answer<Vec<PeerInfo>> = client.get("/v1/peers").await?;
-            Ok(out.render(answer, render_peers))
+            Ok(out.render(answer, |list| render_peers(list)))
         }
         OperatorCommand::Connect { peer } => {
             let (node_id, address) = split_peer(peer)?;
@@ -170,7 +170,7 @@ pub async fn run(
         }
         OperatorCommand::Channels => {
             let answer: Answer<Vec<ChannelInfo>> = client.get("/v1/channels").await?;
-            Ok(out.render(answer, render_channels))
+            Ok(out.render(answer, |list| render_channels(list)))
         }
         OperatorCommand::OpenChannel {
             peer,
@@ -221,7 +221,7 @@ pub async fn run(
         }
         OperatorCommand::Payments => {
             let answer: Answer<Vec<PaymentInfo>> = client.get("/v1/payments").await?;
-            Ok(out.render(answer, render_payments))
+            Ok(out.render(answer, |list| render_payments(list)))
         }
         OperatorCommand::Invoice {
             amount_msat,
@@ -357,7 +357,7 @@ fn render_balances(b: &Balances) -> String {
     ])
 }
 
-fn render_peers(peers: &Vec<PeerInfo>) -> String {
+fn render_peers(peers: &[PeerInfo]) -> String {
     if peers.is_empty() {
         return "no peers".to_string();
     }
@@ -374,7 +374,7 @@ fn render_peers(peers: &Vec<PeerInfo>) -> String {
     table(&["NODE ID", "ADDRESS", "CONNECTED"], &rows)
 }
 
-fn render_channels(channels: &Vec<ChannelInfo>) -> String {
+fn render_channels(channels: &[ChannelInfo]) -> String {
     if channels.is_empty() {
         return "no channels".to_string();
     }
@@ -417,7 +417,7 @@ fn render_channels(channels: &Vec<ChannelInfo>) -> String {
     )
 }
 
-fn render_payments(payments: &Vec<PaymentInfo>) -> String {
+fn render_payments(payments: &[PaymentInfo]) -> String {
     if payments.is_empty() {
         return "no payments".to_string();
     }

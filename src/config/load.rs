@@ -191,7 +191,7 @@ impl Resolver<'_> {
         })
     }
 
-    fn from_file(&self, value: Option<String>, key: &'static str) -> Option<Value<String>> {
+    fn file_value(&self, value: Option<String>, key: &'static str) -> Option<Value<String>> {
         self.pick((None, ""), None, (value, key))
     }
 
@@ -286,7 +286,7 @@ impl Resolver<'_> {
             Some("LSP_NODE_ESPLORA_URL"),
             (None, ""),
         );
-        let source_kind = self.from_file(chain.source.clone(), "chain.source");
+        let source_kind = self.file_value(chain.source.clone(), "chain.source");
         let source = match (esplora_override, source_kind) {
             // An Esplora URL given as a flag or in the environment means "use this Esplora".
             (Some(url), _) => ChainSource::Esplora {
@@ -298,7 +298,7 @@ impl Resolver<'_> {
             (None, Some(kind)) => match kind.value.as_str() {
                 "esplora" => {
                     let url = self
-                        .from_file(chain.esplora_url.clone(), "chain.esplora_url")
+                        .file_value(chain.esplora_url.clone(), "chain.esplora_url")
                         .ok_or_else(|| {
                             self.missing(
                                 "chain.esplora_url",
@@ -397,7 +397,7 @@ impl Resolver<'_> {
         }
 
         let color = self
-            .from_file(node.color.clone(), "node.color")
+            .file_value(node.color.clone(), "node.color")
             .map(|color| {
                 let hex = color.value.trim_start_matches('#').to_ascii_lowercase();
                 if hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -544,7 +544,7 @@ fn check_host_port(value: &Value<String>) -> Result<(), ConfigError> {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if !host_ok || port.parse::<u16>().map_or(true, |p| p == 0) {
+    if !host_ok || !port.parse::<u16>().is_ok_and(|p| p > 0) {
         return Err(bad());
     }
     Ok(())
@@ -747,7 +747,7 @@ listen = "127.0.0.1:3001"
         assert!(e.contains("`log.level`"), "{e}");
 
         let with_color = FILE.replace("[admin]", "color = \"orange\"\n\n[admin]");
-        let e = error_of(&with_color.replace("[node]\n", "[node]\n"), &none, &[]);
+        let e = error_of(&with_color, &none, &[]);
         assert!(e.contains("`node.color`") && e.contains("orange"), "{e}");
     }
 
