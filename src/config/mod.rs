@@ -3,11 +3,55 @@
 //! Values come from a TOML file, then `LSP_NODE_*` environment variables, then CLI flags, in
 //! that order of precedence (later wins). Everything is validated once, before anything is
 //! created on disk; the rest of the crate never re-parses or re-checks configuration.
+//!
+//! - [`file`]: the TOML shape (unknown keys refused).
+//! - [`load`]: file + environment + flags into a typed [`Config`], values checked.
+//! - [`preflight`]: checks against the machine: data directory writable, ports free.
+
+pub mod file;
+pub mod load;
+pub mod preflight;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use bitcoin::Network;
+
+pub use load::{load, ConfigOverrides};
+pub use preflight::preflight;
+
+/// Why a configuration was refused. Each message is one sentence naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Syntax {
+        file: String,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("`{key}` is not set: add it to {file}, or pass {flag} or {var}")]
+    Missing {
+        key: &'static str,
+        file: String,
+        flag: String,
+        var: String,
+    },
+    #[error("invalid {origin}: {problem}")]
+    Invalid { origin: String, problem: String },
+    #[error("the data directory {} is not usable: {problem}", path.display())]
+    DataDir { path: PathBuf, problem: String },
+    #[error("{what} {addr} cannot be used: {problem}")]
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        problem: String,
+    },
+}
 
 /// The complete, validated configuration of one node.
 #[derive(Debug, Clone)]
@@ -18,6 +62,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub chain: ChainConfig,
     pub node: NodeConfig,
+    pub http: HttpConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
 }
@@ -58,6 +103,13 @@ pub struct NodeConfig {
     pub seed_file: Option<PathBuf>,
 }
 
+/// The public HTTP listener (the LSPS1 mirror).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Address of the public LSPS1 HTTP mirror; `None` serves no public HTTP.
+    pub listen: Option<SocketAddr>,
+}
+
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     /// Address of the operator API (keep it on loopback or behind a proxy).
@@ -80,6 +132,14 @@ pub struct LogConfig {
 }
 
 impl Config {
+    /// Where the seed lives: `node.seed_file`, or `<data_dir>/seed`.
+    pub fn seed_path(&self) -> PathBuf {
+        self.node
+            .seed_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("seed"))
+    }
+
     /// A regtest configuration with an embedded devchain and every listener on 127.0.0.1 port 0:
     /// what tests and embedders start from.
     pub fn regtest_ephemeral(data_dir: PathBuf) -> Self {
@@ -101,8 +161,17 @@ impl Config {
                 min_inbound_channel_sat: 20_000,
                 seed_file: None,
             },
-            admin: AdminConfig { listen: any_port, api_key: None },
-            log: LogConfig { format: LogFormat::Human, level: "info".to_string() },
+            http: HttpConfig {
+                listen: Some(any_port),
+            },
+            admin: AdminConfig {
+                listen: any_port,
+                api_key: None,
+            },
+            log: LogConfig {
+                format: LogFormat::Human,
+                level: "info".to_string(),
+            },
         }
     }
 }

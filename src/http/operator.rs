@@ -258,14 +258,18 @@ pub trait OperatorApi: Send + Sync + 'static {
         &self,
         req: OpenChannel,
     ) -> impl Future<Output = OperatorResult<OpenedChannel>> + Send;
-    fn close_channel(&self, req: CloseChannel)
-        -> impl Future<Output = OperatorResult<Empty>> + Send;
+    fn close_channel(
+        &self,
+        req: CloseChannel,
+    ) -> impl Future<Output = OperatorResult<Empty>> + Send;
     fn payments(&self) -> impl Future<Output = OperatorResult<Vec<PaymentInfo>>> + Send;
     fn create_invoice(
         &self,
         req: CreateInvoice,
     ) -> impl Future<Output = OperatorResult<Invoice>> + Send;
-    fn pay_invoice(&self, req: PayInvoice)
-        -> impl Future<Output = OperatorResult<PaymentInfo>> + Send;
+    fn pay_invoice(
+        &self,
+        req: PayInvoice,
+    ) -> impl Future<Output = OperatorResult<PaymentInfo>> + Send;
     fn sync(&self) -> impl Future<Output = OperatorResult<SyncStatus>> + Send;
 }

@@ -1,0 +1,482 @@
+//! The operator subcommands: arguments, the API call each one makes, and its output.
+//!
+//! [`run`] returns the text to print (readable by default, the node's JSON with `--json`); the
+//! caller prints it. A failed call is a [`CliError`] carrying the node's one-sentence message.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::http::operator::*;
+
+use super::client::{Answer, OperatorClient};
+use super::output::{fields, msat, table, unix_time};
+use super::CliError;
+
+/// Operator subcommands: each calls the running node's operator API.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum OperatorCommand {
+    /// Node id, network, chain sync status, listening addresses.
+    Info,
+    /// On-chain and Lightning balances.
+    Balance,
+    /// A new on-chain receive address of the node's wallet.
+    Address,
+    /// Send on-chain funds from the node's wallet.
+    Send {
+        /// Destination address.
+        address: String,
+        /// Amount in sats, or `all` to empty the wallet.
+        amount: SendAmountArg,
+        /// Fee rate in sat/vB (default: the node's estimate).
+        #[arg(long, value_name = "SAT_PER_VB")]
+        fee_rate: Option<u64>,
+    },
+    /// Peers the node knows, and whether they are connected.
+    Peers,
+    /// Connect to a Lightning peer.
+    Connect {
+        /// NODEID@HOST:PORT
+        peer: String,
+    },
+    /// The node's channels.
+    Channels,
+    /// Open a channel to a peer (connecting first when HOST:PORT is given).
+    OpenChannel {
+        /// NODEID or NODEID@HOST:PORT
+        peer: String,
+        /// Channel capacity in sats.
+        sats: u64,
+        /// Amount to give the peer at opening, in msat.
+        #[arg(long, value_name = "MSAT", default_value_t = 0)]
+        push_msat: u64,
+        /// Announce the channel to the network (public channel).
+        #[arg(long)]
+        announce: bool,
+    },
+    /// Close a channel, cooperatively unless --force.
+    CloseChannel {
+        /// Channel id (hex), as shown by `channels`.
+        channel_id: String,
+        /// The channel peer's node id.
+        node_id: String,
+        /// Broadcast our latest commitment transaction instead of negotiating.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Payments sent and received.
+    Payments,
+    /// Create a BOLT11 invoice.
+    Invoice {
+        /// Amount in msat; omit for an any-amount invoice.
+        amount_msat: Option<u64>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Seconds until the invoice expires (default: the node's).
+        #[arg(long, value_name = "SECS")]
+        expiry_secs: Option<u32>,
+    },
+    /// Pay a BOLT11 invoice.
+    Pay {
+        invoice: String,
+        /// Amount in msat, for an invoice that does not name one.
+        #[arg(long, value_name = "MSAT")]
+        amount_msat: Option<u64>,
+        /// Seconds to wait for the outcome before reporting it as pending (default: the node's).
+        #[arg(long, value_name = "SECS")]
+        wait_secs: Option<u64>,
+    },
+    /// Sync the wallet and Lightning state with the chain now.
+    Sync,
+}
+
+/// `AMOUNT` of `send`: sats, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendAmountArg {
+    Sats(u64),
+    All,
+}
+
+impl std::str::FromStr for SendAmountArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("all") {
+            return Ok(SendAmountArg::All);
+        }
+        match text.parse::<u64>() {
+            Ok(0) => Err("the amount must be more than 0 sats".to_string()),
+            Ok(sats) => Ok(SendAmountArg::Sats(sats)),
+            Err(_) => Err(format!(
+                "expected an amount in sats or `all`, got \"{text}\""
+            )),
+        }
+    }
+}
+
+/// Runs `command` against `client`; returns what to print.
+pub async fn run(
+    command: &OperatorCommand,
+    client: &OperatorClient,
+    json: bool,
+) -> Result<String, CliError> {
+    let out = Printer { json };
+    match command {
+        OperatorCommand::Info => {
+            let answer: Answer<NodeInfo> = client.get("/v1/info").await?;
+            Ok(out.render(answer, render_info))
+        }
+        OperatorCommand::Balance => {
+            let answer: Answer<Balances> = client.get("/v1/balance").await?;
+            Ok(out.render(answer, render_balances))
+        }
+        OperatorCommand::Address => {
+            let answer: Answer<NewAddress> = post_empty(client, "/v1/address").await?;
+            Ok(out.render(answer, |a| a.address.clone()))
+        }
+        OperatorCommand::Send {
+            address,
+            amount,
+            fee_rate,
+        } => {
+            let request = SendOnchain {
+                address: address.clone(),
+                amount_sat: match amount {
+                    SendAmountArg::Sats(sats) => Some(*sats),
+                    SendAmountArg::All => None,
+                },
+                send_all: *amount == SendAmountArg::All,
+                fee_rate_sat_per_vb: *fee_rate,
+            };
+            let answer: Answer<Txid> = client.post("/v1/send", Some(&request)).await?;
+            Ok(out.render(answer, |t| format!("sent in transaction {}", t.txid)))
+        }
+        OperatorCommand::Peers => {
+            let answer: Answer<Vec<PeerInfo>> = client.get("/v1/peers").await?;
+            Ok(out.render(answer, |list| render_peers(list)))
+        }
+        OperatorCommand::Connect { peer } => {
+            let (node_id, address) = split_peer(peer)?;
+            let address = address.ok_or_else(|| {
+                CliError::Usage(format!(
+                    "\"{peer}\" has no address: expected NODEID@HOST:PORT"
+                ))
+            })?;
+            let request = ConnectPeer {
+                node_id: node_id.clone(),
+                address: address.clone(),
+            };
+            let answer: Answer<Empty> = client.post("/v1/peers", Some(&request)).await?;
+            Ok(out.render(answer, |_| format!("connected to {node_id} at {address}")))
+        }
+        OperatorCommand::Channels => {
+            let answer: Answer<Vec<ChannelInfo>> = client.get("/v1/channels").await?;
+            Ok(out.render(answer, |list| render_channels(list)))
+        }
+        OperatorCommand::OpenChannel {
+            peer,
+            sats,
+            push_msat,
+            announce,
+        } => {
+            let (node_id, address) = split_peer(peer)?;
+            if *sats == 0 {
+                return Err(CliError::Usage(
+                    "the channel capacity must be more than 0 sats".into(),
+                ));
+            }
+            let request = OpenChannel {
+                node_id,
+                address,
+                capacity_sat: *sats,
+                push_msat: *push_msat,
+                announce: *announce,
+            };
+            let answer: Answer<OpenedChannel> = client.post("/v1/channels", Some(&request)).await?;
+            Ok(out.render(answer, |c| {
+                format!(
+                    "opening channel {} (user channel id {}); it becomes usable once the funding \
+                     transaction confirms",
+                    c.channel_id, c.user_channel_id
+                )
+            }))
+        }
+        OperatorCommand::CloseChannel {
+            channel_id,
+            node_id,
+            force,
+        } => {
+            check_node_id(node_id)?;
+            let request = CloseChannel {
+                channel_id: channel_id.clone(),
+                counterparty_node_id: node_id.clone(),
+                force: *force,
+            };
+            let answer: Answer<Empty> = client.post("/v1/channels/close", Some(&request)).await?;
+            let kind = if *force {
+                "force-closing"
+            } else {
+                "cooperatively closing"
+            };
+            Ok(out.render(answer, |_| format!("{kind} channel {channel_id}")))
+        }
+        OperatorCommand::Payments => {
+            let answer: Answer<Vec<PaymentInfo>> = client.get("/v1/payments").await?;
+            Ok(out.render(answer, |list| render_payments(list)))
+        }
+        OperatorCommand::Invoice {
+            amount_msat,
+            description,
+            expiry_secs,
+        } => {
+            let request = CreateInvoice {
+                amount_msat: *amount_msat,
+                description: description.clone(),
+                expiry_secs: *expiry_secs,
+            };
+            let answer: Answer<Invoice> = client.post("/v1/invoices", Some(&request)).await?;
+            Ok(out.render(answer, |i| {
+                format!("{}\npayment hash: {}", i.invoice, i.payment_hash)
+            }))
+        }
+        OperatorCommand::Pay {
+            invoice,
+            amount_msat,
+            wait_secs,
+        } => {
+            let request = PayInvoice {
+                invoice: invoice.clone(),
+                amount_msat: *amount_msat,
+                wait_secs: *wait_secs,
+            };
+            let answer: Answer<PaymentInfo> = client.post("/v1/pay", Some(&request)).await?;
+            let failed = answer.value.status == PaymentStatus::Failed;
+            let text = out.render(answer, render_payment);
+            if failed {
+                return Err(CliError::Outcome(text));
+            }
+            Ok(text)
+        }
+        OperatorCommand::Sync => {
+            let answer: Answer<SyncStatus> = post_empty(client, "/v1/sync").await?;
+            Ok(out.render(answer, |s| {
+                let at = s
+                    .last_sync_at
+                    .map(unix_time)
+                    .unwrap_or_else(|| "never".into());
+                format!("synced to block height {} (last sync {at})", s.block_height)
+            }))
+        }
+    }
+}
+
+async fn post_empty<T: DeserializeOwned>(
+    client: &OperatorClient,
+    path: &str,
+) -> Result<Answer<T>, CliError> {
+    client.post::<(), T>(path, None).await
+}
+
+struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    fn render<T: Serialize>(&self, answer: Answer<T>, readable: impl Fn(&T) -> String) -> String {
+        if self.json {
+            serde_json::to_string_pretty(&answer.json).expect("JSON values serialize")
+        } else {
+            readable(&answer.value)
+        }
+    }
+}
+
+/// `NODEID[@HOST:PORT]` into its parts, with the node id checked.
+fn split_peer(text: &str) -> Result<(String, Option<String>), CliError> {
+    let (node_id, address) = match text.split_once('@') {
+        Some((id, address)) => (id, Some(address)),
+        None => (text, None),
+    };
+    check_node_id(node_id)?;
+    if let Some(address) = address {
+        let port_ok = address.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !port_ok {
+            return Err(CliError::Usage(format!(
+                "\"{address}\" is not HOST:PORT such as 127.0.0.1:9735"
+            )));
+        }
+    }
+    Ok((node_id.to_string(), address.map(str::to_string)))
+}
+
+fn check_node_id(node_id: &str) -> Result<(), CliError> {
+    let hex_ok = node_id.len() == 66 && node_id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex_ok {
+        return Err(CliError::Usage(format!(
+            "\"{node_id}\" is not a node id: expected 66 hex characters (a compressed public key)"
+        )));
+    }
+    Ok(())
+}
+
+fn render_info(info: &NodeInfo) -> String {
+    fields(&[
+        ("node id", info.node_id.clone()),
+        ("network", info.network.clone()),
+        (
+            "block height",
+            format!("{} ({})", info.block_height, info.block_hash),
+        ),
+        (
+            "last sync",
+            info.last_sync_at
+                .map(unix_time)
+                .unwrap_or_else(|| "never".into()),
+        ),
+        ("listening on", info.listening_addresses.join(", ")),
+        ("peers", info.num_peers.to_string()),
+        ("channels", info.num_channels.to_string()),
+        ("version", info.version.clone()),
+    ])
+}
+
+fn render_balances(b: &Balances) -> String {
+    let total = b.onchain_confirmed_sat + b.onchain_unconfirmed_sat + b.lightning_sat;
+    fields(&[
+        (
+            "on-chain confirmed",
+            format!("{} sat", b.onchain_confirmed_sat),
+        ),
+        (
+            "on-chain unconfirmed",
+            format!("{} sat", b.onchain_unconfirmed_sat),
+        ),
+        ("lightning", format!("{} sat", b.lightning_sat)),
+        ("total", format!("{total} sat")),
+    ])
+}
+
+fn render_peers(peers: &[PeerInfo]) -> String {
+    if peers.is_empty() {
+        return "no peers".to_string();
+    }
+    let rows = peers
+        .iter()
+        .map(|p| {
+            vec![
+                p.node_id.clone(),
+                p.address.clone().unwrap_or_else(|| "-".into()),
+                if p.connected { "yes" } else { "no" }.to_string(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(&["NODE ID", "ADDRESS", "CONNECTED"], &rows)
+}
+
+fn render_channels(channels: &[ChannelInfo]) -> String {
+    if channels.is_empty() {
+        return "no channels".to_string();
+    }
+    let rows = channels
+        .iter()
+        .map(|c| {
+            let state = if c.is_usable {
+                "usable"
+            } else if c.is_channel_ready {
+                "ready"
+            } else {
+                "pending"
+            };
+            vec![
+                c.channel_id.clone(),
+                c.counterparty_node_id.clone(),
+                c.capacity_sat.to_string(),
+                (c.outbound_msat / 1000).to_string(),
+                (c.inbound_msat / 1000).to_string(),
+                state.to_string(),
+                c.confirmations
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                if c.is_announced { "public" } else { "private" }.to_string(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &[
+            "CHANNEL ID",
+            "PEER",
+            "CAPACITY SAT",
+            "OUT SAT",
+            "IN SAT",
+            "STATE",
+            "CONFS",
+            "KIND",
+        ],
+        &rows,
+    )
+}
+
+fn render_payments(payments: &[PaymentInfo]) -> String {
+    if payments.is_empty() {
+        return "no payments".to_string();
+    }
+    let rows = payments
+        .iter()
+        .map(|p| {
+            vec![
+                p.payment_hash.clone(),
+                direction(p.direction).to_string(),
+                p.amount_msat
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                p.fee_paid_msat
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                status(p.status).to_string(),
+                unix_time(p.updated_at),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &[
+            "PAYMENT HASH",
+            "DIRECTION",
+            "AMOUNT MSAT",
+            "FEE MSAT",
+            "STATUS",
+            "UPDATED",
+        ],
+        &rows,
+    )
+}
+
+fn render_payment(p: &PaymentInfo) -> String {
+    fields(&[
+        ("payment", status(p.status).to_string()),
+        ("payment hash", p.payment_hash.clone()),
+        (
+            "amount",
+            p.amount_msat.map(msat).unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "fee",
+            p.fee_paid_msat.map(msat).unwrap_or_else(|| "-".into()),
+        ),
+    ])
+}
+
+fn direction(d: PaymentDirection) -> &'static str {
+    match d {
+        PaymentDirection::Inbound => "inbound",
+        PaymentDirection::Outbound => "outbound",
+    }
+}
+
+fn status(s: PaymentStatus) -> &'static str {
+    match s {
+        PaymentStatus::Pending => "pending",
+        PaymentStatus::Succeeded => "succeeded",
+        PaymentStatus::Failed => "failed",
+    }
+}

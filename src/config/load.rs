@@ -1,0 +1,789 @@
+//! Turning a TOML file, `LSP_NODE_*` environment variables and CLI flags into one [`Config`].
+//!
+//! Each overridable key is looked up flag first, then environment, then file, and the place a
+//! value came from travels with it, so an error names exactly what to fix ("flag --p2p-listen",
+//! "environment variable LSP_NODE_NETWORK", "`admin.listen` in config/regtest.toml").
+//! Nothing here touches the disk except reading the config file; see [`super::preflight`] for
+//! the checks that look at the machine (data directory, ports).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use bitcoin::Network;
+
+use super::file::FileConfig;
+use super::{
+    AdminConfig, ChainConfig, ChainSource, Config, ConfigError, HttpConfig, LogConfig, LogFormat,
+    NodeConfig,
+};
+
+/// Default address of the embedded devchain's Esplora API.
+pub const DEFAULT_DEV_LISTEN: &str = "127.0.0.1:3002";
+/// Default address of the operator API.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:3001";
+/// Default address of the Lightning p2p listener.
+pub const DEFAULT_P2P_LISTEN: &str = "127.0.0.1:9735";
+const DEFAULT_SYNC_INTERVAL_SECS: u64 = 30;
+const DEFAULT_COLOR: &str = "f7931a";
+const DEFAULT_MIN_INBOUND_CHANNEL_SAT: u64 = 20_000;
+/// node_announcement carries the alias in 32 bytes.
+const MAX_ALIAS_BYTES: usize = 32;
+
+/// Settings given as CLI flags: the highest precedence. Values are kept as text so that a bad
+/// one is reported like any other bad value, naming the flag.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOverrides {
+    pub data_dir: Option<PathBuf>,
+    pub network: Option<String>,
+    pub esplora_url: Option<String>,
+    pub dev_listen: Option<String>,
+    pub p2p_listen: Option<String>,
+    pub http_listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub seed_file: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// Environment variables read by the loader, with the config key each one overrides.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("LSP_NODE_NETWORK", "network"),
+    ("LSP_NODE_DATA_DIR", "data_dir"),
+    (
+        "LSP_NODE_ESPLORA_URL",
+        "chain.esplora_url (and chain.source = \"esplora\")",
+    ),
+    ("LSP_NODE_DEV_LISTEN", "chain.dev_listen"),
+    ("LSP_NODE_P2P_LISTEN", "node.p2p_listen"),
+    ("LSP_NODE_ALIAS", "node.alias"),
+    ("LSP_NODE_SEED_FILE", "node.seed_file"),
+    ("LSP_NODE_HTTP_LISTEN", "http.listen"),
+    ("LSP_NODE_ADMIN_LISTEN", "admin.listen"),
+    ("LSP_NODE_API_KEY", "admin.api_key"),
+    ("LSP_NODE_LOG_LEVEL", "log.level"),
+    ("LSP_NODE_LOG_FORMAT", "log.format"),
+];
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    File { path: String, key: &'static str },
+    Env(&'static str),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, key } => write!(f, "`{key}` in {path}"),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+struct Value<T> {
+    value: T,
+    origin: Origin,
+}
+
+impl Value<String> {
+    fn invalid(&self, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Reads `path` and resolves it with the process environment and `flags`.
+pub fn load(path: &Path, flags: &ConfigOverrides) -> Result<Config, ConfigError> {
+    load_with_env(path, flags, |var| std::env::var(var).ok())
+}
+
+/// As [`load`], with the environment given as a lookup function (tests use a map).
+pub fn load_with_env(
+    path: &Path,
+    flags: &ConfigOverrides,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string(), flags, env)
+}
+
+/// Resolves the TOML `text` (named `label` in errors) with `env` and `flags`.
+pub fn parse(
+    text: &str,
+    label: &str,
+    flags: &ConfigOverrides,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let file: FileConfig = toml::from_str(text).map_err(|e| toml_error(text, label, e))?;
+    Resolver {
+        file,
+        label: label.to_string(),
+        flags,
+        env: &env,
+    }
+    .resolve()
+}
+
+fn toml_error(text: &str, label: &str, error: toml::de::Error) -> ConfigError {
+    let line = error.span().map(|span| {
+        text.as_bytes()[..span.start.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    });
+    let message = error
+        .message()
+        .trim()
+        .trim_end_matches('.')
+        .replace('\n', " ");
+    ConfigError::Syntax {
+        file: label.to_string(),
+        line,
+        message,
+    }
+}
+
+struct Resolver<'a> {
+    file: FileConfig,
+    label: String,
+    flags: &'a ConfigOverrides,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Resolver<'_> {
+    /// The value of one key: the flag, else the environment variable, else the file.
+    fn pick(
+        &self,
+        flag: (Option<String>, &'static str),
+        env_var: Option<&'static str>,
+        file: (Option<String>, &'static str),
+    ) -> Option<Value<String>> {
+        if let Some(value) = flag.0 {
+            return Some(Value {
+                value,
+                origin: Origin::Flag(flag.1),
+            });
+        }
+        if let Some(var) = env_var {
+            if let Some(value) = (self.env)(var).filter(|v| !v.is_empty()) {
+                return Some(Value {
+                    value,
+                    origin: Origin::Env(var),
+                });
+            }
+        }
+        file.0.map(|value| Value {
+            value,
+            origin: Origin::File {
+                path: self.label.clone(),
+                key: file.1,
+            },
+        })
+    }
+
+    fn file_value(&self, value: Option<String>, key: &'static str) -> Option<Value<String>> {
+        self.pick((None, ""), None, (value, key))
+    }
+
+    fn missing(&self, key: &'static str, flag: &str, var: &str) -> ConfigError {
+        ConfigError::Missing {
+            key,
+            file: self.label.clone(),
+            flag: flag.to_string(),
+            var: var.to_string(),
+        }
+    }
+
+    fn resolve(self) -> Result<Config, ConfigError> {
+        let flags = self.flags;
+        let file = &self.file;
+        let path_text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+
+        let network = self
+            .pick(
+                (flags.network.clone(), "--network"),
+                Some("LSP_NODE_NETWORK"),
+                (file.network.clone(), "network"),
+            )
+            .ok_or_else(|| self.missing("network", "--network", "LSP_NODE_NETWORK"))?;
+        let network = parse_network(&network)?;
+
+        let data_dir = self
+            .pick(
+                (path_text(&flags.data_dir), "--data-dir"),
+                Some("LSP_NODE_DATA_DIR"),
+                (path_text(&file.data_dir), "data_dir"),
+            )
+            .ok_or_else(|| self.missing("data_dir", "--data-dir", "LSP_NODE_DATA_DIR"))?;
+        if data_dir.value.trim().is_empty() {
+            return Err(data_dir.invalid("the data directory path is empty"));
+        }
+        let data_dir = PathBuf::from(data_dir.value);
+
+        let chain = self.resolve_chain(network)?;
+        let node = self.resolve_node()?;
+
+        let http_listen = self
+            .pick(
+                (flags.http_listen.clone(), "--http-listen"),
+                Some("LSP_NODE_HTTP_LISTEN"),
+                (file.http.listen.clone(), "http.listen"),
+            )
+            .map(|v| parse_socket_addr(&v, "127.0.0.1:3000"))
+            .transpose()?;
+
+        let admin_listen = self
+            .pick(
+                (flags.admin_listen.clone(), "--admin-listen"),
+                Some("LSP_NODE_ADMIN_LISTEN"),
+                (file.admin.listen.clone(), "admin.listen"),
+            )
+            .map(|v| parse_socket_addr(&v, DEFAULT_ADMIN_LISTEN))
+            .transpose()?
+            .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.parse().expect("static address"));
+        let api_key = self.pick(
+            (None, ""),
+            Some("LSP_NODE_API_KEY"),
+            (file.admin.api_key.clone(), "admin.api_key"),
+        );
+        if let Some(key) = &api_key {
+            check_api_key(key)?;
+        }
+
+        let log = self.resolve_log()?;
+
+        Ok(Config {
+            network,
+            data_dir,
+            chain,
+            node,
+            http: HttpConfig {
+                listen: http_listen,
+            },
+            admin: AdminConfig {
+                listen: admin_listen,
+                api_key: api_key.map(|k| k.value),
+            },
+            log,
+        })
+    }
+
+    fn resolve_chain(&self, network: Network) -> Result<ChainConfig, ConfigError> {
+        let flags = self.flags;
+        let chain = &self.file.chain;
+        let esplora_override = self.pick(
+            (flags.esplora_url.clone(), "--esplora-url"),
+            Some("LSP_NODE_ESPLORA_URL"),
+            (None, ""),
+        );
+        let source_kind = self.file_value(chain.source.clone(), "chain.source");
+        let source = match (esplora_override, source_kind) {
+            // An Esplora URL given as a flag or in the environment means "use this Esplora".
+            (Some(url), _) => ChainSource::Esplora {
+                url: parse_esplora_url(&url)?,
+            },
+            (None, None) => {
+                return Err(self.missing("chain.source", "--esplora-url", "LSP_NODE_ESPLORA_URL"))
+            }
+            (None, Some(kind)) => match kind.value.as_str() {
+                "esplora" => {
+                    let url = self
+                        .file_value(chain.esplora_url.clone(), "chain.esplora_url")
+                        .ok_or_else(|| {
+                            self.missing(
+                                "chain.esplora_url",
+                                "--esplora-url",
+                                "LSP_NODE_ESPLORA_URL",
+                            )
+                        })?;
+                    ChainSource::Esplora {
+                        url: parse_esplora_url(&url)?,
+                    }
+                }
+                "dev" => {
+                    let listen = self
+                        .pick(
+                            (flags.dev_listen.clone(), "--dev-listen"),
+                            Some("LSP_NODE_DEV_LISTEN"),
+                            (chain.dev_listen.clone(), "chain.dev_listen"),
+                        )
+                        .map(|v| parse_socket_addr(&v, DEFAULT_DEV_LISTEN))
+                        .transpose()?
+                        .unwrap_or_else(|| DEFAULT_DEV_LISTEN.parse().expect("static address"));
+                    if network != Network::Regtest {
+                        return Err(kind.invalid(format!(
+                            "the embedded devchain is a regtest chain, but the network is {network}; \
+                             set network = \"regtest\" or use chain.source = \"esplora\""
+                        )));
+                    }
+                    ChainSource::Dev { listen }
+                }
+                other => {
+                    return Err(kind.invalid(format!(
+                        "expected \"dev\" (embedded devchain) or \"esplora\", got \"{other}\""
+                    )))
+                }
+            },
+        };
+
+        let sync_interval_secs = chain
+            .sync_interval_secs
+            .unwrap_or(DEFAULT_SYNC_INTERVAL_SECS);
+        if sync_interval_secs == 0 {
+            return Err(ConfigError::Invalid {
+                origin: Origin::File {
+                    path: self.label.clone(),
+                    key: "chain.sync_interval_secs",
+                }
+                .to_string(),
+                problem: "the sync interval must be at least 1 second".to_string(),
+            });
+        }
+        Ok(ChainConfig {
+            source,
+            sync_interval_secs,
+            dev_block_interval_secs: chain.dev_block_interval_secs.unwrap_or(0),
+        })
+    }
+
+    fn resolve_node(&self) -> Result<NodeConfig, ConfigError> {
+        let flags = self.flags;
+        let node = &self.file.node;
+        let p2p_listen = self
+            .pick(
+                (flags.p2p_listen.clone(), "--p2p-listen"),
+                Some("LSP_NODE_P2P_LISTEN"),
+                (node.p2p_listen.clone(), "node.p2p_listen"),
+            )
+            .map(|v| parse_socket_addr(&v, DEFAULT_P2P_LISTEN))
+            .transpose()?
+            .unwrap_or_else(|| DEFAULT_P2P_LISTEN.parse().expect("static address"));
+
+        let mut announce_addresses = Vec::new();
+        for address in node.announce_addresses.clone().unwrap_or_default() {
+            let value = Value {
+                value: address,
+                origin: Origin::File {
+                    path: self.label.clone(),
+                    key: "node.announce_addresses",
+                },
+            };
+            check_host_port(&value)?;
+            announce_addresses.push(value.value);
+        }
+
+        let alias = self.pick(
+            (None, ""),
+            Some("LSP_NODE_ALIAS"),
+            (node.alias.clone(), "node.alias"),
+        );
+        if let Some(alias) = &alias {
+            if alias.value.len() > MAX_ALIAS_BYTES {
+                return Err(alias.invalid(format!(
+                    "the alias is {} bytes long; a node alias holds at most {MAX_ALIAS_BYTES}",
+                    alias.value.len()
+                )));
+            }
+        }
+
+        let color = self
+            .file_value(node.color.clone(), "node.color")
+            .map(|color| {
+                let hex = color.value.trim_start_matches('#').to_ascii_lowercase();
+                if hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(hex)
+                } else {
+                    Err(color.invalid(format!(
+                        "expected an RGB color as 6 hex digits such as \"f7931a\", got \"{}\"",
+                        color.value
+                    )))
+                }
+            })
+            .transpose()?
+            .unwrap_or_else(|| DEFAULT_COLOR.to_string());
+
+        let seed_file = self
+            .pick(
+                (
+                    flags.seed_file.as_ref().map(|p| p.display().to_string()),
+                    "--seed-file",
+                ),
+                Some("LSP_NODE_SEED_FILE"),
+                (
+                    node.seed_file.as_ref().map(|p| p.display().to_string()),
+                    "node.seed_file",
+                ),
+            )
+            .map(|v| {
+                if v.value.trim().is_empty() {
+                    Err(v.invalid("the seed file path is empty"))
+                } else {
+                    Ok(PathBuf::from(v.value))
+                }
+            })
+            .transpose()?;
+
+        Ok(NodeConfig {
+            p2p_listen,
+            announce_addresses,
+            alias: alias.map(|a| a.value),
+            color,
+            accept_inbound_channels: node.accept_inbound_channels.unwrap_or(true),
+            min_inbound_channel_sat: node
+                .min_inbound_channel_sat
+                .unwrap_or(DEFAULT_MIN_INBOUND_CHANNEL_SAT),
+            seed_file,
+        })
+    }
+
+    fn resolve_log(&self) -> Result<LogConfig, ConfigError> {
+        let flags = self.flags;
+        let log = &self.file.log;
+        let format = match self.pick(
+            (flags.log_format.clone(), "--log-format"),
+            Some("LSP_NODE_LOG_FORMAT"),
+            (log.format.clone(), "log.format"),
+        ) {
+            None => LogFormat::Human,
+            Some(v) => match v.value.as_str() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(
+                        v.invalid(format!("expected \"human\" or \"json\", got \"{other}\""))
+                    )
+                }
+            },
+        };
+        let level = match self.pick(
+            (flags.log_level.clone(), "--log-level"),
+            Some("LSP_NODE_LOG_LEVEL"),
+            (log.level.clone(), "log.level"),
+        ) {
+            None => "info".to_string(),
+            Some(v) => {
+                if let Err(e) = tracing_subscriber::EnvFilter::try_new(&v.value) {
+                    return Err(v.invalid(format!(
+                        "\"{}\" is not a log filter such as \"info\" or \"lsp_node=debug,info\" ({e})",
+                        v.value
+                    )));
+                }
+                v.value
+            }
+        };
+        Ok(LogConfig { format, level })
+    }
+}
+
+fn parse_network(value: &Value<String>) -> Result<Network, ConfigError> {
+    let network = match value.value.as_str() {
+        "mainnet" => Some(Network::Bitcoin),
+        text => Network::from_str(text).ok(),
+    };
+    network.ok_or_else(|| {
+        value.invalid(format!(
+            "expected one of bitcoin (or mainnet), testnet, testnet4, signet, regtest; got \"{}\"",
+            value.value
+        ))
+    })
+}
+
+fn parse_socket_addr(value: &Value<String>, example: &str) -> Result<SocketAddr, ConfigError> {
+    SocketAddr::from_str(value.value.trim()).map_err(|_| {
+        value.invalid(format!(
+            "expected an IP address and port such as {example}, got \"{}\"",
+            value.value
+        ))
+    })
+}
+
+fn parse_esplora_url(value: &Value<String>) -> Result<String, ConfigError> {
+    let text = value.value.trim();
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        value.invalid(format!(
+            "\"{text}\" is not a URL ({e}); expected an Esplora API base such as https://mutinynet.com/api"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(value.invalid(format!(
+            "\"{text}\" is not an http(s) URL; expected an Esplora API base such as https://mutinynet.com/api"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(value.invalid(format!(
+            "\"{text}\" has a query or fragment; give only the Esplora API base URL"
+        )));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+/// `host:port` where host is an IP address or a DNS name (announced addresses).
+fn check_host_port(value: &Value<String>) -> Result<(), ConfigError> {
+    let bad = || {
+        value.invalid(format!(
+            "expected host:port such as 203.0.113.7:9735 or node.example.com:9735, got \"{}\"",
+            value.value
+        ))
+    };
+    if SocketAddr::from_str(&value.value).is_ok() {
+        return Ok(());
+    }
+    let (host, port) = value.value.rsplit_once(':').ok_or_else(bad)?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !host_ok || !port.parse::<u16>().is_ok_and(|p| p > 0) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn check_api_key(key: &Value<String>) -> Result<(), ConfigError> {
+    const MIN_LEN: usize = 16;
+    if !key.value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(key.invalid("the API key must be printable ASCII without spaces"));
+    }
+    if key.value.len() < MIN_LEN {
+        return Err(key.invalid(format!(
+            "the API key is shorter than {MIN_LEN} characters; use a long random value (or leave it \
+             unset and the node generates one)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const FILE: &str = r#"
+network = "regtest"
+data_dir = "./data/file"
+
+[chain]
+source = "dev"
+dev_listen = "127.0.0.1:3002"
+
+[node]
+p2p_listen = "127.0.0.1:9735"
+
+[admin]
+listen = "127.0.0.1:3001"
+"#;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |var| map.get(var).cloned()
+    }
+
+    fn parse_with(
+        text: &str,
+        flags: &ConfigOverrides,
+        vars: &[(&str, &str)],
+    ) -> Result<Config, ConfigError> {
+        parse(text, "test.toml", flags, env(vars))
+    }
+
+    #[test]
+    fn file_values_are_used_when_nothing_overrides_them() {
+        let config = parse_with(FILE, &ConfigOverrides::default(), &[]).unwrap();
+        assert_eq!(config.network, Network::Regtest);
+        assert_eq!(config.data_dir, PathBuf::from("./data/file"));
+        assert_eq!(
+            config.chain.source,
+            ChainSource::Dev {
+                listen: "127.0.0.1:3002".parse().unwrap()
+            }
+        );
+        assert_eq!(config.node.p2p_listen, "127.0.0.1:9735".parse().unwrap());
+        assert_eq!(config.admin.listen, "127.0.0.1:3001".parse().unwrap());
+        assert_eq!(config.http.listen, None);
+        assert_eq!(config.node.color, DEFAULT_COLOR);
+        assert_eq!(config.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_flags_override_both() {
+        let vars = [
+            ("LSP_NODE_DATA_DIR", "/env/data"),
+            ("LSP_NODE_P2P_LISTEN", "127.0.0.1:19735"),
+            ("LSP_NODE_ADMIN_LISTEN", "127.0.0.1:13001"),
+            ("LSP_NODE_SEED_FILE", "/env/seed"),
+            ("LSP_NODE_LOG_FORMAT", "json"),
+        ];
+        let config = parse_with(FILE, &ConfigOverrides::default(), &vars).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/env/data"));
+        assert_eq!(config.node.p2p_listen, "127.0.0.1:19735".parse().unwrap());
+        assert_eq!(config.admin.listen, "127.0.0.1:13001".parse().unwrap());
+        assert_eq!(config.node.seed_file, Some(PathBuf::from("/env/seed")));
+        assert_eq!(config.log.format, LogFormat::Json);
+
+        let flags = ConfigOverrides {
+            data_dir: Some("/flag/data".into()),
+            p2p_listen: Some("127.0.0.1:29735".into()),
+            seed_file: Some("/flag/seed".into()),
+            ..Default::default()
+        };
+        let config = parse_with(FILE, &flags, &vars).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/flag/data"));
+        assert_eq!(config.node.p2p_listen, "127.0.0.1:29735".parse().unwrap());
+        assert_eq!(config.node.seed_file, Some(PathBuf::from("/flag/seed")));
+        // Not given as a flag: the environment still wins over the file.
+        assert_eq!(config.admin.listen, "127.0.0.1:13001".parse().unwrap());
+    }
+
+    #[test]
+    fn an_esplora_url_override_switches_the_chain_source() {
+        let flags = ConfigOverrides {
+            network: Some("signet".into()),
+            esplora_url: Some("https://mutinynet.com/api/".into()),
+            ..Default::default()
+        };
+        let config = parse_with(FILE, &flags, &[]).unwrap();
+        assert_eq!(config.network, Network::Signet);
+        assert_eq!(
+            config.chain.source,
+            ChainSource::Esplora {
+                url: "https://mutinynet.com/api".to_string()
+            }
+        );
+        let vars = [("LSP_NODE_ESPLORA_URL", "http://127.0.0.1:3002")];
+        let config = parse_with(FILE, &ConfigOverrides::default(), &vars).unwrap();
+        assert_eq!(
+            config.chain.source,
+            ChainSource::Esplora {
+                url: "http://127.0.0.1:3002".to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn empty_environment_variables_count_as_unset() {
+        let config = parse_with(
+            FILE,
+            &ConfigOverrides::default(),
+            &[("LSP_NODE_NETWORK", "")],
+        )
+        .unwrap();
+        assert_eq!(config.network, Network::Regtest);
+    }
+
+    fn error_of(text: &str, flags: &ConfigOverrides, vars: &[(&str, &str)]) -> String {
+        parse_with(text, flags, vars).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_values_name_where_they_came_from() {
+        let none = ConfigOverrides::default();
+        let e = error_of(&FILE.replace("\"regtest\"", "\"moonnet\""), &none, &[]);
+        assert!(
+            e.contains("`network` in test.toml") && e.contains("moonnet"),
+            "{e}"
+        );
+
+        let e = error_of(FILE, &none, &[("LSP_NODE_NETWORK", "moonnet")]);
+        assert!(e.contains("environment variable LSP_NODE_NETWORK"), "{e}");
+
+        let flags = ConfigOverrides {
+            p2p_listen: Some("localhost".into()),
+            ..Default::default()
+        };
+        let e = error_of(FILE, &flags, &[]);
+        assert!(
+            e.contains("flag --p2p-listen") && e.contains("\"localhost\""),
+            "{e}"
+        );
+
+        let flags = ConfigOverrides {
+            esplora_url: Some("mutinynet.com/api".into()),
+            ..Default::default()
+        };
+        let e = error_of(FILE, &flags, &[]);
+        assert!(
+            e.contains("flag --esplora-url") && e.contains("not a URL"),
+            "{e}"
+        );
+
+        let flags = ConfigOverrides {
+            esplora_url: Some("ftp://x.org".into()),
+            ..Default::default()
+        };
+        assert!(error_of(FILE, &flags, &[]).contains("not an http(s) URL"));
+
+        let e = error_of(&FILE.replace("\"dev\"", "\"bitcoind\""), &none, &[]);
+        assert!(
+            e.contains("`chain.source`") && e.contains("bitcoind"),
+            "{e}"
+        );
+
+        let e = error_of(FILE, &none, &[("LSP_NODE_API_KEY", "short")]);
+        assert!(
+            e.contains("LSP_NODE_API_KEY") && e.contains("shorter than 16"),
+            "{e}"
+        );
+
+        let e = error_of(
+            &format!("{FILE}\n[log]\nlevel = \"lsp_node=loud\"\n"),
+            &none,
+            &[],
+        );
+        assert!(e.contains("`log.level`"), "{e}");
+
+        let with_color = FILE.replace("[admin]", "color = \"orange\"\n\n[admin]");
+        let e = error_of(&with_color, &none, &[]);
+        assert!(e.contains("`node.color`") && e.contains("orange"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_line() {
+        let text = FILE.replace("[admin]", "[admin]\napi_keys = \"x\"");
+        let e = parse_with(&text, &ConfigOverrides::default(), &[]).unwrap_err();
+        match &e {
+            ConfigError::Syntax { line, message, .. } => {
+                assert_eq!(*line, Some(13), "{e}");
+                assert!(message.contains("unknown field `api_keys`"), "{e}");
+            }
+            other => panic!("expected a syntax error, got {other}"),
+        }
+        assert!(!e.to_string().contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn the_devchain_needs_regtest_and_required_keys_are_named() {
+        let e = error_of(
+            &FILE.replace("\"regtest\"", "\"signet\""),
+            &ConfigOverrides::default(),
+            &[],
+        );
+        assert!(e.contains("regtest"), "{e}");
+        let e = error_of(
+            "data_dir = \"x\"\n[chain]\nsource = \"dev\"\n",
+            &ConfigOverrides::default(),
+            &[],
+        );
+        assert!(e.contains("`network`") && e.contains("--network"), "{e}");
+        let e = error_of(
+            "network = \"signet\"\ndata_dir = \"x\"\n[chain]\nsource = \"esplora\"\n",
+            &ConfigOverrides::default(),
+            &[],
+        );
+        assert!(e.contains("chain.esplora_url"), "{e}");
+    }
+}
