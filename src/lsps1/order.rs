@@ -1000,12 +1000,12 @@ pub(crate) mod tests {
     pub(crate) fn regtest_invoice() -> String {
         use bitcoin::hashes::{sha256, Hash};
         use bitcoin::secp256k1::{Secp256k1, SecretKey};
-        use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+        use lightning_invoice::{Currency, InvoiceBuilder, PaymentHash, PaymentSecret};
         let secp = Secp256k1::new();
         let key = SecretKey::from_slice(&[9u8; 32]).unwrap();
         InvoiceBuilder::new(Currency::Regtest)
             .description("lsps1 order".into())
-            .payment_hash(sha256::Hash::hash(b"preimage"))
+            .payment_hash(PaymentHash(sha256::Hash::hash(b"preimage").to_byte_array()))
             .payment_secret(PaymentSecret([3u8; 32]))
             .duration_since_epoch(std::time::Duration::from_secs(1_795_321_324))
             .min_final_cltv_expiry_delta(144)

@@ -1,0 +1,708 @@
+//! The order book on a real SQLite file: round trip, event history, coupon redemption under
+//! concurrency, reservation accounting, limits, and reopening.
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use lsp_node::lsps1::clock::ManualClock;
+use lsp_node::lsps1::coupons::{CouponError, Discount, NewCoupon};
+use lsp_node::lsps1::liquidity::{reservation_for, LiquidityError, ReservationRequest};
+use lsp_node::lsps1::options::PricingConfig;
+use lsp_node::lsps1::order::{
+    Bolt11Payment, ChannelInfo, Interface, OnchainPayment, Order, OrderEvent, OrderId, OrderParams,
+    OrderState, PaymentState,
+};
+use lsp_node::lsps1::pricing::{price, PaymentMethod, PriceRequest};
+use lsp_node::lsps1::store::{
+    migrate, Admission, OrderBook, OrderFilter, StoreError, SCHEMA_VERSION,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+const T0: u64 = 1_795_321_324;
+const EXPIRY: u64 = 3_600;
+
+fn key(byte: u8) -> PublicKey {
+    PublicKey::from_secret_key(
+        &Secp256k1::new(),
+        &SecretKey::from_slice(&[byte; 32]).unwrap(),
+    )
+}
+
+fn new_order(
+    rng: &mut StdRng,
+    client: PublicKey,
+    now: u64,
+    coupon: Option<(&str, Discount)>,
+) -> Order {
+    let params = OrderParams {
+        lsp_balance_sat: 1_000_000,
+        client_balance_sat: 100_000,
+        required_channel_confirmations: 1,
+        funding_confirms_within_blocks: 6,
+        channel_expiry_blocks: 4_320,
+        token: coupon.map(|(code, _)| code.to_string()),
+        announce_channel: false,
+    };
+    let request = |payment| PriceRequest {
+        lsp_balance_sat: params.lsp_balance_sat,
+        client_balance_sat: params.client_balance_sat,
+        channel_expiry_blocks: params.channel_expiry_blocks,
+        fee_rate_sat_per_kwu: 2_500,
+        payment,
+        discount: coupon.map(|(_, d)| d),
+    };
+    let lightning = price(
+        &PricingConfig::default(),
+        &request(PaymentMethod::Lightning),
+    )
+    .unwrap();
+    let onchain = price(&PricingConfig::default(), &request(PaymentMethod::Onchain)).unwrap();
+    Order {
+        id: OrderId::random(rng),
+        client_node_id: client,
+        params,
+        refund_onchain_address: Some("bcrt1qrefund".into()),
+        created_at: now,
+        expires_at: now + EXPIRY,
+        state: OrderState::Created,
+        bolt11: Some(Bolt11Payment {
+            state: PaymentState::ExpectPayment,
+            expires_at: now + EXPIRY,
+            fee_total_sat: lightning.fee_total_sat,
+            order_total_sat: lightning.order_total_sat,
+            invoice: "lnbcrt1test".into(),
+        }),
+        onchain: Some(OnchainPayment {
+            state: PaymentState::ExpectPayment,
+            expires_at: now + EXPIRY,
+            fee_total_sat: onchain.fee_total_sat,
+            order_total_sat: onchain.order_total_sat,
+            address: "bcrt1qpay".into(),
+            min_onchain_payment_confirmations: 1,
+            min_fee_for_0conf_sat_per_vb: 25,
+            refund_onchain_address: "bcrt1qrefund".into(),
+        }),
+        channel: None,
+        price: lightning,
+        coupon_code: coupon.map(|(code, _)| code.to_string()),
+        source: Interface::P2p,
+        email: None,
+        updated_at: now,
+    }
+}
+
+fn reservation(order: &Order, spendable_sat: u64) -> Admission {
+    let amount_sat = reservation_for(
+        order.params.lsp_balance_sat,
+        order.params.client_balance_sat,
+        order.price.onchain_fee_sat,
+    )
+    .unwrap();
+    Admission {
+        reservation: Some(ReservationRequest {
+            amount_sat,
+            spendable_sat,
+        }),
+        max_unpaid_orders_per_peer: None,
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    clock: Arc<ManualClock>,
+    book: OrderBook,
+    rng: StdRng,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.sqlite");
+    let clock = Arc::new(ManualClock::new(T0));
+    let book = OrderBook::open(&path, clock.clone()).unwrap();
+    Fixture {
+        _dir: dir,
+        path,
+        clock,
+        book,
+        rng: StdRng::seed_from_u64(42),
+    }
+}
+
+fn channel(now: u64) -> ChannelInfo {
+    ChannelInfo {
+        funded_at: now,
+        funding_outpoint: format!("{}:0", "cd".repeat(32)),
+        expires_at: now + 4_320 * 600,
+    }
+}
+
+#[test]
+fn round_trip_history_and_reservation_release() {
+    let mut f = fixture();
+    let order = new_order(&mut f.rng, key(1), T0, None);
+    let admission = reservation(&order, 5_000_000);
+    f.book.create_order(&order, &admission).unwrap();
+    assert_eq!(f.book.order(&order.id).unwrap(), Some(order.clone()));
+    assert_eq!(f.book.reserved_sat().unwrap(), 1_102_205);
+
+    f.clock.advance(60);
+    let held = f
+        .book
+        .apply(
+            &order.id,
+            &OrderEvent::Bolt11HtlcHeld,
+            "HTLC for 104745 sat held",
+        )
+        .unwrap();
+    assert_eq!(held.bolt11.as_ref().unwrap().state, PaymentState::Hold);
+    assert_eq!(
+        f.book.reserved_sat().unwrap(),
+        1_102_205,
+        "still reserved until the channel is funded"
+    );
+
+    f.clock.advance(60);
+    let funded = f
+        .book
+        .apply(
+            &order.id,
+            &OrderEvent::ChannelFunded(channel(T0 + 120)),
+            "funding broadcast",
+        )
+        .unwrap();
+    assert_eq!(funded.state, OrderState::Completed);
+    assert_eq!(f.book.order(&order.id).unwrap(), Some(funded.clone()));
+    assert_eq!(f.book.reserved_sat().unwrap(), 0);
+    let reservation = f.book.reservation(&order.id).unwrap().unwrap();
+    assert_eq!(reservation.amount_sat, 1_102_205);
+    assert_eq!(reservation.released_at, Some(T0 + 120));
+    assert_eq!(
+        reservation.release_reason.as_deref(),
+        Some("channel_funded")
+    );
+
+    let events = f.book.events(&order.id).unwrap();
+    let summary: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.at,
+                e.event.as_str(),
+                e.from_state.as_deref(),
+                e.to_state.as_str(),
+                e.reason.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                T0,
+                "created",
+                None,
+                "CREATED bolt11=EXPECT_PAYMENT onchain=EXPECT_PAYMENT",
+                "order accepted"
+            ),
+            (
+                T0 + 60,
+                "bolt11_htlc_held",
+                Some("CREATED bolt11=EXPECT_PAYMENT onchain=EXPECT_PAYMENT"),
+                "CREATED bolt11=HOLD onchain=EXPECT_PAYMENT",
+                "HTLC for 104745 sat held"
+            ),
+            (
+                T0 + 120,
+                "channel_funded",
+                Some("CREATED bolt11=HOLD onchain=EXPECT_PAYMENT"),
+                "COMPLETED bolt11=PAID onchain=EXPECT_PAYMENT",
+                "funding broadcast"
+            ),
+        ]
+    );
+    assert!(events[2]
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("funding_outpoint"));
+
+    // Everything survives closing and reopening the file.
+    drop(f.book);
+    let reopened = OrderBook::open(&f.path, f.clock.clone()).unwrap();
+    assert_eq!(reopened.order(&order.id).unwrap(), Some(funded));
+    assert_eq!(reopened.events(&order.id).unwrap(), events);
+}
+
+#[test]
+fn illegal_transition_changes_nothing() {
+    let mut f = fixture();
+    let order = new_order(&mut f.rng, key(1), T0, None);
+    f.book
+        .create_order(&order, &reservation(&order, 5_000_000))
+        .unwrap();
+    let err = f
+        .book
+        .apply(
+            &order.id,
+            &OrderEvent::ChannelFunded(channel(T0)),
+            "too early",
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Transition(_)), "{err}");
+    assert_eq!(f.book.order(&order.id).unwrap(), Some(order.clone()));
+    assert_eq!(f.book.events(&order.id).unwrap().len(), 1);
+    assert_eq!(f.book.reserved_sat().unwrap(), 1_102_205);
+
+    let missing = OrderId::parse("nope").unwrap();
+    let err = f
+        .book
+        .apply(&missing, &OrderEvent::Bolt11HtlcHeld, "x")
+        .unwrap_err();
+    assert!(matches!(err, StoreError::OrderNotFound(_)));
+    assert_eq!(err.to_rpc_error().code, 101);
+
+    // The same order cannot be stored twice, and a non-new order cannot be stored at all.
+    assert!(matches!(
+        f.book.create_order(&order, &Admission::default()),
+        Err(StoreError::DuplicateOrder(_))
+    ));
+    let mut paid = new_order(&mut f.rng, key(1), T0, None);
+    paid.bolt11.as_mut().unwrap().state = PaymentState::Hold;
+    assert!(matches!(
+        f.book.create_order(&paid, &Admission::default()),
+        Err(StoreError::NotNew(_))
+    ));
+    assert_eq!(f.book.order(&paid.id).unwrap(), None);
+}
+
+#[test]
+fn listing_filters_and_attention_set() {
+    let mut f = fixture();
+    let a1 = new_order(&mut f.rng, key(1), T0, None);
+    let a2 = new_order(&mut f.rng, key(1), T0 + 10, None);
+    let b1 = new_order(&mut f.rng, key(2), T0 + 20, None);
+    for order in [&a1, &a2, &b1] {
+        f.clock.set(order.created_at);
+        f.book.create_order(order, &Admission::default()).unwrap();
+    }
+    let ids = |orders: Vec<Order>| orders.into_iter().map(|o| o.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(f.book.orders(&OrderFilter::default()).unwrap()),
+        vec![b1.id.clone(), a2.id.clone(), a1.id.clone()]
+    );
+    let by_peer = OrderFilter {
+        client_node_id: Some(key(1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(f.book.orders(&by_peer).unwrap()),
+        vec![a2.id.clone(), a1.id.clone()]
+    );
+    let window = OrderFilter {
+        created_from: Some(T0 + 10),
+        created_until: Some(T0 + 20),
+        ..Default::default()
+    };
+    assert_eq!(ids(f.book.orders(&window).unwrap()), vec![a2.id.clone()]);
+    let limited = OrderFilter {
+        limit: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(ids(f.book.orders(&limited).unwrap()), vec![b1.id.clone()]);
+
+    // a1 paid on-chain, then its open failed: FAILED but its funds still need a refund.
+    f.book
+        .apply(
+            &a1.id,
+            &OrderEvent::OnchainPaymentConfirmed,
+            "1 confirmation",
+        )
+        .unwrap();
+    f.book
+        .apply(
+            &a1.id,
+            &OrderEvent::Failed {
+                onchain_refund_pending: true,
+            },
+            "open failed",
+        )
+        .unwrap();
+    // b1 expired unpaid.
+    f.book
+        .apply(
+            &b1.id,
+            &OrderEvent::Failed {
+                onchain_refund_pending: false,
+            },
+            "expired",
+        )
+        .unwrap();
+    let failed = OrderFilter {
+        state: Some(OrderState::Failed),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(f.book.orders(&failed).unwrap()),
+        vec![b1.id.clone(), a1.id.clone()]
+    );
+    assert_eq!(
+        ids(f.book.orders_needing_attention().unwrap()),
+        vec![a1.id.clone(), a2.id.clone()]
+    );
+    f.book
+        .apply(&a1.id, &OrderEvent::OnchainRefunded, "refund broadcast")
+        .unwrap();
+    assert_eq!(
+        ids(f.book.orders_needing_attention().unwrap()),
+        vec![a2.id.clone()]
+    );
+}
+
+#[test]
+fn coupon_redemption_is_atomic_with_order_creation() {
+    let mut f = fixture();
+    f.book
+        .create_coupon(&NewCoupon {
+            code: "ONCE".into(),
+            discount: Discount::Percent(50),
+            max_uses: Some(1),
+            expires_at: None,
+        })
+        .unwrap();
+    let first = new_order(
+        &mut f.rng,
+        key(1),
+        T0,
+        Some(("ONCE", Discount::Percent(50))),
+    );
+    f.book.create_order(&first, &Admission::default()).unwrap();
+    assert_eq!(f.book.coupon("ONCE").unwrap().unwrap().uses, 1);
+    assert_eq!(first.price.discount_sat, 1_411);
+
+    let second = new_order(
+        &mut f.rng,
+        key(2),
+        T0,
+        Some(("ONCE", Discount::Percent(50))),
+    );
+    let err = f
+        .book
+        .create_order(&second, &reservation(&second, 5_000_000))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Coupon(CouponError::UsedUp)),
+        "{err}"
+    );
+    assert_eq!(err.to_rpc_error().code, 102);
+    assert_eq!(f.book.order(&second.id).unwrap(), None);
+    assert_eq!(
+        f.book.reservation(&second.id).unwrap(),
+        None,
+        "a rejected order reserves nothing"
+    );
+
+    let unknown = new_order(
+        &mut f.rng,
+        key(2),
+        T0,
+        Some(("NEVER", Discount::Percent(50))),
+    );
+    let err = f
+        .book
+        .create_order(&unknown, &Admission::default())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Coupon(CouponError::Unknown)));
+    assert_eq!(err.to_rpc_error().code, 102);
+
+    f.book
+        .create_coupon(&NewCoupon {
+            code: "SOON".into(),
+            discount: Discount::FixedSat(100),
+            max_uses: None,
+            expires_at: Some(T0 + 10),
+        })
+        .unwrap();
+    f.clock.set(T0 + 10);
+    let late = new_order(
+        &mut f.rng,
+        key(3),
+        T0 + 10,
+        Some(("SOON", Discount::FixedSat(100))),
+    );
+    assert!(matches!(
+        f.book.create_order(&late, &Admission::default()),
+        Err(StoreError::Coupon(CouponError::Expired))
+    ));
+    assert_eq!(f.book.coupon("SOON").unwrap().unwrap().uses, 0);
+
+    // A liquidity rejection does not spend the coupon either.
+    f.book
+        .create_coupon(&NewCoupon {
+            code: "TWICE".into(),
+            discount: Discount::Percent(5),
+            max_uses: Some(2),
+            expires_at: None,
+        })
+        .unwrap();
+    let poor = new_order(
+        &mut f.rng,
+        key(4),
+        T0 + 10,
+        Some(("TWICE", Discount::Percent(5))),
+    );
+    assert!(matches!(
+        f.book.create_order(&poor, &reservation(&poor, 1_000)),
+        Err(StoreError::Liquidity(_))
+    ));
+    assert_eq!(f.book.coupon("TWICE").unwrap().unwrap().uses, 0);
+
+    assert_eq!(f.book.coupons().unwrap().len(), 3);
+    assert!(f.book.delete_coupon("SOON").unwrap());
+    assert_eq!(f.book.coupon("SOON").unwrap(), None);
+}
+
+#[test]
+fn single_use_coupon_cannot_be_redeemed_twice_concurrently() {
+    let f = fixture();
+    const ROUNDS: usize = 20;
+    for round in 0..ROUNDS {
+        f.book
+            .create_coupon(&NewCoupon {
+                code: format!("RACE{round}"),
+                discount: Discount::FixedSat(500),
+                max_uses: Some(1),
+                expires_at: None,
+            })
+            .unwrap();
+    }
+    // Two separate connections to the same file, as two processes or two services would have.
+    let books: Vec<Arc<OrderBook>> = (0..2)
+        .map(|_| Arc::new(OrderBook::open(&f.path, f.clock.clone()).unwrap()))
+        .collect();
+    let barrier = Arc::new(Barrier::new(2));
+    let handles: Vec<_> = books
+        .iter()
+        .enumerate()
+        .map(|(thread_index, book)| {
+            let book = book.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut rng = StdRng::seed_from_u64(1_000 + thread_index as u64);
+                let mut outcomes = Vec::new();
+                for round in 0..ROUNDS {
+                    let code = format!("RACE{round}");
+                    let order = new_order(
+                        &mut rng,
+                        key(10 + thread_index as u8),
+                        T0,
+                        Some((&code, Discount::FixedSat(500))),
+                    );
+                    barrier.wait();
+                    outcomes.push(match book.create_order(&order, &Admission::default()) {
+                        Ok(()) => Ok(order.id),
+                        Err(StoreError::Coupon(CouponError::UsedUp)) => Err(()),
+                        Err(other) => panic!("unexpected error: {other}"),
+                    });
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let results: Vec<Vec<Result<OrderId, ()>>> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for round in 0..ROUNDS {
+        let winners: Vec<&OrderId> = results
+            .iter()
+            .filter_map(|r| r[round].as_ref().ok())
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one order gets the coupon"
+        );
+        let coupon = f.book.coupon(&format!("RACE{round}")).unwrap().unwrap();
+        assert_eq!(coupon.uses, 1);
+        let stored = f.book.order(winners[0]).unwrap().unwrap();
+        assert_eq!(
+            stored.coupon_code.as_deref(),
+            Some(format!("RACE{round}").as_str())
+        );
+    }
+    assert_eq!(
+        f.book.orders(&OrderFilter::default()).unwrap().len(),
+        ROUNDS
+    );
+}
+
+#[test]
+fn reservations_bound_what_is_sold() {
+    let mut f = fixture();
+    let spendable = 2_500_000; // room for two orders of 1 102 205 sat, not three
+    let first = new_order(&mut f.rng, key(1), T0, None);
+    let second = new_order(&mut f.rng, key(2), T0, None);
+    let third = new_order(&mut f.rng, key(3), T0, None);
+    f.book
+        .create_order(&first, &reservation(&first, spendable))
+        .unwrap();
+    f.book
+        .create_order(&second, &reservation(&second, spendable))
+        .unwrap();
+    assert_eq!(f.book.reserved_sat().unwrap(), 2_204_410);
+    let err = f
+        .book
+        .create_order(&third, &reservation(&third, spendable))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Liquidity(LiquidityError::Insufficient {
+                needed_sat: 1_102_205,
+                available_sat: 295_590
+            })
+        ),
+        "{err:?}"
+    );
+    let rpc = err.to_rpc_error();
+    assert_eq!(rpc.code, 1);
+    assert!(
+        !rpc.message.contains("295590"),
+        "our balance is not disclosed"
+    );
+    assert_eq!(f.book.order(&third.id).unwrap(), None);
+    assert_eq!(
+        f.book.reserved_sat().unwrap(),
+        2_204_410,
+        "a rejected request reserves nothing"
+    );
+
+    // Failing an order releases its reservation; the third order now fits.
+    f.book
+        .apply(
+            &first.id,
+            &OrderEvent::Failed {
+                onchain_refund_pending: false,
+            },
+            "expired",
+        )
+        .unwrap();
+    assert_eq!(f.book.reserved_sat().unwrap(), 1_102_205);
+    assert_eq!(
+        f.book
+            .reservation(&first.id)
+            .unwrap()
+            .unwrap()
+            .release_reason
+            .as_deref(),
+        Some("failed")
+    );
+    f.book
+        .create_order(&third, &reservation(&third, spendable))
+        .unwrap();
+    assert_eq!(f.book.reserved_sat().unwrap(), 2_204_410);
+}
+
+#[test]
+fn concurrent_orders_cannot_share_the_same_sats() {
+    let f = fixture();
+    let spendable = 1_500_000; // room for one order only
+    let books: Vec<Arc<OrderBook>> = (0..2)
+        .map(|_| Arc::new(OrderBook::open(&f.path, f.clock.clone()).unwrap()))
+        .collect();
+    let barrier = Arc::new(Barrier::new(2));
+    let handles: Vec<_> = books
+        .into_iter()
+        .enumerate()
+        .map(|(i, book)| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let order = new_order(
+                    &mut StdRng::seed_from_u64(7 + i as u64),
+                    key(20 + i as u8),
+                    T0,
+                    None,
+                );
+                barrier.wait();
+                book.create_order(&order, &reservation(&order, spendable))
+                    .is_ok()
+            })
+        })
+        .collect();
+    let accepted = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(accepted, 1);
+    assert_eq!(f.book.reserved_sat().unwrap(), 1_102_205);
+}
+
+#[test]
+fn unpaid_order_limit_per_peer() {
+    let mut f = fixture();
+    let limit = Admission {
+        reservation: None,
+        max_unpaid_orders_per_peer: Some(1),
+    };
+    let first = new_order(&mut f.rng, key(1), T0, None);
+    f.book.create_order(&first, &limit).unwrap();
+    let second = new_order(&mut f.rng, key(1), T0, None);
+    let err = f.book.create_order(&second, &limit).unwrap_err();
+    assert!(matches!(err, StoreError::TooManyUnpaidOrders(1)));
+    assert_eq!(err.to_rpc_error().code, 1);
+    // Another peer is not affected.
+    f.book
+        .create_order(&new_order(&mut f.rng, key(2), T0, None), &limit)
+        .unwrap();
+    // A paid order no longer counts.
+    f.book
+        .apply(&first.id, &OrderEvent::Bolt11HtlcHeld, "held")
+        .unwrap();
+    f.book.create_order(&second, &limit).unwrap();
+    // An expired unpaid order no longer counts either.
+    f.clock.set(T0 + EXPIRY);
+    let third = new_order(&mut f.rng, key(1), T0 + EXPIRY, None);
+    f.book.create_order(&third, &limit).unwrap();
+}
+
+#[test]
+fn migration_is_idempotent_and_refuses_newer_schemas() {
+    let f = fixture();
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    migrate(&conn).unwrap();
+    migrate(&conn).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT MAX(version) FROM lsps1_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        tables,
+        [
+            "lsps1_coupons",
+            "lsps1_order_events",
+            "lsps1_orders",
+            "lsps1_reservations",
+            "lsps1_schema"
+        ]
+    );
+
+    conn.execute(
+        "INSERT INTO lsps1_schema (version) VALUES (?1)",
+        [SCHEMA_VERSION + 1],
+    )
+    .unwrap();
+    let err = OrderBook::open(&f.path, f.clock.clone())
+        .err()
+        .expect("newer schema refused");
+    assert!(matches!(err, StoreError::NewerSchema { .. }));
+    assert!(err.to_string().contains("upgrade lsp-node"));
+}
