@@ -23,6 +23,9 @@ pub struct FileConfig {
     pub admin: FileAdmin,
     #[serde(default)]
     pub log: FileLog,
+    /// Channel sales; see [`crate::lsps1::options`] for every key and its default.
+    #[serde(default)]
+    pub lsps1: crate::lsps1::options::Lsps1Config,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -110,6 +113,7 @@ pub fn render(config: &super::Config) -> String {
             }),
             level: Some(config.log.level.clone()),
         },
+        lsps1: config.lsps1.clone(),
     };
     let key_note = if config.admin.api_key.is_some() {
         "# admin.api_key is configured (not shown)\n"

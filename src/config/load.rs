@@ -262,6 +262,12 @@ impl Resolver<'_> {
 
         let log = self.resolve_log()?;
 
+        let lsps1 = self.file.lsps1.clone();
+        lsps1.validate().map_err(|e| ConfigError::Invalid {
+            origin: format!("`[lsps1]` in {}", self.label),
+            problem: e.to_string(),
+        })?;
+
         Ok(Config {
             network,
             data_dir,
@@ -275,6 +281,7 @@ impl Resolver<'_> {
                 api_key: api_key.map(|k| k.value),
             },
             log,
+            lsps1,
         })
     }
 

@@ -65,6 +65,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    /// Channel sales (LSPS1 over p2p and the HTTP mirror).
+    pub lsps1: crate::lsps1::options::Lsps1Config,
 }
 
 /// Where the node reads the chain from.
@@ -172,6 +174,7 @@ impl Config {
                 format: LogFormat::Human,
                 level: "info".to_string(),
             },
+            lsps1: crate::lsps1::options::Lsps1Config::default(),
         }
     }
 }

@@ -24,8 +24,15 @@
 //! `LiquidityManager`) and applies the guard; its own replies go out through
 //! `get_and_clear_pending_msg` with the inner handler's messages. lightning-net-tokio calls
 //! `PeerManager::process_events` after every read, which collects them.
+//!
+//! Once an [`Lsps1Server`] is installed ([`GuardedMessageHandler::serve_lsps1_with`]), the
+//! `lsps1.*` requests that pass the guard are answered by it, not by the manager (which then
+//! only answers LSPS0). The order service needs this: lightning-liquidity 0.3's
+//! `send_payment_details` picks the order id itself and queues the answer before returning, so
+//! an order could not be persisted before the client learns of it; it also has no way to answer
+//! error 1, and one fixed spelling of payment states.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bitcoin::address::{Address, NetworkUnchecked};
 use bitcoin::secp256k1::PublicKey;
@@ -331,12 +338,25 @@ fn reply(id: Option<&Value>, error: RpcError) -> Verdict {
     Verdict::Reply(error.to_response(id).to_string())
 }
 
+/// Answers the `lsps1.*` methods (the order service).
+pub trait Lsps1Server: Send + Sync {
+    /// Answers one request from `peer` that passed the guard (so its params are known, typed
+    /// and within the options): the JSON-RPC `result`, or the error object to send.
+    fn serve(
+        &self,
+        peer: PublicKey,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, RpcError>;
+}
+
 /// A custom message handler that applies [`RequestGuard`] before the inner handler (the
 /// `LiquidityManager`) sees a message.
 pub struct GuardedMessageHandler<H> {
     inner: H,
     guard: RequestGuard,
     replies: Mutex<Vec<(PublicKey, RawLSPSMessage)>>,
+    lsps1_server: OnceLock<Arc<dyn Lsps1Server>>,
 }
 
 impl<H> GuardedMessageHandler<H> {
@@ -345,7 +365,51 @@ impl<H> GuardedMessageHandler<H> {
             inner,
             guard,
             replies: Mutex::new(Vec::new()),
+            lsps1_server: OnceLock::new(),
         }
+    }
+
+    /// From now on `lsps1.*` requests are answered by `server`. Set once; later calls are
+    /// ignored (returns false).
+    pub fn serve_lsps1_with(&self, server: Arc<dyn Lsps1Server>) -> bool {
+        self.lsps1_server.set(server).is_ok()
+    }
+
+    /// Lets the installed server answer `payload` if it is an `lsps1.*` request; returns false
+    /// when the inner handler should get it.
+    fn serve(&self, payload: &str, peer: PublicKey) -> bool {
+        let Some(server) = self.lsps1_server.get() else {
+            return false;
+        };
+        // The guard accepted the payload, so it is a JSON object with a string id and method.
+        let Ok(Value::Object(request)) = serde_json::from_str::<Value>(payload) else {
+            return false;
+        };
+        let Some(method) = request.get("method").and_then(Value::as_str) else {
+            return false;
+        };
+        if !method.starts_with("lsps1.") {
+            return false;
+        }
+        let id = request.get("id").cloned().unwrap_or(Value::Null);
+        let no_params = Map::new();
+        let params = request
+            .get("params")
+            .and_then(Value::as_object)
+            .unwrap_or(&no_params);
+        let response = match server.serve(peer, method, params) {
+            Ok(result) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+            Err(error) => error.to_response(Some(&id)),
+        };
+        self.push_reply(peer, response.to_string());
+        true
+    }
+
+    fn push_reply(&self, peer: PublicKey, payload: String) {
+        self.replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((peer, RawLSPSMessage { payload }));
     }
 
     pub fn inner(&self) -> &H {
@@ -358,10 +422,7 @@ impl<H> GuardedMessageHandler<H> {
         let payload = error
             .to_response(Some(&Value::String(request_id.to_string())))
             .to_string();
-        self.replies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((peer, RawLSPSMessage { payload }));
+        self.push_reply(peer, payload);
     }
 }
 
@@ -402,15 +463,16 @@ where
         sender_node_id: PublicKey,
     ) -> Result<(), LightningError> {
         match self.guard.check(&msg.payload) {
-            Verdict::Forward(payload) => self
-                .inner
-                .handle_custom_message(RawLSPSMessage { payload }, sender_node_id),
+            Verdict::Forward(payload) => {
+                if self.serve(&payload, sender_node_id) {
+                    return Ok(());
+                }
+                self.inner
+                    .handle_custom_message(RawLSPSMessage { payload }, sender_node_id)
+            }
             Verdict::Reply(payload) => {
                 tracing::debug!(peer = %sender_node_id, reply = %payload, "answered an LSPS message before the liquidity manager");
-                self.replies
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((sender_node_id, RawLSPSMessage { payload }));
+                self.push_reply(sender_node_id, payload);
                 Ok(())
             }
             Verdict::Drop(reason) => {

@@ -69,10 +69,13 @@
 
 pub mod clock;
 pub mod coupons;
+pub mod fulfil;
 pub mod guard;
+pub mod ledger;
 pub mod liquidity;
 pub mod options;
 pub mod order;
 pub mod pricing;
 pub mod rpc;
+pub mod service;
 pub mod store;

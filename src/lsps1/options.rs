@@ -9,7 +9,12 @@
 
 use lightning_liquidity::lsps1::msgs::LSPS1Options;
 use lightning_liquidity::lsps1::service::LSPS1ServiceConfig;
-use serde::Deserialize;
+use std::str::FromStr;
+
+use bitcoin::secp256k1::PublicKey;
+use serde::{Deserialize, Serialize};
+
+use crate::lsps1::order::PaymentStateDialect;
 
 /// Largest channel LDK opens without the `option_support_large_channel` feature (2^24 - 1 sat).
 pub const MAX_NON_WUMBO_CHANNEL_SAT: u64 = 16_777_215;
@@ -18,7 +23,7 @@ pub const MAX_NON_WUMBO_CHANNEL_SAT: u64 = 16_777_215;
 pub const MAX_ONCHAIN_PAYMENT_CONFIRMATIONS: u16 = 6;
 
 /// The options advertised in `lsps1.get_info` and applied to every order.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Lsps1Options {
     /// Smallest channel (lsp + client balance) sold. Default 20 000 sat.
@@ -202,7 +207,7 @@ impl Lsps1Options {
 }
 
 /// The fee schedule (see [`crate::lsps1::pricing`] for the formula and a worked example).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PricingConfig {
     /// Flat fee per order. Default 1 000 sat.
@@ -229,7 +234,7 @@ impl Default for PricingConfig {
 }
 
 /// How the `token` field of `create_order` is treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenMode {
     /// The token is never read; anyone can order, no coupons over LSPS1.
@@ -242,7 +247,7 @@ pub enum TokenMode {
 }
 
 /// Abuse limits.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Lsps1Limits {
     /// Orders a single client node may have waiting for payment at once. Default 3.
@@ -258,13 +263,45 @@ impl Default for Lsps1Limits {
 }
 
 /// The whole `[lsps1]` section.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Lsps1Config {
+    /// Sell channels at all (LSPS1 over p2p and HTTP). Default true.
+    pub enabled: bool,
+    pub token_mode: TokenMode,
+    /// Once an order is paid, how long (seconds) the client has to be connected and the channel
+    /// to be funded; after that the order fails and the payment is returned. Default 600.
+    pub open_timeout_secs: u64,
+    /// A held HTLC is failed back (order FAILED) when the chain comes this many blocks from the
+    /// HTLC's claim deadline. Default 6.
+    pub htlc_safety_margin_blocks: u32,
+    /// Final CLTV delta of order invoices: how many blocks a held HTLC can wait for its channel.
+    /// Default 144 (about a day).
+    pub invoice_min_final_cltv_expiry_delta: u16,
+    /// Clients whose p2p `get_order` answers spell the HOLD payment state as PAID: node ids, or
+    /// `"*"` for every client. For wallets built on lightning-liquidity 0.2 (ldk-node 0.7),
+    /// whose payment-state enum has no HOLD: such a client cannot parse an order while its HTLC
+    /// is held and ignores this node until it reconnects. Default: none (bLIP-51 spelling).
+    pub hold_as_paid_peers: Vec<String>,
     pub options: Lsps1Options,
     pub pricing: PricingConfig,
-    pub token_mode: TokenMode,
     pub limits: Lsps1Limits,
+}
+
+impl Default for Lsps1Config {
+    fn default() -> Self {
+        Lsps1Config {
+            enabled: true,
+            token_mode: TokenMode::default(),
+            open_timeout_secs: 600,
+            htlc_safety_margin_blocks: 6,
+            invoice_min_final_cltv_expiry_delta: 144,
+            hold_as_paid_peers: Vec::new(),
+            options: Lsps1Options::default(),
+            pricing: PricingConfig::default(),
+            limits: Lsps1Limits::default(),
+        }
+    }
 }
 
 impl Lsps1Config {
@@ -292,7 +329,34 @@ impl Lsps1Config {
         if self.limits.max_unpaid_orders_per_peer == 0 {
             return Err(OptionsError::Zero("limits.max_unpaid_orders_per_peer"));
         }
+        if self.open_timeout_secs == 0 {
+            return Err(OptionsError::Zero("open_timeout_secs"));
+        }
+        if u32::from(self.invoice_min_final_cltv_expiry_delta) <= self.htlc_safety_margin_blocks {
+            return Err(OptionsError::MarginTooLarge {
+                margin: self.htlc_safety_margin_blocks,
+                delta: self.invoice_min_final_cltv_expiry_delta,
+            });
+        }
+        for peer in &self.hold_as_paid_peers {
+            if peer != "*" && PublicKey::from_str(peer).is_err() {
+                return Err(OptionsError::BadPeer(peer.clone()));
+            }
+        }
         Ok(())
+    }
+
+    /// How payment states are spelled in p2p answers to `peer`.
+    pub fn p2p_dialect(&self, peer: &PublicKey) -> PaymentStateDialect {
+        let listed = self
+            .hold_as_paid_peers
+            .iter()
+            .any(|p| p == "*" || PublicKey::from_str(p).is_ok_and(|key| key == *peer));
+        if listed {
+            PaymentStateDialect::WithoutHold
+        } else {
+            PaymentStateDialect::Blip51
+        }
     }
 }
 
@@ -319,6 +383,10 @@ pub enum OptionsError {
     InvoiceOutlivesOrder { invoice: u64, order: u64 },
     #[error("lsps1 options allow no order at all: {0}")]
     Unsatisfiable(&'static str),
+    #[error("lsps1 setting htlc_safety_margin_blocks ({margin}) must be below invoice_min_final_cltv_expiry_delta ({delta}), or held payments fail at once")]
+    MarginTooLarge { margin: u32, delta: u16 },
+    #[error("lsps1 setting hold_as_paid_peers has {0:?}, which is neither a node id nor \"*\"")]
+    BadPeer(String),
 }
 
 #[cfg(test)]

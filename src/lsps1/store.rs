@@ -8,6 +8,7 @@
 //! - `lsps1_coupons`: see [`crate::lsps1::coupons`].
 //! - `lsps1_reservations`: sats committed to accepted orders whose channel is not open yet;
 //!   a reservation is open while `released_at` is NULL.
+//! - `lsps1_bolt11_payments`, `lsps1_refunds`: see [`crate::lsps1::ledger`].
 //!
 //! Every change is one `BEGIN IMMEDIATE` transaction (the write lock is taken first, so a check
 //! and the write that depends on it cannot interleave with another connection's), committed
@@ -29,12 +30,14 @@ use serde::Serialize;
 
 use crate::lsps1::clock::Clock;
 use crate::lsps1::coupons::{self, from_sql_u64, to_sql_u64, Coupon, CouponError, NewCoupon};
+use crate::lsps1::ledger;
 use crate::lsps1::liquidity::{self, LiquidityError, ReservationRequest};
 use crate::lsps1::order::{Order, OrderEvent, OrderId, OrderState, PaymentState, TransitionError};
 use crate::lsps1::rpc::{self, RpcError};
 
-/// Version of the `lsps1_` tables this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
+/// [`crate::lsps1::ledger`]).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,57 +91,61 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
             row.get(0)
         })?;
     match found {
-        Some(version) if version > SCHEMA_VERSION => Err(StoreError::NewerSchema {
-            found: version,
-            known: SCHEMA_VERSION,
-        }),
-        Some(_) => Ok(()),
-        None => {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(
-                "CREATE TABLE lsps1_orders (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    client_node_id TEXT NOT NULL,
-                    order_state TEXT NOT NULL,
-                    bolt11_state TEXT,
-                    onchain_state TEXT,
-                    created_at INTEGER NOT NULL,
-                    expires_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL,
-                    source TEXT NOT NULL,
-                    coupon_code TEXT,
-                    record TEXT NOT NULL
-                );
-                CREATE INDEX lsps1_orders_by_client ON lsps1_orders (client_node_id, created_at);
-                CREATE INDEX lsps1_orders_by_state ON lsps1_orders (order_state, created_at);
-                CREATE TABLE lsps1_order_events (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
-                    at INTEGER NOT NULL,
-                    event TEXT NOT NULL,
-                    from_state TEXT,
-                    to_state TEXT NOT NULL,
-                    reason TEXT NOT NULL,
-                    detail TEXT
-                );
-                CREATE INDEX lsps1_order_events_by_order ON lsps1_order_events (order_id, seq);
-                CREATE TABLE lsps1_reservations (
-                    order_id TEXT PRIMARY KEY NOT NULL REFERENCES lsps1_orders(id),
-                    amount_sat INTEGER NOT NULL CHECK (amount_sat >= 0),
-                    created_at INTEGER NOT NULL,
-                    released_at INTEGER,
-                    release_reason TEXT
-                );",
-            )?;
-            tx.execute(coupons::CREATE_TABLE, [])?;
-            tx.execute(
-                "INSERT INTO lsps1_schema (version) VALUES (?1)",
-                params![SCHEMA_VERSION],
-            )?;
-            tx.commit()?;
-            Ok(())
+        Some(version) if version > SCHEMA_VERSION => {
+            return Err(StoreError::NewerSchema {
+                found: version,
+                known: SCHEMA_VERSION,
+            })
         }
+        Some(version) if version == SCHEMA_VERSION => return Ok(()),
+        _ => {}
     }
+    let tx = conn.unchecked_transaction()?;
+    if found.is_none() {
+        tx.execute_batch(
+            "CREATE TABLE lsps1_orders (
+                id TEXT PRIMARY KEY NOT NULL,
+                client_node_id TEXT NOT NULL,
+                order_state TEXT NOT NULL,
+                bolt11_state TEXT,
+                onchain_state TEXT,
+                created_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                source TEXT NOT NULL,
+                coupon_code TEXT,
+                record TEXT NOT NULL
+            );
+            CREATE INDEX lsps1_orders_by_client ON lsps1_orders (client_node_id, created_at);
+            CREATE INDEX lsps1_orders_by_state ON lsps1_orders (order_state, created_at);
+            CREATE TABLE lsps1_order_events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
+                at INTEGER NOT NULL,
+                event TEXT NOT NULL,
+                from_state TEXT,
+                to_state TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                detail TEXT
+            );
+            CREATE INDEX lsps1_order_events_by_order ON lsps1_order_events (order_id, seq);
+            CREATE TABLE lsps1_reservations (
+                order_id TEXT PRIMARY KEY NOT NULL REFERENCES lsps1_orders(id),
+                amount_sat INTEGER NOT NULL CHECK (amount_sat >= 0),
+                created_at INTEGER NOT NULL,
+                released_at INTEGER,
+                release_reason TEXT
+            );",
+        )?;
+        tx.execute(coupons::CREATE_TABLE, [])?;
+    }
+    tx.execute_batch(ledger::CREATE_TABLES)?;
+    tx.execute(
+        "INSERT INTO lsps1_schema (version) VALUES (?1)",
+        params![SCHEMA_VERSION],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// The checks that must pass, atomically with the insert, for a new order to exist.
@@ -211,7 +218,12 @@ impl OrderBook {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    /// The clock every timestamp of this book comes from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-written order: the transaction
         // was rolled back when it was dropped.
         self.conn
@@ -285,6 +297,7 @@ impl OrderBook {
                 record,
             ],
         )?;
+        ledger::index_invoice(&tx, order)?;
         if let Some(request) = admission.reservation {
             tx.execute(
                 "INSERT INTO lsps1_reservations (order_id, amount_sat, created_at) VALUES (?1, ?2, ?3)",
@@ -520,7 +533,7 @@ fn encode(order: &Order) -> Result<String, StoreError> {
     serde_json::to_string(order).map_err(|e| StoreError::Corrupt(format!("{}: {e}", order.id)))
 }
 
-fn decode(record: &str) -> Result<Order, StoreError> {
+pub(crate) fn decode(record: &str) -> Result<Order, StoreError> {
     serde_json::from_str(record).map_err(|e| {
         let id = serde_json::Value::from_str(record)
             .ok()

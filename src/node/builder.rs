@@ -43,20 +43,24 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::chain::{fetch_tip, unix_now, ChainSync, EsploraBroadcaster, EsploraFeeEstimator};
-use super::events::{EventHandler, InboundChannelPolicy, PaymentHook};
+use super::events::{ClaimEverything, EventHandler, InboundChannelPolicy, ServiceHook};
 use super::keys::{NodeSeed, SeedOrigin};
 use super::logger::LdkLogger;
 use super::peers::{self, Announcement, PeerConnector};
 use super::signer::WalletSignerProvider;
 use super::store::Store;
 use super::types::{
-    ChainMonitor, ChannelManager, GossipSync, LiquidityManager, NetworkGraph, NoUtxoLookup,
-    OnionMessenger, OutputSweeper, PeerManager, Scorer,
+    ChainMonitor, ChannelManager, GossipSync, LiquidityManager, LspsMessageHandler, NetworkGraph,
+    NoUtxoLookup, OnionMessenger, OutputSweeper, PeerManager, Scorer,
 };
 use super::wallet::Wallet;
 use super::{Node, NodeError, NodeInner};
 use crate::config::{ChainSource, Config};
 use crate::devchain::{Devchain, DevchainOptions};
+use crate::lsps1::clock::SystemClock;
+use crate::lsps1::guard::{Lsps1Server, RequestGuard};
+use crate::lsps1::service::{OrderService, ServiceNode};
+use crate::lsps1::store::OrderBook;
 
 /// The SQLite file inside the data directory.
 pub const DATABASE_FILE: &str = "lsp-node.sqlite";
@@ -130,11 +134,7 @@ fn parse_rgb(color: &str) -> [u8; 3] {
     rgb
 }
 
-pub(super) async fn build(
-    config: Config,
-    payment_hook: Arc<dyn PaymentHook>,
-    liquidity_service: Option<LiquidityServiceConfig>,
-) -> Result<Node, NodeError> {
+pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
     let data_dir = config.data_dir.clone();
     let network = config.network;
 
@@ -400,6 +400,12 @@ pub(super) async fn build(
         IgnoringMessageHandler {},
         IgnoringMessageHandler {},
     ));
+    let liquidity_service = config.lsps1.enabled.then(|| LiquidityServiceConfig {
+        lsps1_service_config: Some(config.lsps1.options.to_ldk_service_config()),
+        lsps2_service_config: None,
+        lsps5_service_config: None,
+        advertise_service: true,
+    });
     let liquidity_manager: Arc<LiquidityManager> = Arc::new(
         LiquidityManager::new(
             Arc::clone(&keys_manager),
@@ -413,13 +419,17 @@ pub(super) async fn build(
         .await
         .map_err(|e| NodeError::Liquidity(e.to_string()))?,
     );
+    let lsps_handler = Arc::new(LspsMessageHandler::new(
+        Arc::clone(&liquidity_manager),
+        RequestGuard::new(config.lsps1.options.clone(), network),
+    ));
     let ephemeral_bytes: [u8; 32] = rand::random();
     let peer_manager: Arc<PeerManager> = Arc::new(PeerManager::new(
         MessageHandler {
             chan_handler: Arc::clone(&channel_manager),
             route_handler: Arc::clone(&gossip_sync),
             onion_message_handler: Arc::clone(&onion_messenger),
-            custom_message_handler: Arc::clone(&liquidity_manager),
+            custom_message_handler: Arc::clone(&lsps_handler),
             send_only_message_handler: IgnoringMessageHandler {},
         },
         unix_now() as u32,
@@ -446,6 +456,31 @@ pub(super) async fn build(
         tracing::warn!(error = %e, "initial chain sync failed; retrying in the background");
     }
 
+    let order_service = if config.lsps1.enabled {
+        let book = OrderBook::open(&db_path, Arc::new(SystemClock))?;
+        let service = Arc::new(OrderService::new(
+            config.lsps1.clone(),
+            book,
+            ServiceNode {
+                network,
+                channel_manager: Arc::clone(&channel_manager),
+                wallet: Arc::clone(&wallet),
+                fee_estimator: Arc::clone(&fee_estimator),
+                peers: Arc::clone(&peers),
+                esplora_url: esplora_url.clone(),
+                http: http.clone(),
+            },
+        ));
+        lsps_handler.serve_lsps1_with(Arc::clone(&service) as Arc<dyn Lsps1Server>);
+        Some(service)
+    } else {
+        None
+    };
+    let hook: Arc<dyn ServiceHook> = match &order_service {
+        Some(service) => Arc::clone(service) as Arc<dyn ServiceHook>,
+        None => Arc::new(ClaimEverything),
+    };
+
     let event_handler = Arc::new(EventHandler {
         channel_manager: Arc::clone(&channel_manager),
         wallet: Arc::clone(&wallet),
@@ -459,7 +494,7 @@ pub(super) async fn build(
         ),
         store: Arc::clone(&store),
         peers: Arc::clone(&peers),
-        payment_hook,
+        hook,
         inbound_policy: InboundChannelPolicy {
             accept: config.node.accept_inbound_channels,
             min_channel_sat: config.node.min_inbound_channel_sat,
@@ -547,6 +582,7 @@ pub(super) async fn build(
             channel_manager,
             peer_manager,
             liquidity_manager,
+            order_service: order_service.clone(),
             chain_sync,
             peers,
             user_config,
@@ -558,6 +594,10 @@ pub(super) async fn build(
             background: Mutex::new(Some(background)),
         }),
     };
+
+    if let Some(service) = order_service {
+        tasks.push(tokio::spawn(service.run(shutdown_rx.clone())));
+    }
 
     let router = crate::http::admin::router(Arc::new(node.clone()), admin_api_key);
     let mut admin_stop = shutdown_rx.clone();

@@ -119,6 +119,8 @@ pub struct EsploraFeeEstimator {
     base_url: String,
     http: reqwest::Client,
     sat_per_kw: RwLock<HashMap<ConfirmationTarget, u32>>,
+    /// The last `/fee-estimates` answer (blocks -> sat/vB), for targets LDK does not name.
+    by_blocks: RwLock<HashMap<u16, f64>>,
 }
 
 impl EsploraFeeEstimator {
@@ -131,6 +133,7 @@ impl EsploraFeeEstimator {
             base_url,
             http,
             sat_per_kw: RwLock::new(fallbacks),
+            by_blocks: RwLock::new(HashMap::new()),
         }
     }
 
@@ -167,6 +170,10 @@ impl EsploraFeeEstimator {
             // Regtest Esplora servers often answer `{}`; keep the fallbacks.
             return Ok(());
         }
+        self.by_blocks
+            .write()
+            .expect("fee lock poisoned")
+            .clone_from(&estimates);
         let mut rates = HashMap::new();
         for target in ALL_TARGETS {
             let Some(sat_per_vb) = estimate_for_blocks(&estimates, target_blocks(target)) else {
@@ -192,6 +199,17 @@ impl EsploraFeeEstimator {
             .expect("fee lock poisoned")
             .extend(rates);
         Ok(())
+    }
+
+    /// The fee rate expected to confirm within `blocks`, never below the floor; the funding
+    /// target's rate while the chain source has given no estimates.
+    pub fn fee_rate_within_blocks(&self, blocks: u16) -> FeeRate {
+        let estimate =
+            estimate_for_blocks(&self.by_blocks.read().expect("fee lock poisoned"), blocks);
+        match estimate {
+            Some(sat_per_vb) => FeeRate::from_sat_per_kwu(u64::from(sat_per_vb_to_kw(sat_per_vb))),
+            None => self.onchain_fee_rate(OnchainTarget::ChannelFunding),
+        }
     }
 
     /// The fee rate our own on-chain spends use.

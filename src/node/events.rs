@@ -1,8 +1,9 @@
 //! What the node does with each LDK event.
 //!
 //! The background processor hands every [`Event`] to [`EventHandler::handle`]. Funding
-//! transactions come from the BDK wallet, received payments go through a [`PaymentHook`] (the
-//! order service will own it; [`ClaimEverything`] is the default), payment outcomes are written
+//! transactions come from the BDK wallet, received payments and the life of channels we open go
+//! through a [`ServiceHook`] (the LSPS1 order service; [`ClaimEverything`] when the node sells
+//! nothing), payment outcomes are written
 //! to the store's payments table, spendable outputs go to the [`OutputSweeper`], anchor fee
 //! bumps take inputs from the wallet, and inbound channel requests follow the configured
 //! policy. An event whose handling must not be lost (a failed store write, say) is returned as
@@ -46,17 +47,43 @@ pub enum ClaimDecision {
     Hold,
 }
 
-/// Decides about incoming payments. The LSPS1 order service implements this to tie payments to
-/// orders; the node's default claims every payment it has the preimage for.
-pub trait PaymentHook: Send + Sync + 'static {
+/// A channel we opened whose funding transaction is now broadcast (`Event::ChannelPending`).
+#[derive(Debug, Clone)]
+pub struct PendingChannel {
+    pub user_channel_id: u128,
+    pub channel_id: ChannelId,
+    pub counterparty_node_id: PublicKey,
+    pub funding_txo: bitcoin::OutPoint,
+}
+
+/// What a service built on the node (the LSPS1 order service) sees of LDK events. Only
+/// `payment_claimable` must be implemented; the rest default to doing nothing. Every method
+/// is called from the event handler: return quickly, and persist what must survive a crash
+/// before returning (an event is not replayed once its handler returned).
+pub trait ServiceHook: Send + Sync + 'static {
+    /// Decides about an incoming payment.
     fn payment_claimable(&self, payment: &ClaimablePayment) -> ClaimDecision;
+
+    /// The funding fee rate for a channel we open with `user_channel_id`; `None` uses the
+    /// node's default funding target.
+    fn funding_fee_rate(&self, _user_channel_id: u128) -> Option<bitcoin::FeeRate> {
+        None
+    }
+
+    /// The funding transaction of a channel is broadcast. An error makes LDK replay the event.
+    fn channel_pending(&self, _channel: &PendingChannel) -> Result<(), ()> {
+        Ok(())
+    }
+
+    /// A channel closed (or, before `channel_pending`, its opening failed).
+    fn channel_closed(&self, _user_channel_id: u128, _counterparty_node_id: Option<PublicKey>) {}
 }
 
 /// The default hook: claim whatever we can claim, fail the rest.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ClaimEverything;
 
-impl PaymentHook for ClaimEverything {
+impl ServiceHook for ClaimEverything {
     fn payment_claimable(&self, payment: &ClaimablePayment) -> ClaimDecision {
         match payment.preimage {
             Some(preimage) => ClaimDecision::Claim(preimage),
@@ -81,7 +108,7 @@ pub struct EventHandler {
     pub(crate) bump_handler: BumpTransactionHandler,
     pub(crate) store: Arc<Store>,
     pub(crate) peers: Arc<PeerConnector>,
-    pub(crate) payment_hook: Arc<dyn PaymentHook>,
+    pub(crate) hook: Arc<dyn ServiceHook>,
     pub(crate) inbound_policy: InboundChannelPolicy,
 }
 
@@ -93,13 +120,21 @@ impl EventHandler {
                 counterparty_node_id,
                 channel_value_satoshis,
                 output_script,
-                ..
+                user_channel_id,
             } => {
+                let fee_rate = self
+                    .hook
+                    .funding_fee_rate(user_channel_id)
+                    .unwrap_or_else(|| {
+                        self.fee_estimator
+                            .onchain_fee_rate(OnchainTarget::ChannelFunding)
+                    });
                 self.fund_channel(
                     temporary_channel_id,
                     counterparty_node_id,
                     channel_value_satoshis,
                     output_script,
+                    fee_rate,
                 );
             }
             Event::FundingTxBroadcastSafe {
@@ -242,11 +277,20 @@ impl EventHandler {
             }
             Event::ChannelPending {
                 channel_id,
+                user_channel_id,
                 counterparty_node_id,
                 funding_txo,
                 ..
             } => {
                 tracing::info!(%channel_id, %counterparty_node_id, %funding_txo, "channel pending");
+                self.hook
+                    .channel_pending(&PendingChannel {
+                        user_channel_id,
+                        channel_id,
+                        counterparty_node_id,
+                        funding_txo,
+                    })
+                    .map_err(|()| ReplayEvent())?;
             }
             Event::ChannelReady {
                 channel_id,
@@ -257,12 +301,15 @@ impl EventHandler {
             }
             Event::ChannelClosed {
                 channel_id,
+                user_channel_id,
                 reason,
                 counterparty_node_id,
                 channel_capacity_sats,
                 ..
             } => {
                 tracing::info!(%channel_id, ?counterparty_node_id, ?channel_capacity_sats, %reason, "channel closed");
+                self.hook
+                    .channel_closed(user_channel_id, counterparty_node_id);
             }
             Event::DiscardFunding {
                 channel_id,
@@ -322,10 +369,8 @@ impl EventHandler {
         counterparty_node_id: PublicKey,
         value_sat: u64,
         output_script: bitcoin::ScriptBuf,
+        fee_rate: bitcoin::FeeRate,
     ) {
-        let fee_rate = self
-            .fee_estimator
-            .onchain_fee_rate(OnchainTarget::ChannelFunding);
         let funding = self.wallet.create_funding_transaction(
             output_script,
             Amount::from_sat(value_sat),
@@ -379,7 +424,7 @@ impl EventHandler {
             None,
             PaymentStatus::Pending,
         )?;
-        match self.payment_hook.payment_claimable(&claimable) {
+        match self.hook.payment_claimable(&claimable) {
             ClaimDecision::Claim(preimage) => {
                 tracing::debug!(%payment_hash, amount_msat, "claiming payment");
                 self.channel_manager.claim_funds(preimage);

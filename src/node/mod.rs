@@ -31,14 +31,14 @@ use std::sync::{Arc, Mutex};
 use bitcoin::secp256k1::PublicKey;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
 use lightning::util::config::UserConfig;
-use lightning_liquidity::LiquidityServiceConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::devchain::Devchain;
+use crate::lsps1::service::OrderService;
 
-pub use events::{ClaimDecision, ClaimEverything, ClaimablePayment, PaymentHook};
+pub use events::{ClaimDecision, ClaimEverything, ClaimablePayment, PendingChannel, ServiceHook};
 
 use chain::{ChainSync, EsploraFeeEstimator};
 use peers::PeerConnector;
@@ -76,42 +76,26 @@ pub enum NodeError {
     AdminKey(#[from] crate::http::admin::AdminError),
     #[error("cannot start the liquidity service: {0}")]
     Liquidity(String),
+    #[error("cannot open the order book: {0}")]
+    OrderBook(#[from] crate::lsps1::store::StoreError),
     #[error("the background processor stopped with an error: {0}")]
     Background(String),
 }
 
-/// Builds a [`Node`] from a [`Config`].
+/// Builds a [`Node`] from a [`Config`]. With `[lsps1] enabled` (the default) the node runs
+/// the LSPS1 order service; otherwise it claims every payment it can and sells nothing.
 pub struct Builder {
     config: Config,
-    payment_hook: Arc<dyn PaymentHook>,
-    liquidity_service: Option<LiquidityServiceConfig>,
 }
 
 impl Builder {
     pub fn new(config: Config) -> Builder {
-        Builder {
-            config,
-            payment_hook: Arc::new(ClaimEverything),
-            liquidity_service: None,
-        }
-    }
-
-    /// Routes incoming payments through `hook` instead of claiming them all.
-    pub fn with_payment_hook(mut self, hook: Arc<dyn PaymentHook>) -> Builder {
-        self.payment_hook = hook;
-        self
-    }
-
-    /// Enables liquidity services (LSPS1 and friends) in the node's LiquidityManager. Without
-    /// it the LiquidityManager still answers LSPS0 `list_protocols` with nothing.
-    pub fn with_liquidity_service(mut self, service: LiquidityServiceConfig) -> Builder {
-        self.liquidity_service = Some(service);
-        self
+        Builder { config }
     }
 
     /// Builds every component, binds the listeners and starts the background tasks.
     pub async fn start(self) -> Result<Node, NodeError> {
-        builder::build(self.config, self.payment_hook, self.liquidity_service).await
+        builder::build(self.config).await
     }
 }
 
@@ -132,6 +116,7 @@ pub(crate) struct NodeInner {
     pub(crate) channel_manager: Arc<ChannelManager>,
     pub(crate) peer_manager: Arc<PeerManager>,
     pub(crate) liquidity_manager: Arc<LiquidityManager>,
+    pub(crate) order_service: Option<Arc<OrderService>>,
     pub(crate) chain_sync: Arc<ChainSync>,
     pub(crate) peers: Arc<PeerConnector>,
     pub(crate) user_config: UserConfig,
@@ -186,12 +171,17 @@ impl Node {
         Arc::clone(&self.inner.channel_manager)
     }
 
-    /// Claims a payment a [`PaymentHook`] chose to hold.
+    /// The LSPS1 order service, when `[lsps1] enabled`.
+    pub fn order_service(&self) -> Option<Arc<OrderService>> {
+        self.inner.order_service.clone()
+    }
+
+    /// Claims a payment a [`ServiceHook`] chose to hold.
     pub fn claim_payment(&self, preimage: PaymentPreimage) {
         self.inner.channel_manager.claim_funds(preimage);
     }
 
-    /// Fails a payment a [`PaymentHook`] chose to hold, returning the HTLCs to the payer.
+    /// Fails a payment a [`ServiceHook`] chose to hold, returning the HTLCs to the payer.
     pub fn fail_payment(&self, payment_hash: &PaymentHash) {
         self.inner.channel_manager.fail_htlc_backwards(payment_hash);
     }

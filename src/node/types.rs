@@ -89,7 +89,7 @@ pub type OutputSweeper = sweep::OutputSweeper<
     Arc<KeysManager>,
 >;
 
-/// LSPS0 (and, once configured, LSPS1 service) over Lightning custom messages.
+/// LSPS0 over Lightning custom messages; advertises LSPS1 when the order service runs.
 pub type LiquidityManager = lightning_liquidity::LiquidityManager<
     Arc<KeysManager>,
     Arc<KeysManager>,
@@ -112,13 +112,17 @@ pub type OnionMessenger = lightning::onion_message::messenger::OnionMessenger<
     IgnoringMessageHandler,
 >;
 
+/// The PeerManager's custom message handler: the bLIP-50 guard, which hands `lsps1.*` requests
+/// to the order service and the rest to the LiquidityManager.
+pub type LspsMessageHandler = crate::lsps1::guard::GuardedMessageHandler<Arc<LiquidityManager>>;
+
 pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,
     Arc<ChannelManager>,
     Arc<GossipSync>,
     Arc<OnionMessenger>,
     Arc<Logger>,
-    Arc<LiquidityManager>,
+    Arc<LspsMessageHandler>,
     Arc<KeysManager>,
     IgnoringMessageHandler,
 >;

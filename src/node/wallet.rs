@@ -24,6 +24,7 @@
 //! Esplora round trips, then re-locks to apply and persist. Syncs are serialized among
 //! themselves by a separate async mutex.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -115,6 +116,16 @@ pub enum SendAmount {
     Exact(u64),
     /// Everything spendable, minus the fee.
     All,
+}
+
+/// An output paying one of the addresses asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedOutput {
+    pub outpoint: OutPoint,
+    pub script_pubkey: ScriptBuf,
+    pub value_sat: u64,
+    /// Height of the block that confirmed it; `None` while in the mempool.
+    pub confirmation_height: Option<u32>,
 }
 
 /// On-chain balances in sats.
@@ -312,6 +323,20 @@ impl Wallet {
         amount: SendAmount,
         fee_rate: FeeRate,
     ) -> Result<Txid, WalletError> {
+        let tx = self.sign_payment(address, amount, fee_rate)?;
+        self.broadcast(&tx);
+        Ok(tx.compute_txid())
+    }
+
+    /// Builds and signs a payment to `address` and records it in the wallet (its inputs are
+    /// spent from then on), without broadcasting it: for callers that must persist the
+    /// transaction before it leaves the node. Broadcast with [`Wallet::broadcast`].
+    pub fn sign_payment(
+        &self,
+        address: &Address,
+        amount: SendAmount,
+        fee_rate: FeeRate,
+    ) -> Result<Transaction, WalletError> {
         if !address.as_unchecked().is_valid_for_network(self.network) {
             return Err(WalletError::WrongNetwork {
                 address: address.to_string(),
@@ -320,48 +345,74 @@ impl Wallet {
         }
         check_fee_rate(fee_rate)?;
         let script = address.script_pubkey();
-        let tx = {
-            let mut state = self.lock();
-            let available = state.wallet.balance().trusted_spendable().to_sat();
-            let untrusted = state.untrusted_outpoints();
-            let mut builder = state.wallet.build_tx();
-            builder.unspendable(untrusted).fee_rate(fee_rate);
-            match amount {
-                SendAmount::Exact(sat) => {
-                    check_above_dust(&script, sat)?;
-                    if sat > available {
-                        return Err(WalletError::InsufficientFunds {
-                            needed: sat,
-                            available,
-                        });
-                    }
-                    builder.add_recipient(script.clone(), Amount::from_sat(sat));
+        let mut state = self.lock();
+        let available = state.wallet.balance().trusted_spendable().to_sat();
+        let untrusted = state.untrusted_outpoints();
+        let mut builder = state.wallet.build_tx();
+        builder.unspendable(untrusted).fee_rate(fee_rate);
+        match amount {
+            SendAmount::Exact(sat) => {
+                check_above_dust(&script, sat)?;
+                if sat > available {
+                    return Err(WalletError::InsufficientFunds {
+                        needed: sat,
+                        available,
+                    });
                 }
-                SendAmount::All => {
-                    if available == 0 {
-                        return Err(WalletError::InsufficientFunds {
-                            needed: 1,
-                            available,
-                        });
-                    }
-                    builder.drain_wallet().drain_to(script.clone());
-                }
+                builder.add_recipient(script.clone(), Amount::from_sat(sat));
             }
-            let psbt = builder.finish().map_err(|e| create_tx_error(e, &script))?;
-            let tx = state.sign_and_record(psbt, &self.db_path)?;
-            tracing::info!(txid = %tx.compute_txid(), %address, ?amount, "signed on-chain payment");
-            tx
-        };
-        let txid = tx.compute_txid();
+            SendAmount::All => {
+                if available == 0 {
+                    return Err(WalletError::InsufficientFunds {
+                        needed: 1,
+                        available,
+                    });
+                }
+                builder.drain_wallet().drain_to(script.clone());
+            }
+        }
+        let psbt = builder.finish().map_err(|e| create_tx_error(e, &script))?;
+        let tx = state.sign_and_record(psbt, &self.db_path)?;
+        tracing::info!(txid = %tx.compute_txid(), %address, ?amount, "signed on-chain payment");
+        Ok(tx)
+    }
+
+    /// Hands a transaction of ours to the broadcaster (which retries until Esplora takes it).
+    pub fn broadcast(&self, tx: &Transaction) {
         // LDK's broadcaster interface has no "plain wallet payment" class; `Sweep` (funds moving
         // into or out of our wallet outside any channel) with no channels is the closest.
         self.broadcaster.broadcast_transactions(&[(
-            &tx,
+            tx,
             TransactionType::Sweep {
                 channels: Vec::new(),
             },
         )]);
-        Ok(txid)
+    }
+
+    /// Every output of a wallet transaction that pays one of `scripts` (which must be wallet
+    /// addresses, revealed with [`Wallet::new_address`], for the wallet to see them).
+    pub fn received_outputs(&self, scripts: &HashSet<ScriptBuf>) -> Vec<ReceivedOutput> {
+        let state = self.lock();
+        let mut received = Vec::new();
+        for wallet_tx in state.wallet.transactions() {
+            let tx = &wallet_tx.tx_node.tx;
+            let confirmation_height = match &wallet_tx.chain_position {
+                ChainPosition::Confirmed { anchor, .. } => Some(anchor.block_id.height),
+                ChainPosition::Unconfirmed { .. } => None,
+            };
+            let txid = tx.compute_txid();
+            for (vout, output) in tx.output.iter().enumerate() {
+                if scripts.contains(&output.script_pubkey) {
+                    received.push(ReceivedOutput {
+                        outpoint: OutPoint::new(txid, vout as u32),
+                        script_pubkey: output.script_pubkey.clone(),
+                        value_sat: output.value.to_sat(),
+                        confirmation_height,
+                    });
+                }
+            }
+        }
+        received
     }
 
     /// For LDK's `FundingGenerationReady`: a signed transaction paying exactly `value` to

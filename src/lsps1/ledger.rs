@@ -1,0 +1,191 @@
+//! Money movements of orders that the order record itself does not carry: which payment hash
+//! belongs to which order (and the HTLC held for it), and every on-chain refund sent.
+//!
+//! - `lsps1_bolt11_payments`: one row per order invoice, written in the transaction that
+//!   creates the order, so an HTLC for an order's invoice is always recognised as such, even
+//!   after the order has failed (it must then be failed back, never claimed as a plain payment).
+//!   The held HTLC's amount and claim deadline are added when it arrives: the deadline must
+//!   survive a restart, because held HTLCs are not announced again.
+//! - `lsps1_refunds`: every refund transaction, recorded (with its raw bytes) *before* it is
+//!   broadcast. What is still owed to an order's refund address is computed from the chain and
+//!   this table, so a crash between signing and broadcasting neither loses the refund (it is
+//!   rebroadcast) nor pays it twice.
+
+use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
+use bitcoin::{Transaction, Txid};
+use lightning::types::payment::PaymentHash;
+use lightning_invoice::Bolt11Invoice;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::lsps1::coupons::{from_sql_u64, to_sql_u64};
+use crate::lsps1::order::{Order, OrderId};
+use crate::lsps1::store::{OrderBook, StoreError};
+
+pub(crate) const CREATE_TABLES: &str = "
+    CREATE TABLE lsps1_bolt11_payments (
+        payment_hash TEXT PRIMARY KEY NOT NULL,
+        order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
+        held_amount_msat INTEGER,
+        claim_deadline INTEGER,
+        held_at INTEGER
+    );
+    CREATE TABLE lsps1_refunds (
+        txid TEXT PRIMARY KEY NOT NULL,
+        order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
+        address TEXT NOT NULL,
+        amount_sat INTEGER NOT NULL,
+        fee_sat INTEGER NOT NULL,
+        tx_hex TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX lsps1_refunds_by_order ON lsps1_refunds (order_id);";
+
+/// Indexes the payment hash of `order`'s invoice. Orders whose invoice text is not a BOLT11
+/// invoice (test fixtures) have no hash to index.
+pub(crate) fn index_invoice(conn: &Connection, order: &Order) -> Result<(), StoreError> {
+    let Some(bolt11) = &order.bolt11 else {
+        return Ok(());
+    };
+    let Ok(invoice) = bolt11.invoice.parse::<Bolt11Invoice>() else {
+        return Ok(());
+    };
+    conn.execute(
+        "INSERT INTO lsps1_bolt11_payments (payment_hash, order_id) VALUES (?1, ?2)",
+        params![invoice.payment_hash().to_string(), order.id.as_str()],
+    )?;
+    Ok(())
+}
+
+/// An HTLC held for an order's invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldHtlc {
+    pub amount_msat: u64,
+    /// Block height by which it must be claimed or failed back, when LDK told us.
+    pub claim_deadline: Option<u32>,
+    /// Unix seconds.
+    pub held_at: u64,
+}
+
+/// A refund transaction, as recorded before broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub txid: Txid,
+    pub order_id: OrderId,
+    pub address: String,
+    pub amount_sat: u64,
+    pub fee_sat: u64,
+    pub tx: Transaction,
+    pub created_at: u64,
+}
+
+impl OrderBook {
+    /// The order whose invoice has `payment_hash`, if any.
+    pub fn order_for_payment_hash(
+        &self,
+        payment_hash: &PaymentHash,
+    ) -> Result<Option<OrderId>, StoreError> {
+        let id: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT order_id FROM lsps1_bolt11_payments WHERE payment_hash = ?1",
+                params![payment_hash.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        id.map(|id| OrderId::parse(&id).map_err(|_| StoreError::Corrupt(id)))
+            .transpose()
+    }
+
+    /// Remembers the HTLC held for `payment_hash` (idempotent: a replay keeps the first time).
+    pub fn record_held_htlc(
+        &self,
+        payment_hash: &PaymentHash,
+        amount_msat: u64,
+        claim_deadline: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock().now_unix_secs();
+        self.conn().execute(
+            "UPDATE lsps1_bolt11_payments
+             SET held_amount_msat = ?2, claim_deadline = ?3, held_at = COALESCE(held_at, ?4)
+             WHERE payment_hash = ?1",
+            params![
+                payment_hash.to_string(),
+                to_sql_u64(amount_msat),
+                claim_deadline,
+                to_sql_u64(now)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The HTLC held for order `id`, if one arrived.
+    pub fn held_htlc(&self, id: &OrderId) -> Result<Option<HeldHtlc>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT held_amount_msat, claim_deadline, held_at FROM lsps1_bolt11_payments
+                 WHERE order_id = ?1 AND held_at IS NOT NULL",
+                params![id.as_str()],
+                |row| {
+                    Ok(HeldHtlc {
+                        amount_msat: from_sql_u64(row.get(0)?),
+                        claim_deadline: row.get(1)?,
+                        held_at: from_sql_u64(row.get(2)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records a signed refund before it is broadcast.
+    pub fn record_refund(&self, refund: &Refund) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO lsps1_refunds (txid, order_id, address, amount_sat, fee_sat, tx_hex, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                refund.txid.to_string(),
+                refund.order_id.as_str(),
+                refund.address,
+                to_sql_u64(refund.amount_sat),
+                to_sql_u64(refund.fee_sat),
+                serialize_hex(&refund.tx),
+                to_sql_u64(refund.created_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every refund recorded for order `id`, oldest first.
+    pub fn refunds(&self, id: &OrderId) -> Result<Vec<Refund>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT txid, address, amount_sat, fee_sat, tx_hex, created_at FROM lsps1_refunds
+             WHERE order_id = ?1 ORDER BY created_at, txid",
+        )?;
+        let rows = statement.query_map(params![id.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })?;
+        let mut refunds = Vec::new();
+        for row in rows {
+            let (txid, address, amount, fee, tx_hex, created_at) = row?;
+            let corrupt = || StoreError::Corrupt(format!("refund {txid} of order {id}"));
+            refunds.push(Refund {
+                txid: txid.parse().map_err(|_| corrupt())?,
+                order_id: id.clone(),
+                address,
+                amount_sat: from_sql_u64(amount),
+                fee_sat: from_sql_u64(fee),
+                tx: deserialize_hex(&tx_hex).map_err(|_| corrupt())?,
+                created_at: from_sql_u64(created_at),
+            });
+        }
+        Ok(refunds)
+    }
+}

@@ -1,0 +1,426 @@
+//! The order service: takes orders (over p2p through the guard, and from the HTTP mirror) and
+//! answers for them. Carrying a paid order through to its channel or its refund is
+//! [`crate::lsps1::fulfil`]'s part of the same [`OrderService`].
+//!
+//! Creating an order, in order: the refund address must be for our network; the token is
+//! checked per [`TokenMode`] (error 102); both prices come from [`pricing::price`] at the fee
+//! rate that confirms the funding within `funding_confirms_within_blocks`; the liquidity guard
+//! refuses what the wallet cannot fund (error 1, nothing reserved); then the HOLD invoice (an
+//! LDK invoice whose HTLC the service holds instead of claiming) and a fresh wallet address per
+//! order are made, and [`OrderBook::create_order`] commits the order with its coupon
+//! redemption and reservation. Only then is the order returned to be answered.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use bitcoin::address::NetworkUnchecked;
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::{Address, Network};
+use lightning::ln::channelmanager::Bolt11InvoiceParameters;
+use lightning_invoice::{Bolt11InvoiceDescription, Description};
+use serde_json::{Map, Value};
+use tokio::sync::Notify;
+
+use crate::lsps1::clock::Clock;
+use crate::lsps1::guard::Lsps1Server;
+use crate::lsps1::liquidity::{self, ReservationRequest};
+use crate::lsps1::options::{Lsps1Config, TokenMode};
+use crate::lsps1::order::{
+    self, Bolt11Payment, Interface, OnchainPayment, Order, OrderId, OrderParams, OrderState,
+    PaymentState, PaymentStateDialect,
+};
+use crate::lsps1::pricing::{self, PaymentMethod, PriceBreakdown, PriceRequest};
+use crate::lsps1::rpc::{self, RpcError};
+use crate::lsps1::store::{Admission, OrderBook, StoreError};
+use crate::node::chain::EsploraFeeEstimator;
+use crate::node::peers::PeerConnector;
+use crate::node::types::ChannelManager;
+use crate::node::wallet::Wallet;
+
+/// A request to create an order, from any interface, after its parameters were checked
+/// against the options.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub client_node_id: PublicKey,
+    pub params: OrderParams,
+    pub refund_onchain_address: Option<String>,
+    pub source: Interface,
+    pub email: Option<String>,
+}
+
+/// The node parts the order service drives.
+pub struct ServiceNode {
+    pub network: Network,
+    pub channel_manager: Arc<ChannelManager>,
+    pub wallet: Arc<Wallet>,
+    pub fee_estimator: Arc<EsploraFeeEstimator>,
+    pub peers: Arc<PeerConnector>,
+    /// Esplora base URL, to read the fee rate of unconfirmed payments.
+    pub esplora_url: String,
+    pub http: reqwest::Client,
+}
+
+/// Sells channels. One per node; shared as `Arc<OrderService>`.
+pub struct OrderService {
+    pub(crate) config: Lsps1Config,
+    pub(crate) book: OrderBook,
+    pub(crate) node: ServiceNode,
+    /// Channel opens started per paid order (in memory: a restart grants fresh attempts within
+    /// the same open timeout).
+    pub(crate) opens: Mutex<HashMap<OrderId, u32>>,
+    /// Wakes the fulfilment loop when something happened (a payment held, a peer connected).
+    pub(crate) wake: Notify,
+}
+
+impl OrderService {
+    pub fn new(config: Lsps1Config, book: OrderBook, node: ServiceNode) -> OrderService {
+        OrderService {
+            config,
+            book,
+            node,
+            opens: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Lsps1Config {
+        &self.config
+    }
+
+    pub fn order_book(&self) -> &OrderBook {
+        &self.book
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.book.clock().now_unix_secs()
+    }
+
+    /// The fee rate (sat per 1000 weight units) that confirms a funding transaction within
+    /// `blocks`.
+    pub fn funding_fee_rate_sat_per_kwu(&self, blocks: u16) -> u64 {
+        self.node
+            .fee_estimator
+            .fee_rate_within_blocks(blocks)
+            .to_sat_per_kwu()
+    }
+
+    /// The price of `params` paid by `method`, with the coupon named by `token` applied (if the
+    /// token mode reads tokens and the coupon is redeemable).
+    pub fn quote(
+        &self,
+        params: &OrderParams,
+        method: PaymentMethod,
+    ) -> Result<PriceBreakdown, RpcError> {
+        let coupon = self.coupon_for(params.token.as_deref())?;
+        self.price(params, method, coupon.as_ref())
+    }
+
+    fn price(
+        &self,
+        params: &OrderParams,
+        method: PaymentMethod,
+        coupon: Option<&crate::lsps1::coupons::Coupon>,
+    ) -> Result<PriceBreakdown, RpcError> {
+        pricing::price(
+            &self.config.pricing,
+            &PriceRequest {
+                lsp_balance_sat: params.lsp_balance_sat,
+                client_balance_sat: params.client_balance_sat,
+                channel_expiry_blocks: params.channel_expiry_blocks,
+                fee_rate_sat_per_kwu: self
+                    .funding_fee_rate_sat_per_kwu(params.funding_confirms_within_blocks),
+                payment: method,
+                discount: coupon.map(|c| c.discount),
+            },
+        )
+        .map_err(|e| RpcError::new(rpc::CLIENT_REJECTED, e.to_string()))
+    }
+
+    /// The coupon a token names, per the token mode; error 102 when the token is required and
+    /// missing, or names no redeemable coupon.
+    fn coupon_for(
+        &self,
+        token: Option<&str>,
+    ) -> Result<Option<crate::lsps1::coupons::Coupon>, RpcError> {
+        let bad_token = |message: &str| RpcError::new(rpc::UNRECOGNIZED_TOKEN, message);
+        let token = match (self.config.token_mode, token) {
+            (TokenMode::Ignore, _) | (TokenMode::Coupon, None) => return Ok(None),
+            (TokenMode::Required, None) => {
+                return Err(bad_token("this LSP sells channels only with a token"))
+            }
+            (_, Some(token)) => token,
+        };
+        let coupon = self
+            .book
+            .coupon(token)
+            .map_err(|e| internal_error("could not read coupons", &e))?
+            .ok_or_else(|| bad_token("the token is not a known coupon"))?;
+        coupon
+            .check_redeemable(self.now())
+            .map_err(|e| bad_token(&e.to_string()))?;
+        Ok(Some(coupon))
+    }
+
+    /// Creates and persists an order; the returned order is what the client is told.
+    pub fn create_order(&self, request: NewOrder) -> Result<Order, RpcError> {
+        let params = &request.params;
+        let refund_address = request
+            .refund_onchain_address
+            .as_deref()
+            .map(|text| self.check_address(text))
+            .transpose()?;
+        let coupon = self.coupon_for(params.token.as_deref())?;
+        let bolt11_price = self.price(params, PaymentMethod::Lightning, coupon.as_ref())?;
+        let onchain_price = match &refund_address {
+            Some(_) if self.config.options.onchain_payment_enabled => {
+                Some(self.price(params, PaymentMethod::Onchain, coupon.as_ref())?)
+            }
+            _ => None,
+        };
+
+        let reservation = liquidity::reservation_for(
+            params.lsp_balance_sat,
+            params.client_balance_sat,
+            bolt11_price.onchain_fee_sat,
+        )
+        .map_err(|e| RpcError::new(rpc::CLIENT_REJECTED, e.to_string()))?;
+        let spendable_sat = self.node.wallet.balances().spendable_sat;
+        // Checked again atomically by the order book; this early check avoids making an
+        // invoice and revealing an address for an order that cannot be funded.
+        let reserved = self
+            .book
+            .reserved_sat()
+            .map_err(|e| internal_error("could not read reservations", &e))?;
+        liquidity::check(spendable_sat, reserved, reservation)
+            .map_err(|e| RpcError::new(rpc::CLIENT_REJECTED, e.to_string()))?;
+
+        let id = OrderId::random(&mut rand::rngs::OsRng);
+        let now = self.now();
+        let options = &self.config.options;
+        let invoice = self.order_invoice(&id, bolt11_price.order_total_sat)?;
+        let onchain = match (onchain_price, &refund_address) {
+            (Some(price), Some(refund)) => {
+                let address = self
+                    .node
+                    .wallet
+                    .new_address()
+                    .map_err(|e| internal_error("could not make a payment address", &e))?;
+                Some(OnchainPayment {
+                    state: PaymentState::ExpectPayment,
+                    expires_at: now + options.order_expiry_secs,
+                    fee_total_sat: price.fee_total_sat,
+                    order_total_sat: price.order_total_sat,
+                    address: address.to_string(),
+                    min_onchain_payment_confirmations: options.min_onchain_payment_confirmations,
+                    min_fee_for_0conf_sat_per_vb: options.min_fee_for_0conf_sat_per_vb,
+                    refund_onchain_address: refund.to_string(),
+                })
+            }
+            _ => None,
+        };
+        let order = Order {
+            id,
+            client_node_id: request.client_node_id,
+            params: request.params.clone(),
+            refund_onchain_address: request.refund_onchain_address.clone(),
+            created_at: now,
+            expires_at: now + options.order_expiry_secs,
+            state: OrderState::Created,
+            bolt11: Some(Bolt11Payment {
+                state: PaymentState::ExpectPayment,
+                expires_at: now + options.invoice_expiry_secs,
+                fee_total_sat: bolt11_price.fee_total_sat,
+                order_total_sat: bolt11_price.order_total_sat,
+                invoice,
+            }),
+            onchain,
+            channel: None,
+            price: bolt11_price,
+            coupon_code: coupon.map(|c| c.code),
+            source: request.source,
+            email: request.email,
+            updated_at: now,
+        };
+        let admission = Admission {
+            reservation: Some(ReservationRequest {
+                amount_sat: reservation,
+                spendable_sat,
+            }),
+            max_unpaid_orders_per_peer: Some(self.config.limits.max_unpaid_orders_per_peer),
+        };
+        self.book
+            .create_order(&order, &admission)
+            .map_err(|e| store_error_to_rpc(&e))?;
+        tracing::info!(
+            order = %order.id,
+            client = %order.client_node_id,
+            lsp_balance_sat = params.lsp_balance_sat,
+            client_balance_sat = params.client_balance_sat,
+            order_total_sat = bolt11_price.order_total_sat,
+            onchain = order.onchain.is_some(),
+            "order created"
+        );
+        Ok(order)
+    }
+
+    /// Order `id` as its client may see it: another node's order is "not found" (101), as is
+    /// an unknown or malformed id.
+    pub fn get_order(&self, client: Option<&PublicKey>, id: &str) -> Result<Order, RpcError> {
+        let not_found = || RpcError::new(rpc::ORDER_NOT_FOUND, "Order not found");
+        let id = OrderId::parse(id).map_err(|_| not_found())?;
+        let order = self
+            .book
+            .order(&id)
+            .map_err(|e| internal_error("could not read the order", &e))?
+            .ok_or_else(not_found)?;
+        if client.is_some_and(|client| *client != order.client_node_id) {
+            return Err(not_found());
+        }
+        Ok(order)
+    }
+
+    fn check_address(&self, text: &str) -> Result<Address, RpcError> {
+        let bad = |message: &str| RpcError::invalid_property("refund_onchain_address", message);
+        let unchecked = Address::<NetworkUnchecked>::from_str(text)
+            .map_err(|_| bad("is not a valid bitcoin address"))?;
+        unchecked
+            .require_network(self.node.network)
+            .map_err(|_| bad("is an address for another network"))
+    }
+
+    fn order_invoice(&self, id: &OrderId, amount_sat: u64) -> Result<String, RpcError> {
+        let description = Description::new(format!("LSPS1 channel order {id}"))
+            .map_err(|_| RpcError::new(rpc::INTERNAL_ERROR, "Internal error"))?;
+        let options = &self.config.options;
+        let invoice = self
+            .node
+            .channel_manager
+            .create_bolt11_invoice(Bolt11InvoiceParameters {
+                amount_msats: Some(amount_sat.saturating_mul(1_000)),
+                description: Bolt11InvoiceDescription::Direct(description),
+                invoice_expiry_delta_secs: Some(
+                    u32::try_from(options.invoice_expiry_secs).unwrap_or(u32::MAX),
+                ),
+                min_final_cltv_expiry_delta: Some(self.config.invoice_min_final_cltv_expiry_delta),
+                payment_hash: None,
+                payment_metadata: None,
+            })
+            .map_err(|e| {
+                tracing::error!(order = %id, error = ?e, "could not create the order invoice");
+                RpcError::new(rpc::INTERNAL_ERROR, "Internal error")
+            })?;
+        Ok(invoice.to_string())
+    }
+
+    /// Answers an `lsps1.*` request arriving over p2p.
+    fn serve_p2p(
+        &self,
+        peer: PublicKey,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, RpcError> {
+        let dialect = self.config.p2p_dialect(&peer);
+        match method {
+            "lsps1.get_info" => Ok(self.config.options.get_info_json()),
+            "lsps1.create_order" => {
+                let order = self.create_order(NewOrder {
+                    client_node_id: peer,
+                    params: order_params(params)?,
+                    refund_onchain_address: params
+                        .get("refund_onchain_address")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    source: Interface::P2p,
+                    email: None,
+                })?;
+                Ok(order::render(&order, dialect))
+            }
+            "lsps1.get_order" => {
+                let id = params.get("order_id").and_then(Value::as_str).unwrap_or("");
+                let order = self.get_order(Some(&peer), id)?;
+                Ok(order::render(&order, dialect))
+            }
+            _ => Err(RpcError::method_not_found()),
+        }
+    }
+
+    /// How an order is rendered over HTTP (always bLIP-51).
+    pub fn render_http(&self, order: &Order) -> Value {
+        order::render(order, PaymentStateDialect::Blip51)
+    }
+}
+
+impl Lsps1Server for OrderService {
+    fn serve(
+        &self,
+        peer: PublicKey,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, RpcError> {
+        let answer = self.serve_p2p(peer, method, params);
+        if let Err(error) = &answer {
+            tracing::info!(%peer, method, code = error.code, message = %error.message, "LSPS1 request refused");
+        }
+        answer
+    }
+}
+
+/// `create_order` params the guard has already checked for presence and type.
+fn order_params(params: &Map<String, Value>) -> Result<OrderParams, RpcError> {
+    let amount = |name: &str| {
+        params
+            .get(name)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| {
+                RpcError::invalid_property(name, "must be a string holding a whole number of sats")
+            })
+    };
+    let number = |name: &str| {
+        params
+            .get(name)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| RpcError::invalid_property(name, "must be a non-negative integer"))
+    };
+    let narrow = |name: &str, value: u64| {
+        u16::try_from(value).map_err(|_| RpcError::invalid_property(name, "is too large"))
+    };
+    Ok(OrderParams {
+        lsp_balance_sat: amount("lsp_balance_sat")?,
+        client_balance_sat: amount("client_balance_sat")?,
+        required_channel_confirmations: narrow(
+            "required_channel_confirmations",
+            number("required_channel_confirmations")?,
+        )?,
+        funding_confirms_within_blocks: narrow(
+            "funding_confirms_within_blocks",
+            number("funding_confirms_within_blocks")?,
+        )?,
+        channel_expiry_blocks: u32::try_from(number("channel_expiry_blocks")?)
+            .map_err(|_| RpcError::invalid_property("channel_expiry_blocks", "is too large"))?,
+        token: params
+            .get("token")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        announce_channel: params
+            .get("announce_channel")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| {
+                RpcError::invalid_property("announce_channel", "must be true or false")
+            })?,
+    })
+}
+
+fn store_error_to_rpc(error: &StoreError) -> RpcError {
+    let rpc = error.to_rpc_error();
+    if rpc.code == rpc::INTERNAL_ERROR {
+        tracing::error!(%error, "order book failure");
+    }
+    rpc
+}
+
+pub(crate) fn internal_error(what: &str, error: &dyn std::fmt::Display) -> RpcError {
+    tracing::error!(%error, "{what}");
+    RpcError::new(rpc::INTERNAL_ERROR, "Internal error")
+}

@@ -1,0 +1,780 @@
+//! LSPS1 over Lightning p2p, end to end, against a client nobody here wrote: ldk-node 0.7.1's
+//! LSPS1 client (lightning-liquidity 0.2) buys channels from our node on one devchain, over
+//! real TCP on 127.0.0.1, and every failure ends with the client's money back.
+//!
+//! Every test is an end-to-end scenario (`e2e_` prefix); run them alone with
+//! `cargo test --test lsps1_ldk_client`. ldk-node's API blocks on its own runtime, so its
+//! calls go through `spawn_blocking`.
+
+mod common;
+
+use std::sync::Arc;
+
+use bitcoin::Network;
+use common::*;
+use ldk_node::config::EsploraSyncConfig;
+use ldk_node::lightning::ln::msgs::SocketAddress;
+use ldk_node::lightning_liquidity::lsps1::msgs::{LSPS1OrderId, LSPS1PaymentState};
+use ldk_node::liquidity::LSPS1OrderStatus;
+use ldk_node::Event;
+use lsp_node::config::Config;
+use lsp_node::devchain::Devchain;
+use lsp_node::lsps1::options::Lsps1Config;
+use lsp_node::lsps1::order::{Order, OrderId, OrderState, PaymentState};
+use lsp_node::{Builder, Node};
+use tempfile::TempDir;
+
+/// The LSP: our node, its operator client and its data directory.
+struct Lsp {
+    node: Node,
+    operator: Operator,
+    _dir: TempDir,
+}
+
+impl Lsp {
+    async fn start(devchain: &Devchain, edit: impl FnOnce(&mut Lsps1Config)) -> Lsp {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Builder::new(lsp_config(dir.path(), devchain, edit))
+            .start()
+            .await
+            .expect("LSP starts");
+        let operator = Operator::for_node(&node);
+        Lsp {
+            node,
+            operator,
+            _dir: dir,
+        }
+    }
+
+    fn order(&self, id: &str) -> Order {
+        let service = self.node.order_service().expect("order service runs");
+        let id = OrderId::parse(id).unwrap();
+        service
+            .order_book()
+            .order(&id)
+            .unwrap()
+            .expect("order exists")
+    }
+
+    async fn wait_order(&self, id: &str, what: &str, done: impl Fn(&Order) -> bool) -> Order {
+        wait_for(what, DEADLINE, || async {
+            let order = self.order(id);
+            done(&order).then_some(order)
+        })
+        .await
+    }
+
+    fn history(&self, id: &str) -> Vec<String> {
+        let service = self.node.order_service().unwrap();
+        service
+            .order_book()
+            .events(&OrderId::parse(id).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{}: {}", e.event, e.to_state))
+            .collect()
+    }
+}
+
+fn lsp_config(
+    dir: &std::path::Path,
+    devchain: &Devchain,
+    edit: impl FnOnce(&mut Lsps1Config),
+) -> Config {
+    let mut config = config_for(dir, &devchain.base_url());
+    // ldk-node 0.7.1 cannot parse HOLD (see `e2e_hold_is_spelled_paid_for_listed_clients`).
+    config.lsps1.hold_as_paid_peers = vec!["*".to_string()];
+    config.lsps1.open_timeout_secs = 30;
+    edit(&mut config.lsps1);
+    config
+}
+
+/// A free 127.0.0.1 port: ldk-node needs an explicit one, so bind port 0, read it, release it.
+fn free_local_address() -> SocketAddress {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("127.0.0.1:{port}").parse().unwrap()
+}
+
+/// An ldk-node client on the devchain with `lsp` as its LSPS1 liquidity source.
+fn start_client(
+    devchain: &Devchain,
+    lsp: &Node,
+    token: Option<String>,
+    storage: &std::path::Path,
+) -> Arc<ldk_node::Node> {
+    let mut builder = ldk_node::Builder::new();
+    builder.set_network(Network::Regtest);
+    builder.set_storage_dir_path(storage.to_str().unwrap().to_string());
+    builder
+        .set_listening_addresses(vec![free_local_address()])
+        .unwrap();
+    builder.set_chain_source_esplora(
+        devchain.base_url(),
+        Some(EsploraSyncConfig {
+            background_sync_config: None,
+        }),
+    );
+    let lsp_address: SocketAddress = lsp.p2p_listen_addr().to_string().parse().unwrap();
+    builder.set_liquidity_source_lsps1(lsp.node_id(), lsp_address, token);
+    let node = builder.build().expect("ldk-node builds");
+    node.start().expect("ldk-node starts");
+    Arc::new(node)
+}
+
+/// Runs a blocking ldk-node call off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking call")
+}
+
+async fn sync_client(client: &Arc<ldk_node::Node>) {
+    let client = Arc::clone(client);
+    blocking(move || client.sync_wallets().expect("client syncs")).await;
+}
+
+/// Faucet coins to the client, mined and visible in its wallet.
+async fn fund_client(devchain: &Devchain, client: &Arc<ldk_node::Node>, sats: u64) {
+    let address = client.onchain_payment().new_address().unwrap();
+    devchain.fund(&address, sats).expect("faucet pays");
+    devchain.mine(1);
+    wait_for("the client's coins", DEADLINE, || async {
+        sync_client(client).await;
+        (client.list_balances().spendable_onchain_balance_sats >= sats).then_some(())
+    })
+    .await;
+}
+
+async fn request_channel(
+    client: &Arc<ldk_node::Node>,
+    lsp_balance_sat: u64,
+    client_balance_sat: u64,
+) -> Result<LSPS1OrderStatus, ldk_node::NodeError> {
+    let client = Arc::clone(client);
+    blocking(move || {
+        client
+            .lsps1_liquidity()
+            .request_channel(lsp_balance_sat, client_balance_sat, 1_000, false)
+    })
+    .await
+}
+
+async fn check_order_status(client: &Arc<ldk_node::Node>, id: &str) -> LSPS1OrderStatus {
+    let client = Arc::clone(client);
+    let id = LSPS1OrderId(id.to_string());
+    blocking(move || client.lsps1_liquidity().check_order_status(id))
+        .await
+        .expect("check_order_status answers")
+}
+
+/// Handles client events until one matches `extract`.
+async fn wait_client_event<T>(
+    client: &Arc<ldk_node::Node>,
+    what: &str,
+    extract: impl Fn(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let event = client.next_event_async().await;
+            let found = extract(&event);
+            client.event_handled().expect("event handled");
+            if let Some(found) = found {
+                return found;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Mines and waits until the client sees a usable channel from the LSP of `capacity` sat.
+async fn wait_usable_channel(
+    devchain: &Devchain,
+    lsp: &Lsp,
+    client: &Arc<ldk_node::Node>,
+    capacity: u64,
+) -> ldk_node::ChannelDetails {
+    devchain.mine(6);
+    wait_for("a usable channel at the client", DEADLINE, || async {
+        lsp.operator.sync().await;
+        sync_client(client).await;
+        client.list_channels().into_iter().find(|c| {
+            c.counterparty_node_id == lsp.node.node_id()
+                && c.channel_value_sats == capacity
+                && c.is_usable
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_client_buys_a_channel_paying_on_chain() {
+    init_logging();
+    let devchain = start_devchain().await;
+    let lsp = Lsp::start(&devchain, |_| {}).await;
+    fund(&devchain, &lsp.operator, 2_000_000).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = start_client(&devchain, &lsp.node, None, client_dir.path());
+    fund_client(&devchain, &client, 500_000).await;
+
+    let status = request_channel(&client, 100_000, 20_000)
+        .await
+        .expect("order created");
+    let id = status.order_id.0.clone();
+    let onchain = status
+        .payment_options
+        .onchain
+        .clone()
+        .expect("on-chain option offered (ldk-node sends a refund address)");
+    let bolt11 = status
+        .payment_options
+        .bolt11
+        .clone()
+        .expect("bolt11 option");
+    assert_eq!(onchain.state, LSPS1PaymentState::ExpectPayment);
+    assert_eq!(
+        bolt11.order_total_sat,
+        bolt11.fee_total_sat + 20_000,
+        "order_total = fee_total + client_balance"
+    );
+    assert!(
+        onchain.order_total_sat > bolt11.order_total_sat,
+        "on-chain adds the refund reserve"
+    );
+    let order = lsp.order(&id);
+    assert_eq!(order.state, OrderState::Created);
+    assert_eq!(order.client_node_id, client.node_id());
+
+    let pay_to = onchain.address.clone();
+    let amount = onchain.order_total_sat;
+    let payer = Arc::clone(&client);
+    blocking(move || {
+        payer
+            .onchain_payment()
+            .send_to_address(&pay_to, amount, None)
+    })
+    .await
+    .expect("client pays on-chain");
+    devchain.mine(1);
+
+    let completed = lsp
+        .wait_order(&id, "the order to complete", |o| {
+            o.state == OrderState::Completed
+        })
+        .await;
+    assert_eq!(
+        completed.onchain.as_ref().unwrap().state,
+        PaymentState::Paid
+    );
+    let channel = completed.channel.clone().expect("channel recorded");
+    assert!(channel.expires_at >= channel.funded_at + 1_000 * 600);
+
+    let details = wait_usable_channel(&devchain, &lsp, &client, 120_000).await;
+    assert!(!details.is_announced, "announce_channel=false respected");
+    assert_eq!(
+        details.funding_txo.map(|o| o.to_string()),
+        Some(channel.funding_outpoint.clone())
+    );
+    // The pushed balance is the client's, less its channel reserve.
+    assert!(details.outbound_capacity_msat <= 20_000_000);
+    assert!(details.outbound_capacity_msat >= 18_000_000, "{details:?}");
+
+    let seen = check_order_status(&client, &id).await;
+    let seen_channel = seen.channel_state.expect("client sees the channel");
+    assert_eq!(
+        seen_channel.funding_outpoint.to_string(),
+        channel.funding_outpoint
+    );
+    assert_eq!(
+        seen.payment_options.onchain.unwrap().state,
+        LSPS1PaymentState::Paid
+    );
+    let reservation = lsp
+        .node
+        .order_service()
+        .unwrap()
+        .order_book()
+        .reservation(&completed.id)
+        .unwrap()
+        .expect("reservation recorded");
+    assert!(
+        reservation.released_at.is_some(),
+        "reservation released on funding"
+    );
+    client.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_client_buys_inbound_over_lightning_with_a_hold_invoice() {
+    init_logging();
+    let devchain = start_devchain().await;
+    let lsp = Lsp::start(&devchain, |_| {}).await;
+    fund(&devchain, &lsp.operator, 2_000_000).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = start_client(&devchain, &lsp.node, None, client_dir.path());
+    fund_client(&devchain, &client, 1_000_000).await;
+
+    // The client first funds a channel to us, to have outbound liquidity to pay with.
+    let lsp_address: SocketAddress = lsp.node.p2p_listen_addr().to_string().parse().unwrap();
+    let (opener, lsp_id) = (Arc::clone(&client), lsp.node.node_id());
+    blocking(move || opener.open_channel(lsp_id, lsp_address, 400_000, None, None))
+        .await
+        .expect("client opens its own channel");
+    wait_client_event(&client, "ChannelPending", |e| {
+        matches!(e, Event::ChannelPending { .. }).then_some(())
+    })
+    .await;
+    wait_usable_channel(&devchain, &lsp, &client, 400_000).await;
+
+    let status = request_channel(&client, 200_000, 0)
+        .await
+        .expect("order created");
+    let id = status.order_id.0.clone();
+    let invoice = status.payment_options.bolt11.clone().unwrap().invoice;
+    let payer = Arc::clone(&client);
+    blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    wait_client_event(&client, "PaymentSuccessful", |e| {
+        matches!(e, Event::PaymentSuccessful { .. }).then_some(())
+    })
+    .await;
+
+    let completed = lsp
+        .wait_order(&id, "the order to complete", |o| {
+            o.state == OrderState::Completed
+        })
+        .await;
+    assert_eq!(completed.bolt11.as_ref().unwrap().state, PaymentState::Paid);
+    let history = lsp.history(&id);
+    assert_eq!(
+        history,
+        vec![
+            "created: CREATED bolt11=EXPECT_PAYMENT onchain=EXPECT_PAYMENT".to_string(),
+            "bolt11_htlc_held: CREATED bolt11=HOLD onchain=EXPECT_PAYMENT".to_string(),
+            "channel_funded: COMPLETED bolt11=PAID onchain=EXPECT_PAYMENT".to_string(),
+        ],
+        "HOLD before the channel, PAID only once it was funded"
+    );
+    wait_usable_channel(&devchain, &lsp, &client, 200_000).await;
+    client.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_refused_channel_fails_the_order_and_returns_the_htlc() {
+    init_logging();
+    let devchain = start_devchain().await;
+    let lsp = Lsp::start(&devchain, |_| {}).await;
+    fund(&devchain, &lsp.operator, 2_000_000).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = start_client(&devchain, &lsp.node, None, client_dir.path());
+    fund_client(&devchain, &client, 500_000).await;
+    let lsp_address: SocketAddress = lsp.node.p2p_listen_addr().to_string().parse().unwrap();
+    let (opener, lsp_id) = (Arc::clone(&client), lsp.node.node_id());
+    blocking(move || opener.open_channel(lsp_id, lsp_address, 300_000, None, None))
+        .await
+        .expect("client opens its own channel");
+    wait_usable_channel(&devchain, &lsp, &client, 300_000).await;
+    // Leave the client only its anchor reserve on-chain: ldk-node then refuses inbound anchor
+    // channels, so every open of ours fails.
+    let sink = devchain_address(&devchain);
+    let spender = Arc::clone(&client);
+    blocking(move || {
+        spender
+            .onchain_payment()
+            .send_all_to_address(&sink, true, None)
+    })
+    .await
+    .expect("client empties its wallet");
+    devchain.mine(1);
+    sync_client(&client).await;
+
+    let status = request_channel(&client, 100_000, 0)
+        .await
+        .expect("order created");
+    let id = status.order_id.0.clone();
+    let lightning_before = client.list_balances().total_lightning_balance_sats;
+    let invoice = status.payment_options.bolt11.clone().unwrap().invoice;
+    let payer = Arc::clone(&client);
+    blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+
+    let failed = lsp
+        .wait_order(&id, "the order to fail", |o| o.state == OrderState::Failed)
+        .await;
+    assert_eq!(
+        failed.bolt11.as_ref().unwrap().state,
+        PaymentState::Refunded
+    );
+    assert!(failed.channel.is_none());
+    wait_client_event(&client, "PaymentFailed", |e| {
+        matches!(e, Event::PaymentFailed { .. }).then_some(())
+    })
+    .await;
+    let lightning_after = client.list_balances().total_lightning_balance_sats;
+    assert_eq!(
+        lightning_after, lightning_before,
+        "the HTLC came back in full"
+    );
+    let history = lsp.history(&id);
+    assert!(
+        history.iter().any(|h| h.starts_with("bolt11_htlc_held")),
+        "{history:?}"
+    );
+    client.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
+    init_logging();
+    let devchain = start_devchain().await;
+    let lsp = Lsp::start(&devchain, |c| {
+        c.options.order_expiry_secs = 8;
+        c.options.invoice_expiry_secs = 8;
+    })
+    .await;
+    fund(&devchain, &lsp.operator, 2_000_000).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = start_client(&devchain, &lsp.node, None, client_dir.path());
+    fund_client(&devchain, &client, 500_000).await;
+
+    // Two orders: one never paid, one paid too little on-chain.
+    let unpaid = request_channel(&client, 50_000, 0)
+        .await
+        .expect("order created");
+    let short = request_channel(&client, 60_000, 0)
+        .await
+        .expect("order created");
+    let reserved = lsp
+        .node
+        .order_service()
+        .unwrap()
+        .order_book()
+        .reserved_sat()
+        .unwrap();
+    assert!(
+        reserved >= 110_000,
+        "both orders hold liquidity: {reserved}"
+    );
+    let onchain = short.payment_options.onchain.clone().unwrap();
+    let refund_address = onchain
+        .refund_onchain_address
+        .clone()
+        .expect("refund address");
+    let paid = onchain.order_total_sat / 2;
+    let pay_to = onchain.address.clone();
+    let payer = Arc::clone(&client);
+    blocking(move || payer.onchain_payment().send_to_address(&pay_to, paid, None))
+        .await
+        .expect("client pays half");
+    devchain.mine(1);
+
+    let expired = lsp
+        .wait_order(&unpaid.order_id.0, "the unpaid order to expire", |o| {
+            o.state == OrderState::Failed
+        })
+        .await;
+    assert_eq!(
+        expired.bolt11.as_ref().unwrap().state,
+        PaymentState::Refunded
+    );
+    assert_eq!(
+        expired.onchain.as_ref().unwrap().state,
+        PaymentState::Refunded
+    );
+
+    let refunded = lsp
+        .wait_order(
+            &short.order_id.0,
+            "the underpaid order to be refunded",
+            |o| o.onchain.as_ref().unwrap().state == PaymentState::Refunded,
+        )
+        .await;
+    assert_eq!(refunded.state, OrderState::Failed);
+    let service = lsp.node.order_service().unwrap();
+    let refunds = service.order_book().refunds(&refunded.id).unwrap();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0].amount_sat + refunds[0].fee_sat, paid);
+    assert_eq!(refunds[0].address, refund_address.to_string());
+    assert_eq!(
+        service.order_book().reserved_sat().unwrap(),
+        0,
+        "reservations released"
+    );
+
+    // The refund reaches the client's wallet.
+    let before = client.list_balances().total_onchain_balance_sats;
+    devchain.mine(1);
+    wait_for("the refund in the client's wallet", DEADLINE, || async {
+        sync_client(&client).await;
+        let now = client.list_balances().total_onchain_balance_sats;
+        (now >= before + refunds[0].amount_sat).then_some(())
+    })
+    .await;
+    client.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_bad_token_and_unfundable_orders_are_refused_without_side_effects() {
+    init_logging();
+    let devchain = start_devchain().await;
+    let lsp = Lsp::start(&devchain, |c| {
+        c.token_mode = lsp_node::lsps1::options::TokenMode::Required;
+    })
+    .await;
+    fund(&devchain, &lsp.operator, 300_000).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = start_client(&devchain, &lsp.node, Some("NOPE".into()), client_dir.path());
+    fund_client(&devchain, &client, 100_000).await;
+    let service = lsp.node.order_service().unwrap();
+
+    request_channel(&client, 100_000, 0)
+        .await
+        .expect_err("unknown token refused");
+    let refused = service.create_order(lsp_node::lsps1::service::NewOrder {
+        client_node_id: client.node_id(),
+        params: params(100_000, Some("NOPE")),
+        refund_onchain_address: None,
+        source: lsp_node::lsps1::order::Interface::P2p,
+        email: None,
+    });
+    assert_eq!(refused.expect_err("bad token").code, 102);
+
+    service
+        .order_book()
+        .create_coupon(&lsp_node::lsps1::coupons::NewCoupon {
+            code: "FRIENDS".into(),
+            discount: lsp_node::lsps1::coupons::Discount::Percent(100),
+            max_uses: None,
+            expires_at: None,
+        })
+        .unwrap();
+    // More than the wallet can fund: error 1, nothing reserved.
+    let unfundable = service
+        .create_order(lsp_node::lsps1::service::NewOrder {
+            client_node_id: client.node_id(),
+            params: params(1_000_000, Some("FRIENDS")),
+            refund_onchain_address: None,
+            source: lsp_node::lsps1::order::Interface::P2p,
+            email: None,
+        })
+        .expect_err("cannot fund");
+    assert_eq!(unfundable.code, 1);
+    assert_eq!(service.order_book().reserved_sat().unwrap(), 0);
+    let all = service
+        .order_book()
+        .orders(&lsp_node::lsps1::store::OrderFilter::default())
+        .unwrap();
+    assert!(all.is_empty(), "no order was stored: {all:?}");
+    let coupon = service.order_book().coupon("FRIENDS").unwrap().unwrap();
+    assert_eq!(coupon.uses, 0, "a refused order redeems nothing");
+    client.stop().unwrap();
+}
+
+fn params(lsp_balance_sat: u64, token: Option<&str>) -> lsp_node::lsps1::order::OrderParams {
+    lsp_node::lsps1::order::OrderParams {
+        lsp_balance_sat,
+        client_balance_sat: 0,
+        required_channel_confirmations: 1,
+        funding_confirms_within_blocks: 6,
+        channel_expiry_blocks: 1_000,
+        token: token.map(str::to_string),
+        announce_channel: false,
+    }
+}
+
+/// An address nobody in the test controls (the devchain faucet's own kind of sink).
+fn devchain_address(_devchain: &Devchain) -> bitcoin::Address {
+    let key = bitcoin::key::CompressedPublicKey::from_slice(
+        &bitcoin::secp256k1::PublicKey::from_secret_key(
+            &bitcoin::secp256k1::Secp256k1::new(),
+            &bitcoin::secp256k1::SecretKey::from_slice(&[42u8; 32]).unwrap(),
+        )
+        .serialize(),
+    )
+    .unwrap();
+    bitcoin::Address::p2wpkh(&key, Network::Regtest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_order_paid_while_lsp_crashes_completes_after_restart() {
+    init_logging();
+    let devchain = start_devchain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = lsp_config(dir.path(), &devchain, |_| {});
+
+    // Our node runs on a runtime of its own, so that it can be killed without its graceful
+    // stop: dropping the runtime aborts every task mid-flight.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let node = runtime
+        .spawn(Builder::new(config.clone()).start())
+        .await
+        .unwrap()
+        .expect("LSP starts");
+    let operator = Operator::for_node(&node);
+    fund(&devchain, &operator, 2_000_000).await;
+
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = start_client(&devchain, &node, None, client_dir.path());
+    fund_client(&devchain, &client, 500_000).await;
+    let status = request_channel(&client, 100_000, 0)
+        .await
+        .expect("order created");
+    let id = OrderId::parse(&status.order_id.0).unwrap();
+    let onchain = status.payment_options.onchain.clone().unwrap();
+    let (pay_to, amount) = (onchain.address.clone(), onchain.order_total_sat);
+    let payer = Arc::clone(&client);
+    blocking(move || {
+        payer
+            .onchain_payment()
+            .send_to_address(&pay_to, amount, None)
+    })
+    .await
+    .expect("client pays on-chain");
+    // The client goes away, so the open cannot start; the payment confirms.
+    client.stop().unwrap();
+    devchain.mine(1);
+    let service = node.order_service().unwrap();
+    wait_for("the payment to be detected", DEADLINE, || async {
+        let order = service.order_book().order(&id).unwrap().unwrap();
+        (order.onchain.unwrap().state == PaymentState::Paid).then_some(())
+    })
+    .await;
+    assert!(service
+        .order_book()
+        .order(&id)
+        .unwrap()
+        .unwrap()
+        .channel
+        .is_none());
+    drop(service);
+    drop(node);
+    runtime.shutdown_background();
+
+    let restarted = Builder::new(config_with_fresh_ports(config))
+        .start()
+        .await
+        .expect("LSP restarts on the same data directory");
+    let lsp = Lsp {
+        operator: Operator::for_node(&restarted),
+        node: restarted,
+        _dir: dir,
+    };
+    let client = start_client(&devchain, &lsp.node, None, client_dir.path());
+    // The client only reconnects on its own when it has a channel with us; asking about its
+    // order makes it connect.
+    check_order_status(&client, id.as_str()).await;
+    let completed = lsp
+        .wait_order(
+            id.as_str(),
+            "the order to complete after the restart",
+            |o| o.state == OrderState::Completed,
+        )
+        .await;
+    assert!(completed.channel.is_some());
+    wait_usable_channel(&devchain, &lsp, &client, 100_000).await;
+    client.stop().unwrap();
+}
+
+/// The same configuration on new port-0 listeners (the old ones may linger for a moment).
+fn config_with_fresh_ports(mut config: Config) -> Config {
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    config.node.p2p_listen = any;
+    config.admin.listen = any;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_hold_is_spelled_paid_for_listed_clients() {
+    // ldk-node 0.7.1's payment-state enum is EXPECT_PAYMENT | PAID | REFUNDED. This test shows
+    // what its parser does with our rendering of an order whose HTLC is held, in both dialects.
+    use ldk_node::lightning_liquidity::lsps1::msgs::LSPS1PaymentInfo;
+    use lsp_node::lsps1::order::{render, PaymentStateDialect};
+
+    let mut order = sample_held_order();
+    order.bolt11.as_mut().unwrap().state = PaymentState::Hold;
+    let blip51 = render(&order, PaymentStateDialect::Blip51);
+    let parsed = serde_json::from_value::<LSPS1PaymentInfo>(blip51["payment"].clone());
+    assert!(
+        parsed.is_err(),
+        "lightning-liquidity 0.2 cannot parse HOLD; such a client would ignore us until it reconnects"
+    );
+    let compat = render(&order, PaymentStateDialect::WithoutHold);
+    let parsed = serde_json::from_value::<LSPS1PaymentInfo>(compat["payment"].clone())
+        .expect("the compatible spelling parses");
+    assert_eq!(parsed.bolt11.unwrap().state, LSPS1PaymentState::Paid);
+    assert_eq!(blip51["payment"]["bolt11"]["state"], "HOLD");
+
+    let config = Lsps1Config {
+        hold_as_paid_peers: vec![order.client_node_id.to_string()],
+        ..Lsps1Config::default()
+    };
+    assert_eq!(
+        config.p2p_dialect(&order.client_node_id),
+        PaymentStateDialect::WithoutHold
+    );
+    let someone_else = devchain_address_key();
+    assert_eq!(
+        config.p2p_dialect(&someone_else),
+        PaymentStateDialect::Blip51
+    );
+}
+
+fn devchain_address_key() -> bitcoin::secp256k1::PublicKey {
+    bitcoin::secp256k1::PublicKey::from_secret_key(
+        &bitcoin::secp256k1::Secp256k1::new(),
+        &bitcoin::secp256k1::SecretKey::from_slice(&[43u8; 32]).unwrap(),
+    )
+}
+
+fn sample_held_order() -> Order {
+    use lsp_node::lsps1::order::{Bolt11Payment, Interface, OrderParams};
+    use lsp_node::lsps1::pricing::PriceBreakdown;
+    // Rendering does not read the invoice.
+    let invoice = "lnbcrt210u1held".to_string();
+    Order {
+        id: OrderId::parse("held-order").unwrap(),
+        client_node_id: devchain_address_key(),
+        params: OrderParams {
+            lsp_balance_sat: 100_000,
+            client_balance_sat: 20_000,
+            required_channel_confirmations: 1,
+            funding_confirms_within_blocks: 6,
+            channel_expiry_blocks: 1_000,
+            token: None,
+            announce_channel: false,
+        },
+        refund_onchain_address: None,
+        created_at: 1_700_000_000,
+        expires_at: 1_700_003_600,
+        state: OrderState::Created,
+        bolt11: Some(Bolt11Payment {
+            state: PaymentState::ExpectPayment,
+            expires_at: 1_700_003_600,
+            fee_total_sat: 1_000,
+            order_total_sat: 21_000,
+            invoice,
+        }),
+        onchain: None,
+        channel: None,
+        price: PriceBreakdown {
+            base_fee_sat: 1_000,
+            proportional_fee_sat: 0,
+            lease_fee_sat: 0,
+            onchain_fee_sat: 0,
+            refund_reserve_sat: 0,
+            discount_sat: 0,
+            fee_total_sat: 1_000,
+            order_total_sat: 21_000,
+        },
+        coupon_code: None,
+        source: Interface::P2p,
+        email: None,
+        updated_at: 1_700_000_000,
+    }
+}
