@@ -167,6 +167,20 @@ async fn check_order_status(client: &Arc<ldk_node::Node>, id: &str) -> LSPS1Orde
         .expect("check_order_status answers")
 }
 
+/// Waits until ldk-node's broadcaster (a background task) delivered `txid`.
+async fn wait_for_mempool_tx(devchain: &Devchain, txid: bitcoin::Txid) {
+    wait_for("the transaction in the mempool", DEADLINE, || async {
+        devchain.mempool_txids().contains(&txid).then_some(())
+    })
+    .await;
+}
+
+/// Mines `txid` once ldk-node has broadcast it.
+async fn mine_once_broadcast(devchain: &Devchain, txid: bitcoin::Txid) {
+    wait_for_mempool_tx(devchain, txid).await;
+    devchain.mine(1);
+}
+
 /// Handles client events until one matches `extract`.
 async fn wait_client_event<T>(
     client: &Arc<ldk_node::Node>,
@@ -248,14 +262,14 @@ async fn e2e_client_buys_a_channel_paying_on_chain() {
     let pay_to = onchain.address.clone();
     let amount = onchain.order_total_sat;
     let payer = Arc::clone(&client);
-    blocking(move || {
+    let txid = blocking(move || {
         payer
             .onchain_payment()
             .send_to_address(&pay_to, amount, None)
     })
     .await
     .expect("client pays on-chain");
-    devchain.mine(1);
+    mine_once_broadcast(&devchain, txid).await;
 
     let completed = lsp
         .wait_order(&id, "the order to complete", |o| {
@@ -379,14 +393,14 @@ async fn e2e_refused_channel_fails_the_order_and_returns_the_htlc() {
     // channels, so every open of ours fails.
     let sink = devchain_address(&devchain);
     let spender = Arc::clone(&client);
-    blocking(move || {
+    let txid = blocking(move || {
         spender
             .onchain_payment()
             .send_all_to_address(&sink, true, None)
     })
     .await
     .expect("client empties its wallet");
-    devchain.mine(1);
+    mine_once_broadcast(&devchain, txid).await;
     sync_client(&client).await;
 
     let status = request_channel(&client, 100_000, 0)
@@ -465,10 +479,10 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
     let paid = onchain.order_total_sat / 2;
     let pay_to = onchain.address.clone();
     let payer = Arc::clone(&client);
-    blocking(move || payer.onchain_payment().send_to_address(&pay_to, paid, None))
+    let txid = blocking(move || payer.onchain_payment().send_to_address(&pay_to, paid, None))
         .await
         .expect("client pays half");
-    devchain.mine(1);
+    mine_once_broadcast(&devchain, txid).await;
 
     let expired = lsp
         .wait_order(&unpaid.order_id.0, "the unpaid order to expire", |o| {
@@ -629,7 +643,7 @@ async fn e2e_order_paid_while_lsp_crashes_completes_after_restart() {
     let onchain = status.payment_options.onchain.clone().unwrap();
     let (pay_to, amount) = (onchain.address.clone(), onchain.order_total_sat);
     let payer = Arc::clone(&client);
-    blocking(move || {
+    let txid = blocking(move || {
         payer
             .onchain_payment()
             .send_to_address(&pay_to, amount, None)
@@ -637,6 +651,7 @@ async fn e2e_order_paid_while_lsp_crashes_completes_after_restart() {
     .await
     .expect("client pays on-chain");
     // The client goes away, so the open cannot start; the payment confirms.
+    wait_for_mempool_tx(&devchain, txid).await;
     client.stop().unwrap();
     devchain.mine(1);
     let service = node.order_service().unwrap();

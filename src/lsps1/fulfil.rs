@@ -149,6 +149,7 @@ impl OrderService {
         let receipts = self.receipts(orders.iter().chain(watched.iter()));
         for order in &orders {
             let got = receipts.get(&order.id).cloned().unwrap_or_default();
+            tracing::trace!(order = %order.id, state = %order.state_summary(), received_sat = got.total_sat(), confirmed_sat = got.confirmed_sat(), height, "order pass");
             if let Err(e) = self.advance(order, now, height, &got).await {
                 tracing::error!(order = %order.id, error = %e, "could not advance order");
             }
