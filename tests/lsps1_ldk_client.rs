@@ -150,11 +150,23 @@ async fn request_channel(
     lsp_balance_sat: u64,
     client_balance_sat: u64,
 ) -> Result<LSPS1OrderStatus, ldk_node::NodeError> {
+    request_channel_announced(client, lsp_balance_sat, client_balance_sat, false).await
+}
+
+async fn request_channel_announced(
+    client: &Arc<ldk_node::Node>,
+    lsp_balance_sat: u64,
+    client_balance_sat: u64,
+    announce: bool,
+) -> Result<LSPS1OrderStatus, ldk_node::NodeError> {
     let client = Arc::clone(client);
     blocking(move || {
-        client
-            .lsps1_liquidity()
-            .request_channel(lsp_balance_sat, client_balance_sat, 1_000, false)
+        client.lsps1_liquidity().request_channel(
+            lsp_balance_sat,
+            client_balance_sat,
+            1_000,
+            announce,
+        )
     })
     .await
 }
@@ -201,22 +213,27 @@ async fn wait_client_event<T>(
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
-/// Mines and waits until the client sees a usable channel from the LSP of `capacity` sat.
+/// Mines (a block per round, until it is there) and waits until the client sees a usable
+/// channel from the LSP of `capacity` sat. Funding transactions reach the devchain through
+/// background broadcasters, so a fixed number of blocks mined at once could miss them.
 async fn wait_usable_channel(
     devchain: &Devchain,
     lsp: &Lsp,
     client: &Arc<ldk_node::Node>,
     capacity: u64,
 ) -> ldk_node::ChannelDetails {
-    devchain.mine(6);
     wait_for("a usable channel at the client", DEADLINE, || async {
         lsp.operator.sync().await;
         sync_client(client).await;
-        client.list_channels().into_iter().find(|c| {
+        let found = client.list_channels().into_iter().find(|c| {
             c.counterparty_node_id == lsp.node.node_id()
                 && c.channel_value_sats == capacity
                 && c.is_usable
-        })
+        });
+        if found.is_none() {
+            devchain.mine(1);
+        }
+        found
     })
     .await
 }
@@ -389,21 +406,9 @@ async fn e2e_refused_channel_fails_the_order_and_returns_the_htlc() {
         .await
         .expect("client opens its own channel");
     wait_usable_channel(&devchain, &lsp, &client, 300_000).await;
-    // Leave the client only its anchor reserve on-chain: ldk-node then refuses inbound anchor
-    // channels, so every open of ours fails.
-    let sink = devchain_address(&devchain);
-    let spender = Arc::clone(&client);
-    let txid = blocking(move || {
-        spender
-            .onchain_payment()
-            .send_all_to_address(&sink, true, None)
-    })
-    .await
-    .expect("client empties its wallet");
-    mine_once_broadcast(&devchain, txid).await;
-    sync_client(&client).await;
-
-    let status = request_channel(&client, 100_000, 0)
+    // ldk-node refuses announced channels while it has no node alias: every open of this
+    // order fails.
+    let status = request_channel_announced(&client, 100_000, 0, true)
         .await
         .expect("order created");
     let id = status.order_id.0.clone();
@@ -483,6 +488,8 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
         .await
         .expect("client pays half");
     mine_once_broadcast(&devchain, txid).await;
+    sync_client(&client).await;
+    let after_paying = client.list_balances().spendable_onchain_balance_sats;
 
     let expired = lsp
         .wait_order(&unpaid.order_id.0, "the unpaid order to expire", |o| {
@@ -517,13 +524,12 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
         "reservations released"
     );
 
-    // The refund reaches the client's wallet.
-    let before = client.list_balances().total_onchain_balance_sats;
-    devchain.mine(1);
+    // The refund confirms and reaches the client's wallet.
+    mine_once_broadcast(&devchain, refunds[0].txid).await;
     wait_for("the refund in the client's wallet", DEADLINE, || async {
         sync_client(&client).await;
-        let now = client.list_balances().total_onchain_balance_sats;
-        (now >= before + refunds[0].amount_sat).then_some(())
+        let now = client.list_balances().spendable_onchain_balance_sats;
+        (now >= after_paying + refunds[0].amount_sat).then_some(())
     })
     .await;
     client.stop().unwrap();
@@ -596,19 +602,6 @@ fn params(lsp_balance_sat: u64, token: Option<&str>) -> lsp_node::lsps1::order::
         token: token.map(str::to_string),
         announce_channel: false,
     }
-}
-
-/// An address nobody in the test controls (the devchain faucet's own kind of sink).
-fn devchain_address(_devchain: &Devchain) -> bitcoin::Address {
-    let key = bitcoin::key::CompressedPublicKey::from_slice(
-        &bitcoin::secp256k1::PublicKey::from_secret_key(
-            &bitcoin::secp256k1::Secp256k1::new(),
-            &bitcoin::secp256k1::SecretKey::from_slice(&[42u8; 32]).unwrap(),
-        )
-        .serialize(),
-    )
-    .unwrap();
-    bitcoin::Address::p2wpkh(&key, Network::Regtest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -733,7 +726,10 @@ async fn e2e_hold_is_spelled_paid_for_listed_clients() {
         config.p2p_dialect(&order.client_node_id),
         PaymentStateDialect::WithoutHold
     );
-    let someone_else = devchain_address_key();
+    let someone_else = bitcoin::secp256k1::PublicKey::from_secret_key(
+        &bitcoin::secp256k1::Secp256k1::new(),
+        &bitcoin::secp256k1::SecretKey::from_slice(&[44u8; 32]).unwrap(),
+    );
     assert_eq!(
         config.p2p_dialect(&someone_else),
         PaymentStateDialect::Blip51
@@ -750,8 +746,23 @@ fn devchain_address_key() -> bitcoin::secp256k1::PublicKey {
 fn sample_held_order() -> Order {
     use lsp_node::lsps1::order::{Bolt11Payment, Interface, OrderParams};
     use lsp_node::lsps1::pricing::PriceBreakdown;
-    // Rendering does not read the invoice.
-    let invoice = "lnbcrt210u1held".to_string();
+    let invoice = {
+        use ldk_node::bitcoin::hashes::{sha256, Hash};
+        use ldk_node::bitcoin::secp256k1::{Secp256k1, SecretKey};
+        use ldk_node::lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+        let secp = Secp256k1::new();
+        let key = SecretKey::from_slice(&[9u8; 32]).unwrap();
+        InvoiceBuilder::new(Currency::Regtest)
+            .description("held".into())
+            .payment_hash(sha256::Hash::hash(b"preimage"))
+            .payment_secret(PaymentSecret([1u8; 32]))
+            .duration_since_epoch(std::time::Duration::from_secs(1_700_000_000))
+            .min_final_cltv_expiry_delta(144)
+            .amount_milli_satoshis(21_000_000)
+            .build_signed(|hash| secp.sign_ecdsa_recoverable(hash, &key))
+            .unwrap()
+            .to_string()
+    };
     Order {
         id: OrderId::parse("held-order").unwrap(),
         client_node_id: devchain_address_key(),
