@@ -47,6 +47,24 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ),
         ("POST", "/v1/pay", Some(json!({"invoice": "lnbcrt1fake"}))),
         ("POST", "/v1/sync", None),
+        ("GET", "/v1/orders?state=COMPLETED&limit=5", None),
+        ("GET", "/v1/orders/a3a06afbd700e7b94c38c2f5a4b94a1d", None),
+        (
+            "POST",
+            "/v1/orders/cancel",
+            Some(json!({"order_id": "a3a06afbd700e7b94c38c2f5a4b94a1d"})),
+        ),
+        ("GET", "/v1/coupons", None),
+        (
+            "POST",
+            "/v1/coupons",
+            Some(json!({"code": "FRIENDS", "percent": 50})),
+        ),
+        (
+            "POST",
+            "/v1/coupons/delete",
+            Some(json!({"code": "FRIENDS"})),
+        ),
     ]
 }
 
@@ -165,6 +183,12 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
         "create_invoice",
         "pay_invoice",
         "sync",
+        "orders",
+        "order",
+        "cancel_order",
+        "coupons",
+        "create_coupon",
+        "delete_coupon",
     ];
     for (method, path, body) in routes() {
         let (status, _) = call(&base, method, path, body.as_ref(), Some(KEY)).await;
@@ -186,6 +210,17 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
                "push_msat": 0, "announce": false})
     );
     assert_eq!(calls[8].request["force"], json!(false));
+    assert_eq!(
+        calls[13].request,
+        json!({"state": "COMPLETED", "client_node_id": null, "created_from": null,
+               "created_until": null, "limit": 5})
+    );
+    assert_eq!(calls[14].request, json!("a3a06afbd700e7b94c38c2f5a4b94a1d"));
+    assert_eq!(
+        calls[17].request,
+        json!({"code": "FRIENDS", "percent": 50, "fixed_sat": null, "max_uses": null,
+               "expires_at": null})
+    );
 
     // Answers are the API's values, serialized with the contract's field names.
     let (_, info) = call(&base, "GET", "/v1/info", None, Some(KEY)).await;

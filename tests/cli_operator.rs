@@ -240,6 +240,76 @@ fn write_commands_send_the_requests_given_on_the_command_line() {
 }
 
 #[test]
+fn order_and_coupon_commands_call_their_routes() {
+    let served = serve(FakeApi::new(), KEY);
+    let orders = stdout_of(&operator(&served, &["orders", "--state", "completed"]));
+    assert!(
+        orders.contains("a3a06afbd700e7b94c38c2f5a4b94a1d") && orders.contains("bolt11=PAID"),
+        "{orders}"
+    );
+    let order = stdout_of(&operator(
+        &served,
+        &["order", "a3a06afbd700e7b94c38c2f5a4b94a1d"],
+    ));
+    assert!(
+        order.contains("order accepted") && order.contains("COMPLETED"),
+        "{order}"
+    );
+    stdout_of(&operator(
+        &served,
+        &[
+            "cancel-order",
+            "a3a06afbd700e7b94c38c2f5a4b94a1d",
+            "--reason",
+            "client asked",
+        ],
+    ));
+    let coupons = stdout_of(&operator(&served, &["coupons"]));
+    assert!(
+        coupons.contains("FRIENDS") && coupons.contains("50%"),
+        "{coupons}"
+    );
+    stdout_of(&operator(
+        &served,
+        &[
+            "add-coupon",
+            "SPRING",
+            "--fixed-sat",
+            "500",
+            "--max-uses",
+            "3",
+        ],
+    ));
+    stdout_of(&operator(&served, &["delete-coupon", "SPRING"]));
+
+    let calls = served.api.calls();
+    let methods: Vec<&str> = calls.iter().map(|c| c.method).collect();
+    assert_eq!(
+        methods,
+        [
+            "orders",
+            "order",
+            "cancel_order",
+            "coupons",
+            "create_coupon",
+            "delete_coupon"
+        ]
+    );
+    assert_eq!(calls[0].request["state"], "COMPLETED");
+    assert_eq!(calls[2].request["reason"], "client asked");
+    assert_eq!(calls[4].request["fixed_sat"], 500);
+    assert_eq!(calls[4].request["max_uses"], 3);
+
+    // A coupon needs exactly one kind of discount; clap refuses before any call.
+    let refused = operator(
+        &served,
+        &["add-coupon", "BOTH", "--percent", "5", "--fixed-sat", "5"],
+    );
+    assert!(!refused.status.success());
+    assert_eq!(served.api.calls().len(), 6, "nothing reached the API");
+}
+
+#[test]
 fn a_wrong_key_fails_with_the_apis_sentence_and_does_nothing() {
     let served = serve(FakeApi::new(), KEY);
     let url = served.url();

@@ -87,6 +87,56 @@ pub enum OperatorCommand {
     },
     /// Sync the wallet and Lightning state with the chain now.
     Sync,
+    /// LSPS1 channel orders, newest first.
+    Orders {
+        /// Only orders in this state: CREATED, COMPLETED or FAILED.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only orders of this client node id.
+        #[arg(long, value_name = "NODEID")]
+        client: Option<String>,
+        /// At most this many orders.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One order with its history and refunds.
+    Order {
+        /// Order id.
+        order_id: String,
+    },
+    /// Cancel an order that has not opened its channel; whatever was paid is returned.
+    CancelOrder {
+        /// Order id.
+        order_id: String,
+        /// Why, for the order's history.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Coupons clients can give as their LSPS1 token.
+    Coupons,
+    /// Create a coupon: a percentage or a fixed number of sats off the service fee.
+    AddCoupon {
+        /// The code clients send as `token` (letters, digits, '-' and '_').
+        code: String,
+        /// Percent off the service fee (0-100).
+        #[arg(
+            long,
+            conflicts_with = "fixed_sat",
+            required_unless_present = "fixed_sat"
+        )]
+        percent: Option<u8>,
+        /// Sats off the service fee.
+        #[arg(long, value_name = "SATS")]
+        fixed_sat: Option<u64>,
+        /// Orders that may use it (default: unlimited).
+        #[arg(long)]
+        max_uses: Option<u32>,
+        /// Unix time after which it no longer works.
+        #[arg(long, value_name = "UNIX_SECS")]
+        expires_at: Option<u64>,
+    },
+    /// Delete a coupon.
+    DeleteCoupon { code: String },
 }
 
 /// `AMOUNT` of `send`: sats, or `all`.
@@ -266,7 +316,185 @@ pub async fn run(
                 format!("synced to block height {} (last sync {at})", s.block_height)
             }))
         }
+        OperatorCommand::Orders {
+            state,
+            client: client_id,
+            limit,
+        } => {
+            let mut query = format!("/v1/orders?limit={limit}");
+            if let Some(state) = state {
+                query.push_str(&format!("&state={}", state.to_ascii_uppercase()));
+            }
+            if let Some(client_id) = client_id {
+                check_node_id(client_id)?;
+                query.push_str(&format!("&client_node_id={client_id}"));
+            }
+            let answer: Answer<Vec<OrderSummary>> = client.get(&query).await?;
+            Ok(out.render(answer, |list| render_orders(list)))
+        }
+        OperatorCommand::Order { order_id } => {
+            check_order_id(order_id)?;
+            let answer: Answer<OrderDetail> = client.get(&format!("/v1/orders/{order_id}")).await?;
+            Ok(out.render(answer, render_order))
+        }
+        OperatorCommand::CancelOrder { order_id, reason } => {
+            check_order_id(order_id)?;
+            let request = CancelOrder {
+                order_id: order_id.clone(),
+                reason: reason.clone(),
+            };
+            let answer: Answer<OrderDetail> =
+                client.post("/v1/orders/cancel", Some(&request)).await?;
+            Ok(out.render(answer, render_order))
+        }
+        OperatorCommand::Coupons => {
+            let answer: Answer<Vec<CouponInfo>> = client.get("/v1/coupons").await?;
+            Ok(out.render(answer, |list| render_coupons(list)))
+        }
+        OperatorCommand::AddCoupon {
+            code,
+            percent,
+            fixed_sat,
+            max_uses,
+            expires_at,
+        } => {
+            let request = CreateCoupon {
+                code: code.clone(),
+                percent: *percent,
+                fixed_sat: *fixed_sat,
+                max_uses: *max_uses,
+                expires_at: *expires_at,
+            };
+            let answer: Answer<CouponInfo> = client.post("/v1/coupons", Some(&request)).await?;
+            Ok(out.render(answer, |c| render_coupons(std::slice::from_ref(c))))
+        }
+        OperatorCommand::DeleteCoupon { code } => {
+            let request = DeleteCoupon { code: code.clone() };
+            let answer: Answer<Empty> = client.post("/v1/coupons/delete", Some(&request)).await?;
+            Ok(out.render(answer, |_| format!("deleted coupon {code}")))
+        }
     }
+}
+
+/// Order ids are at most 64 URL-safe characters (bLIP-51); anything else cannot be one.
+fn check_order_id(id: &str) -> Result<(), CliError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!("\"{id}\" is not an order id")))
+    }
+}
+
+fn render_orders(orders: &[OrderSummary]) -> String {
+    if orders.is_empty() {
+        return "no orders".to_string();
+    }
+    let rows = orders
+        .iter()
+        .map(|o| {
+            vec![
+                o.order_id.clone(),
+                o.state.clone(),
+                payment_states(o),
+                o.client_node_id.clone(),
+                o.lsp_balance_sat.to_string(),
+                o.client_balance_sat.to_string(),
+                unix_time(o.created_at),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &[
+            "ORDER",
+            "STATE",
+            "PAYMENT",
+            "CLIENT",
+            "LSP SAT",
+            "CLIENT SAT",
+            "CREATED",
+        ],
+        &rows,
+    )
+}
+
+fn payment_states(o: &OrderSummary) -> String {
+    let mut parts = Vec::new();
+    if let Some(state) = &o.bolt11_state {
+        parts.push(format!("bolt11={state}"));
+    }
+    if let Some(state) = &o.onchain_state {
+        parts.push(format!("onchain={state}"));
+    }
+    parts.join(" ")
+}
+
+fn render_order(detail: &OrderDetail) -> String {
+    let o = &detail.summary;
+    let mut text = fields(&[
+        ("order", o.order_id.clone()),
+        ("state", o.state.clone()),
+        ("payment", payment_states(o)),
+        ("client", o.client_node_id.clone()),
+        ("lsp balance", format!("{} sat", o.lsp_balance_sat)),
+        ("client balance", format!("{} sat", o.client_balance_sat)),
+        ("order total", format!("{} sat", o.order_total_sat)),
+        ("via", o.source.clone()),
+        ("created", unix_time(o.created_at)),
+        (
+            "funding outpoint",
+            o.funding_outpoint.clone().unwrap_or_else(|| "-".into()),
+        ),
+    ]);
+    text.push_str("\nhistory:\n");
+    for event in &detail.events {
+        text.push_str(&format!(
+            "  {}  {} -> {}  ({})\n",
+            unix_time(event.at),
+            event.event,
+            event.to_state,
+            event.reason
+        ));
+    }
+    for refund in &detail.refunds {
+        text.push_str(&format!(
+            "refund {} sat (fee {} sat) to {} in {}\n",
+            refund.amount_sat, refund.fee_sat, refund.address, refund.txid
+        ));
+    }
+    text.trim_end().to_string()
+}
+
+fn render_coupons(coupons: &[CouponInfo]) -> String {
+    if coupons.is_empty() {
+        return "no coupons".to_string();
+    }
+    let rows = coupons
+        .iter()
+        .map(|c| {
+            vec![
+                c.code.clone(),
+                match c.kind.as_str() {
+                    "percent" => format!("{}%", c.value),
+                    _ => format!("{} sat", c.value),
+                },
+                format!(
+                    "{}/{}",
+                    c.uses,
+                    c.max_uses
+                        .map_or("unlimited".to_string(), |m| m.to_string())
+                ),
+                c.expires_at
+                    .map(unix_time)
+                    .unwrap_or_else(|| "never".into()),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(&["CODE", "DISCOUNT", "USES", "EXPIRES"], &rows)
 }
 
 async fn post_empty<T: DeserializeOwned>(

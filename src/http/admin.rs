@@ -31,7 +31,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use super::operator::{ErrorBody, OperatorApi, OperatorError, OperatorResult, API_KEY_HEADER};
+use super::operator::{
+    CancelOrder, CreateCoupon, DeleteCoupon, ErrorBody, OperatorApi, OperatorError, OperatorResult,
+    OrderQuery, API_KEY_HEADER,
+};
 
 /// Name of the file, inside the data directory, holding the generated API key.
 pub const API_KEY_FILE: &str = "admin-api-key";
@@ -67,6 +70,11 @@ pub fn router<A: OperatorApi>(api: Arc<A>, api_key: String) -> Router {
         .route("/v1/invoices", post(create_invoice::<A>))
         .route("/v1/pay", post(pay_invoice::<A>))
         .route("/v1/sync", post(sync::<A>))
+        .route("/v1/orders", get(orders::<A>))
+        .route("/v1/orders/cancel", post(cancel_order::<A>))
+        .route("/v1/orders/{id}", get(order::<A>))
+        .route("/v1/coupons", get(coupons::<A>).post(create_coupon::<A>))
+        .route("/v1/coupons/delete", post(delete_coupon::<A>))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(api);
@@ -356,4 +364,52 @@ async fn pay_invoice<A: OperatorApi>(
 
 async fn sync<A: OperatorApi>(State(api): Api<A>) -> Response {
     reply(api.sync().await)
+}
+
+async fn orders<A: OperatorApi>(
+    State(api): Api<A>,
+    query: Result<axum::extract::Query<OrderQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query {
+        Ok(axum::extract::Query(query)) => reply(api.orders(query).await),
+        Err(rejection) => error_response(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "The query string is not understood ({}); use state, client_node_id, created_from, created_until and limit.",
+                rejection.body_text()
+            ),
+        ),
+    }
+}
+
+async fn order<A: OperatorApi>(
+    State(api): Api<A>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    reply(api.order(id).await)
+}
+
+async fn cancel_order<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<CancelOrder>,
+) -> Response {
+    reply(api.cancel_order(req).await)
+}
+
+async fn coupons<A: OperatorApi>(State(api): Api<A>) -> Response {
+    reply(api.coupons().await)
+}
+
+async fn create_coupon<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<CreateCoupon>,
+) -> Response {
+    reply(api.create_coupon(req).await)
+}
+
+async fn delete_coupon<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<DeleteCoupon>,
+) -> Response {
+    reply(api.delete_coupon(req).await)
 }

@@ -73,6 +73,7 @@ pub mod fulfil;
 pub mod guard;
 pub mod ledger;
 pub mod liquidity;
+pub mod operator;
 pub mod options;
 pub mod order;
 pub mod pricing;

@@ -21,6 +21,8 @@ use super::store::PaymentRecord;
 use super::wallet::{SendAmount, WalletError};
 use super::Node;
 use crate::http::operator::*;
+use crate::lsps1::operator as lsps1_operator;
+use crate::lsps1::service::OrderService;
 
 /// How long `pay` waits for an outcome when the request does not say.
 const DEFAULT_PAY_WAIT: Duration = Duration::from_secs(30);
@@ -442,6 +444,41 @@ impl OperatorApi for Node {
         Ok(SyncStatus {
             block_height: snapshot.height,
             last_sync_at: Some(snapshot.synced_at),
+        })
+    }
+
+    async fn orders(&self, query: OrderQuery) -> OperatorResult<Vec<OrderSummary>> {
+        lsps1_operator::list_orders(&*self.order_service_or_refuse()?, query)
+    }
+
+    async fn order(&self, order_id: String) -> OperatorResult<OrderDetail> {
+        lsps1_operator::order_detail(&*self.order_service_or_refuse()?, &order_id)
+    }
+
+    async fn cancel_order(&self, req: CancelOrder) -> OperatorResult<OrderDetail> {
+        lsps1_operator::cancel_order(&*self.order_service_or_refuse()?, req)
+    }
+
+    async fn coupons(&self) -> OperatorResult<Vec<CouponInfo>> {
+        lsps1_operator::coupons(&*self.order_service_or_refuse()?)
+    }
+
+    async fn create_coupon(&self, req: CreateCoupon) -> OperatorResult<CouponInfo> {
+        lsps1_operator::create_coupon(&*self.order_service_or_refuse()?, req)
+    }
+
+    async fn delete_coupon(&self, req: DeleteCoupon) -> OperatorResult<Empty> {
+        lsps1_operator::delete_coupon(&*self.order_service_or_refuse()?, req)
+    }
+}
+
+impl Node {
+    fn order_service_or_refuse(&self) -> OperatorResult<std::sync::Arc<OrderService>> {
+        self.order_service().ok_or_else(|| {
+            OperatorError::Unavailable(
+                "this node does not sell channels: set `enabled = true` in the [lsps1] section"
+                    .to_string(),
+            )
         })
     }
 }

@@ -179,6 +179,86 @@ impl OperatorApi for FakeApi {
             last_sync_at: Some(1_700_000_000),
         })
     }
+
+    async fn orders(&self, query: OrderQuery) -> OperatorResult<Vec<OrderSummary>> {
+        self.record("orders", &query)?;
+        Ok(vec![Self::order_summary()])
+    }
+
+    async fn order(&self, order_id: String) -> OperatorResult<OrderDetail> {
+        self.record("order", &order_id)?;
+        Ok(Self::order_detail())
+    }
+
+    async fn cancel_order(&self, req: CancelOrder) -> OperatorResult<OrderDetail> {
+        self.record("cancel_order", &req)?;
+        Ok(Self::order_detail())
+    }
+
+    async fn coupons(&self) -> OperatorResult<Vec<CouponInfo>> {
+        self.record("coupons", &())?;
+        Ok(vec![Self::coupon()])
+    }
+
+    async fn create_coupon(&self, req: CreateCoupon) -> OperatorResult<CouponInfo> {
+        self.record("create_coupon", &req)?;
+        Ok(Self::coupon())
+    }
+
+    async fn delete_coupon(&self, req: DeleteCoupon) -> OperatorResult<Empty> {
+        self.record("delete_coupon", &req)?;
+        Ok(Empty {})
+    }
+}
+
+impl FakeApi {
+    pub fn order_summary() -> OrderSummary {
+        OrderSummary {
+            order_id: "a3a06afbd700e7b94c38c2f5a4b94a1d".to_string(),
+            client_node_id: FAKE_NODE_ID.to_string(),
+            state: "COMPLETED".to_string(),
+            bolt11_state: Some("PAID".to_string()),
+            onchain_state: Some("EXPECT_PAYMENT".to_string()),
+            lsp_balance_sat: 100_000,
+            client_balance_sat: 20_000,
+            order_total_sat: 21_561,
+            source: "p2p".to_string(),
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_060,
+            funding_outpoint: Some(format!("{FAKE_TXID}:0")),
+        }
+    }
+
+    pub fn order_detail() -> OrderDetail {
+        OrderDetail {
+            summary: Self::order_summary(),
+            order: serde_json::json!({ "order_id": "a3a06afbd700e7b94c38c2f5a4b94a1d" }),
+            price: serde_json::json!({ "fee_total_sat": 1_561 }),
+            coupon_code: None,
+            email: None,
+            events: vec![OrderEventInfo {
+                at: 1_700_000_000,
+                event: "created".to_string(),
+                from_state: None,
+                to_state: "CREATED bolt11=EXPECT_PAYMENT".to_string(),
+                reason: "order accepted".to_string(),
+                detail: None,
+            }],
+            refunds: Vec::new(),
+        }
+    }
+
+    pub fn coupon() -> CouponInfo {
+        CouponInfo {
+            code: "FRIENDS".to_string(),
+            kind: "percent".to_string(),
+            value: 50,
+            max_uses: Some(10),
+            uses: 1,
+            expires_at: None,
+            created_at: 1_700_000_000,
+        }
+    }
 }
 
 /// A real admin router serving `api` over real TCP on 127.0.0.1, on a runtime of its own thread

@@ -1,0 +1,205 @@
+//! The operator's view of the order service: listing and inspecting orders, cancelling one,
+//! managing coupons. The node's operator API ([`crate::http::operator::OperatorApi`]) delegates
+//! here; this file turns order-book records into the API's types and its errors into
+//! [`OperatorError`]s.
+
+use std::str::FromStr;
+
+use bitcoin::secp256k1::PublicKey;
+
+use crate::http::operator::{
+    CancelOrder, CouponInfo, CreateCoupon, DeleteCoupon, Empty, OperatorError, OperatorResult,
+    OrderDetail, OrderEventInfo, OrderQuery, OrderSummary, RefundInfo,
+};
+use crate::lsps1::coupons::{Coupon, Discount, NewCoupon};
+use crate::lsps1::order::{Order, OrderId, OrderState};
+use crate::lsps1::service::OrderService;
+use crate::lsps1::store::{OrderFilter, StoreError};
+
+/// Orders listed when the query gives no limit.
+const DEFAULT_LIMIT: u32 = 100;
+
+fn internal(error: StoreError) -> OperatorError {
+    OperatorError::Internal(error.to_string())
+}
+
+pub fn list_orders(service: &OrderService, query: OrderQuery) -> OperatorResult<Vec<OrderSummary>> {
+    let state = query
+        .state
+        .as_deref()
+        .map(|s| {
+            OrderState::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+                OperatorError::InvalidRequest(format!(
+                    "state \"{s}\" is not one of CREATED, COMPLETED, FAILED"
+                ))
+            })
+        })
+        .transpose()?;
+    let client_node_id = query
+        .client_node_id
+        .as_deref()
+        .map(|id| {
+            PublicKey::from_str(id).map_err(|_| {
+                OperatorError::InvalidRequest(format!("client_node_id \"{id}\" is not a node id"))
+            })
+        })
+        .transpose()?;
+    let orders = service
+        .order_book()
+        .orders(&OrderFilter {
+            state,
+            client_node_id,
+            created_from: query.created_from,
+            created_until: query.created_until,
+            limit: Some(query.limit.unwrap_or(DEFAULT_LIMIT)),
+        })
+        .map_err(internal)?;
+    Ok(orders.iter().map(summary).collect())
+}
+
+pub fn order_detail(service: &OrderService, id: &str) -> OperatorResult<OrderDetail> {
+    let not_found = || OperatorError::NotFound(format!("there is no order {id}"));
+    let id = OrderId::parse(id).map_err(|_| not_found())?;
+    let book = service.order_book();
+    let order = book.order(&id).map_err(internal)?.ok_or_else(not_found)?;
+    let events = book
+        .events(&id)
+        .map_err(internal)?
+        .into_iter()
+        .map(|e| OrderEventInfo {
+            at: e.at,
+            event: e.event,
+            from_state: e.from_state,
+            to_state: e.to_state,
+            reason: e.reason,
+            detail: e.detail,
+        })
+        .collect();
+    let refunds = book
+        .refunds(&id)
+        .map_err(internal)?
+        .into_iter()
+        .map(|r| RefundInfo {
+            txid: r.txid.to_string(),
+            address: r.address,
+            amount_sat: r.amount_sat,
+            fee_sat: r.fee_sat,
+            created_at: r.created_at,
+        })
+        .collect();
+    Ok(OrderDetail {
+        summary: summary(&order),
+        order: service.render_http(&order),
+        price: serde_json::to_value(order.price).unwrap_or_default(),
+        coupon_code: order.coupon_code.clone(),
+        email: order.email.clone(),
+        events,
+        refunds,
+    })
+}
+
+pub fn cancel_order(service: &OrderService, req: CancelOrder) -> OperatorResult<OrderDetail> {
+    let id = OrderId::parse(&req.order_id)
+        .map_err(|_| OperatorError::NotFound(format!("there is no order {}", req.order_id)))?;
+    let current = service
+        .order_book()
+        .order(&id)
+        .map_err(internal)?
+        .ok_or_else(|| OperatorError::NotFound(format!("there is no order {id}")))?;
+    if current.state != OrderState::Created {
+        return Err(OperatorError::Unavailable(format!(
+            "order {id} is {} and can no longer be cancelled",
+            current.state.as_str()
+        )));
+    }
+    let reason = req
+        .reason
+        .as_deref()
+        .map_or("cancelled by the operator".to_string(), |r| {
+            format!("cancelled by the operator: {r}")
+        });
+    service
+        .cancel_order(&id, &reason)
+        .map_err(OperatorError::Internal)?;
+    order_detail(service, id.as_str())
+}
+
+pub fn coupons(service: &OrderService) -> OperatorResult<Vec<CouponInfo>> {
+    let coupons = service.order_book().coupons().map_err(internal)?;
+    Ok(coupons.iter().map(coupon_info).collect())
+}
+
+pub fn create_coupon(service: &OrderService, req: CreateCoupon) -> OperatorResult<CouponInfo> {
+    let discount = match (req.percent, req.fixed_sat) {
+        (Some(percent), None) => Discount::Percent(percent),
+        (None, Some(sat)) => Discount::FixedSat(sat),
+        _ => {
+            return Err(OperatorError::InvalidRequest(
+                "give exactly one of percent and fixed_sat".to_string(),
+            ))
+        }
+    };
+    let created = service.order_book().create_coupon(&NewCoupon {
+        code: req.code,
+        discount,
+        max_uses: req.max_uses,
+        expires_at: req.expires_at,
+    });
+    match created {
+        Ok(coupon) => Ok(coupon_info(&coupon)),
+        Err(StoreError::Coupon(e))
+            if !matches!(e, crate::lsps1::coupons::CouponError::Database(_)) =>
+        {
+            Err(OperatorError::InvalidRequest(e.to_string()))
+        }
+        Err(e) => Err(internal(e)),
+    }
+}
+
+pub fn delete_coupon(service: &OrderService, req: DeleteCoupon) -> OperatorResult<Empty> {
+    if service
+        .order_book()
+        .delete_coupon(&req.code)
+        .map_err(internal)?
+    {
+        Ok(Empty {})
+    } else {
+        Err(OperatorError::NotFound(format!(
+            "there is no coupon {}",
+            req.code
+        )))
+    }
+}
+
+fn summary(order: &Order) -> OrderSummary {
+    OrderSummary {
+        order_id: order.id.to_string(),
+        client_node_id: order.client_node_id.to_string(),
+        state: order.state.as_str().to_string(),
+        bolt11_state: order.bolt11.as_ref().map(|b| b.state.as_str().to_string()),
+        onchain_state: order.onchain.as_ref().map(|o| o.state.as_str().to_string()),
+        lsp_balance_sat: order.params.lsp_balance_sat,
+        client_balance_sat: order.params.client_balance_sat,
+        order_total_sat: order.price.order_total_sat,
+        source: order.source.as_str().to_string(),
+        created_at: order.created_at,
+        updated_at: order.updated_at,
+        funding_outpoint: order.channel.as_ref().map(|c| c.funding_outpoint.clone()),
+    }
+}
+
+fn coupon_info(coupon: &Coupon) -> CouponInfo {
+    let (kind, value) = match coupon.discount {
+        Discount::Percent(percent) => ("percent", u64::from(percent)),
+        Discount::FixedSat(sat) => ("fixed_sat", sat),
+    };
+    CouponInfo {
+        code: coupon.code.clone(),
+        kind: kind.to_string(),
+        value,
+        max_uses: coupon.max_uses,
+        uses: coupon.uses,
+        expires_at: coupon.expires_at,
+        created_at: coupon.created_at,
+    }
+}
