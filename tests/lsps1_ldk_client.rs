@@ -804,3 +804,134 @@ fn sample_held_order() -> Order {
         updated_at: 1_700_000_000,
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_operator_cancels_orders_and_a_client_that_never_returns_is_refunded() {
+    use lsp_node::http::operator::{
+        CancelOrder, CouponInfo, CreateCoupon, OrderDetail, OrderSummary,
+    };
+    init_logging();
+    let devchain = start_devchain().await;
+    let lsp = Lsp::start(&devchain, |c| c.open_timeout_secs = 5).await;
+    fund(&devchain, &lsp.operator, 2_000_000).await;
+    let coupon: CouponInfo = lsp
+        .operator
+        .post(
+            "/v1/coupons",
+            &CreateCoupon {
+                code: "FRIENDS".into(),
+                percent: Some(50),
+                fixed_sat: None,
+                max_uses: Some(5),
+                expires_at: None,
+            },
+        )
+        .await
+        .expect("coupon created");
+    assert_eq!((coupon.kind.as_str(), coupon.value), ("percent", 50));
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = start_client(
+        &devchain,
+        &lsp.node,
+        Some("FRIENDS".into()),
+        client_dir.path(),
+    );
+    fund_client(&devchain, &client, 500_000).await;
+
+    // An unpaid order, cancelled by the operator.
+    let unpaid = request_channel(&client, 50_000, 0)
+        .await
+        .expect("order created");
+    let cancel = CancelOrder {
+        order_id: unpaid.order_id.0.clone(),
+        reason: Some("client asked".into()),
+    };
+    let cancelled: OrderDetail = lsp
+        .operator
+        .post("/v1/orders/cancel", &cancel)
+        .await
+        .expect("cancelled");
+    assert_eq!(cancelled.summary.state, "FAILED");
+    assert_eq!(cancelled.order["order_state"], "FAILED");
+    assert!(
+        cancelled
+            .events
+            .iter()
+            .any(|e| e.reason == "cancelled by the operator: client asked"),
+        "{:?}",
+        cancelled.events
+    );
+    let again = lsp
+        .operator
+        .post::<_, OrderDetail>("/v1/orders/cancel", &cancel)
+        .await
+        .expect_err("a failed order cannot be cancelled");
+    assert_eq!(again.status, 409, "{}", again.message);
+
+    // A paid order whose client goes away for good: the open times out, the payment is
+    // refunded on-chain.
+    let paid = request_channel(&client, 80_000, 0)
+        .await
+        .expect("order created");
+    let id = paid.order_id.0.clone();
+    let detail: OrderDetail = lsp
+        .operator
+        .get(&format!("/v1/orders/{id}"))
+        .await
+        .expect("order shown");
+    assert_eq!(detail.coupon_code.as_deref(), Some("FRIENDS"));
+    assert!(
+        detail.price["discount_sat"].as_u64().unwrap() > 0,
+        "{}",
+        detail.price
+    );
+    let onchain = paid.payment_options.onchain.clone().unwrap();
+    let refund_address = onchain.refund_onchain_address.clone().unwrap();
+    let (pay_to, amount) = (onchain.address.clone(), onchain.order_total_sat);
+    let payer = Arc::clone(&client);
+    let txid = blocking(move || {
+        payer
+            .onchain_payment()
+            .send_to_address(&pay_to, amount, None)
+    })
+    .await
+    .expect("client pays on-chain");
+    wait_for_mempool_tx(&devchain, txid).await;
+    client.stop().unwrap();
+    devchain.mine(1);
+
+    let refunded = lsp
+        .wait_order(&id, "the refund after the open timed out", |o| {
+            o.onchain.as_ref().unwrap().state == PaymentState::Refunded
+        })
+        .await;
+    assert_eq!(refunded.state, OrderState::Failed);
+    let detail: OrderDetail = lsp
+        .operator
+        .get(&format!("/v1/orders/{id}"))
+        .await
+        .expect("order shown");
+    assert_eq!(detail.refunds.len(), 1, "{:?}", detail.refunds);
+    let refund = &detail.refunds[0];
+    assert_eq!(refund.address, refund_address.to_string());
+    assert_eq!(refund.amount_sat + refund.fee_sat, amount);
+    let refund_txid: bitcoin::Txid = refund.txid.parse().unwrap();
+    mine_once_broadcast(&devchain, refund_txid).await;
+    assert_eq!(devchain.confirmations(&refund_txid), Some(1));
+
+    let failed: Vec<OrderSummary> = lsp
+        .operator
+        .get(&format!(
+            "/v1/orders?state=FAILED&client_node_id={}",
+            client.node_id()
+        ))
+        .await
+        .expect("orders listed");
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    let missing = lsp
+        .operator
+        .get::<OrderDetail>("/v1/orders/no-such-order")
+        .await
+        .expect_err("unknown order");
+    assert_eq!(missing.status, 404);
+}
