@@ -127,6 +127,25 @@ fn a_bad_network_is_refused() {
 }
 
 #[test]
+fn impossible_lsps1_options_are_refused() {
+    let case = Case::new(|c| {
+        format!(
+            "{c}\n[lsps1.options]\nmin_channel_balance_sat = 500\nmax_channel_balance_sat = 100\n"
+        )
+    });
+    refused(
+        &case,
+        &[
+            "[lsps1]",
+            "min_channel_balance_sat (500)",
+            "max_channel_balance_sat (100)",
+        ],
+    );
+    let case = Case::new(|c| format!("{c}\n[lsps1]\nhold_as_paid_peers = [\"alice\"]\n"));
+    refused(&case, &["hold_as_paid_peers", "alice"]);
+}
+
+#[test]
 fn a_bad_esplora_url_is_refused() {
     let case = Case::new(|c| {
         c.replace(

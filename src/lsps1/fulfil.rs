@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::{Address, FeeRate, ScriptBuf, Txid};
+use lightning::events::ReplayEvent;
 use lightning::types::payment::PaymentHash;
 use lightning_invoice::Bolt11Invoice;
 use tokio::sync::watch;
@@ -611,7 +612,7 @@ impl ServiceHook for OrderService {
         )
     }
 
-    fn channel_pending(&self, channel: &PendingChannel) -> Result<(), ()> {
+    fn channel_pending(&self, channel: &PendingChannel) -> Result<(), ReplayEvent> {
         let Some(order) = self.order_for_channel(channel.user_channel_id) else {
             return Ok(());
         };
@@ -634,7 +635,7 @@ impl ServiceHook for OrderService {
             }
             Err(e) => {
                 tracing::error!(order = %order.id, error = %e, "could not record the funded channel; will retry");
-                return Err(());
+                return Err(ReplayEvent());
             }
         };
         self.opens

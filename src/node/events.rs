@@ -70,8 +70,8 @@ pub trait ServiceHook: Send + Sync + 'static {
         None
     }
 
-    /// The funding transaction of a channel is broadcast. An error makes LDK replay the event.
-    fn channel_pending(&self, _channel: &PendingChannel) -> Result<(), ()> {
+    /// The funding transaction of a channel is broadcast. `Err` makes LDK replay the event.
+    fn channel_pending(&self, _channel: &PendingChannel) -> Result<(), ReplayEvent> {
         Ok(())
     }
 
@@ -283,14 +283,12 @@ impl EventHandler {
                 ..
             } => {
                 tracing::info!(%channel_id, %counterparty_node_id, %funding_txo, "channel pending");
-                self.hook
-                    .channel_pending(&PendingChannel {
-                        user_channel_id,
-                        channel_id,
-                        counterparty_node_id,
-                        funding_txo,
-                    })
-                    .map_err(|()| ReplayEvent())?;
+                self.hook.channel_pending(&PendingChannel {
+                    user_channel_id,
+                    channel_id,
+                    counterparty_node_id,
+                    funding_txo,
+                })?;
             }
             Event::ChannelReady {
                 channel_id,
