@@ -687,13 +687,35 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     assert_eq!(
         tables,
         [
+            "lsps1_bolt11_payments",
             "lsps1_coupons",
             "lsps1_order_events",
             "lsps1_orders",
+            "lsps1_refunds",
             "lsps1_reservations",
             "lsps1_schema"
         ]
     );
+
+    // A version 1 database (before the ledger tables) is upgraded in place.
+    conn.execute_batch(
+        "DROP TABLE lsps1_bolt11_payments; DROP TABLE lsps1_refunds;
+         DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (1);",
+    )
+    .unwrap();
+    migrate(&conn).unwrap();
+    let ledger_tables: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('lsps1_bolt11_payments', 'lsps1_refunds')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ledger_tables, 2);
+    let version: i64 = conn
+        .query_row("SELECT MAX(version) FROM lsps1_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
 
     conn.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",

@@ -20,7 +20,8 @@
 //!   `user_channel_id` is derived from the order id, so a restart finds it again. A refused
 //!   open is retried (at most [`MAX_OPEN_ATTEMPTS`]) until `open_timeout_secs` after payment.
 //! - Funded (`ChannelPending`: the funding transaction is broadcast): the order becomes
-//!   COMPLETED in the book, then the held HTLC is claimed (PAID).
+//!   COMPLETED in the book, then the held HTLC is claimed (PAID). On start the HTLCs of
+//!   recently completed orders are claimed again, covering a crash between the two.
 //! - Failure (open timeout, too many refused opens, the HTLC within
 //!   `htlc_safety_margin_blocks` of its deadline, unpaid expiry, operator cancel): FAILED in
 //!   the book, then the HTLC is failed back (REFUNDED) and on-chain funds are refunded.
@@ -109,6 +110,7 @@ impl OrderService {
     /// Walks the order book until `shutdown`; first rebroadcasts recorded refunds.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         self.rebroadcast_refunds();
+        self.reclaim_paid_htlcs();
         loop {
             self.tick().await;
             tokio::select! {
@@ -131,6 +133,51 @@ impl OrderService {
             };
             for refund in refunds {
                 self.node.wallet.broadcast(&refund.tx);
+            }
+        }
+    }
+
+    /// Claims again the HTLC of every recently completed bolt11 order. The order is marked
+    /// PAID before its HTLC is claimed; after a crash between the two, the HTLC would still be
+    /// held. Claiming an already claimed payment does nothing.
+    fn reclaim_paid_htlcs(&self) {
+        let Ok(orders) = self.book.orders(&OrderFilter {
+            state: Some(OrderState::Completed),
+            created_from: Some(self.now().saturating_sub(REFUND_WATCH_SECS)),
+            ..OrderFilter::default()
+        }) else {
+            return;
+        };
+        for order in orders {
+            let paid = order
+                .bolt11
+                .as_ref()
+                .is_some_and(|b| b.state == PaymentState::Paid);
+            if paid {
+                self.claim_order_htlc(&order);
+            }
+        }
+    }
+
+    fn claim_order_htlc(&self, order: &Order) {
+        let invoice = order
+            .bolt11
+            .as_ref()
+            .and_then(|b| Bolt11Invoice::from_str(&b.invoice).ok());
+        let preimage = invoice.and_then(|invoice| {
+            self.node
+                .channel_manager
+                .get_payment_preimage_decrypt_metadata(
+                    PaymentHash(invoice.payment_hash().0),
+                    *invoice.payment_secret(),
+                    None,
+                )
+                .ok()
+        });
+        match preimage {
+            Some(preimage) => self.node.channel_manager.claim_funds(preimage),
+            None => {
+                tracing::error!(order = %order.id, "cannot derive the preimage of the order invoice")
             }
         }
     }
@@ -647,26 +694,7 @@ impl ServiceHook for OrderService {
             .as_ref()
             .is_some_and(|b| b.state == PaymentState::Hold);
         if was_held {
-            let invoice = order
-                .bolt11
-                .as_ref()
-                .and_then(|b| Bolt11Invoice::from_str(&b.invoice).ok());
-            let preimage = invoice.and_then(|invoice| {
-                self.node
-                    .channel_manager
-                    .get_payment_preimage_decrypt_metadata(
-                        PaymentHash(invoice.payment_hash().0),
-                        *invoice.payment_secret(),
-                        None,
-                    )
-                    .ok()
-            });
-            match preimage {
-                Some(preimage) => self.node.channel_manager.claim_funds(preimage),
-                None => {
-                    tracing::error!(order = %order.id, "cannot derive the preimage of the order invoice")
-                }
-            }
+            self.claim_order_htlc(&order);
         }
         tracing::info!(order = %order.id, funding_outpoint = %channel.funding_txo, state = %funded.state_summary(), "order completed");
         Ok(())
