@@ -3,11 +3,13 @@
 //! bolt11 payments cross each channel in both directions, then each side closes the channel
 //! it opened cooperatively and both wallets get exactly their channel balances back.
 //!
-//! Which channel a payment takes is forced, not left to the router: lsp-node opens its channel
-//! with most of it pushed to ldk-node, and a payer either has liquidity on one channel only, or (ldk-node) pays on a single path with an amount only the
-//! intended channel can carry, or (lsp-node) has so little left on the other channel that the
-//! router's minimum path contribution (a tenth of the amount) rules it out. After every payment
-//! the test checks the intended channel moved by exactly the amount and the other did not move.
+//! Which channel a payment takes is forced, not left to the router. lsp-node opens its channel
+//! with most of it pushed to ldk-node; then a payer either has liquidity on one channel only,
+//! or (ldk-node) pays on a single path with an amount only the intended channel can carry, or
+//! (lsp-node) can send less than a tenth of the amount on the other channel, below the
+//! router's minimum path contribution. After every payment the test checks that the intended
+//! channel moved by exactly the amount (at the payee's end too, unless that end started below
+//! its reserve, where LDK reports 0 sendable) and the other channel did not move at all.
 //!
 //! ldk-node runs its own runtime behind a blocking API, so the test thread drives it directly
 //! while lsp-node and the devchain run on a separate tokio runtime. Run alone with
