@@ -7,6 +7,7 @@
 //! Exit codes: 0 success, 2 bad command line or configuration (nothing was started or written),
 //! 1 any other failure.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -143,11 +144,19 @@ fn init_tracing(log: &config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::new(&log.level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_logs())
         .with_writer(std::io::stderr);
     match log.format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Colour codes only for a person at a terminal: not for journald, files or pipes, and not
+/// when `NO_COLOR` is set to anything (https://no-color.org).
+fn colour_logs() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    !no_color && std::io::stderr().is_terminal()
 }
 
 fn run(runtime: &tokio::runtime::Runtime, target: &TargetArgs, flags: &NodeFlags) -> ExitCode {

@@ -402,3 +402,26 @@ fn a_corrupt_seed_file_stops_the_node_and_is_left_untouched() {
         "the seed file is untouched"
     );
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    // A corrupt seed stops `run` right after the embedded devchain logged its start, so the
+    // binary logs through tracing to a pipe and exits.
+    let case = Case::new(|c| c);
+    std::fs::create_dir(&case.data_dir).unwrap();
+    std::fs::write(case.data_dir.join("seed"), b"not a mnemonic\n").unwrap();
+
+    let args = run_args(&case);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = lsp_node(&args, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("devchain started"),
+        "something was logged through tracing: {stderr}"
+    );
+    assert!(
+        !stderr.contains("\x1b["),
+        "no ANSI escape codes when stderr is not a terminal: {stderr:?}"
+    );
+}

@@ -70,7 +70,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// Whole sats of a msat amount, with the remainder shown only when there is one.
 pub fn msat(amount_msat: u64) -> String {
-    if amount_msat % 1000 == 0 {
+    if amount_msat.is_multiple_of(1000) {
         format!("{} sat", amount_msat / 1000)
     } else {
         format!("{amount_msat} msat")
