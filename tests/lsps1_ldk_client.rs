@@ -238,15 +238,50 @@ async fn wait_usable_channel(
     .await
 }
 
+/// A devchain, a funded LSP and a funded ldk-node client using it as LSPS1 source.
+struct Scene {
+    devchain: Devchain,
+    lsp: Lsp,
+    client: Arc<ldk_node::Node>,
+    _client_dir: TempDir,
+}
+
+impl Scene {
+    async fn new(
+        edit: impl FnOnce(&mut Lsps1Config),
+        lsp_sats: u64,
+        client_sats: u64,
+        token: Option<&str>,
+    ) -> Scene {
+        init_logging();
+        let devchain = start_devchain().await;
+        let lsp = Lsp::start(&devchain, edit).await;
+        fund(&devchain, &lsp.operator, lsp_sats).await;
+        let client_dir = tempfile::tempdir().unwrap();
+        let client = start_client(
+            &devchain,
+            &lsp.node,
+            token.map(str::to_string),
+            client_dir.path(),
+        );
+        fund_client(&devchain, &client, client_sats).await;
+        Scene {
+            devchain,
+            lsp,
+            client,
+            _client_dir: client_dir,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_client_buys_a_channel_paying_on_chain() {
-    init_logging();
-    let devchain = start_devchain().await;
-    let lsp = Lsp::start(&devchain, |_| {}).await;
-    fund(&devchain, &lsp.operator, 2_000_000).await;
-    let client_dir = tempfile::tempdir().unwrap();
-    let client = start_client(&devchain, &lsp.node, None, client_dir.path());
-    fund_client(&devchain, &client, 500_000).await;
+    let Scene {
+        devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(|_| {}, 2_000_000, 500_000, None).await;
 
     let status = request_channel(&client, 100_000, 20_000)
         .await
@@ -337,13 +372,12 @@ async fn e2e_client_buys_a_channel_paying_on_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_client_buys_inbound_over_lightning_with_a_hold_invoice() {
-    init_logging();
-    let devchain = start_devchain().await;
-    let lsp = Lsp::start(&devchain, |_| {}).await;
-    fund(&devchain, &lsp.operator, 2_000_000).await;
-    let client_dir = tempfile::tempdir().unwrap();
-    let client = start_client(&devchain, &lsp.node, None, client_dir.path());
-    fund_client(&devchain, &client, 1_000_000).await;
+    let Scene {
+        devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(|_| {}, 2_000_000, 1_000_000, None).await;
 
     // The client first funds a channel to us, to have outbound liquidity to pay with.
     let lsp_address: SocketAddress = lsp.node.p2p_listen_addr().to_string().parse().unwrap();
@@ -393,13 +427,12 @@ async fn e2e_client_buys_inbound_over_lightning_with_a_hold_invoice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_refused_channel_fails_the_order_and_returns_the_htlc() {
-    init_logging();
-    let devchain = start_devchain().await;
-    let lsp = Lsp::start(&devchain, |_| {}).await;
-    fund(&devchain, &lsp.operator, 2_000_000).await;
-    let client_dir = tempfile::tempdir().unwrap();
-    let client = start_client(&devchain, &lsp.node, None, client_dir.path());
-    fund_client(&devchain, &client, 500_000).await;
+    let Scene {
+        devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(|_| {}, 2_000_000, 500_000, None).await;
     let lsp_address: SocketAddress = lsp.node.p2p_listen_addr().to_string().parse().unwrap();
     let (opener, lsp_id) = (Arc::clone(&client), lsp.node.node_id());
     blocking(move || opener.open_channel(lsp_id, lsp_address, 300_000, None, None))
@@ -446,17 +479,21 @@ async fn e2e_refused_channel_fails_the_order_and_returns_the_htlc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
-    init_logging();
-    let devchain = start_devchain().await;
-    let lsp = Lsp::start(&devchain, |c| {
-        c.options.order_expiry_secs = 8;
-        c.options.invoice_expiry_secs = 8;
-    })
+    let Scene {
+        devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(
+        |c| {
+            c.options.order_expiry_secs = 8;
+            c.options.invoice_expiry_secs = 8;
+        },
+        2_000_000,
+        500_000,
+        None,
+    )
     .await;
-    fund(&devchain, &lsp.operator, 2_000_000).await;
-    let client_dir = tempfile::tempdir().unwrap();
-    let client = start_client(&devchain, &lsp.node, None, client_dir.path());
-    fund_client(&devchain, &client, 500_000).await;
 
     // Two orders: one never paid, one paid too little on-chain.
     let unpaid = request_channel(&client, 50_000, 0)
@@ -537,16 +574,18 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_bad_token_and_unfundable_orders_are_refused_without_side_effects() {
-    init_logging();
-    let devchain = start_devchain().await;
-    let lsp = Lsp::start(&devchain, |c| {
-        c.token_mode = lsp_node::lsps1::options::TokenMode::Required;
-    })
+    let Scene {
+        devchain: _devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(
+        |c| c.token_mode = lsp_node::lsps1::options::TokenMode::Required,
+        300_000,
+        100_000,
+        Some("NOPE"),
+    )
     .await;
-    fund(&devchain, &lsp.operator, 300_000).await;
-    let client_dir = tempfile::tempdir().unwrap();
-    let client = start_client(&devchain, &lsp.node, Some("NOPE".into()), client_dir.path());
-    fund_client(&devchain, &client, 100_000).await;
     let service = lsp.node.order_service().unwrap();
 
     request_channel(&client, 100_000, 0)

@@ -253,10 +253,7 @@ impl OrderService {
             OrderState::Failed => return self.refund_owed(order, got),
             OrderState::Completed => return Ok(()),
         }
-        let held = order
-            .bolt11
-            .as_ref()
-            .is_some_and(|b| b.state == PaymentState::Hold);
+        let held = bolt11_held(order);
         let paid_onchain = order
             .onchain
             .as_ref()
@@ -444,14 +441,8 @@ impl OrderService {
                 reason,
             )
             .map_err(|e| e.to_string())?;
-        self.opens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&order.id);
-        let was_held = order
-            .bolt11
-            .as_ref()
-            .is_some_and(|b| b.state == PaymentState::Hold);
+        self.forget_open(&order.id);
+        let was_held = bolt11_held(order);
         if was_held {
             if let Some(hash) = order.bolt11.as_ref().and_then(|b| invoice_hash(&b.invoice)) {
                 self.node.channel_manager.fail_htlc_backwards(&hash);
@@ -548,6 +539,13 @@ impl OrderService {
         Ok(())
     }
 
+    fn forget_open(&self, id: &OrderId) {
+        self.opens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
     /// Cancels an order that has not opened its channel: FAILED, and whatever was paid goes
     /// back (the held HTLC at once, on-chain funds by the next pass).
     pub fn cancel_order(&self, id: &OrderId, reason: &str) -> Result<Order, String> {
@@ -631,6 +629,13 @@ impl OrderService {
     }
 }
 
+fn bolt11_held(order: &Order) -> bool {
+    order
+        .bolt11
+        .as_ref()
+        .is_some_and(|b| b.state == PaymentState::Hold)
+}
+
 /// The payment hash of a BOLT11 invoice string.
 fn invoice_hash(invoice: &str) -> Option<PaymentHash> {
     Bolt11Invoice::from_str(invoice)
@@ -685,14 +690,8 @@ impl ServiceHook for OrderService {
                 return Err(ReplayEvent());
             }
         };
-        self.opens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&order.id);
-        let was_held = order
-            .bolt11
-            .as_ref()
-            .is_some_and(|b| b.state == PaymentState::Hold);
+        self.forget_open(&order.id);
+        let was_held = bolt11_held(&order);
         if was_held {
             self.claim_order_htlc(&order);
         }
