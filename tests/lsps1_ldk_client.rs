@@ -274,6 +274,31 @@ impl Scene {
     }
 }
 
+/// The client funds a channel of `sats` to the LSP (outbound liquidity to pay with) and waits
+/// until it is usable.
+async fn client_opens_channel(
+    devchain: &Devchain,
+    lsp: &Lsp,
+    client: &Arc<ldk_node::Node>,
+    sats: u64,
+) {
+    let lsp_address: SocketAddress = lsp.node.p2p_listen_addr().to_string().parse().unwrap();
+    let (opener, lsp_id) = (Arc::clone(client), lsp.node.node_id());
+    blocking(move || opener.open_channel(lsp_id, lsp_address, sats, None, None))
+        .await
+        .expect("client opens its own channel");
+    wait_usable_channel(devchain, lsp, client, sats).await;
+}
+
+/// The client pays the order's bolt11 invoice.
+async fn pay_bolt11(client: &Arc<ldk_node::Node>, status: &LSPS1OrderStatus) {
+    let invoice = status.payment_options.bolt11.clone().unwrap().invoice;
+    let payer = Arc::clone(client);
+    blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_client_buys_a_channel_paying_on_chain() {
     let Scene {
@@ -380,26 +405,13 @@ async fn e2e_client_buys_inbound_over_lightning_with_a_hold_invoice() {
     } = Scene::new(|_| {}, 2_000_000, 1_000_000, None).await;
 
     // The client first funds a channel to us, to have outbound liquidity to pay with.
-    let lsp_address: SocketAddress = lsp.node.p2p_listen_addr().to_string().parse().unwrap();
-    let (opener, lsp_id) = (Arc::clone(&client), lsp.node.node_id());
-    blocking(move || opener.open_channel(lsp_id, lsp_address, 400_000, None, None))
-        .await
-        .expect("client opens its own channel");
-    wait_client_event(&client, "ChannelPending", |e| {
-        matches!(e, Event::ChannelPending { .. }).then_some(())
-    })
-    .await;
-    wait_usable_channel(&devchain, &lsp, &client, 400_000).await;
+    client_opens_channel(&devchain, &lsp, &client, 400_000).await;
 
     let status = request_channel(&client, 200_000, 0)
         .await
         .expect("order created");
     let id = status.order_id.0.clone();
-    let invoice = status.payment_options.bolt11.clone().unwrap().invoice;
-    let payer = Arc::clone(&client);
-    blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
+    pay_bolt11(&client, &status).await;
     wait_client_event(&client, "PaymentSuccessful", |e| {
         matches!(e, Event::PaymentSuccessful { .. }).then_some(())
     })
@@ -433,12 +445,7 @@ async fn e2e_refused_channel_fails_the_order_and_returns_the_htlc() {
         client,
         _client_dir,
     } = Scene::new(|_| {}, 2_000_000, 500_000, None).await;
-    let lsp_address: SocketAddress = lsp.node.p2p_listen_addr().to_string().parse().unwrap();
-    let (opener, lsp_id) = (Arc::clone(&client), lsp.node.node_id());
-    blocking(move || opener.open_channel(lsp_id, lsp_address, 300_000, None, None))
-        .await
-        .expect("client opens its own channel");
-    wait_usable_channel(&devchain, &lsp, &client, 300_000).await;
+    client_opens_channel(&devchain, &lsp, &client, 300_000).await;
     // ldk-node refuses announced channels while it has no node alias: every open of this
     // order fails.
     let status = request_channel_announced(&client, 100_000, 0, true)
@@ -446,11 +453,7 @@ async fn e2e_refused_channel_fails_the_order_and_returns_the_htlc() {
         .expect("order created");
     let id = status.order_id.0.clone();
     let lightning_before = client.list_balances().total_lightning_balance_sats;
-    let invoice = status.payment_options.bolt11.clone().unwrap().invoice;
-    let payer = Arc::clone(&client);
-    blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
+    pay_bolt11(&client, &status).await;
 
     let failed = lsp
         .wait_order(&id, "the order to fail", |o| o.state == OrderState::Failed)
