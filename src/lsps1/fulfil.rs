@@ -54,6 +54,7 @@ use crate::lsps1::store::OrderFilter;
 use crate::node::events::{
     ClaimDecision, ClaimEverything, ClaimablePayment, PendingChannel, ServiceHook,
 };
+use crate::node::types::ChannelManager;
 use crate::node::wallet::{ReceivedOutput, SendAmount};
 
 /// How often the order book is walked when nothing wakes the service.
@@ -382,25 +383,20 @@ impl OrderService {
         let mut config = manager.get_current_config();
         config.channel_handshake_config.announce_for_forwarding = params.announce_channel;
         let push_msat = params.client_balance_sat * 1_000;
-        let opened = if self.config.options.supports_zero_channel_reserve {
-            manager.create_channel_to_trusted_peer_0reserve(
-                order.client_node_id,
-                capacity,
-                push_msat,
-                user_channel_id,
-                None,
-                Some(config),
-            )
+        let open = if self.config.options.supports_zero_channel_reserve {
+            ChannelManager::create_channel_to_trusted_peer_0reserve
         } else {
-            manager.create_channel(
-                order.client_node_id,
-                capacity,
-                push_msat,
-                user_channel_id,
-                None,
-                Some(config),
-            )
+            ChannelManager::create_channel
         };
+        let opened = open(
+            manager,
+            order.client_node_id,
+            capacity,
+            push_msat,
+            user_channel_id,
+            None,
+            Some(config),
+        );
         *attempts += 1;
         match opened {
             Ok(channel_id) => {
