@@ -337,7 +337,8 @@ async fn e2e_client_buys_a_channel_paying_on_chain() {
     assert_eq!(order.client_node_id, client.node_id());
 
     let pay_to = onchain.address.clone();
-    let amount = onchain.order_total_sat;
+    // 10 000 sat too much: the excess is refunded once the order completes.
+    let amount = onchain.order_total_sat + 10_000;
     let payer = Arc::clone(&client);
     let txid = blocking(move || {
         payer
@@ -359,6 +360,17 @@ async fn e2e_client_buys_a_channel_paying_on_chain() {
     );
     let channel = completed.channel.clone().expect("channel recorded");
     assert!(channel.expires_at >= channel.funded_at + 1_000 * 600);
+    let service = lsp.node.order_service().unwrap();
+    let excess = wait_for("the excess to be refunded", DEADLINE, || async {
+        let refunds = service.order_book().refunds(&completed.id).unwrap();
+        refunds.first().cloned()
+    })
+    .await;
+    assert_eq!(excess.amount_sat + excess.fee_sat, 10_000);
+    assert_eq!(
+        excess.address,
+        onchain.refund_onchain_address.clone().unwrap().to_string()
+    );
 
     let details = wait_usable_channel(&devchain, &lsp, &client, 120_000).await;
     assert!(!details.is_announced, "announce_channel=false respected");
