@@ -503,6 +503,7 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
         |c| {
             c.options.order_expiry_secs = 8;
             c.options.invoice_expiry_secs = 8;
+            c.refund_bump_after_secs = 3;
         },
         2_000_000,
         500_000,
@@ -575,6 +576,25 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
         0,
         "reservations released"
     );
+
+    // Left unconfirmed, the refund is replaced by one paying more, same amount to the client.
+    let replacement = wait_for("the refund's fee bump", DEADLINE, || async {
+        let refunds = service.order_book().refunds(&refunded.id).unwrap();
+        let live: Vec<_> = refunds
+            .iter()
+            .filter(|r| r.replaced_by.is_none())
+            .cloned()
+            .collect();
+        (refunds.len() >= 2 && live.len() == 1).then(|| live[0].clone())
+    })
+    .await;
+    assert_eq!(replacement.amount_sat, refunds[0].amount_sat);
+    wait_for_mempool_tx(&devchain, replacement.txid).await;
+    assert!(
+        !devchain.mempool_txids().contains(&refunds[0].txid),
+        "the original refund left the mempool"
+    );
+    let refunds = vec![replacement];
 
     // The refund confirms and reaches the client's wallet.
     mine_once_broadcast(&devchain, refunds[0].txid).await;

@@ -30,9 +30,12 @@
 //!   or failure), minus the refund transaction's fee. Refunds are recorded before broadcast
 //!   ([`crate::lsps1::ledger`]) and rebroadcast on start.
 //!
-//! Not done yet: fee-bumping a refund that stays unconfirmed (bLIP-51 suggests after 6 hours);
-//! holding back `channel_ready` until `required_channel_confirmations` (the client, as the
-//! accepting side, sets the funding depth); opening several orders in one funding transaction.
+//!   A refund still unconfirmed after `refund_bump_after_secs` is replaced (RBF) by one paying
+//!   a higher fee, same amount to the client.
+//!
+//! Not done yet: holding back `channel_ready` until `required_channel_confirmations` (the
+//! client, as the accepting side, sets the funding depth); opening several orders in one
+//! funding transaction.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -132,7 +135,7 @@ impl OrderService {
             let Ok(refunds) = self.book.refunds(&order.id) else {
                 continue;
             };
-            for refund in refunds {
+            for refund in refunds.iter().filter(|r| r.replaced_by.is_none()) {
                 self.node.wallet.broadcast(&refund.tx);
             }
         }
@@ -201,6 +204,11 @@ impl OrderService {
             tracing::trace!(order = %order.id, state = %order.state_summary(), received_sat = got.total_sat(), confirmed_sat = got.confirmed_sat(), height, "order pass");
             if let Err(e) = self.advance(order, now, height, &got).await {
                 tracing::error!(order = %order.id, error = %e, "could not advance order");
+            }
+        }
+        for order in &watched {
+            if let Err(e) = self.bump_stuck_refunds(order, now) {
+                tracing::warn!(order = %order.id, error = %e, "could not bump a refund's fee");
             }
         }
         for order in watched.iter().filter(|o| o.state != OrderState::Created) {
@@ -463,7 +471,11 @@ impl OrderService {
             _ => 0,
         };
         let refunds = self.book.refunds(&order.id).map_err(|e| e.to_string())?;
-        let refunded: u64 = refunds.iter().map(|r| r.amount_sat + r.fee_sat).sum();
+        let refunded: u64 = refunds
+            .iter()
+            .filter(|r| r.replaced_by.is_none())
+            .map(|r| r.amount_sat + r.fee_sat)
+            .sum();
         let owed = got
             .confirmed_sat()
             .saturating_sub(consumed)
@@ -499,6 +511,48 @@ impl OrderService {
         Ok(())
     }
 
+    /// Replaces every refund of `order` that is still unconfirmed `refund_bump_after_secs`
+    /// after it was sent by one paying a higher fee. The client receives the same amount; the
+    /// extra fee is the LSP's.
+    fn bump_stuck_refunds(&self, order: &Order, now: u64) -> Result<(), String> {
+        let refunds = self.book.refunds(&order.id).map_err(|e| e.to_string())?;
+        let due = refunds.into_iter().filter(|r| {
+            r.replaced_by.is_none()
+                && now
+                    >= r.created_at
+                        .saturating_add(self.config.refund_bump_after_secs)
+                && !self.node.wallet.is_confirmed(&r.txid)
+        });
+        for stuck in due {
+            let fee_rate = self
+                .node
+                .fee_estimator
+                .fee_rate_within_blocks(REFUND_CONFIRM_BLOCKS);
+            let tx = self
+                .node
+                .wallet
+                .sign_fee_bump(&stuck.txid, fee_rate)
+                .map_err(|e| e.to_string())?;
+            let replacement = Refund {
+                txid: tx.compute_txid(),
+                tx,
+                created_at: now,
+                replaced_by: None,
+                ..stuck.clone()
+            };
+            if let Err(e) = self
+                .book
+                .record_refund_replacement(&stuck.txid, &replacement)
+            {
+                let _ = self.node.wallet.abandon_transaction(&replacement.tx);
+                return Err(format!("could not record the fee bump: {e}"));
+            }
+            self.node.wallet.broadcast(&replacement.tx);
+            tracing::info!(order = %order.id, original = %stuck.txid, replacement = %replacement.txid, "refund fee bumped");
+        }
+        Ok(())
+    }
+
     fn send_refund(
         &self,
         order: &Order,
@@ -524,6 +578,7 @@ impl OrderService {
             fee_sat,
             tx,
             created_at: self.now(),
+            replaced_by: None,
         };
         if let Err(e) = self.book.record_refund(&refund) {
             // Never broadcast an unrecorded refund: give its inputs back and retry later.

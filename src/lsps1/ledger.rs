@@ -9,7 +9,9 @@
 //! - `lsps1_refunds`: every refund transaction, recorded (with its raw bytes) *before* it is
 //!   broadcast. What is still owed to an order's refund address is computed from the chain and
 //!   this table, so a crash between signing and broadcasting neither loses the refund (it is
-//!   rebroadcast) nor pays it twice.
+//!   rebroadcast) nor pays it twice. A refund replaced by a fee bump keeps its row, marked
+//!   `replaced_by` the replacement, which pays the client the same amount; only refunds not
+//!   replaced count as paid out.
 
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
 use bitcoin::{Transaction, Txid};
@@ -36,7 +38,8 @@ pub(crate) const CREATE_TABLES: &str = "
         amount_sat INTEGER NOT NULL,
         fee_sat INTEGER NOT NULL,
         tx_hex TEXT NOT NULL,
-        created_at INTEGER NOT NULL
+        created_at INTEGER NOT NULL,
+        replaced_by TEXT
     );
     CREATE INDEX lsps1_refunds_by_order ON lsps1_refunds (order_id);";
 
@@ -76,6 +79,8 @@ pub struct Refund {
     pub fee_sat: u64,
     pub tx: Transaction,
     pub created_at: u64,
+    /// The fee bump that replaced this transaction, if any.
+    pub replaced_by: Option<Txid>,
 }
 
 impl OrderBook {
@@ -139,19 +144,29 @@ impl OrderBook {
 
     /// Records a signed refund before it is broadcast.
     pub fn record_refund(&self, refund: &Refund) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO lsps1_refunds (txid, order_id, address, amount_sat, fee_sat, tx_hex, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                refund.txid.to_string(),
-                refund.order_id.as_str(),
-                refund.address,
-                to_sql_u64(refund.amount_sat),
-                to_sql_u64(refund.fee_sat),
-                serialize_hex(&refund.tx),
-                to_sql_u64(refund.created_at),
-            ],
+        insert_refund(&self.conn(), refund)
+    }
+
+    /// Records `replacement` (a fee bump of refund `original`) before it is broadcast, and
+    /// marks the original replaced, in one transaction.
+    pub fn record_refund_replacement(
+        &self,
+        original: &Txid,
+        replacement: &Refund,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        insert_refund(&tx, replacement)?;
+        let updated = tx.execute(
+            "UPDATE lsps1_refunds SET replaced_by = ?2 WHERE txid = ?1 AND replaced_by IS NULL",
+            params![original.to_string(), replacement.txid.to_string()],
         )?;
+        if updated != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "refund {original} is unknown or already replaced"
+            )));
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -159,8 +174,8 @@ impl OrderBook {
     pub fn refunds(&self, id: &OrderId) -> Result<Vec<Refund>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare(
-            "SELECT txid, address, amount_sat, fee_sat, tx_hex, created_at FROM lsps1_refunds
-             WHERE order_id = ?1 ORDER BY created_at, txid",
+            "SELECT txid, address, amount_sat, fee_sat, tx_hex, created_at, replaced_by
+             FROM lsps1_refunds WHERE order_id = ?1 ORDER BY created_at, txid",
         )?;
         let rows = statement.query_map(params![id.as_str()], |row| {
             Ok((
@@ -170,11 +185,12 @@ impl OrderBook {
                 row.get::<_, i64>(3)?,
                 row.get::<_, String>(4)?,
                 row.get::<_, i64>(5)?,
+                row.get::<_, Option<String>>(6)?,
             ))
         })?;
         let mut refunds = Vec::new();
         for row in rows {
-            let (txid, address, amount, fee, tx_hex, created_at) = row?;
+            let (txid, address, amount, fee, tx_hex, created_at, replaced_by) = row?;
             let corrupt = || StoreError::Corrupt(format!("refund {txid} of order {id}"));
             refunds.push(Refund {
                 txid: txid.parse().map_err(|_| corrupt())?,
@@ -184,8 +200,28 @@ impl OrderBook {
                 fee_sat: from_sql_u64(fee),
                 tx: deserialize_hex(&tx_hex).map_err(|_| corrupt())?,
                 created_at: from_sql_u64(created_at),
+                replaced_by: replaced_by
+                    .map(|t| t.parse().map_err(|_| corrupt()))
+                    .transpose()?,
             });
         }
         Ok(refunds)
     }
+}
+
+fn insert_refund(conn: &Connection, refund: &Refund) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO lsps1_refunds (txid, order_id, address, amount_sat, fee_sat, tx_hex, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            refund.txid.to_string(),
+            refund.order_id.as_str(),
+            refund.address,
+            to_sql_u64(refund.amount_sat),
+            to_sql_u64(refund.fee_sat),
+            serialize_hex(&refund.tx),
+            to_sql_u64(refund.created_at),
+        ],
+    )?;
+    Ok(())
 }

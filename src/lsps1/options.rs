@@ -278,6 +278,9 @@ pub struct Lsps1Config {
     /// Final CLTV delta of order invoices: how many blocks a held HTLC can wait for its channel.
     /// Default 144 (about a day).
     pub invoice_min_final_cltv_expiry_delta: u16,
+    /// An on-chain refund still unconfirmed after this many seconds is replaced by one paying a
+    /// higher fee (RBF). Default 21 600 (six hours, as bLIP-51 suggests).
+    pub refund_bump_after_secs: u64,
     /// Clients whose p2p `get_order` answers spell the HOLD payment state as PAID: node ids, or
     /// `"*"` for every client. For wallets built on lightning-liquidity 0.2 (ldk-node 0.7),
     /// whose payment-state enum has no HOLD: such a client cannot parse an order while its HTLC
@@ -296,6 +299,7 @@ impl Default for Lsps1Config {
             open_timeout_secs: 600,
             htlc_safety_margin_blocks: 6,
             invoice_min_final_cltv_expiry_delta: 144,
+            refund_bump_after_secs: 21_600,
             hold_as_paid_peers: Vec::new(),
             options: Lsps1Options::default(),
             pricing: PricingConfig::default(),
@@ -331,6 +335,9 @@ impl Lsps1Config {
         }
         if self.open_timeout_secs == 0 {
             return Err(OptionsError::Zero("open_timeout_secs"));
+        }
+        if self.refund_bump_after_secs == 0 {
+            return Err(OptionsError::Zero("refund_bump_after_secs"));
         }
         if u32::from(self.invoice_min_final_cltv_expiry_delta) <= self.htlc_safety_margin_blocks {
             return Err(OptionsError::MarginTooLarge {

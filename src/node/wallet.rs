@@ -464,6 +464,51 @@ impl Wallet {
         Ok(tx)
     }
 
+    /// Whether `txid` is a wallet transaction confirmed in the best chain it knows.
+    pub fn is_confirmed(&self, txid: &Txid) -> bool {
+        self.lock()
+            .wallet
+            .get_tx(*txid)
+            .is_some_and(|tx| tx.chain_position.is_confirmed())
+    }
+
+    /// Signs and records a replacement of our unconfirmed transaction `txid` paying the same
+    /// recipients at a higher fee rate (at least `min_fee_rate`, and at least 1 sat/vB above the
+    /// original), taking the extra fee from change or added inputs. Not broadcast: persist it
+    /// first, then [`Wallet::broadcast`].
+    pub fn sign_fee_bump(
+        &self,
+        txid: &Txid,
+        min_fee_rate: FeeRate,
+    ) -> Result<Transaction, WalletError> {
+        let mut state = self.lock();
+        let original = state
+            .wallet
+            .get_tx(*txid)
+            .map(|tx| tx.tx_node.tx.clone())
+            .ok_or_else(|| {
+                WalletError::CreateTx(format!("transaction {txid} is not in the wallet"))
+            })?;
+        let old_rate = state
+            .wallet
+            .calculate_fee_rate(&original)
+            .map_err(|e| WalletError::CreateTx(format!("cannot compute the fee of {txid}: {e}")))?;
+        let bumped_rate = FeeRate::from_sat_per_kwu(old_rate.to_sat_per_kwu() + 250);
+        let fee_rate = bumped_rate.max(min_fee_rate);
+        check_fee_rate(fee_rate)?;
+        let mut builder = state
+            .wallet
+            .build_fee_bump(*txid)
+            .map_err(|e| WalletError::CreateTx(format!("cannot replace {txid}: {e}")))?;
+        builder.fee_rate(fee_rate);
+        let psbt = builder
+            .finish()
+            .map_err(|e| WalletError::CreateTx(format!("cannot replace {txid}: {e}")))?;
+        let tx = state.sign_and_record(psbt, &self.db_path)?;
+        tracing::info!(original = %txid, replacement = %tx.compute_txid(), sat_per_vb = fee_rate.to_sat_per_vb_ceil(), "signed fee bump");
+        Ok(tx)
+    }
+
     /// Forgets a transaction we signed but that will never be broadcast (e.g. a funding
     /// transaction LDK refused), releasing its inputs and change address.
     pub fn abandon_transaction(&self, tx: &Transaction) -> Result<(), WalletError> {
