@@ -207,7 +207,7 @@ impl OrderService {
             }
         }
         for order in &watched {
-            if let Err(e) = self.bump_stuck_refunds(order, now) {
+            if let Err(e) = self.bump_stuck_refunds(order, now).await {
                 tracing::warn!(order = %order.id, error = %e, "could not bump a refund's fee");
             }
         }
@@ -362,6 +362,25 @@ impl OrderService {
         (tx.weight > 0).then(|| tx.fee as f64 * 4.0 / tx.weight as f64)
     }
 
+    /// Whether Esplora has `txid` confirmed; `None` when it cannot tell.
+    async fn confirmed_on_chain(&self, txid: &Txid) -> Option<bool> {
+        #[derive(serde::Deserialize)]
+        struct TxStatus {
+            confirmed: bool,
+        }
+        let url = format!("{}/tx/{txid}/status", self.node.esplora_url);
+        let response = self
+            .node
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .ok()?;
+        let status: TxStatus = response.error_for_status().ok()?.json().await.ok()?;
+        Some(status.confirmed)
+    }
+
     /// Starts (or waits for) the channel of a paid order.
     fn open_channel(&self, order: &Order, got: &Receipts) -> Result<(), String> {
         let user_channel_id = user_channel_id(&order.id);
@@ -514,7 +533,7 @@ impl OrderService {
     /// Replaces every refund of `order` that is still unconfirmed `refund_bump_after_secs`
     /// after it was sent by one paying a higher fee. The client receives the same amount; the
     /// extra fee is the LSP's.
-    fn bump_stuck_refunds(&self, order: &Order, now: u64) -> Result<(), String> {
+    async fn bump_stuck_refunds(&self, order: &Order, now: u64) -> Result<(), String> {
         let refunds = self.book.refunds(&order.id).map_err(|e| e.to_string())?;
         let due = refunds.into_iter().filter(|r| {
             r.replaced_by.is_none()
@@ -524,6 +543,10 @@ impl OrderService {
                 && !self.node.wallet.is_confirmed(&r.txid)
         });
         for stuck in due {
+            // The wallet may not have synced the block that confirmed it yet.
+            if self.confirmed_on_chain(&stuck.txid).await != Some(false) {
+                continue;
+            }
             let fee_rate = self
                 .node
                 .fee_estimator
