@@ -11,7 +11,7 @@ use lightning::ln::wire::CustomMessageReader;
 use lightning::types::features::{InitFeatures, NodeFeatures};
 use lightning::util::ser::{LengthLimitedRead, LengthReadable};
 use lightning_liquidity::lsps0::ser::{RawLSPSMessage, LSPS_MESSAGE_TYPE_ID};
-use lsp_node::lsps1::guard::{GuardedMessageHandler, RequestGuard, Verdict};
+use lsp_node::lsps1::guard::{GuardedMessageHandler, Lsps1Server, RequestGuard, Verdict};
 use lsp_node::lsps1::options::Lsps1Options;
 use lsp_node::lsps1::rpc::RpcError;
 use serde_json::{json, Value};
@@ -631,4 +631,81 @@ fn channel_size_limits_name_the_channel_options() {
     );
     assert_eq!(check("400000", "100000"), None);
     assert_eq!(check("200000", "0"), None);
+}
+
+/// Answers every LSPS1 request with the method name it saw, and records the peer.
+#[derive(Default)]
+struct EchoServer {
+    seen: Mutex<Vec<(PublicKey, String)>>,
+}
+
+impl Lsps1Server for EchoServer {
+    fn serve(
+        &self,
+        peer: PublicKey,
+        method: &str,
+        params: &serde_json::Map<String, Value>,
+    ) -> Result<Value, RpcError> {
+        self.seen.lock().unwrap().push((peer, method.to_string()));
+        if params.contains_key("order_id") {
+            return Err(RpcError::new(101, "Order not found"));
+        }
+        Ok(json!({ "served": method }))
+    }
+}
+
+fn replies(handler: &GuardedMessageHandler<FakeInner>) -> Vec<Value> {
+    handler
+        .get_and_clear_pending_msg()
+        .into_iter()
+        .filter_map(|(_, m)| serde_json::from_str(&m.payload).ok())
+        .collect()
+}
+
+#[test]
+fn an_installed_server_answers_lsps1_and_the_inner_handler_keeps_lsps0() {
+    let handler = GuardedMessageHandler::new(FakeInner::default(), guard());
+    let server = std::sync::Arc::new(EchoServer::default());
+    assert!(handler.serve_lsps1_with(server.clone()));
+    assert!(!handler.refuse_lsps1(), "the choice is made once");
+    let alice = peer(1);
+
+    let info = read_raw(&handler, request("lsps1.get_info", json!({})).as_bytes());
+    handler.handle_custom_message(info, alice).unwrap();
+    let order = read_raw(
+        &handler,
+        request("lsps1.get_order", json!({"order_id": "nope"})).as_bytes(),
+    );
+    handler.handle_custom_message(order, alice).unwrap();
+    let protocols = read_raw(
+        &handler,
+        request("lsps0.list_protocols", json!({})).as_bytes(),
+    );
+    handler.handle_custom_message(protocols, alice).unwrap();
+
+    let answers = replies(&handler);
+    assert_eq!(answers[0]["result"]["served"], "lsps1.get_info");
+    assert_eq!(answers[0]["id"], "req-1");
+    assert_eq!(answers[1]["error"]["code"], 101);
+    assert_eq!(
+        server.seen.lock().unwrap().clone(),
+        vec![
+            (alice, "lsps1.get_info".to_string()),
+            (alice, "lsps1.get_order".to_string())
+        ]
+    );
+    let inner = handler.inner().received.lock().unwrap().clone();
+    assert_eq!(inner.len(), 1, "only LSPS0 reached the manager: {inner:?}");
+    assert!(inner[0].1.contains("lsps0.list_protocols"));
+}
+
+#[test]
+fn a_node_that_sells_nothing_answers_lsps1_method_not_found() {
+    let handler = GuardedMessageHandler::new(FakeInner::default(), guard());
+    assert!(handler.refuse_lsps1());
+    let info = read_raw(&handler, request("lsps1.get_info", json!({})).as_bytes());
+    handler.handle_custom_message(info, peer(1)).unwrap();
+    let answers = replies(&handler);
+    assert_eq!(answers[0]["error"]["code"], -32601);
+    assert!(handler.inner().received.lock().unwrap().is_empty());
 }

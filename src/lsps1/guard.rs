@@ -356,7 +356,15 @@ pub struct GuardedMessageHandler<H> {
     inner: H,
     guard: RequestGuard,
     replies: Mutex<Vec<(PublicKey, RawLSPSMessage)>>,
-    lsps1_server: OnceLock<Arc<dyn Lsps1Server>>,
+    lsps1: OnceLock<Lsps1Answers>,
+}
+
+/// Who answers `lsps1.*` requests, once decided.
+enum Lsps1Answers {
+    Server(Arc<dyn Lsps1Server>),
+    /// This node sells no channels: "Method not found" (bLIP-50), rather than the manager's
+    /// silence.
+    NotOffered,
 }
 
 impl<H> GuardedMessageHandler<H> {
@@ -365,20 +373,26 @@ impl<H> GuardedMessageHandler<H> {
             inner,
             guard,
             replies: Mutex::new(Vec::new()),
-            lsps1_server: OnceLock::new(),
+            lsps1: OnceLock::new(),
         }
     }
 
     /// From now on `lsps1.*` requests are answered by `server`. Set once; later calls are
     /// ignored (returns false).
     pub fn serve_lsps1_with(&self, server: Arc<dyn Lsps1Server>) -> bool {
-        self.lsps1_server.set(server).is_ok()
+        self.lsps1.set(Lsps1Answers::Server(server)).is_ok()
+    }
+
+    /// From now on `lsps1.*` requests are answered "Method not found" (the node sells no
+    /// channels). Set once, like [`Self::serve_lsps1_with`].
+    pub fn refuse_lsps1(&self) -> bool {
+        self.lsps1.set(Lsps1Answers::NotOffered).is_ok()
     }
 
     /// Lets the installed server answer `payload` if it is an `lsps1.*` request; returns false
     /// when the inner handler should get it.
     fn serve(&self, payload: &str, peer: PublicKey) -> bool {
-        let Some(server) = self.lsps1_server.get() else {
+        let Some(answers) = self.lsps1.get() else {
             return false;
         };
         // The guard accepted the payload, so it is a JSON object with a string id and method.
@@ -397,7 +411,11 @@ impl<H> GuardedMessageHandler<H> {
             .get("params")
             .and_then(Value::as_object)
             .unwrap_or(&no_params);
-        let response = match server.serve(peer, method, params) {
+        let answer = match answers {
+            Lsps1Answers::Server(server) => server.serve(peer, method, params),
+            Lsps1Answers::NotOffered => Err(RpcError::method_not_found()),
+        };
+        let response = match answer {
             Ok(result) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": result }),
             Err(error) => error.to_response(Some(&id)),
         };

@@ -474,6 +474,7 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
         lsps_handler.serve_lsps1_with(Arc::clone(&service) as Arc<dyn Lsps1Server>);
         Some(service)
     } else {
+        lsps_handler.refuse_lsps1();
         None
     };
     let hook: Arc<dyn ServiceHook> = match &order_service {
