@@ -273,7 +273,8 @@ async fn broadcast_errors_are_400_with_core_reasons() {
     let bob = address(2);
     let funding = devchain.fund(&alice, 100_000).unwrap();
     let coin = outpoint_paying(&devchain, funding, &alice);
-    esplora.broadcast(&spend(coin, &bob, 90_000)).await.unwrap();
+    let original = spend(coin, &bob, 90_000);
+    esplora.broadcast(&original).await.unwrap();
 
     let expect_400 = |result: Result<(), esplora_client::Error>, reason: &str| match result {
         Err(esplora_client::Error::HttpResponse {
@@ -288,10 +289,21 @@ async fn broadcast_errors_are_400_with_core_reasons() {
         }
         other => panic!("expected HTTP 400 ({reason}), got {other:?}"),
     };
+    // A conflicting spend paying less is not a valid replacement.
     expect_400(
-        esplora.broadcast(&spend(coin, &alice, 80_000)).await,
-        "txn-mempool-conflict",
+        esplora.broadcast(&spend(coin, &alice, 95_000)).await,
+        "insufficient fee",
     );
+    // One paying more replaces the original.
+    let replacement = spend(coin, &alice, 80_000);
+    esplora.broadcast(&replacement).await.unwrap();
+    let mempool = devchain.mempool_txids();
+    assert!(mempool.contains(&replacement.compute_txid()));
+    assert!(!mempool.contains(&original.compute_txid()));
+    assert!(matches!(
+        esplora.get_tx(&original.compute_txid()).await,
+        Ok(None)
+    ));
     let unknown = OutPoint {
         txid: Txid::all_zeros(),
         vout: 3,
@@ -312,8 +324,12 @@ async fn broadcast_errors_are_400_with_core_reasons() {
     );
     devchain.mine(1);
     expect_400(
-        esplora.broadcast(&spend(coin, &alice, 80_000)).await,
+        esplora.broadcast(&spend(coin, &alice, 70_000)).await,
         "bad-txns-inputs-missingorspent",
+    );
+    expect_400(
+        esplora.broadcast(&replacement).await,
+        "Transaction outputs already in utxo set",
     );
 
     let http = reqwest::Client::new();

@@ -594,7 +594,7 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
         !devchain.mempool_txids().contains(&refunds[0].txid),
         "the original refund left the mempool"
     );
-    let refunds = vec![replacement];
+    let refunds = [replacement];
 
     // The refund confirms and reaches the client's wallet.
     mine_once_broadcast(&devchain, refunds[0].txid).await;

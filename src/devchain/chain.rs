@@ -81,6 +81,12 @@ pub enum TxPosition {
     Mempool,
 }
 
+/// BIP125 rule 5: a replacement may evict at most this many transactions.
+pub const MAX_REPLACEMENT_EVICTIONS: usize = 100;
+
+/// Core's default incremental relay fee, which a replacement must add on top of what it evicts.
+pub const INCREMENTAL_RELAY_SAT_PER_VB: u64 = 1;
+
 /// The input spending an output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spender {
@@ -310,14 +316,25 @@ impl ChainState {
     /// Validates `tx` against the chain and mempool and adds it to the mempool.
     ///
     /// Checks what Core's mempool checks except scripts and signatures (see the module doc of
-    /// [`super`]): structure, finality, existence and spentness of inputs, conflicts with the
-    /// mempool, coinbase maturity, BIP68 relative locks and `value in >= value out`.
+    /// [`super`]): structure, finality, existence and spentness of inputs, coinbase maturity,
+    /// BIP68 relative locks and `value in >= value out`. A transaction spending an output that
+    /// a mempool transaction already spends replaces it under full-RBF rules
+    /// ([`ChainState::replacement_check`]); the replaced transactions and their descendants
+    /// leave the mempool.
     pub fn accept(&mut self, tx: Transaction) -> Result<Accepted, Rejection> {
         let txid = tx.compute_txid();
         if self.mempool.contains_key(&txid) {
             return Ok(Accepted::AlreadyInMempool);
         }
-        let fee = self.check(&tx, txid)?;
+        let (fee, conflicts) = self.check(&tx, txid)?;
+        let evicted = if conflicts.is_empty() {
+            Vec::new()
+        } else {
+            self.replacement_check(&tx, txid, fee, &conflicts)?
+        };
+        for evicted_txid in &evicted {
+            self.remove_from_mempool(evicted_txid);
+        }
         for (vin, input) in tx.input.iter().enumerate() {
             self.spenders.insert(
                 input.previous_output,
@@ -334,7 +351,118 @@ impl ChainState {
         Ok(Accepted::New { fee })
     }
 
-    fn check(&self, tx: &Transaction, txid: Txid) -> Result<Amount, Rejection> {
+    /// BIP125 as Bitcoin Core applies it with full-RBF: `tx` (paying `fee`) may replace the
+    /// mempool transactions it conflicts with if it pays a higher fee rate than each of them,
+    /// at least the fees of everything it evicts (conflicts and their descendants) plus its
+    /// own size at the incremental relay fee (1 sat/vB), evicts at most
+    /// [`MAX_REPLACEMENT_EVICTIONS`], spends no output of an evicted transaction and adds no
+    /// unconfirmed input the conflicts did not already spend from. Returns what to evict.
+    fn replacement_check(
+        &self,
+        tx: &Transaction,
+        txid: Txid,
+        fee: Amount,
+        conflicts: &[Txid],
+    ) -> Result<Vec<Txid>, Rejection> {
+        let evicted = self.with_descendants(conflicts);
+        if evicted.len() > MAX_REPLACEMENT_EVICTIONS {
+            return Err(Rejection::too_many_replacements(txid, evicted.len()));
+        }
+        for input in &tx.input {
+            if let Some(spent) = evicted.iter().find(|e| **e == input.previous_output.txid) {
+                return Err(Rejection::spends_conflicting_tx(txid, *spent));
+            }
+        }
+        let conflict_parents: HashSet<Txid> = conflicts
+            .iter()
+            .flat_map(|c| {
+                self.mempool[c]
+                    .tx
+                    .input
+                    .iter()
+                    .map(|i| i.previous_output.txid)
+            })
+            .collect();
+        for input in &tx.input {
+            let parent = input.previous_output.txid;
+            if self.mempool.contains_key(&parent) && !conflict_parents.contains(&parent) {
+                return Err(Rejection::replacement_adds_unconfirmed(txid));
+            }
+        }
+        let vsize = tx.vsize() as u64;
+        for conflict in conflicts {
+            let old = &self.mempool[conflict];
+            let old_vsize = old.tx.vsize() as u64;
+            // fee / vsize > old_fee / old_vsize, without division.
+            if u128::from(fee.to_sat()) * u128::from(old_vsize)
+                <= u128::from(old.fee.to_sat()) * u128::from(vsize)
+            {
+                return Err(Rejection::replacement_feerate_too_low(
+                    txid, fee, vsize, old.fee, old_vsize,
+                ));
+            }
+        }
+        let evicted_fees: Amount = evicted.iter().map(|e| self.mempool[e].fee).sum();
+        if fee < evicted_fees {
+            return Err(Rejection::replacement_fee_below_evicted(
+                txid,
+                fee,
+                evicted_fees,
+            ));
+        }
+        let relay_fee = Amount::from_sat(vsize * INCREMENTAL_RELAY_SAT_PER_VB);
+        if fee - evicted_fees < relay_fee {
+            return Err(Rejection::replacement_adds_too_little(
+                txid,
+                fee - evicted_fees,
+                relay_fee,
+            ));
+        }
+        Ok(evicted)
+    }
+
+    /// `roots` and every mempool transaction spending their outputs, transitively.
+    fn with_descendants(&self, roots: &[Txid]) -> Vec<Txid> {
+        let mut found: Vec<Txid> = Vec::new();
+        let mut queue: Vec<Txid> = roots.to_vec();
+        while let Some(txid) = queue.pop() {
+            if found.contains(&txid) {
+                continue;
+            }
+            if let Some(entry) = self.mempool.get(&txid) {
+                for vout in 0..entry.tx.output.len() {
+                    let outpoint = OutPoint::new(txid, vout as u32);
+                    if let Some(spender) = self.spenders.get(&outpoint) {
+                        if self.mempool.contains_key(&spender.txid) {
+                            queue.push(spender.txid);
+                        }
+                    }
+                }
+            }
+            found.push(txid);
+        }
+        found
+    }
+
+    fn remove_from_mempool(&mut self, txid: &Txid) {
+        let Some(entry) = self.mempool.remove(txid) else {
+            return;
+        };
+        self.mempool_order.retain(|_, t| t != txid);
+        for input in &entry.tx.input {
+            if self
+                .spenders
+                .get(&input.previous_output)
+                .is_some_and(|s| s.txid == *txid)
+            {
+                self.spenders.remove(&input.previous_output);
+            }
+        }
+    }
+
+    /// The checks of [`ChainState::accept`] that do not depend on replacement: returns the fee
+    /// and the mempool transactions `tx` conflicts with.
+    fn check(&self, tx: &Transaction, txid: Txid) -> Result<(Amount, Vec<Txid>), Rejection> {
         if tx.input.is_empty() {
             return Err(Rejection::no_inputs());
         }
@@ -372,21 +500,22 @@ impl ChainState {
         if self.confirmed.contains_key(&txid) {
             return Err(Rejection::already_in_chain());
         }
-        // Conflicts with the mempool first, as Core reports them before missing inputs.
-        for input in &tx.input {
-            if let Some(spender) = self.spenders.get(&input.previous_output) {
-                if self.mempool.contains_key(&spender.txid) {
-                    return Err(Rejection::mempool_conflict());
-                }
-            }
-        }
+        let mut conflicts: Vec<Txid> = Vec::new();
         let mut coins = Vec::with_capacity(tx.input.len());
         for input in &tx.input {
             let coin = self
                 .coin(&input.previous_output)
                 .ok_or_else(Rejection::missing_or_spent)?;
-            if self.spenders.contains_key(&input.previous_output) {
-                return Err(Rejection::missing_or_spent());
+            match self.spenders.get(&input.previous_output) {
+                Some(spender)
+                    if self.mempool.contains_key(&spender.txid)
+                        && !conflicts.contains(&spender.txid) =>
+                {
+                    conflicts.push(spender.txid);
+                }
+                Some(spender) if self.mempool.contains_key(&spender.txid) => {}
+                Some(_) => return Err(Rejection::missing_or_spent()),
+                None => {}
             }
             coins.push(coin);
         }
@@ -403,9 +532,10 @@ impl ChainState {
         if !self.sequence_locks_satisfied(tx, &coins, next_height, tip_mtp) {
             return Err(Rejection::non_bip68_final());
         }
-        value_in
+        let fee = value_in
             .checked_sub(value_out)
-            .ok_or_else(|| Rejection::inputs_below_outputs(value_in, value_out))
+            .ok_or_else(|| Rejection::inputs_below_outputs(value_in, value_out))?;
+        Ok((fee, conflicts))
     }
 
     /// The output `outpoint` refers to, whether or not it is spent. The genesis coinbase is not

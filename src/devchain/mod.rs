@@ -18,7 +18,15 @@
 //!   absolute locktimes (`nLockTime`) and BIP68 relative locktimes (`nSequence`) must be
 //!   satisfied for the next block, no duplicate inputs, values within 21M BTC. Rejections are
 //!   HTTP 400 with Esplora's body, e.g. `sendrawtransaction RPC error:
-//!   {"code":-26,"message":"txn-mempool-conflict"}` (codes and reasons are Core's).
+//!   {"code":-25,"message":"bad-txns-inputs-missingorspent"}` (codes and reasons are Core's).
+//! - Full replace-by-fee, as Core with `mempoolfullrbf`: a transaction spending an output a
+//!   mempool transaction spends replaces it (and its descendants) if it pays a higher fee rate
+//!   than each transaction it conflicts with, at least their fees and its descendants' plus
+//!   its own size at 1 sat/vB, evicts at most 100 transactions, spends no output of what it
+//!   evicts and adds no unconfirmed input (BIP125 rules 2 to 6; signalling is not required).
+//!   Otherwise it is refused with Core's `insufficient fee`, `replacement-adds-unconfirmed`,
+//!   `bad-txns-spends-conflicting-tx` or `too many potential replacements`. Packages
+//!   (`POST /txs/package`) apply the same rules to each transaction in turn.
 //! - Re-broadcasting a transaction already in the mempool succeeds and changes nothing, as
 //!   Core's `sendrawtransaction` does; one already confirmed is refused with code -27
 //!   ("Transaction outputs already in utxo set").
@@ -29,8 +37,7 @@
 //! # What is NOT validated or modelled
 //! - **Scripts and signatures are not validated.** Any input spending an existing unspent output
 //!   is accepted whatever its witness or scriptSig.
-//! - No replace-by-fee: a transaction conflicting with a mempool transaction is refused
-//!   (`txn-mempool-conflict`) even if it pays more. No package/CPFP feerate rules, no minimum
+//! - No package/CPFP feerate rules (a replacement is judged on its own fee rate), no minimum
 //!   relay fee (zero-fee transactions are accepted), no standardness rules, no block weight
 //!   limit: `mine` puts the whole mempool, in arrival order, into the next block.
 //! - No persistence: the chain lives in memory and is gone when the process ends.

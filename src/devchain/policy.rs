@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use bitcoin::Amount;
+use bitcoin::{Amount, Txid};
 
 /// `RPC_VERIFY_ERROR`: used by Core for missing or already spent inputs.
 const RPC_VERIFY_ERROR: i32 = -25;
@@ -87,9 +87,52 @@ impl Rejection {
         }
     }
 
-    /// An input is already spent by another mempool transaction.
-    pub(crate) fn mempool_conflict() -> Self {
-        Self::rejected("txn-mempool-conflict")
+    pub(crate) fn too_many_replacements(txid: Txid, count: usize) -> Self {
+        Self::rejected(format!(
+            "too many potential replacements, rejecting replacement {txid}; too many potential replacements ({count} > 100)"
+        ))
+    }
+
+    pub(crate) fn spends_conflicting_tx(txid: Txid, spent: Txid) -> Self {
+        Self::rejected(format!(
+            "bad-txns-spends-conflicting-tx, {txid} spends conflicting transaction {spent}"
+        ))
+    }
+
+    pub(crate) fn replacement_adds_unconfirmed(txid: Txid) -> Self {
+        Self::rejected(format!(
+            "replacement-adds-unconfirmed, replacement {txid} adds unconfirmed input"
+        ))
+    }
+
+    pub(crate) fn replacement_feerate_too_low(
+        txid: Txid,
+        fee: Amount,
+        vsize: u64,
+        old_fee: Amount,
+        old_vsize: u64,
+    ) -> Self {
+        Self::rejected(format!(
+            "insufficient fee, rejecting replacement {txid}; new feerate {:.8} BTC/kvB <= old feerate {:.8} BTC/kvB",
+            fee.to_btc() * 1000.0 / vsize as f64,
+            old_fee.to_btc() * 1000.0 / old_vsize as f64
+        ))
+    }
+
+    pub(crate) fn replacement_fee_below_evicted(txid: Txid, fee: Amount, evicted: Amount) -> Self {
+        Self::rejected(format!(
+            "insufficient fee, rejecting replacement {txid}, less fees than conflicting txs; {} < {}",
+            fee.to_btc(),
+            evicted.to_btc()
+        ))
+    }
+
+    pub(crate) fn replacement_adds_too_little(txid: Txid, added: Amount, needed: Amount) -> Self {
+        Self::rejected(format!(
+            "insufficient fee, rejecting replacement {txid}, not enough additional fees to relay; {} < {}",
+            added.to_btc(),
+            needed.to_btc()
+        ))
     }
 
     pub(crate) fn premature_coinbase_spend(depth: u32) -> Self {
@@ -125,9 +168,14 @@ mod tests {
 
     #[test]
     fn esplora_body_matches_electrs_format() {
+        let txid: Txid = "8f4e2f4b3f9c9f1f6e1a5b8d4c3b2a1908070605040302010000000000000000"
+            .parse()
+            .unwrap();
         assert_eq!(
-            Rejection::mempool_conflict().esplora_body(),
-            r#"sendrawtransaction RPC error: {"code":-26,"message":"txn-mempool-conflict"}"#
+            Rejection::replacement_adds_unconfirmed(txid).esplora_body(),
+            format!(
+                r#"sendrawtransaction RPC error: {{"code":-26,"message":"replacement-adds-unconfirmed, replacement {txid} adds unconfirmed input"}}"#
+            )
         );
         assert_eq!(
             Rejection::missing_or_spent().esplora_body(),

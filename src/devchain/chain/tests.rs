@@ -142,19 +142,115 @@ fn double_spend_against_mempool_and_chain_is_rejected() {
     let mut chain = ChainState::new(NOW);
     let coin = funded(&mut chain, "alice", 100_000);
     let first = spend(&[coin], vec![pay("bob", 90_000)]);
-    let second = spend(&[coin], vec![pay("carol", 80_000)]);
+    // Pays less than the transaction it conflicts with: not a valid replacement.
+    let second = spend(&[coin], vec![pay("carol", 95_000)]);
     assert!(
         matches!(chain.accept(first.clone()), Ok(Accepted::New { fee }) if fee.to_sat() == 10_000)
     );
-    assert_eq!(
-        chain.accept(second.clone()),
-        Err(Rejection::mempool_conflict())
-    );
+    let refused = chain.accept(second.clone()).unwrap_err();
+    assert!(refused.reason.starts_with("insufficient fee"), "{refused}");
+    assert!(chain.mempool_txids().contains(&first.compute_txid()));
+    assert!(!chain.mempool_txids().contains(&second.compute_txid()));
 
     chain.mine(1, NOW);
     assert_eq!(chain.confirmations(&first.compute_txid()), Some(1));
     assert_eq!(chain.accept(second), Err(Rejection::missing_or_spent()));
     assert_eq!(chain.accept(first), Err(Rejection::already_in_chain()));
+}
+
+#[test]
+fn a_replacement_paying_more_evicts_the_original_and_its_descendants() {
+    let mut chain = ChainState::new(NOW);
+    let coin = funded(&mut chain, "alice", 100_000);
+    let original = spend(&[coin], vec![pay("bob", 99_000)]);
+    let child = spend(
+        &[OutPoint::new(original.compute_txid(), 0)],
+        vec![pay("carol", 98_000)],
+    );
+    chain.accept(original.clone()).unwrap();
+    chain.accept(child.clone()).unwrap();
+
+    // Higher fee rate and more than original + child (2 000) + its own size at 1 sat/vB.
+    let replacement = spend(&[coin], vec![pay("bob", 97_000)]);
+    assert!(matches!(
+        chain.accept(replacement.clone()),
+        Ok(Accepted::New { fee }) if fee.to_sat() == 3_000
+    ));
+    let mempool = chain.mempool_txids();
+    assert!(mempool.contains(&replacement.compute_txid()));
+    assert!(
+        !mempool.contains(&original.compute_txid()) && !mempool.contains(&child.compute_txid())
+    );
+    assert!(chain.transaction(&original.compute_txid()).is_none());
+    assert!(chain.transaction(&child.compute_txid()).is_none());
+    assert_eq!(
+        chain.spender(&coin).map(|s| s.txid),
+        Some(replacement.compute_txid())
+    );
+    assert!(chain
+        .spender(&OutPoint::new(original.compute_txid(), 0))
+        .is_none());
+
+    chain.mine(1, NOW);
+    assert_eq!(chain.confirmations(&replacement.compute_txid()), Some(1));
+    assert_eq!(chain.confirmations(&original.compute_txid()), None);
+    assert!(chain.mempool_txids().is_empty());
+}
+
+#[test]
+fn replacements_breaking_bip125_rules_are_refused_and_change_nothing() {
+    let mut chain = ChainState::new(NOW);
+    let coin = funded(&mut chain, "alice", 100_000);
+    let other = funded(&mut chain, "dave", 50_000);
+    let original = spend(&[coin], vec![pay("bob", 90_000)]);
+    chain.accept(original.clone()).unwrap();
+    let unrelated = spend(&[other], vec![pay("erin", 49_000)]);
+    chain.accept(unrelated.clone()).unwrap();
+    let before = chain.mempool_txids();
+
+    // Same fee rate (same size, same fee): refused.
+    let same_rate = spend(&[coin], vec![pay("carol", 90_000)]);
+    let refused = chain.accept(same_rate).unwrap_err();
+    assert!(refused.reason.contains("new feerate"), "{refused}");
+    // Adds an unconfirmed input the original did not spend from.
+    let adds_unconfirmed = spend(
+        &[coin, OutPoint::new(unrelated.compute_txid(), 0)],
+        vec![pay("bob", 100_000)],
+    );
+    let refused = chain.accept(adds_unconfirmed).unwrap_err();
+    assert!(
+        refused.reason.starts_with("replacement-adds-unconfirmed"),
+        "{refused}"
+    );
+    // Not enough on top of the evicted fee to pay its own relay.
+    let barely_more = spend(&[coin], vec![pay("bob", 89_990)]);
+    let refused = chain.accept(barely_more).unwrap_err();
+    assert!(
+        refused.reason.contains("not enough additional fees"),
+        "{refused}"
+    );
+    assert_eq!(chain.mempool_txids(), before, "nothing evicted");
+    assert_eq!(
+        chain.spender(&coin).map(|s| s.txid),
+        Some(original.compute_txid())
+    );
+
+    // A higher fee rate but a lower absolute fee: a large original (three outputs) replaced
+    // by a small transaction paying 10 sat less.
+    let third = funded(&mut chain, "frank", 100_000);
+    let large = spend(
+        &[third],
+        vec![pay("bob", 30_000), pay("bob", 30_000), pay("bob", 30_000)],
+    );
+    chain.accept(large.clone()).unwrap();
+    let small = spend(&[third], vec![pay("bob", 90_010)]);
+    assert!(small.vsize() < large.vsize());
+    let refused = chain.accept(small).unwrap_err();
+    assert!(
+        refused.reason.contains("less fees than conflicting txs"),
+        "{refused}"
+    );
+    assert!(chain.mempool_txids().contains(&large.compute_txid()));
 }
 
 #[test]
