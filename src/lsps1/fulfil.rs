@@ -349,16 +349,7 @@ impl OrderService {
             fee: u64,
             weight: u64,
         }
-        let url = format!("{}/tx/{txid}", self.node.esplora_url);
-        let response = self
-            .node
-            .http
-            .get(&url)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .ok()?;
-        let tx: TxFee = response.error_for_status().ok()?.json().await.ok()?;
+        let tx: TxFee = self.esplora_get(&format!("/tx/{txid}")).await?;
         (tx.weight > 0).then(|| tx.fee as f64 * 4.0 / tx.weight as f64)
     }
 
@@ -368,17 +359,21 @@ impl OrderService {
         struct TxStatus {
             confirmed: bool,
         }
-        let url = format!("{}/tx/{txid}/status", self.node.esplora_url);
+        let status: TxStatus = self.esplora_get(&format!("/tx/{txid}/status")).await?;
+        Some(status.confirmed)
+    }
+
+    /// GET `path` from the node's Esplora as JSON; `None` on any failure.
+    async fn esplora_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Option<T> {
         let response = self
             .node
             .http
-            .get(&url)
+            .get(format!("{}{path}", self.node.esplora_url))
             .timeout(Duration::from_secs(10))
             .send()
             .await
             .ok()?;
-        let status: TxStatus = response.error_for_status().ok()?.json().await.ok()?;
-        Some(status.confirmed)
+        response.error_for_status().ok()?.json().await.ok()
     }
 
     /// Starts (or waits for) the channel of a paid order.
