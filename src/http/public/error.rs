@@ -1,7 +1,8 @@
 //! The error body of the public HTTP mirror and the LSPS1-code-to-HTTP-status table.
 //!
-//! Body: `{"error": "<message>", "code": <lsps code>, "message": "<message>", "data": {...}}`
-//! (`data` only when the LSPS1 error carries it). ZEUS checks `error` and shows `message`.
+//! Body: `{"error": "<LSPS1 message>", "code": <lsps code>, "message": "<one sentence>",
+//! "data": {...}}` (`message` is `data.message` when present; `data` only when the LSPS1
+//! error carries it). ZEUS checks `error` and shows `message`.
 //!
 //! | LSPS1 code | meaning | HTTP status |
 //! |---|---|---|
@@ -46,10 +47,15 @@ pub fn status_for(code: i32) -> StatusCode {
 /// The JSON body for an LSPS1 error.
 pub fn body_for(error: &RpcError) -> Value {
     let object = error.error_object();
+    // `message` is the one sentence a wallet shows: the detail when the error has one.
+    let sentence = object
+        .pointer("/data/message")
+        .and_then(Value::as_str)
+        .unwrap_or(&error.message);
     let mut body = json!({
         "error": error.message,
         "code": error.code,
-        "message": error.message,
+        "message": sentence,
     });
     if let Some(data) = object.get("data") {
         body["data"] = data.clone();
@@ -73,7 +79,8 @@ mod tests {
         let body = body_for(&error);
         assert_eq!(status_for(error.code), StatusCode::BAD_REQUEST);
         assert_eq!(body["code"], 100);
-        assert_eq!(body["error"], body["message"]);
+        assert_eq!(body["error"], "Option mismatch");
+        assert_eq!(body["message"], "is below the minimum");
         assert_eq!(body["data"]["property"], "lsp_balance_sat");
     }
 

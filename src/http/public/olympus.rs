@@ -76,6 +76,10 @@ pub(crate) fn checked_new_order(
             ))
         }
     };
+    // ZEUS sends `"refund_onchain_address": ""` when it has none: that means absent.
+    if fields.get("refund_onchain_address") == Some(&Value::String(String::new())) {
+        fields.remove("refund_onchain_address");
+    }
     let request = json!({
         "jsonrpc": "2.0",
         "id": "http",
@@ -128,4 +132,110 @@ fn error_from_reply(response: &str) -> RpcError {
         rpc_error = rpc_error.with_data(data.clone());
     }
     rpc_error
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::Network;
+
+    use super::*;
+    use crate::lsps1::options::Lsps1Options;
+
+    const SEED_PUBKEY: &str = "025b7a68b4cd85668e65db6a343a4c607a462cdd010daa793f82be561a3316c5b1";
+
+    fn guard() -> RequestGuard {
+        RequestGuard::new(Lsps1Options::default(), Network::Regtest)
+    }
+
+    /// The create_order example of the Olympus document, verbatim.
+    fn seed_body() -> Value {
+        json!({
+            "lsp_balance_sat": "10000000",
+            "client_balance_sat": "0",
+            "required_channel_confirmations": 8,
+            "funding_confirms_within_blocks": 6,
+            "channel_expiry_blocks": 13000,
+            "token": "",
+            "refund_onchain_address": "",
+            "announce_channel": false,
+            "public_key": SEED_PUBKEY
+        })
+    }
+
+    #[test]
+    fn seed_example_becomes_an_http_order_for_its_public_key() {
+        let order = checked_new_order(&guard(), &seed_body().to_string(), "public_key").unwrap();
+        assert_eq!(order.client_node_id.to_string(), SEED_PUBKEY);
+        assert_eq!(order.params.lsp_balance_sat, 10_000_000);
+        assert_eq!(order.params.channel_expiry_blocks, 13_000);
+        assert_eq!(order.refund_onchain_address, None);
+        assert!(matches!(order.source, Interface::Http));
+    }
+
+    #[test]
+    fn bad_input_table() {
+        let with = |field: &str, value: Value| {
+            let mut body = seed_body();
+            body[field] = value;
+            body.to_string()
+        };
+        let mut no_key = seed_body();
+        no_key.as_object_mut().unwrap().remove("public_key");
+        let cases: Vec<(&str, String, i32, &str)> = vec![
+            (
+                "malformed json",
+                "{\"lsp_balance_sat\": ".to_string(),
+                rpc::PARSE_ERROR,
+                "",
+            ),
+            (
+                "missing pubkey",
+                no_key.to_string(),
+                rpc::INVALID_PARAMS,
+                "public_key",
+            ),
+            (
+                "bad pubkey",
+                with("public_key", json!("02zz")),
+                rpc::INVALID_PARAMS,
+                "public_key",
+            ),
+            (
+                "negative amount",
+                with("lsp_balance_sat", json!("-1")),
+                rpc::INVALID_PARAMS,
+                "lsp_balance_sat",
+            ),
+            (
+                "amount as number",
+                with("lsp_balance_sat", json!(10)),
+                rpc::INVALID_PARAMS,
+                "lsp_balance_sat",
+            ),
+            (
+                "huge amount",
+                with("lsp_balance_sat", json!("99999999999999999999")),
+                rpc::INVALID_PARAMS,
+                "lsp_balance_sat",
+            ),
+            (
+                "too much liquidity",
+                with("lsp_balance_sat", json!("10000001")),
+                rpc::OPTION_MISMATCH,
+                "max_initial_lsp_balance_sat",
+            ),
+        ];
+        for (name, body, code, property) in cases {
+            let error = checked_new_order(&guard(), &body, "public_key").unwrap_err();
+            assert_eq!(error.code, code, "{name}: {error:?}");
+            if !property.is_empty() {
+                let data = error.data.clone().unwrap_or(Value::Null);
+                assert_eq!(data["property"], property, "{name}: {error:?}");
+            }
+        }
+        let error =
+            checked_new_order(&guard(), &with("surprise", json!(1)), "public_key").unwrap_err();
+        assert_eq!(error.code, rpc::INVALID_PARAMS);
+        assert_eq!(error.data.unwrap()["unrecognized"], json!(["surprise"]));
+    }
 }
