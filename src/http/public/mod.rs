@@ -2,8 +2,9 @@
 //!
 //! Done: the Olympus dialect (`olympus.rs`) and the error body/status mapping (`error.rs`).
 //! Not yet done (issue 5): the Kaleidoswap and Megalith dialects, `quote`, `cancel_order`,
-//! hardening (body limit, timeout, rate limits, CORS), OpenAPI, and serving the router on
-//! `config.http.listen` from the node builder. Nothing serves this router yet.
+//! hardening (body limit, timeout, rate limits, CORS) and OpenAPI. Until hardening lands, do
+//! not expose `[http] listen` to the internet. The node builder serves this router on
+//! `config.http.listen`; TLS is left to a reverse proxy.
 
 pub mod error;
 pub mod olympus;
