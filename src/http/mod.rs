@@ -1,5 +1,6 @@
-//! HTTP surfaces of the node: the operator (admin) API, private and behind an API key.
-//! The public LSPS1 mirror will live here too.
+//! HTTP surfaces of the node: the operator (admin) API, private and behind an API key, and
+//! the public LSPS1 mirror (`public`).
 
 pub mod admin;
 pub mod operator;
+pub mod public;

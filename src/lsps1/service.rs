@@ -367,7 +367,7 @@ impl Lsps1Server for OrderService {
 }
 
 /// `create_order` params the guard has already checked for presence and type.
-fn order_params(params: &Map<String, Value>) -> Result<OrderParams, RpcError> {
+pub(crate) fn order_params(params: &Map<String, Value>) -> Result<OrderParams, RpcError> {
     let amount = |name: &str| {
         params
             .get(name)

@@ -142,6 +142,15 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
     let p2p_addr = bound_addr("Lightning peers", &p2p_listener, config.node.p2p_listen)?;
     let admin_listener = bind("the operator API", config.admin.listen).await?;
     let admin_addr = bound_addr("the operator API", &admin_listener, config.admin.listen)?;
+    let http_listener = match config.http.listen {
+        Some(addr) => {
+            let listener = bind("the public LSPS1 API", addr).await?;
+            let bound = bound_addr("the public LSPS1 API", &listener, addr)?;
+            Some((listener, bound))
+        }
+        None => None,
+    };
+    let http_addr = http_listener.as_ref().map(|(_, bound)| *bound);
 
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
         path: data_dir.display().to_string(),
@@ -571,6 +580,19 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
         shutdown_rx.clone(),
     )));
 
+    let public_uris: Vec<String> = {
+        let node_id = channel_manager.get_our_node_id();
+        if config.node.announce_addresses.is_empty() {
+            vec![format!("{node_id}@{p2p_addr}")]
+        } else {
+            config
+                .node
+                .announce_addresses
+                .iter()
+                .map(|addr| format!("{node_id}@{addr}"))
+                .collect()
+        }
+    };
     let node = Node {
         inner: Arc::new(NodeInner {
             config,
@@ -589,6 +611,7 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
             user_config,
             p2p_addr,
             admin_addr,
+            http_addr,
             admin_api_key: admin_api_key.clone(),
             shutdown,
             tasks: Mutex::new(Vec::new()),
@@ -612,6 +635,32 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
             tracing::error!(error = %e, "operator API server failed");
         }
     }));
+    match (http_listener, node.inner.order_service.clone()) {
+        (Some((listener, _)), Some(service)) => {
+            let state = crate::http::public::PublicState::new(service, public_uris);
+            let router = crate::http::public::router(state);
+            let mut public_stop = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let served = axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = public_stop.wait_for(|stop| *stop).await;
+                })
+                .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "public LSPS1 API server failed");
+                }
+            }));
+        }
+        (Some(_), None) => {
+            tracing::warn!(
+                "[http] listen is set but LSPS1 is disabled: the public API is not served"
+            )
+        }
+        _ => {}
+    }
     node.inner
         .tasks
         .lock()

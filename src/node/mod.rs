@@ -122,6 +122,8 @@ pub(crate) struct NodeInner {
     pub(crate) user_config: UserConfig,
     pub(crate) p2p_addr: SocketAddr,
     pub(crate) admin_addr: SocketAddr,
+    /// Where the public LSPS1 HTTP API listens (`[http] listen`), if configured.
+    pub(crate) http_addr: Option<SocketAddr>,
     pub(crate) admin_api_key: String,
     /// Set to `true` once to stop every background task.
     pub(crate) shutdown: watch::Sender<bool>,
@@ -144,6 +146,11 @@ impl Node {
     /// The address the operator API is served on.
     pub fn admin_listen_addr(&self) -> SocketAddr {
         self.inner.admin_addr
+    }
+
+    /// The bound address of the public LSPS1 HTTP API, when `[http] listen` is set.
+    pub fn http_listen_addr(&self) -> Option<SocketAddr> {
+        self.inner.http_addr
     }
 
     pub fn admin_api_key(&self) -> String {
