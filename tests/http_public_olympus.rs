@@ -72,5 +72,21 @@ async fn olympus_get_info_and_bad_input_over_http() {
     let body: Value = unknown.json().await.unwrap();
     assert_eq!(body["code"], 101);
 
+    let oversized = http
+        .post(format!("{base}/api/v1/create_order"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"pad\": \"{}\"}}", "x".repeat(64 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 413);
+    let orders = node
+        .order_service()
+        .unwrap()
+        .order_book()
+        .orders(&Default::default())
+        .unwrap();
+    assert!(orders.is_empty(), "no refused request stored an order");
+
     node.stop().await.unwrap();
 }
