@@ -7,6 +7,20 @@
 //!   answering a constant string, both through the same keep-alive reqwest client.
 //!
 //! Run with `cargo bench --bench devchain`.
+//!
+//! Example output on a 2-core machine (shared with other builds), 2026-11-22:
+//!
+//! ```text
+//! mining: 1000 blocks in 5.21ms = 191847 blocks/s
+//! baseline: 2682150 header hashes/s
+//! ratio: one mined block costs 14.0 header hashes
+//! baseline: trivial axum handler 8919 req/s
+//! tip height: 8444 req/s (ratio to baseline 0.95)
+//! tip hash: 9406 req/s (ratio to baseline 1.05)
+//! ```
+//!
+//! Each figure is one timed pass, so ratios near 1.0 are within noise: the tip routes cost
+//! about what a trivial axum handler costs.
 
 use std::time::{Duration, Instant};
 
