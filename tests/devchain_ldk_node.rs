@@ -6,13 +6,14 @@
 //! Both tests are end-to-end scenarios (`e2e_` prefix) and can be run alone with
 //! `cargo test --test devchain_ldk_node`.
 
+mod common;
+
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
 use bitcoin::{Address, Network, OutPoint, Txid};
 use ldk_node::config::EsploraSyncConfig;
-use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
 use ldk_node::{Builder, Event, Node};
 use lsp_node::devchain::{Devchain, DevchainOptions};
@@ -29,14 +30,6 @@ async fn start_devchain() -> Devchain {
     .expect("devchain starts")
 }
 
-/// A free 127.0.0.1 port: ldk-node needs an explicit one, so bind port 0, read it, release it.
-fn free_local_address() -> SocketAddress {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("127.0.0.1:{port}").parse().unwrap()
-}
-
 /// An ldk-node node on regtest whose only chain source is the devchain, without background
 /// syncing (tests sync explicitly right after mining).
 fn start_node(devchain: &Devchain, storage: &Path) -> Node {
@@ -44,7 +37,7 @@ fn start_node(devchain: &Devchain, storage: &Path) -> Node {
     builder.set_network(Network::Regtest);
     builder.set_storage_dir_path(storage.to_str().unwrap().to_string());
     builder
-        .set_listening_addresses(vec![free_local_address()])
+        .set_listening_addresses(vec![common::free_local_address()])
         .unwrap();
     builder.set_chain_source_esplora(
         devchain.base_url(),

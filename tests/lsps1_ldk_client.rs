@@ -89,14 +89,6 @@ fn lsp_config(
     config
 }
 
-/// A free 127.0.0.1 port: ldk-node needs an explicit one, so bind port 0, read it, release it.
-fn free_local_address() -> SocketAddress {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("127.0.0.1:{port}").parse().unwrap()
-}
-
 /// An ldk-node client on the devchain with `lsp` as its LSPS1 liquidity source.
 fn start_client(
     devchain: &Devchain,
@@ -108,7 +100,7 @@ fn start_client(
     builder.set_network(Network::Regtest);
     builder.set_storage_dir_path(storage.to_str().unwrap().to_string());
     builder
-        .set_listening_addresses(vec![free_local_address()])
+        .set_listening_addresses(vec![common::free_local_address()])
         .unwrap();
     builder.set_chain_source_esplora(
         devchain.base_url(),

@@ -216,3 +216,11 @@ pub async fn wait_for_mempool(devchain: &Devchain, what: &str) -> Vec<bitcoin::T
     })
     .await
 }
+
+/// A free 127.0.0.1 port: ldk-node needs an explicit one, so bind port 0, read it, release it.
+pub fn free_local_address() -> ldk_node::lightning::ln::msgs::SocketAddress {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("127.0.0.1:{port}").parse().unwrap()
+}
