@@ -55,6 +55,9 @@ pub struct FileNode {
 #[serde(deny_unknown_fields)]
 pub struct FileHttp {
     pub listen: Option<String>,
+    pub rate_limit_per_minute: Option<u32>,
+    pub rate_limit_burst: Option<u32>,
+    pub cors_allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -101,6 +104,9 @@ pub fn render(config: &super::Config) -> String {
         },
         http: FileHttp {
             listen: config.http.listen.map(|a| a.to_string()),
+            rate_limit_per_minute: Some(config.http.limits.rate_limit_per_minute),
+            rate_limit_burst: Some(config.http.limits.rate_limit_burst),
+            cors_allowed_origins: Some(config.http.limits.cors_allowed_origins.clone()),
         },
         admin: FileAdmin {
             listen: Some(config.admin.listen.to_string()),

@@ -15,8 +15,8 @@ use bitcoin::Network;
 
 use super::file::FileConfig;
 use super::{
-    AdminConfig, ChainConfig, ChainSource, Config, ConfigError, HttpConfig, LogConfig, LogFormat,
-    NodeConfig,
+    AdminConfig, ChainConfig, ChainSource, Config, ConfigError, HttpConfig, HttpLimits, LogConfig,
+    LogFormat, NodeConfig,
 };
 
 /// Default address of the embedded devchain's Esplora API.
@@ -275,6 +275,7 @@ impl Resolver<'_> {
             node,
             http: HttpConfig {
                 listen: http_listen,
+                limits: self.resolve_http_limits()?,
             },
             admin: AdminConfig {
                 listen: admin_listen,
@@ -450,6 +451,49 @@ impl Resolver<'_> {
                 .min_inbound_channel_sat
                 .unwrap_or(DEFAULT_MIN_INBOUND_CHANNEL_SAT),
             seed_file,
+        })
+    }
+
+    fn resolve_http_limits(&self) -> Result<HttpLimits, ConfigError> {
+        let http = &self.file.http;
+        let defaults = HttpLimits::default();
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
+            origin: Origin::File {
+                path: self.label.clone(),
+                key,
+            }
+            .to_string(),
+            problem,
+        };
+        let positive = |key: &'static str, value: Option<u32>, default: u32| match value {
+            Some(0) => Err(invalid(key, "must be at least 1".to_string())),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let origins = http.cors_allowed_origins.clone().unwrap_or_default();
+        for origin in &origins {
+            let web = origin.starts_with("https://") || origin.starts_with("http://");
+            if origin != "*" && (!web || origin.contains(char::is_whitespace)) {
+                return Err(invalid(
+                    "http.cors_allowed_origins",
+                    format!(
+                        "\"{origin}\" is not a web origin such as https://wallet.example, or \"*\""
+                    ),
+                ));
+            }
+        }
+        Ok(HttpLimits {
+            rate_limit_per_minute: positive(
+                "http.rate_limit_per_minute",
+                http.rate_limit_per_minute,
+                defaults.rate_limit_per_minute,
+            )?,
+            rate_limit_burst: positive(
+                "http.rate_limit_burst",
+                http.rate_limit_burst,
+                defaults.rate_limit_burst,
+            )?,
+            cors_allowed_origins: origins,
         })
     }
 

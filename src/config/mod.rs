@@ -110,6 +110,30 @@ pub struct NodeConfig {
 pub struct HttpConfig {
     /// Address of the public LSPS1 HTTP mirror; `None` serves no public HTTP.
     pub listen: Option<SocketAddr>,
+    pub limits: HttpLimits,
+}
+
+/// Protection of the public HTTP mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Requests per minute each client address may make, sustained. Default 120.
+    pub rate_limit_per_minute: u32,
+    /// Requests a client address may make at once before the per-minute rate applies.
+    /// Default 20.
+    pub rate_limit_burst: u32,
+    /// Web origins allowed to call the API from a browser (`https://wallet.example`, or
+    /// `*`). Default none: CORS off.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            rate_limit_per_minute: 120,
+            rate_limit_burst: 20,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +189,7 @@ impl Config {
             },
             http: HttpConfig {
                 listen: Some(any_port),
+                limits: HttpLimits::default(),
             },
             admin: AdminConfig {
                 listen: any_port,

@@ -92,6 +92,15 @@ impl OrderService {
         &self.book
     }
 
+    pub fn network(&self) -> Network {
+        self.node.network
+    }
+
+    /// Height of the chain tip the node last synced to.
+    pub fn best_block_height(&self) -> u32 {
+        self.node.channel_manager.current_best_block().height
+    }
+
     pub(crate) fn now(&self) -> u64 {
         self.book.clock().now_unix_secs()
     }
@@ -144,6 +153,8 @@ impl OrderService {
         token: Option<&str>,
     ) -> Result<Option<crate::lsps1::coupons::Coupon>, RpcError> {
         let bad_token = |message: &str| RpcError::new(rpc::UNRECOGNIZED_TOKEN, message);
+        // Wallets without a token send "" (the Olympus document does): no token.
+        let token = token.filter(|t| !t.is_empty());
         let token = match (self.config.token_mode, token) {
             (TokenMode::Ignore, _) | (TokenMode::Coupon, None) => return Ok(None),
             (TokenMode::Required, None) => {

@@ -151,6 +151,7 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
         None => None,
     };
     let http_addr = http_listener.as_ref().map(|(_, bound)| *bound);
+    let http_limits = config.http.limits.clone();
 
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
         path: data_dir.display().to_string(),
@@ -637,7 +638,7 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
     }));
     match (http_listener, node.inner.order_service.clone()) {
         (Some((listener, _)), Some(service)) => {
-            let state = crate::http::public::PublicState::new(service, public_uris);
+            let state = crate::http::public::PublicState::new(service, public_uris, http_limits);
             let router = crate::http::public::router(state);
             let mut public_stop = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {

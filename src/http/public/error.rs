@@ -13,8 +13,17 @@
 //! | 102 | unrecognized token | 400 |
 //! | 1 | client rejected | 403 |
 //! | 101 | order not found | 404 |
-//! | -32601 | no such method | 404 |
+//! | -32601 | no such method or path | 404 |
+//! | -32001 | the order can no longer be cancelled | 409 |
+//! | -32002 | the cancel signature is not the ordering node's | 403 |
+//! | -32003 | too many requests from this address (`Retry-After` header) | 429 |
+//! | -32600 (body over the size limit) | request too large | 413 |
+//! | -32600 (a path that does not take this method) | method not allowed | 405 |
+//! | -32603 (request time limit reached) | timeout | 503 |
 //! | -32603 and anything else | internal error | 500 |
+//!
+//! -32001 to -32003 are in JSON-RPC's implementation-defined server-error range: only the HTTP
+//! mirror produces them (p2p clients cannot cancel, and are not rate-limited per address).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -23,13 +32,33 @@ use serde_json::{json, Value};
 
 use crate::lsps1::rpc::{self, RpcError};
 
-/// An LSPS1 error on its way out over HTTP.
+/// The order is no longer CREATED, so `cancel_order` cannot cancel it.
+pub const ORDER_NOT_CANCELLABLE: i32 = -32001;
+/// A `cancel_order` signature that does not verify against the order's node id.
+pub const NOT_AUTHORIZED: i32 = -32002;
+/// The per-address rate limit was reached.
+pub const RATE_LIMITED: i32 = -32003;
+
+/// An LSPS1 error on its way out over HTTP, with the status the table above gives its code
+/// unless a transport failure (size, time) chose another.
 #[derive(Debug)]
-pub struct HttpError(pub RpcError);
+pub struct HttpError {
+    pub error: RpcError,
+    pub status: StatusCode,
+}
+
+impl HttpError {
+    pub fn with_status(error: RpcError, status: StatusCode) -> Self {
+        HttpError { error, status }
+    }
+}
 
 impl From<RpcError> for HttpError {
     fn from(error: RpcError) -> Self {
-        HttpError(error)
+        HttpError {
+            status: status_for(error.code),
+            error,
+        }
     }
 }
 
@@ -40,6 +69,9 @@ pub fn status_for(code: i32) -> StatusCode {
         rpc::OPTION_MISMATCH | rpc::UNRECOGNIZED_TOKEN => StatusCode::BAD_REQUEST,
         rpc::CLIENT_REJECTED => StatusCode::FORBIDDEN,
         rpc::ORDER_NOT_FOUND | rpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        ORDER_NOT_CANCELLABLE => StatusCode::CONFLICT,
+        NOT_AUTHORIZED => StatusCode::FORBIDDEN,
+        RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -65,7 +97,7 @@ pub fn body_for(error: &RpcError) -> Value {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        (status_for(self.0.code), Json(body_for(&self.0))).into_response()
+        (self.status, Json(body_for(&self.error))).into_response()
     }
 }
 

@@ -1,14 +1,27 @@
-//! The public HTTP mirror of LSPS1: an axum router over the node's `OrderService`.
+//! The public HTTP mirror of LSPS1: an axum router over the node's `OrderService`, served by
+//! the node builder on `[http] listen` (TLS is left to a reverse proxy).
 //!
-//! Done: the Olympus dialect (`olympus.rs`), the error body/status mapping (`error.rs`), a
-//! body limit ([`MAX_BODY_BYTES`], 413) and a request time limit ([`REQUEST_TIMEOUT`], 503).
-//! Not yet done (issue 5): the Kaleidoswap and Megalith dialects, `quote`, `cancel_order`,
-//! per-IP and per-pubkey rate limits, CORS and OpenAPI. Until rate limits land, do not expose
-//! `[http] listen` to the internet. The node builder serves this router on
-//! `config.http.listen`; TLS is left to a reverse proxy.
+//! - `olympus.rs`: the Olympus dialect (`/api/v1/`) and the same calls for Megalith-style
+//!   clients (`/api/lsps1/v1/`).
+//! - `kaleidoswap.rs`: the Kaleidoswap dialect (`/api/v1/lsps1/`).
+//! - `orders.rs`: `quote` and `cancel_order`, shared by every dialect.
+//! - `request.rs`: reading bodies and checking order requests with the p2p guard.
+//! - `error.rs`: the error body and the code-to-status table.
+//! - `limits.rs`: the per-address rate limit and CORS.
+//! - `openapi.rs`: the OpenAPI document, served at `/api/v1/openapi.json`.
+//!
+//! Every answer, errors included, is JSON: an unknown path is 404 (-32601), a wrong method
+//! 405, a body over [`MAX_BODY_BYTES`] 413, and a request still running after
+//! [`REQUEST_TIMEOUT`] 503. The per-client open-order limit is the order service's
+//! (`[lsps1.limits] max_unpaid_orders_per_peer`), the same over p2p.
 
 pub mod error;
+pub mod kaleidoswap;
+pub mod limits;
 pub mod olympus;
+pub mod openapi;
+pub mod orders;
+pub mod request;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +31,13 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use serde_json::json;
 
+use self::error::HttpError;
+use self::limits::RateLimiter;
+use crate::config::HttpLimits;
 use crate::lsps1::guard::RequestGuard;
+use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::service::OrderService;
 
 /// What every public handler needs.
@@ -30,15 +48,19 @@ pub struct PublicState {
     pub guard: Arc<RequestGuard>,
     /// `<node_id>@<addr>` strings advertised by `get_info`.
     pub uris: Arc<Vec<String>>,
+    pub limits: Arc<HttpLimits>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl PublicState {
-    pub fn new(service: Arc<OrderService>, uris: Vec<String>) -> Self {
-        let guard = RequestGuard::new(service.config().options.clone(), service.node.network);
+    pub fn new(service: Arc<OrderService>, uris: Vec<String>, limits: HttpLimits) -> Self {
+        let guard = RequestGuard::new(service.config().options.clone(), service.network());
         PublicState {
             service,
             guard: Arc::new(guard),
             uris: Arc::new(uris),
+            limiter: Arc::new(RateLimiter::new(&limits)),
+            limits: Arc::new(limits),
         }
     }
 }
@@ -49,25 +71,47 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Longest a request may take before it is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The public router (all dialects implemented so far).
+/// The public router: every dialect, behind the limits.
 pub fn router(state: PublicState) -> Router {
     olympus::routes()
-        .with_state(state)
+        .merge(kaleidoswap::routes())
+        .merge(orders::routes())
+        .merge(openapi::routes())
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(time_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::cors))
+        .with_state(state)
 }
 
 async fn time_limit(request: Request, next: Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => (
+        Err(_) => HttpError::with_status(
+            RpcError::new(rpc::INTERNAL_ERROR, "timeout")
+                .with_data(json!({ "message": "The request took too long; try again." })),
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({
-                "error": "timeout",
-                "code": crate::lsps1::rpc::INTERNAL_ERROR,
-                "message": "The request took too long; try again.",
-            })),
         )
-            .into_response(),
+        .into_response(),
     }
+}
+
+async fn unknown_path() -> HttpError {
+    RpcError::method_not_found()
+        .with_data(json!({ "message": "no such path; see /api/v1/openapi.json" }))
+        .into()
+}
+
+async fn wrong_method() -> HttpError {
+    HttpError::with_status(
+        RpcError::new(rpc::INVALID_REQUEST, "Method not allowed").with_data(
+            json!({ "message": "this path does not take this HTTP method; see /api/v1/openapi.json" }),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
 }

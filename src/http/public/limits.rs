@@ -1,0 +1,239 @@
+//! Protection of the public listener: a per-address rate limit and CORS.
+//!
+//! The rate limit is a token bucket per client address (IPv6 clients per /64, since one host
+//! usually holds a whole /64): `burst` requests at once, refilled at `per_minute`. A request
+//! over the limit is answered 429 with `Retry-After` before any handler runs, so a flood costs
+//! a map lookup and never reaches the order book. Behind a reverse proxy every request comes
+//! from the proxy's address; rate-limit at the proxy then, or raise the limit.
+//!
+//! CORS is off unless origins are configured: then those origins (or `*`) get
+//! `Access-Control-Allow-Origin` on every answer, and preflight requests are answered 204.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::{HttpError, RATE_LIMITED};
+use super::PublicState;
+use crate::config::HttpLimits;
+use crate::lsps1::rpc::RpcError;
+
+/// Addresses tracked before idle ones are forgotten.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+/// Token buckets per client address.
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    pub fn new(limits: &HttpLimits) -> Self {
+        RateLimiter {
+            per_second: f64::from(limits.rate_limit_per_minute) / 60.0,
+            burst: f64::from(limits.rate_limit_burst),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request from `client`'s bucket: `Ok`, or how many seconds until one is left.
+    pub fn admit(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+        let key = bucket_key(client);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_TRACKED_ADDRESSES && !buckets.contains_key(&key) {
+            buckets.retain(|_, bucket| self.refilled(bucket, now) < self.burst);
+        }
+        let bucket = buckets.entry(key).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        bucket.tokens = self.refilled(bucket, now);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - bucket.tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
+
+    fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        (bucket.tokens + elapsed * self.per_second).min(self.burst)
+    }
+}
+
+/// IPv4 addresses count alone; IPv6 addresses by their /64.
+fn bucket_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+    }
+}
+
+pub async fn rate_limit(
+    State(state): State<PublicState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // Without connection info (the router driven in-process) there is no address to limit.
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    if let Some(client) = client {
+        if let Err(retry_after) = state.limiter.admit(client, Instant::now()) {
+            let error = RpcError::new(RATE_LIMITED, "Too many requests").with_data(json!({
+                "message": format!("too many requests from this address; retry in {retry_after} s"),
+            }));
+            let mut response = HttpError::from(error).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+pub async fn cors(State(state): State<PublicState>, request: Request, next: Next) -> Response {
+    let allowed = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|origin| origin.to_str().ok())
+        .and_then(|origin| allowed_origin(&state.limits.cors_allowed_origins, origin));
+    let Some(allowed) = allowed else {
+        return next.run(request).await;
+    };
+    let mut response = if request.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&allowed) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, authorization"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    response
+}
+
+/// The `Access-Control-Allow-Origin` value for `origin`, if it may read our answers.
+fn allowed_origin(configured: &[String], origin: &str) -> Option<String> {
+    if configured.iter().any(|o| o == "*") {
+        return Some("*".to_string());
+    }
+    configured
+        .iter()
+        .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        .then(|| origin.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limiter(per_minute: u32, burst: u32) -> RateLimiter {
+        RateLimiter::new(&HttpLimits {
+            rate_limit_per_minute: per_minute,
+            rate_limit_burst: burst,
+            ..HttpLimits::default()
+        })
+    }
+
+    #[test]
+    fn a_burst_is_admitted_then_refused_until_refilled() {
+        let limiter = limiter(60, 3);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let start = Instant::now();
+        for _ in 0..3 {
+            limiter.admit(a, start).unwrap();
+        }
+        assert_eq!(limiter.admit(a, start), Err(1));
+        limiter
+            .admit(b, start)
+            .expect("another address has its own bucket");
+        limiter
+            .admit(a, start + Duration::from_millis(1_000))
+            .expect("one token back after a second at 60/min");
+        assert!(limiter
+            .admit(a, start + Duration::from_millis(1_000))
+            .is_err());
+    }
+
+    #[test]
+    fn ipv6_hosts_share_their_slash_64() {
+        let limiter = limiter(60, 1);
+        let now = Instant::now();
+        limiter.admit("2001:db8::1".parse().unwrap(), now).unwrap();
+        assert!(limiter
+            .admit("2001:db8::ffff:2".parse().unwrap(), now)
+            .is_err());
+        limiter
+            .admit("2001:db8:0:1::1".parse().unwrap(), now)
+            .expect("another /64");
+    }
+
+    #[test]
+    fn idle_addresses_are_forgotten_when_the_map_is_full() {
+        let limiter = limiter(60, 2);
+        let start = Instant::now();
+        for i in 0..MAX_TRACKED_ADDRESSES as u32 {
+            limiter.admit(IpAddr::V4(i.into()), start).unwrap();
+        }
+        let later = start + Duration::from_secs(5);
+        limiter.admit("192.0.2.1".parse().unwrap(), later).unwrap();
+        let tracked = limiter.buckets.lock().unwrap().len();
+        assert_eq!(tracked, 1, "every refilled bucket was dropped");
+    }
+
+    #[test]
+    fn only_configured_origins_are_allowed() {
+        let configured = vec!["https://wallet.example/".to_string()];
+        assert_eq!(
+            allowed_origin(&configured, "https://wallet.example").as_deref(),
+            Some("https://wallet.example")
+        );
+        assert_eq!(allowed_origin(&configured, "https://evil.example"), None);
+        assert_eq!(allowed_origin(&[], "https://wallet.example"), None);
+        assert_eq!(
+            allowed_origin(&["*".to_string()], "https://any.example").as_deref(),
+            Some("*")
+        );
+    }
+}

@@ -1,0 +1,490 @@
+//! The OpenAPI 3 document of the public API, built from [`OPERATIONS`] (one row per route the
+//! router serves) and the schemas below, and served at `/api/v1/openapi.json`.
+//!
+//! The document is checked into the repository as `docs/openapi.json`; a test regenerates it
+//! and fails on any difference, and another test calls every row of [`OPERATIONS`] on a live
+//! router, so neither the file nor the table can drift from what is served.
+//! `LSP_NODE_WRITE_OPENAPI=1 cargo test openapi` rewrites the file after a deliberate change.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::PublicState;
+
+pub const PATH: &str = "/api/v1/openapi.json";
+
+/// One served operation: method, path, summary, request schema (POST) and result schema.
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub request: Option<&'static str>,
+    pub response: &'static str,
+    /// Query parameter (name) the operation requires, for GETs that take one.
+    pub query: Option<&'static str>,
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    request: Option<&'static str>,
+    response: &'static str,
+    query: Option<&'static str>,
+) -> Operation {
+    Operation {
+        method,
+        path,
+        summary,
+        request,
+        response,
+        query,
+    }
+}
+
+/// Every route of the public router.
+pub const OPERATIONS: &[Operation] = &[
+    op(
+        "get",
+        "/api/v1/get_info",
+        "Olympus: LSPS1 options and the node's URIs",
+        None,
+        "OlympusInfo",
+        None,
+    ),
+    op(
+        "post",
+        "/api/v1/create_order",
+        "Olympus: create an order",
+        Some("OrderRequest"),
+        "Order",
+        None,
+    ),
+    op(
+        "get",
+        "/api/v1/get_order",
+        "Olympus: an order by id",
+        None,
+        "Order",
+        Some("order_id"),
+    ),
+    op(
+        "get",
+        "/api/lsps1/v1/get_info",
+        "Megalith: LSPS1 options and the node's URIs",
+        None,
+        "OlympusInfo",
+        None,
+    ),
+    op(
+        "post",
+        "/api/lsps1/v1/create_order",
+        "Megalith: create an order",
+        Some("OrderRequest"),
+        "Order",
+        None,
+    ),
+    op(
+        "get",
+        "/api/lsps1/v1/get_order",
+        "Megalith: an order by id",
+        None,
+        "Order",
+        Some("order_id"),
+    ),
+    op(
+        "get",
+        "/api/v1/lsps1/get_info",
+        "Kaleidoswap: connection URL and options",
+        None,
+        "KaleidoswapInfo",
+        None,
+    ),
+    op(
+        "post",
+        "/api/v1/lsps1/create_order",
+        "Kaleidoswap: create an order",
+        Some("KaleidoswapOrderRequest"),
+        "KaleidoswapOrder",
+        None,
+    ),
+    op(
+        "post",
+        "/api/v1/lsps1/get_order",
+        "Kaleidoswap: an order by id",
+        Some("OrderIdRequest"),
+        "KaleidoswapOrder",
+        None,
+    ),
+    op(
+        "post",
+        "/api/v1/lsps1/estimate_fees",
+        "Kaleidoswap: the fees of an order paid over Lightning",
+        Some("KaleidoswapOrderRequest"),
+        "FeeEstimate",
+        None,
+    ),
+    op(
+        "get",
+        "/api/v1/lsps1/network_info",
+        "Kaleidoswap: network and chain height",
+        None,
+        "NetworkInfo",
+        None,
+    ),
+    op(
+        "post",
+        "/api/v1/quote",
+        "The price of an order per payment method, without creating it",
+        Some("QuoteRequest"),
+        "Quote",
+        None,
+    ),
+    op(
+        "post",
+        "/api/v1/cancel_order",
+        "Cancel an unopened order, signed by the ordering node; payments are returned",
+        Some("CancelRequest"),
+        "Order",
+        None,
+    ),
+    op("get", PATH, "This document", None, "OpenApi", None),
+];
+
+pub fn routes() -> Router<PublicState> {
+    Router::new().route(PATH, get(|| async { Json(document()) }))
+}
+
+/// The document, deterministic (same build, same bytes).
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for operation in OPERATIONS {
+        let mut entry = json!({
+            "summary": operation.summary,
+            "operationId": operation_id(operation),
+            "responses": {
+                "200": json_content(operation.response, "Success"),
+                "default": json_content("Error", "An error; see the status table in the description"),
+            },
+        });
+        if let Some(schema) = operation.request {
+            entry["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": { "schema": reference(schema) } },
+            });
+        }
+        if let Some(name) = operation.query {
+            entry["parameters"] = json!([{
+                "name": name, "in": "query", "required": true, "schema": { "type": "string" },
+            }]);
+        }
+        let item = paths
+            .entry(operation.path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        item[operation.method] = entry;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "lsp-node public LSPS1 API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": DESCRIPTION,
+        },
+        "paths": paths,
+        "components": { "schemas": schemas() },
+    })
+}
+
+const DESCRIPTION: &str = "Channel purchases (LSPS1 / bLIP-51) over HTTP in the dialects \
+wallets speak. Orders are shared with the Lightning p2p interface. Errors are \
+{error, code, message, data}: -32700/-32600/-32602/100/102 are 400, 1 and -32002 are 403, \
+101 and -32601 are 404, -32001 is 409, -32003 is 429 (Retry-After), an oversized body is 413, \
+a request over the time limit 503, anything else 500.";
+
+fn operation_id(operation: &Operation) -> String {
+    let name: String = operation
+        .path
+        .trim_start_matches("/api/")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{}_{name}", operation.method)
+}
+
+fn reference(schema: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{schema}") })
+}
+
+fn json_content(schema: &str, description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": reference(schema) } },
+    })
+}
+
+fn sats_string() -> Value {
+    json!({ "type": "string", "pattern": "^[0-9]+$", "description": "sats, as a decimal string" })
+}
+
+fn sats_integer() -> Value {
+    json!({ "type": "integer", "minimum": 0, "description": "sats" })
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": properties })
+}
+
+fn nullable(mut schema: Value) -> Value {
+    schema["nullable"] = json!(true);
+    schema
+}
+
+fn schemas() -> Value {
+    let string = json!({ "type": "string" });
+    let integer = json!({ "type": "integer", "minimum": 0 });
+    let boolean = json!({ "type": "boolean" });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let options = |sats: fn() -> Value| {
+        object(
+            &[
+                "min_required_channel_confirmations",
+                "min_funding_confirms_within_blocks",
+                "supports_zero_channel_reserve",
+                "max_channel_expiry_blocks",
+                "min_initial_client_balance_sat",
+                "max_initial_client_balance_sat",
+                "min_initial_lsp_balance_sat",
+                "max_initial_lsp_balance_sat",
+                "min_channel_balance_sat",
+                "max_channel_balance_sat",
+            ],
+            json!({
+                "min_required_channel_confirmations": integer,
+                "min_funding_confirms_within_blocks": integer,
+                "supports_zero_channel_reserve": boolean,
+                "max_channel_expiry_blocks": integer,
+                "min_initial_client_balance_sat": sats(),
+                "max_initial_client_balance_sat": sats(),
+                "min_initial_lsp_balance_sat": sats(),
+                "max_initial_lsp_balance_sat": sats(),
+                "min_channel_balance_sat": sats(),
+                "max_channel_balance_sat": sats(),
+            }),
+        )
+    };
+    let params_required = [
+        "lsp_balance_sat",
+        "client_balance_sat",
+        "required_channel_confirmations",
+        "funding_confirms_within_blocks",
+        "channel_expiry_blocks",
+        "announce_channel",
+    ];
+    let params = |sats: fn() -> Value| {
+        json!({
+            "lsp_balance_sat": sats(),
+            "client_balance_sat": sats(),
+            "required_channel_confirmations": integer,
+            "funding_confirms_within_blocks": integer,
+            "channel_expiry_blocks": integer,
+            "token": nullable(string.clone()),
+            "refund_onchain_address": nullable(string.clone()),
+            "announce_channel": boolean,
+        })
+    };
+    let with = |mut base: Value, extra: Value| {
+        for (name, schema) in extra.as_object().into_iter().flatten() {
+            base[name] = schema.clone();
+        }
+        base
+    };
+    let payment = |sats: fn() -> Value, onchain: bool| {
+        let mut properties = json!({
+            "state": { "type": "string", "enum": ["EXPECT_PAYMENT", "HOLD", "PAID", "REFUNDED"] },
+            "expires_at": time,
+            "fee_total_sat": sats(),
+            "order_total_sat": sats(),
+        });
+        if onchain {
+            properties = with(
+                properties,
+                json!({
+                    "address": string,
+                    "min_onchain_payment_confirmations": integer,
+                    "min_fee_for_0conf": integer,
+                    "refund_onchain_address": nullable(string.clone()),
+                }),
+            );
+        } else {
+            properties["invoice"] = string.clone();
+        }
+        object(
+            &["state", "expires_at", "fee_total_sat", "order_total_sat"],
+            properties,
+        )
+    };
+    let order = |sats: fn() -> Value| {
+        let mut properties = with(
+            params(sats),
+            json!({
+                "order_id": string,
+                "created_at": time,
+                "order_state": { "type": "string", "enum": ["CREATED", "COMPLETED", "FAILED"] },
+                "payment": object(&[], json!({
+                    "bolt11": payment(sats, false),
+                    "onchain": payment(sats, true),
+                })),
+                "channel": nullable(object(
+                    &["funded_at", "funding_outpoint", "expires_at"],
+                    json!({ "funded_at": time, "funding_outpoint": string, "expires_at": time }),
+                )),
+            }),
+        );
+        properties["token"] = nullable(string.clone());
+        properties
+    };
+    let order_required = [
+        &params_required[..],
+        &[
+            "order_id",
+            "created_at",
+            "order_state",
+            "payment",
+            "channel",
+        ],
+    ]
+    .concat();
+    let price = {
+        let names = [
+            "base_fee_sat",
+            "proportional_fee_sat",
+            "lease_fee_sat",
+            "onchain_fee_sat",
+            "refund_reserve_sat",
+            "discount_sat",
+            "fee_total_sat",
+            "order_total_sat",
+        ];
+        let properties: Map<String, Value> = names
+            .iter()
+            .map(|name| (name.to_string(), sats_string()))
+            .collect();
+        object(&names, Value::Object(properties))
+    };
+    let asset_fields = json!({
+        "asset_id": nullable(string.clone()),
+        "lsp_asset_amount": nullable(integer.clone()),
+        "client_asset_amount": nullable(integer.clone()),
+        "rfq_id": nullable(string.clone()),
+    });
+    json!({
+        "OlympusInfo": with(options(sats_string), json!({
+            "uris": { "type": "array", "items": string, "description": "node_id@host:port" },
+        })),
+        "OrderRequest": object(
+            &[&params_required[..], &["public_key"]].concat(),
+            with(params(sats_string), json!({ "public_key": string })),
+        ),
+        "Order": object(&order_required, order(sats_string)),
+        "KaleidoswapInfo": object(&["lsp_connection_url", "options"], json!({
+            "lsp_connection_url": nullable(string.clone()),
+            "options": options(sats_integer),
+        })),
+        "KaleidoswapOrderRequest": object(
+            &["client_pubkey", "lsp_balance_sat", "client_balance_sat",
+              "required_channel_confirmations", "funding_confirms_within_blocks",
+              "channel_expiry_blocks"],
+            with(with(params(sats_integer), asset_fields.clone()), json!({
+                "client_pubkey": string,
+                "email": nullable(string.clone()),
+            })),
+        ),
+        "KaleidoswapOrder": object(
+            &[&order_required[..], &["client_pubkey"]].concat(),
+            with(with(order(sats_integer), asset_fields), json!({
+                "client_pubkey": string,
+                "asset_price_sat": nullable(integer.clone()),
+                "asset_delivery_status": { "type": "string", "enum": ["NOT_REQUIRED"] },
+            })),
+        ),
+        "OrderIdRequest": object(&["order_id"], json!({ "order_id": string })),
+        "FeeEstimate": object(
+            &["setup_fee", "capacity_fee", "duration_fee", "total_fee", "applied_discount"],
+            json!({
+                "setup_fee": sats_integer(),
+                "capacity_fee": sats_integer(),
+                "duration_fee": sats_integer(),
+                "total_fee": sats_integer(),
+                "applied_discount": sats_integer(),
+                "discount_code": nullable(string.clone()),
+            }),
+        ),
+        "NetworkInfo": object(&["network", "height"], json!({
+            "network": { "type": "string", "enum": ["bitcoin", "testnet", "testnet4", "signet", "regtest"] },
+            "height": integer,
+        })),
+        "QuoteRequest": object(
+            &params_required,
+            with(params(sats_string), json!({ "public_key": nullable(string.clone()) })),
+        ),
+        "Quote": object(
+            &["lsp_balance_sat", "client_balance_sat", "channel_expiry_blocks",
+              "funding_confirms_within_blocks", "bolt11"],
+            json!({
+                "lsp_balance_sat": sats_string(),
+                "client_balance_sat": sats_string(),
+                "channel_expiry_blocks": integer,
+                "funding_confirms_within_blocks": integer,
+                "bolt11": price,
+                "onchain": price,
+            }),
+        ),
+        "CancelRequest": object(&["order_id", "signature"], json!({
+            "order_id": string,
+            "signature": {
+                "type": "string",
+                "description": "Lightning signmessage (zbase32) of `cancel_order:<order_id>` by the order's node key",
+            },
+        })),
+        "Error": object(&["error", "code", "message"], json!({
+            "error": string,
+            "code": { "type": "integer" },
+            "message": string,
+            "data": { "type": "object" },
+        })),
+        "OpenApi": { "type": "object" },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+
+    #[test]
+    fn openapi_document_matches_the_checked_in_copy() {
+        let generated = serde_json::to_string_pretty(&document()).unwrap() + "\n";
+        if std::env::var_os("LSP_NODE_WRITE_OPENAPI").is_some() {
+            std::fs::write(CHECKED_IN, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(CHECKED_IN).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "docs/openapi.json differs from the served document; run \
+             `LSP_NODE_WRITE_OPENAPI=1 cargo test openapi` and commit the file"
+        );
+    }
+
+    #[test]
+    fn every_reference_names_a_schema() {
+        let document = document();
+        let text = document.to_string();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        for piece in text.split("#/components/schemas/").skip(1) {
+            let name: String = piece.chars().take_while(|c| *c != '"').collect();
+            assert!(schemas.contains_key(&name), "missing schema {name}");
+        }
+    }
+}
