@@ -1001,3 +1001,152 @@ async fn e2e_operator_cancels_orders_and_a_client_that_never_returns_is_refunded
         .expect_err("unknown order");
     assert_eq!(missing.status, 404);
 }
+
+/// One call to the LSP's public HTTP API: the status and the JSON body.
+async fn http_call(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.expect("HTTP answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_http_order_for_an_ldk_node_client_opens_its_channel_and_agrees_with_p2p() {
+    use ldk_node::lightning_liquidity::lsps0::ser::LSPSDateTime;
+    use serde_json::json;
+
+    let Scene {
+        devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(|_| {}, 2_000_000, 500_000, None).await;
+    let base = format!(
+        "http://{}",
+        lsp.node.http_listen_addr().expect("public API")
+    );
+    let http = reqwest::Client::new();
+    let refund = client.onchain_payment().new_address().unwrap();
+    let order_body = json!({
+        "lsp_balance_sat": "100000", "client_balance_sat": "0",
+        "required_channel_confirmations": 1, "funding_confirms_within_blocks": 6,
+        "channel_expiry_blocks": 1000, "announce_channel": false,
+        "refund_onchain_address": refund.to_string(),
+        "public_key": client.node_id().to_string(),
+    });
+
+    // An order the client cancels with its own node's signmessage signature.
+    let (status, cancelled) = http_call(
+        http.post(format!("{base}/api/v1/create_order"))
+            .json(&order_body),
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    let cancelled_id = cancelled["order_id"].as_str().unwrap().to_string();
+    let message = lsp_node::http::public::orders::cancel_message(&cancelled_id);
+    let signature = client.sign_message(message.as_bytes());
+    let (status, body) = http_call(
+        http.post(format!("{base}/api/v1/cancel_order"))
+            .json(&json!({ "order_id": cancelled_id, "signature": signature })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["order_state"], "FAILED");
+    let seen = check_order_status(&client, &cancelled_id).await;
+    assert_eq!(
+        seen.payment_options.bolt11.unwrap().state,
+        LSPS1PaymentState::Refunded,
+        "the client sees the cancel over p2p"
+    );
+
+    // An order made over HTTP, paid from the client's wallet.
+    let (status, order) = http_call(
+        http.post(format!("{base}/api/v1/create_order"))
+            .json(&order_body),
+    )
+    .await;
+    assert_eq!(status, 200, "{order}");
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let pay_to = order["payment"]["onchain"]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pay_to: bitcoin::Address = pay_to
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .unwrap()
+        .assume_checked();
+    let amount: u64 = order["payment"]["onchain"]["order_total_sat"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let payer = Arc::clone(&client);
+    let txid = blocking(move || {
+        payer
+            .onchain_payment()
+            .send_to_address(&pay_to, amount, None)
+    })
+    .await
+    .expect("client pays on-chain");
+    mine_once_broadcast(&devchain, txid).await;
+    lsp.wait_order(&id, "the HTTP order to complete", |o| {
+        o.state == OrderState::Completed
+    })
+    .await;
+    let details = wait_usable_channel(&devchain, &lsp, &client, 100_000).await;
+
+    let (status, over_http) =
+        http_call(http.get(format!("{base}/api/v1/get_order?order_id={id}"))).await;
+    assert_eq!(status, 200);
+    let over_p2p = check_order_status(&client, &id).await;
+    assert_eq!(over_http["order_state"], "COMPLETED");
+    assert_eq!(over_p2p.order_id.0, id);
+    let params = &over_p2p.order_params;
+    assert_eq!(
+        over_http["lsp_balance_sat"],
+        params.lsp_balance_sat.to_string()
+    );
+    assert_eq!(
+        over_http["client_balance_sat"],
+        params.client_balance_sat.to_string()
+    );
+    assert_eq!(
+        over_http["channel_expiry_blocks"],
+        params.channel_expiry_blocks
+    );
+    assert_eq!(over_http["announce_channel"], params.announce_channel);
+    let http_onchain = &over_http["payment"]["onchain"];
+    let p2p_onchain = over_p2p.payment_options.onchain.clone().unwrap();
+    assert_eq!(http_onchain["state"], "PAID");
+    assert_eq!(p2p_onchain.state, LSPS1PaymentState::Paid);
+    assert_eq!(
+        http_onchain["order_total_sat"],
+        p2p_onchain.order_total_sat.to_string()
+    );
+    assert_eq!(http_onchain["address"], p2p_onchain.address.to_string());
+    let p2p_bolt11 = over_p2p.payment_options.bolt11.clone().unwrap();
+    assert_eq!(
+        over_http["payment"]["bolt11"]["invoice"],
+        p2p_bolt11.invoice.to_string()
+    );
+    // The unused option is left as it was; an HTLC paying it now would be failed back.
+    assert_eq!(over_http["payment"]["bolt11"]["state"], "EXPECT_PAYMENT");
+    assert_eq!(p2p_bolt11.state, LSPS1PaymentState::ExpectPayment);
+    let p2p_channel = over_p2p.channel_state.expect("the client sees the channel");
+    let http_channel = &over_http["channel"];
+    assert_eq!(
+        http_channel["funding_outpoint"],
+        p2p_channel.funding_outpoint.to_string()
+    );
+    assert_eq!(
+        details.funding_txo.map(|o| o.to_string()),
+        Some(p2p_channel.funding_outpoint.to_string())
+    );
+    for (field, p2p_time) in [
+        ("funded_at", &p2p_channel.funded_at),
+        ("expires_at", &p2p_channel.expires_at),
+    ] {
+        let http_time: LSPSDateTime = http_channel[field].as_str().unwrap().parse().unwrap();
+        assert_eq!(&http_time, p2p_time, "{field}");
+    }
+    client.stop().unwrap();
+}
