@@ -671,6 +671,39 @@ listen = "127.0.0.1:3001"
     }
 
     #[test]
+    fn http_limits_default_and_refuse_impossible_values() {
+        let none = ConfigOverrides::default();
+        let config = parse_with(FILE, &none, &[]).unwrap();
+        assert_eq!(config.http.limits, HttpLimits::default());
+        let with_http = |body: &str| format!("{FILE}\n[http]\n{body}\n");
+        let config = parse_with(
+            &with_http("rate_limit_burst = 5\ncors_allowed_origins = [\"https://w.example\"]"),
+            &none,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.http.limits.rate_limit_burst, 5);
+        assert_eq!(
+            config.http.limits.cors_allowed_origins,
+            ["https://w.example"]
+        );
+        let e = error_of(&with_http("rate_limit_per_minute = 0"), &none, &[]);
+        assert!(
+            e.contains("`http.rate_limit_per_minute`") && e.contains("at least 1"),
+            "{e}"
+        );
+        let e = error_of(
+            &with_http("cors_allowed_origins = [\"wallet.example\"]"),
+            &none,
+            &[],
+        );
+        assert!(
+            e.contains("`http.cors_allowed_origins`") && e.contains("not a web origin"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn environment_overrides_the_file_and_flags_override_both() {
         let vars = [
             ("LSP_NODE_DATA_DIR", "/env/data"),
