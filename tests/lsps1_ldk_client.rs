@@ -1150,3 +1150,162 @@ async fn e2e_http_order_for_an_ldk_node_client_opens_its_channel_and_agrees_with
     }
     client.stop().unwrap();
 }
+
+/// The client pays `amount` to `address` from its on-chain wallet and the payment is mined.
+async fn pay_on_chain(
+    devchain: &Devchain,
+    client: &Arc<ldk_node::Node>,
+    address: &str,
+    amount: u64,
+) {
+    let address = address
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .unwrap()
+        .assume_checked();
+    let payer = Arc::clone(client);
+    let txid = blocking(move || {
+        payer
+            .onchain_payment()
+            .send_to_address(&address, amount, None)
+    })
+    .await
+    .expect("client pays on-chain");
+    mine_once_broadcast(devchain, txid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_kaleidoswap_order_completes_for_an_ldk_node_client() {
+    use serde_json::json;
+
+    let Scene {
+        devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(|_| {}, 2_000_000, 500_000, None).await;
+    let base = format!(
+        "http://{}/api/v1/lsps1",
+        lsp.node.http_listen_addr().unwrap()
+    );
+    let http = reqwest::Client::new();
+    let (status, info) = http_call(http.get(format!("{base}/get_info"))).await;
+    assert_eq!(status, 200);
+    // A Kaleidoswap client connects to `lsp_connection_url`: the LSP can only open a
+    // channel to a connected peer.
+    let url = info["lsp_connection_url"].as_str().unwrap().to_string();
+    assert_eq!(
+        url,
+        format!("{}@{}", lsp.node.node_id(), lsp.node.p2p_listen_addr())
+    );
+    let (node_id, address) = url.split_once('@').unwrap();
+    let (node_id, address) = (node_id.parse().unwrap(), address.parse().unwrap());
+    let connector = Arc::clone(&client);
+    blocking(move || connector.connect(node_id, address, true))
+        .await
+        .expect("client connects to the LSP");
+    let refund = client.onchain_payment().new_address().unwrap();
+    let (status, order) = http_call(http.post(format!("{base}/create_order")).json(&json!({
+        "client_pubkey": client.node_id().to_string(),
+        "lsp_balance_sat": 150000, "client_balance_sat": 0,
+        "required_channel_confirmations": 1, "funding_confirms_within_blocks": 6,
+        "channel_expiry_blocks": 1000, "token": null,
+        "refund_onchain_address": refund.to_string(), "announce_channel": false,
+        "asset_id": null, "lsp_asset_amount": null, "client_asset_amount": null, "rfq_id": null,
+    })))
+    .await;
+    assert_eq!(status, 200, "{order}");
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let onchain = &order["payment"]["onchain"];
+    pay_on_chain(
+        &devchain,
+        &client,
+        onchain["address"].as_str().unwrap(),
+        onchain["order_total_sat"].as_u64().unwrap(),
+    )
+    .await;
+    let details = wait_usable_channel(&devchain, &lsp, &client, 150_000).await;
+    let (status, done) = http_call(
+        http.post(format!("{base}/get_order"))
+            .json(&json!({ "order_id": id })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(done["order_state"], "COMPLETED");
+    assert_eq!(done["payment"]["onchain"]["state"], "PAID");
+    assert_eq!(
+        done["channel"]["funding_outpoint"],
+        details.funding_txo.unwrap().to_string()
+    );
+    client.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_http_order_held_over_lightning_is_cancelled_by_its_node_and_the_htlc_returned() {
+    use serde_json::json;
+
+    let Scene {
+        devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(|_| {}, 2_000_000, 1_000_000, None).await;
+    client_opens_channel(&devchain, &lsp, &client, 400_000).await;
+    let balance_before = client.list_balances().total_lightning_balance_sats;
+
+    // The order names a node that is never online (only its key exists), so the channel
+    // cannot open while the client's HTLC is held.
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let owner_key = bitcoin::secp256k1::SecretKey::from_slice(&[42; 32]).unwrap();
+    let owner = owner_key.public_key(&secp);
+    let base = format!("http://{}/api/v1", lsp.node.http_listen_addr().unwrap());
+    let http = reqwest::Client::new();
+    let (status, order) = http_call(http.post(format!("{base}/create_order")).json(&json!({
+        "lsp_balance_sat": "200000", "client_balance_sat": "0",
+        "required_channel_confirmations": 1, "funding_confirms_within_blocks": 6,
+        "channel_expiry_blocks": 1000, "announce_channel": false,
+        "public_key": owner.to_string(),
+    })))
+    .await;
+    assert_eq!(status, 200, "{order}");
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let invoice = order["payment"]["bolt11"]["invoice"].as_str().unwrap();
+    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = invoice.parse().unwrap();
+    let payer = Arc::clone(&client);
+    blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    lsp.wait_order(&id, "the HTLC to be held", |o| {
+        o.bolt11.as_ref().unwrap().state == PaymentState::Hold
+    })
+    .await;
+
+    let message = lsp_node::http::public::orders::cancel_message(&id);
+    let signature = lightning::util::message_signing::sign(message.as_bytes(), &owner_key);
+    let (status, cancelled) = http_call(
+        http.post(format!("{base}/cancel_order"))
+            .json(&json!({ "order_id": id, "signature": signature })),
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["order_state"], "FAILED");
+    assert_eq!(cancelled["payment"]["bolt11"]["state"], "REFUNDED");
+    wait_client_event(&client, "PaymentFailed", |e| {
+        matches!(e, Event::PaymentFailed { .. }).then_some(())
+    })
+    .await;
+    let history = lsp.history(&id);
+    assert_eq!(
+        history.last().unwrap(),
+        "failed: FAILED bolt11=REFUNDED",
+        "{history:?}"
+    );
+    wait_for(
+        "the client's balance to be whole again",
+        DEADLINE,
+        || async {
+            (client.list_balances().total_lightning_balance_sats == balance_before).then_some(())
+        },
+    )
+    .await;
+    client.stop().unwrap();
+}
