@@ -12,42 +12,15 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use bitcoin::{Address, Network, OutPoint, Txid};
-use ldk_node::config::EsploraSyncConfig;
+use bitcoin::{Address, OutPoint, Txid};
 use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
-use ldk_node::{Builder, Event, Node};
-use lsp_node::devchain::{Devchain, DevchainOptions};
+use ldk_node::{Event, Node};
+use lsp_node::devchain::Devchain;
 
-/// Bound on every wait for a node event or a broadcast.
-const DEADLINE: Duration = Duration::from_secs(60);
+use common::{start_devchain, start_ldk_node, DEADLINE};
 
-async fn start_devchain() -> Devchain {
-    Devchain::start(DevchainOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        block_interval: None,
-    })
-    .await
-    .expect("devchain starts")
-}
-
-/// An ldk-node node on regtest whose only chain source is the devchain, without background
-/// syncing (tests sync explicitly right after mining).
-fn start_node(devchain: &Devchain, storage: &Path) -> Node {
-    let mut builder = Builder::new();
-    builder.set_network(Network::Regtest);
-    builder.set_storage_dir_path(storage.to_str().unwrap().to_string());
-    builder
-        .set_listening_addresses(vec![common::free_local_address()])
-        .unwrap();
-    builder.set_chain_source_esplora(
-        devchain.base_url(),
-        Some(EsploraSyncConfig {
-            background_sync_config: None,
-        }),
-    );
-    let node = builder.build().expect("ldk-node builds");
-    node.start().expect("ldk-node starts against the devchain");
-    node
+fn start_ldk_node_on(devchain: &Devchain, storage: &Path) -> Node {
+    start_ldk_node(devchain, storage, |_| {})
 }
 
 /// Runs `future` or fails the test after [`DEADLINE`].
@@ -108,7 +81,7 @@ fn sync(node: &Node) {
 async fn e2e_ldk_node_receives_faucet_coins_and_pays_on_chain() {
     let devchain = start_devchain().await;
     let storage = tempfile::tempdir().unwrap();
-    let node = start_node(&devchain, storage.path());
+    let node = start_ldk_node_on(&devchain, storage.path());
     sync(&node);
     assert_eq!(node.list_balances().total_onchain_balance_sats, 0);
 
@@ -131,7 +104,7 @@ async fn e2e_ldk_node_receives_faucet_coins_and_pays_on_chain() {
     );
 
     let recipient_storage = tempfile::tempdir().unwrap();
-    let recipient = start_node(&devchain, recipient_storage.path());
+    let recipient = start_ldk_node_on(&devchain, recipient_storage.path());
     let recipient_address = recipient.onchain_payment().new_address().unwrap();
     let payment = node
         .onchain_payment()
@@ -172,8 +145,8 @@ async fn e2e_ldk_node_receives_faucet_coins_and_pays_on_chain() {
 async fn e2e_two_ldk_nodes_open_pay_and_close_a_channel() {
     let devchain = start_devchain().await;
     let (storage_a, storage_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let node_a = start_node(&devchain, storage_a.path());
-    let node_b = start_node(&devchain, storage_b.path());
+    let node_a = start_ldk_node_on(&devchain, storage_a.path());
+    let node_b = start_ldk_node_on(&devchain, storage_b.path());
 
     // Both keep the anchor-channel on-chain reserve ldk-node requires by default.
     devchain

@@ -10,9 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
-use bitcoin::Network;
 use common::*;
-use ldk_node::config::EsploraSyncConfig;
 use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning_liquidity::lsps1::msgs::{LSPS1OrderId, LSPS1PaymentState};
 use ldk_node::liquidity::LSPS1OrderStatus;
@@ -96,23 +94,10 @@ fn start_client(
     token: Option<String>,
     storage: &std::path::Path,
 ) -> Arc<ldk_node::Node> {
-    let mut builder = ldk_node::Builder::new();
-    builder.set_network(Network::Regtest);
-    builder.set_storage_dir_path(storage.to_str().unwrap().to_string());
-    builder
-        .set_listening_addresses(vec![common::free_local_address()])
-        .unwrap();
-    builder.set_chain_source_esplora(
-        devchain.base_url(),
-        Some(EsploraSyncConfig {
-            background_sync_config: None,
-        }),
-    );
     let lsp_address: SocketAddress = lsp.p2p_listen_addr().to_string().parse().unwrap();
-    builder.set_liquidity_source_lsps1(lsp.node_id(), lsp_address, token);
-    let node = builder.build().expect("ldk-node builds");
-    node.start().expect("ldk-node starts");
-    Arc::new(node)
+    Arc::new(start_ldk_node(devchain, storage, |builder| {
+        builder.set_liquidity_source_lsps1(lsp.node_id(), lsp_address, token);
+    }))
 }
 
 /// Runs a blocking ldk-node call off the async workers.

@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ldk_node::bitcoin::secp256k1::PublicKey as LdkPublicKey;
-use ldk_node::bitcoin::{Network, OutPoint, Txid};
-use ldk_node::config::EsploraSyncConfig;
+use ldk_node::bitcoin::{OutPoint, Txid};
 use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning::routing::router::RouteParametersConfig;
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
@@ -72,22 +71,6 @@ fn wait_ldk_event<T>(
         }
         found
     })
-}
-
-/// An ldk-node node on regtest syncing from the devchain only when told to.
-fn start_ldk_node(devchain: &Devchain, storage: &std::path::Path) -> ldk_node::Node {
-    let mut builder = ldk_node::Builder::new();
-    builder.set_network(Network::Regtest);
-    builder.set_storage_dir_path(storage.to_str().unwrap().to_string());
-    builder.set_chain_source_esplora(
-        devchain.base_url(),
-        Some(EsploraSyncConfig {
-            background_sync_config: None,
-        }),
-    );
-    let node = builder.build().expect("ldk-node builds");
-    node.start().expect("ldk-node starts against the devchain");
-    node
 }
 
 fn sync_ldk(node: &ldk_node::Node) {
@@ -389,7 +372,7 @@ fn e2e_ldk_node_interop_channels_both_ways_payments_and_cooperative_closes() {
     rt.block_on(fund(&devchain, &operator, LSP_FUNDING_SAT));
 
     let ldk_dir = tempfile::tempdir().unwrap();
-    let ldk = start_ldk_node(&devchain, ldk_dir.path());
+    let ldk = start_ldk_node(&devchain, ldk_dir.path(), |_| {});
     let ldk_address = ldk
         .onchain_payment()
         .new_address()

@@ -224,3 +224,29 @@ pub fn free_local_address() -> ldk_node::lightning::ln::msgs::SocketAddress {
     drop(listener);
     format!("127.0.0.1:{port}").parse().unwrap()
 }
+
+/// An ldk-node node on regtest, listening on a free 127.0.0.1 port, whose only chain source is
+/// the devchain, without background syncing (tests sync explicitly after mining).
+/// `configure` adds to the builder, e.g. an LSPS1 liquidity source.
+pub fn start_ldk_node(
+    devchain: &Devchain,
+    storage: &Path,
+    configure: impl FnOnce(&mut ldk_node::Builder),
+) -> ldk_node::Node {
+    let mut builder = ldk_node::Builder::new();
+    builder.set_network(bitcoin::Network::Regtest);
+    builder.set_storage_dir_path(storage.to_str().unwrap().to_string());
+    builder
+        .set_listening_addresses(vec![free_local_address()])
+        .unwrap();
+    builder.set_chain_source_esplora(
+        devchain.base_url(),
+        Some(ldk_node::config::EsploraSyncConfig {
+            background_sync_config: None,
+        }),
+    );
+    configure(&mut builder);
+    let node = builder.build().expect("ldk-node builds");
+    node.start().expect("ldk-node starts against the devchain");
+    node
+}
