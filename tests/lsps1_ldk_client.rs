@@ -1294,3 +1294,107 @@ async fn e2e_http_order_held_over_lightning_is_cancelled_by_its_node_and_the_htl
     .await;
     client.stop().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_held_htlc_is_failed_back_before_its_deadline_when_no_channel_opens() {
+    use serde_json::json;
+
+    let Scene {
+        devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(
+        // Only the HTLC deadline can end this order.
+        |lsps1| lsps1.open_timeout_secs = 3_600,
+        2_000_000,
+        1_000_000,
+        None,
+    )
+    .await;
+    client_opens_channel(&devchain, &lsp, &client, 400_000).await;
+    let balance_before = client.list_balances().total_lightning_balance_sats;
+
+    // An order for a node that never comes online, paid by the client over Lightning.
+    let owner = bitcoin::secp256k1::SecretKey::from_slice(&[43; 32])
+        .unwrap()
+        .public_key(&bitcoin::secp256k1::Secp256k1::new());
+    let base = format!("http://{}/api/v1", lsp.node.http_listen_addr().unwrap());
+    let (status, order) = http_call(
+        reqwest::Client::new()
+            .post(format!("{base}/create_order"))
+            .json(&json!({
+                "lsp_balance_sat": "200000", "client_balance_sat": "0",
+                "required_channel_confirmations": 1, "funding_confirms_within_blocks": 6,
+                "channel_expiry_blocks": 1000, "announce_channel": false,
+                "public_key": owner.to_string(),
+            })),
+    )
+    .await;
+    assert_eq!(status, 200, "{order}");
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let payer = Arc::clone(&client);
+    blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    lsp.wait_order(&id, "the HTLC to be held", |o| {
+        o.bolt11.as_ref().unwrap().state == PaymentState::Hold
+    })
+    .await;
+    let service = lsp.node.order_service().unwrap();
+    let order_id = OrderId::parse(&id).unwrap();
+    let deadline = service
+        .order_book()
+        .held_htlc(&order_id)
+        .unwrap()
+        .and_then(|htlc| htlc.claim_deadline)
+        .expect("the claim deadline is recorded");
+
+    // The chain reaches the safety margin before the deadline (LDK itself would fail the HTLC
+    // back at the deadline): the order fails there, with no further block.
+    let margin = service.config().htlc_safety_margin_blocks;
+    let (height, _) = devchain.tip();
+    devchain.mine(deadline - margin - height);
+    lsp.operator.sync().await;
+    let failed = lsp
+        .wait_order(&id, "the order to fail at the margin", |o| {
+            o.state == OrderState::Failed
+        })
+        .await;
+    assert_eq!(devchain.tip().0, deadline - margin);
+    assert_eq!(
+        failed.bolt11.as_ref().unwrap().state,
+        PaymentState::Refunded
+    );
+    let history = lsp.history(&id);
+    assert_eq!(history.last().unwrap(), "failed: FAILED bolt11=REFUNDED");
+    let events = service.order_book().events(&order_id).unwrap();
+    assert!(
+        events.last().unwrap().reason.contains("deadline"),
+        "{:?}",
+        events.last()
+    );
+    wait_client_event(&client, "PaymentFailed", |e| {
+        matches!(e, Event::PaymentFailed { .. }).then_some(())
+    })
+    .await;
+    wait_for(
+        "the client's balance to be whole again",
+        DEADLINE,
+        || async {
+            (client.list_balances().total_lightning_balance_sats == balance_before).then_some(())
+        },
+    )
+    .await;
+    let still_open = client
+        .list_channels()
+        .into_iter()
+        .any(|c| c.counterparty_node_id == lsp.node.node_id() && c.is_usable);
+    assert!(still_open, "the HTLC went back off-chain, no force close");
+    client.stop().unwrap();
+}
