@@ -173,6 +173,8 @@ async fn olympus_and_megalith_seed_examples_complete_an_order() {
         assert!(info[key].is_u64(), "{key}: {info}");
     }
     assert!(info["supports_zero_channel_reserve"].is_boolean());
+    assert_eq!(info["min_onchain_payment_confirmations"], 1);
+    assert_eq!(info["min_onchain_payment_size_sat"], Value::Null);
     let (_, megalith_info) = public.get("/api/lsps1/v1/get_info").await;
     assert_eq!(megalith_info, info);
 

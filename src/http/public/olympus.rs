@@ -31,7 +31,15 @@ pub fn routes() -> Router<PublicState> {
 }
 
 pub(super) async fn get_info(State(state): State<PublicState>) -> Json<Value> {
-    let mut info = state.service.config().options.get_info_json();
+    let options = &state.service.config().options;
+    let mut info = options.get_info_json();
+    // Two options of the LSPS1 draft these clients were written against (bLIP-51 moved them
+    // into the on-chain payment of each order); null means "no on-chain payment" / "no minimum".
+    info["min_onchain_payment_confirmations"] = match options.onchain_payment_enabled {
+        true => json!(options.min_onchain_payment_confirmations),
+        false => Value::Null,
+    };
+    info["min_onchain_payment_size_sat"] = Value::Null;
     info["uris"] = json!(state.uris.as_slice());
     Json(info)
 }

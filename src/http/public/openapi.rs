@@ -381,6 +381,8 @@ fn schemas() -> Value {
     json!({
         "OlympusInfo": with(options(sats_string), json!({
             "uris": { "type": "array", "items": string, "description": "node_id@host:port" },
+            "min_onchain_payment_confirmations": nullable(integer.clone()),
+            "min_onchain_payment_size_sat": nullable(sats_string()),
         })),
         "OrderRequest": object(
             &[&params_required[..], &["public_key"]].concat(),
