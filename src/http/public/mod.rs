@@ -115,3 +115,36 @@ async fn wrong_method() -> HttpError {
         StatusCode::METHOD_NOT_ALLOWED,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{to_bytes, Body};
+    use axum::routing::get;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_over_the_time_limit_is_answered_503_in_json() {
+        let slow = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(REQUEST_TIMEOUT * 2).await;
+                    "too late"
+                }),
+            )
+            .layer(middleware::from_fn(time_limit));
+        let request = Request::get("/slow").body(Body::empty()).unwrap();
+        let response = slow.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = to_bytes(response.into_body(), MAX_BODY_BYTES)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], rpc::INTERNAL_ERROR);
+        assert_eq!(body["error"], "timeout");
+        assert!(body["message"].is_string());
+    }
+}
