@@ -126,9 +126,10 @@ fn read_order_request(
     let email = read_email(&mut fields)?;
     for amount in ["lsp_balance_sat", "client_balance_sat"] {
         if let Some(Value::Number(n)) = fields.get(amount) {
-            if let Some(sats) = n.as_u64() {
-                fields.insert(amount.to_string(), Value::String(sats.to_string()));
-            }
+            let sats = n.as_u64().ok_or_else(|| {
+                RpcError::invalid_property(amount, "must be a whole number of sats, 0 or more")
+            })?;
+            fields.insert(amount.to_string(), Value::String(sats.to_string()));
         }
     }
     // Documented default of this dialect.
