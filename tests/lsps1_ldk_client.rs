@@ -1224,6 +1224,60 @@ async fn e2e_kaleidoswap_order_completes_for_an_ldk_node_client() {
     client.stop().unwrap();
 }
 
+/// An order made over HTTP for a node that is never online (only its key exists), paid by the
+/// client over Lightning: the HTLC is held and no channel can open. Returns the order id and
+/// the owner's key.
+async fn order_held_for_an_offline_node(
+    lsp: &Lsp,
+    client: &Arc<ldk_node::Node>,
+    owner_byte: u8,
+) -> (String, bitcoin::secp256k1::SecretKey) {
+    let owner_key = bitcoin::secp256k1::SecretKey::from_slice(&[owner_byte; 32]).unwrap();
+    let owner = owner_key.public_key(&bitcoin::secp256k1::Secp256k1::new());
+    let url = format!(
+        "http://{}/api/v1/create_order",
+        lsp.node.http_listen_addr().unwrap()
+    );
+    let (status, order) = http_call(reqwest::Client::new().post(url).json(&serde_json::json!({
+        "lsp_balance_sat": "200000", "client_balance_sat": "0",
+        "required_channel_confirmations": 1, "funding_confirms_within_blocks": 6,
+        "channel_expiry_blocks": 1000, "announce_channel": false,
+        "public_key": owner.to_string(),
+    })))
+    .await;
+    assert_eq!(status, 200, "{order}");
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let payer = Arc::clone(client);
+    blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    lsp.wait_order(&id, "the HTLC to be held", |o| {
+        o.bolt11.as_ref().unwrap().state == PaymentState::Hold
+    })
+    .await;
+    (id, owner_key)
+}
+
+/// The client's failed payment came back whole: `PaymentFailed`, and its lightning balance is
+/// `before` again.
+async fn wait_payment_returned(client: &Arc<ldk_node::Node>, before: u64) {
+    wait_client_event(client, "PaymentFailed", |e| {
+        matches!(e, Event::PaymentFailed { .. }).then_some(())
+    })
+    .await;
+    wait_for(
+        "the client's balance to be whole again",
+        DEADLINE,
+        || async { (client.list_balances().total_lightning_balance_sats == before).then_some(()) },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_http_order_held_over_lightning_is_cancelled_by_its_node_and_the_htlc_returned() {
     use serde_json::json;
@@ -1237,32 +1291,9 @@ async fn e2e_http_order_held_over_lightning_is_cancelled_by_its_node_and_the_htl
     client_opens_channel(&devchain, &lsp, &client, 400_000).await;
     let balance_before = client.list_balances().total_lightning_balance_sats;
 
-    // The order names a node that is never online (only its key exists), so the channel
-    // cannot open while the client's HTLC is held.
-    let secp = bitcoin::secp256k1::Secp256k1::new();
-    let owner_key = bitcoin::secp256k1::SecretKey::from_slice(&[42; 32]).unwrap();
-    let owner = owner_key.public_key(&secp);
+    let (id, owner_key) = order_held_for_an_offline_node(&lsp, &client, 42).await;
     let base = format!("http://{}/api/v1", lsp.node.http_listen_addr().unwrap());
     let http = reqwest::Client::new();
-    let (status, order) = http_call(http.post(format!("{base}/create_order")).json(&json!({
-        "lsp_balance_sat": "200000", "client_balance_sat": "0",
-        "required_channel_confirmations": 1, "funding_confirms_within_blocks": 6,
-        "channel_expiry_blocks": 1000, "announce_channel": false,
-        "public_key": owner.to_string(),
-    })))
-    .await;
-    assert_eq!(status, 200, "{order}");
-    let id = order["order_id"].as_str().unwrap().to_string();
-    let invoice = order["payment"]["bolt11"]["invoice"].as_str().unwrap();
-    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = invoice.parse().unwrap();
-    let payer = Arc::clone(&client);
-    blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
-    lsp.wait_order(&id, "the HTLC to be held", |o| {
-        o.bolt11.as_ref().unwrap().state == PaymentState::Hold
-    })
-    .await;
 
     let message = lsp_node::http::public::orders::cancel_message(&id);
     let signature = lightning::util::message_signing::sign(message.as_bytes(), &owner_key);
@@ -1274,31 +1305,18 @@ async fn e2e_http_order_held_over_lightning_is_cancelled_by_its_node_and_the_htl
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["order_state"], "FAILED");
     assert_eq!(cancelled["payment"]["bolt11"]["state"], "REFUNDED");
-    wait_client_event(&client, "PaymentFailed", |e| {
-        matches!(e, Event::PaymentFailed { .. }).then_some(())
-    })
-    .await;
     let history = lsp.history(&id);
     assert_eq!(
         history.last().unwrap(),
         "failed: FAILED bolt11=REFUNDED",
         "{history:?}"
     );
-    wait_for(
-        "the client's balance to be whole again",
-        DEADLINE,
-        || async {
-            (client.list_balances().total_lightning_balance_sats == balance_before).then_some(())
-        },
-    )
-    .await;
+    wait_payment_returned(&client, balance_before).await;
     client.stop().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_held_htlc_is_failed_back_before_its_deadline_when_no_channel_opens() {
-    use serde_json::json;
-
     let Scene {
         devchain,
         lsp,
@@ -1315,37 +1333,7 @@ async fn e2e_held_htlc_is_failed_back_before_its_deadline_when_no_channel_opens(
     client_opens_channel(&devchain, &lsp, &client, 400_000).await;
     let balance_before = client.list_balances().total_lightning_balance_sats;
 
-    // An order for a node that never comes online, paid by the client over Lightning.
-    let owner = bitcoin::secp256k1::SecretKey::from_slice(&[43; 32])
-        .unwrap()
-        .public_key(&bitcoin::secp256k1::Secp256k1::new());
-    let base = format!("http://{}/api/v1", lsp.node.http_listen_addr().unwrap());
-    let (status, order) = http_call(
-        reqwest::Client::new()
-            .post(format!("{base}/create_order"))
-            .json(&json!({
-                "lsp_balance_sat": "200000", "client_balance_sat": "0",
-                "required_channel_confirmations": 1, "funding_confirms_within_blocks": 6,
-                "channel_expiry_blocks": 1000, "announce_channel": false,
-                "public_key": owner.to_string(),
-            })),
-    )
-    .await;
-    assert_eq!(status, 200, "{order}");
-    let id = order["order_id"].as_str().unwrap().to_string();
-    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let payer = Arc::clone(&client);
-    blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
-    lsp.wait_order(&id, "the HTLC to be held", |o| {
-        o.bolt11.as_ref().unwrap().state == PaymentState::Hold
-    })
-    .await;
+    let (id, _) = order_held_for_an_offline_node(&lsp, &client, 43).await;
     let service = lsp.node.order_service().unwrap();
     let order_id = OrderId::parse(&id).unwrap();
     let deadline = service
@@ -1379,18 +1367,7 @@ async fn e2e_held_htlc_is_failed_back_before_its_deadline_when_no_channel_opens(
         "{:?}",
         events.last()
     );
-    wait_client_event(&client, "PaymentFailed", |e| {
-        matches!(e, Event::PaymentFailed { .. }).then_some(())
-    })
-    .await;
-    wait_for(
-        "the client's balance to be whole again",
-        DEADLINE,
-        || async {
-            (client.list_balances().total_lightning_balance_sats == balance_before).then_some(())
-        },
-    )
-    .await;
+    wait_payment_returned(&client, balance_before).await;
     let still_open = client
         .list_channels()
         .into_iter()
