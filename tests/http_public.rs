@@ -503,8 +503,9 @@ async fn signed_cancel_before_and_after_payment_refunds_on_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_the_documented_status_and_body_and_changes_nothing() {
     let public = Public::start(|config| {
-        // Two dozen requests from one address: above the default burst.
+        // Two dozen requests from one address: above the default budgets.
         config.http.limits.rate_limit_burst = 1_000;
+        config.http.limits.orders_per_hour = 1_000;
     })
     .await;
     let (_, client) = client_key(21);
@@ -732,6 +733,7 @@ fn client_from(address: &str) -> reqwest::Client {
 async fn a_flood_from_one_address_is_refused_while_others_are_served() {
     let public = Public::start(|config| {
         config.http.limits.rate_limit_burst = 10;
+        config.http.limits.orders_per_hour = 1_000;
         // One token a minute: no refill can blur the counts while the flood runs.
         config.http.limits.rate_limit_per_minute = 1;
     })
@@ -810,6 +812,74 @@ async fn a_flood_from_one_address_is_refused_while_others_are_served() {
     assert_eq!(rate_limited, 190);
     let (orders, _) = public.store_snapshot();
     assert_eq!(orders, 3 + 3, "the flooder's 3 and the other address's 3");
+    public.node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_creates_at_most_its_hourly_orders_and_may_still_read() {
+    let public = Public::start(|config| config.http.limits.orders_per_hour = 2).await;
+    let order = |byte: u8| {
+        json!({
+            "lsp_balance_sat": "100000", "client_balance_sat": "0",
+            "required_channel_confirmations": 1, "funding_confirms_within_blocks": 6,
+            "channel_expiry_blocks": 4320, "announce_channel": false,
+            "public_key": client_key(byte).1.to_string(),
+        })
+    };
+    let url = |path: &str| format!("{}{path}", public.base);
+    let busy = client_from("127.0.0.4");
+    for (byte, path) in [
+        (41, "/api/v1/create_order"),
+        (42, "/api/lsps1/v1/create_order"),
+    ] {
+        let response = busy
+            .post(url(path))
+            .json(&order(byte))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    // A third order, for yet another node and in another dialect: over the budget.
+    let mut kaleidoswap = order(43);
+    let fields = kaleidoswap.as_object_mut().unwrap();
+    let key = fields.remove("public_key").unwrap();
+    fields.insert("client_pubkey".into(), key);
+    let response = busy
+        .post(url("/api/v1/lsps1/create_order"))
+        .json(&kaleidoswap)
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 429, -32003, "third order in the hour");
+    assert!(
+        body["message"].as_str().unwrap().contains("orders"),
+        "{body}"
+    );
+    assert!((1..=1_800).contains(&retry_after), "{retry_after}");
+    let (orders, _) = public.store_snapshot();
+    assert_eq!(orders, 2);
+
+    let response = busy.get(url("/api/v1/get_info")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "reading is not an order");
+    let other = client_from("127.0.0.5");
+    let response = other
+        .post(url("/api/v1/create_order"))
+        .json(&order(44))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "another address has its own budget"
+    );
     public.node.stop().await.unwrap();
 }
 

@@ -57,6 +57,7 @@ pub struct FileHttp {
     pub listen: Option<String>,
     pub rate_limit_per_minute: Option<u32>,
     pub rate_limit_burst: Option<u32>,
+    pub orders_per_hour: Option<u32>,
     pub cors_allowed_origins: Option<Vec<String>>,
 }
 
@@ -106,6 +107,7 @@ pub fn render(config: &super::Config) -> String {
             listen: config.http.listen.map(|a| a.to_string()),
             rate_limit_per_minute: Some(config.http.limits.rate_limit_per_minute),
             rate_limit_burst: Some(config.http.limits.rate_limit_burst),
+            orders_per_hour: Some(config.http.limits.orders_per_hour),
             cors_allowed_origins: Some(config.http.limits.cors_allowed_origins.clone()),
         },
         admin: FileAdmin {

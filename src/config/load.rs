@@ -493,6 +493,11 @@ impl Resolver<'_> {
                 http.rate_limit_burst,
                 defaults.rate_limit_burst,
             )?,
+            orders_per_hour: positive(
+                "http.orders_per_hour",
+                http.orders_per_hour,
+                defaults.orders_per_hour,
+            )?,
             cors_allowed_origins: origins,
         })
     }
@@ -687,11 +692,17 @@ listen = "127.0.0.1:3001"
             config.http.limits.cors_allowed_origins,
             ["https://w.example"]
         );
-        let e = error_of(&with_http("rate_limit_per_minute = 0"), &none, &[]);
-        assert!(
-            e.contains("`http.rate_limit_per_minute`") && e.contains("at least 1"),
-            "{e}"
-        );
+        for key in [
+            "rate_limit_per_minute",
+            "rate_limit_burst",
+            "orders_per_hour",
+        ] {
+            let e = error_of(&with_http(&format!("{key} = 0")), &none, &[]);
+            assert!(
+                e.contains(&format!("`http.{key}`")) && e.contains("at least 1"),
+                "{e}"
+            );
+        }
         let e = error_of(
             &with_http("cors_allowed_origins = [\"wallet.example\"]"),
             &none,

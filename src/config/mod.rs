@@ -121,6 +121,9 @@ pub struct HttpLimits {
     /// Requests a client address may make at once before the per-minute rate applies.
     /// Default 20.
     pub rate_limit_burst: u32,
+    /// Orders each client address may create per hour (all at once, at most). Every order
+    /// holds liquidity until it is paid or expires. Default 10.
+    pub orders_per_hour: u32,
     /// Web origins allowed to call the API from a browser (`https://wallet.example`, or
     /// `*`). Default none: CORS off.
     pub cors_allowed_origins: Vec<String>,
@@ -131,6 +134,7 @@ impl Default for HttpLimits {
         HttpLimits {
             rate_limit_per_minute: 120,
             rate_limit_burst: 20,
+            orders_per_hour: 10,
             cors_allowed_origins: Vec::new(),
         }
     }

@@ -1,10 +1,13 @@
-//! Protection of the public listener: a per-address rate limit and CORS.
+//! Protection of the public listener: per-address rate limits and CORS.
 //!
-//! The rate limit is a token bucket per client address (IPv6 clients per /64, since one host
-//! usually holds a whole /64): `burst` requests at once, refilled at `per_minute`. A request
-//! over the limit is answered 429 with `Retry-After` before any handler runs, so a flood costs
-//! a map lookup and never reaches the order book. Behind a reverse proxy every request comes
-//! from the proxy's address; rate-limit at the proxy then, or raise the limit.
+//! Two token buckets per client address (IPv6 clients per /64, since one host usually holds a
+//! whole /64): every request takes from the request bucket (`rate_limit_burst` at once,
+//! refilled at `rate_limit_per_minute`); a `create_order` also takes from the order bucket
+//! (`orders_per_hour` at once, refilled over the hour), because each order reserves liquidity
+//! until it is paid or expires. A request over either limit is answered 429 with `Retry-After`
+//! before any handler runs, so a flood costs a map lookup and never reaches the order book.
+//! Behind a reverse proxy every request comes from the proxy's address; rate-limit at the
+//! proxy then, or raise the limits.
 //!
 //! CORS is off unless origins are configured: then those origins (or `*`) get
 //! `Access-Control-Allow-Origin` on every answer, and preflight requests are answered 204.
@@ -42,12 +45,29 @@ struct Bucket {
 }
 
 impl RateLimiter {
-    pub fn new(limits: &HttpLimits) -> Self {
+    /// `burst` at once, refilled at `per_second`.
+    pub fn new(per_second: f64, burst: u32) -> Self {
         RateLimiter {
-            per_second: f64::from(limits.rate_limit_per_minute) / 60.0,
-            burst: f64::from(limits.rate_limit_burst),
+            per_second,
+            burst: f64::from(burst),
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The limit on all requests of an address.
+    pub fn for_requests(limits: &HttpLimits) -> Self {
+        RateLimiter::new(
+            f64::from(limits.rate_limit_per_minute) / 60.0,
+            limits.rate_limit_burst,
+        )
+    }
+
+    /// The limit on the orders an address creates.
+    pub fn for_orders(limits: &HttpLimits) -> Self {
+        RateLimiter::new(
+            f64::from(limits.orders_per_hour) / 3_600.0,
+            limits.orders_per_hour,
+        )
     }
 
     /// Takes one request from `client`'s bucket: `Ok`, or how many seconds until one is left.
@@ -92,6 +112,11 @@ fn bucket_key(address: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether a request creates an order (in any dialect).
+fn creates_order(request: &Request) -> bool {
+    request.method() == Method::POST && request.uri().path().ends_with("/create_order")
+}
+
 pub async fn rate_limit(
     State(state): State<PublicState>,
     request: Request,
@@ -103,18 +128,28 @@ pub async fn rate_limit(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
     if let Some(client) = client {
-        if let Err(retry_after) = state.limiter.admit(client, Instant::now()) {
-            let error = RpcError::new(RATE_LIMITED, "Too many requests").with_data(json!({
-                "message": format!("too many requests from this address; retry in {retry_after} s"),
-            }));
-            let mut response = HttpError::from(error).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            return response;
+        let now = Instant::now();
+        if let Err(retry_after) = state.limiter.admit(client, now) {
+            return too_many(retry_after, "requests");
+        }
+        if creates_order(&request) {
+            if let Err(retry_after) = state.order_limiter.admit(client, now) {
+                return too_many(retry_after, "orders");
+            }
         }
     }
     next.run(request).await
+}
+
+fn too_many(retry_after: u64, what: &str) -> Response {
+    let error = RpcError::new(RATE_LIMITED, "Too many requests").with_data(json!({
+        "message": format!("too many {what} from this address; retry in {retry_after} s"),
+    }));
+    let mut response = HttpError::from(error).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }
 
 pub async fn cors(State(state): State<PublicState>, request: Request, next: Next) -> Response {
@@ -169,7 +204,7 @@ mod tests {
     use super::*;
 
     fn limiter(per_minute: u32, burst: u32) -> RateLimiter {
-        RateLimiter::new(&HttpLimits {
+        RateLimiter::for_requests(&HttpLimits {
             rate_limit_per_minute: per_minute,
             rate_limit_burst: burst,
             ..HttpLimits::default()

@@ -49,7 +49,10 @@ pub struct PublicState {
     /// `<node_id>@<addr>` strings advertised by `get_info`.
     pub uris: Arc<Vec<String>>,
     pub limits: Arc<HttpLimits>,
+    /// Every request, per client address.
     pub limiter: Arc<RateLimiter>,
+    /// `create_order` requests, per client address.
+    pub order_limiter: Arc<RateLimiter>,
 }
 
 impl PublicState {
@@ -59,7 +62,8 @@ impl PublicState {
             service,
             guard: Arc::new(guard),
             uris: Arc::new(uris),
-            limiter: Arc::new(RateLimiter::new(&limits)),
+            limiter: Arc::new(RateLimiter::for_requests(&limits)),
+            order_limiter: Arc::new(RateLimiter::for_orders(&limits)),
             limits: Arc::new(limits),
         }
     }
