@@ -84,7 +84,23 @@ async fn e2e_two_nodes_open_pay_restart_close() {
         .await;
     assert_eq!(again.unwrap_err().status, 409);
 
-    // Restart A mid-way: the channel and balances survive.
+    // Restart A mid-way: the channel and balances survive. A payment reports success before
+    // the commitment dance that removes its HTLC ends, and A's balance still moves by that
+    // HTLC output's fee until then; B's side empties only after A holds its final commitment.
+    wait_for(
+        "both commitments to settle every HTLC",
+        DEADLINE,
+        || async {
+            let a_channels = a.channels().await;
+            let b_channels = b.channels().await;
+            (a_channels
+                .iter()
+                .chain(&b_channels)
+                .all(|c| c.pending_htlcs == 0))
+            .then_some(())
+        },
+    )
+    .await;
     let balance_before = a.balance().await;
     let channel_before = a.channels().await.remove(0);
     node_a.stop().await.expect("A stops cleanly");

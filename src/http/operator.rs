@@ -122,6 +122,9 @@ pub struct ChannelInfo {
     pub is_announced: bool,
     pub is_outbound: bool,
     pub confirmations: Option<u32>,
+    /// HTLCs not yet settled in both parties' commitments (in flight, being added or removed).
+    /// The balances above can still move by their on-chain fee until this is 0.
+    pub pending_htlcs: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

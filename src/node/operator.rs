@@ -204,6 +204,7 @@ impl OperatorApi for Node {
                 is_announced: c.is_announced,
                 is_outbound: c.is_outbound,
                 confirmations: c.confirmations,
+                pending_htlcs: c.pending_inbound_htlcs.len() + c.pending_outbound_htlcs.len(),
             })
             .collect())
     }

@@ -138,6 +138,7 @@ impl OperatorApi for FakeApi {
             is_announced: false,
             is_outbound: true,
             confirmations: Some(6),
+            pending_htlcs: 0,
         }])
     }
 
