@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use bitcoin::{Address, CompressedPublicKey, Network};
+use common::openapi_conformance::check_answer;
 use common::*;
 use lightning::util::message_signing;
 use lsp_node::config::Config;
@@ -53,9 +54,12 @@ impl Public {
         }
     }
 
+    /// Every answer read through `get` and `post` is checked against the OpenAPI document.
     async fn get(&self, path: &str) -> (StatusCode, Value) {
         let response = self.http.get(format!("{}{path}", self.base)).send().await;
-        read(response.expect("GET answered")).await
+        let (status, body) = read(response.expect("GET answered")).await;
+        assert_documented("get", path, status, &body);
+        (status, body)
     }
 
     async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
@@ -70,7 +74,9 @@ impl Public {
             .body(body)
             .send()
             .await;
-        read(response.expect("POST answered")).await
+        let (status, body) = read(response.expect("POST answered")).await;
+        assert_documented("post", path, status, &body);
+        (status, body)
     }
 
     fn store_snapshot(&self) -> (usize, u64) {
@@ -87,6 +93,12 @@ async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let body = serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("every answer is JSON; got {status}: {text}"));
     (status, body)
+}
+
+fn assert_documented(method: &str, path: &str, status: StatusCode, body: &Value) {
+    if let Err(drift) = check_answer(&openapi::document(), method, path, status.as_u16(), body) {
+        panic!("the answer is not what docs/openapi.json promises: {drift}\n{body}");
+    }
 }
 
 /// A client node key (no node runs it: the LSP only needs its id) and its pubkey.
@@ -983,4 +995,49 @@ async fn openapi_document_is_served_and_lists_exactly_the_served_routes() {
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(operations, openapi::OPERATIONS.len());
     node.stop().await.unwrap();
+}
+
+#[test]
+fn the_conformance_check_refuses_answers_the_document_does_not_describe() {
+    let document = openapi::document();
+    let check =
+        |method, path, status, body: Value| check_answer(&document, method, path, status, &body);
+    let info = json!({ "network": "regtest", "height": 7 });
+    assert_eq!(
+        check("get", "/api/v1/lsps1/network_info", 200, info),
+        Ok(())
+    );
+    for (case, body) in [
+        ("missing field", json!({ "network": "regtest" })),
+        ("wrong type", json!({ "network": "regtest", "height": "7" })),
+        (
+            "outside the enum",
+            json!({ "network": "moon", "height": 7 }),
+        ),
+        (
+            "undocumented field",
+            json!({ "network": "regtest", "height": 7, "tip": "00" }),
+        ),
+        (
+            "below the minimum",
+            json!({ "network": "regtest", "height": -1 }),
+        ),
+    ] {
+        assert!(
+            check("get", "/api/v1/lsps1/network_info", 200, body).is_err(),
+            "{case}"
+        );
+    }
+    let error = json!({ "error": "x", "code": 101, "message": "Not found" });
+    assert_eq!(check("get", "/api/v2/nothing", 404, error.clone()), Ok(()));
+    assert!(check("get", "/api/v2/nothing", 200, error).is_err());
+    assert!(check("post", "/api/v1/quote", 400, json!({ "code": 1 })).is_err());
+    let order_without_channel = json!({ "order_id": "a", "order_state": "CREATED" });
+    assert!(check(
+        "get",
+        "/api/v1/get_order?order_id=a",
+        200,
+        order_without_channel
+    )
+    .is_err());
 }

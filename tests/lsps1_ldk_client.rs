@@ -987,11 +987,29 @@ async fn e2e_operator_cancels_orders_and_a_client_that_never_returns_is_refunded
     assert_eq!(missing.status, 404);
 }
 
-/// One call to the LSP's public HTTP API: the status and the JSON body.
+/// One call to the LSP's public HTTP API: the status and the JSON body, which must be what
+/// the OpenAPI document promises for that call.
 async fn http_call(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
-    let response = request.send().await.expect("HTTP answered");
+    let (client, request) = request.build_split();
+    let request = request.expect("a well-formed request");
+    let (method, path) = (
+        request.method().to_string(),
+        request.url().path().to_string(),
+    );
+    let response = client.execute(request).await.expect("HTTP answered");
     let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
+    let body = response.json().await.expect("JSON body");
+    let document = lsp_node::http::public::openapi::document();
+    if let Err(drift) = common::openapi_conformance::check_answer(
+        &document,
+        &method.to_ascii_lowercase(),
+        &path,
+        status,
+        &body,
+    ) {
+        panic!("the answer is not what docs/openapi.json promises: {drift}\n{body}");
+    }
+    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

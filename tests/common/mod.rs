@@ -2,6 +2,8 @@
 //! real HTTP, and deadline-bounded polling of real conditions.
 #![allow(dead_code)]
 
+pub mod openapi_conformance;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;

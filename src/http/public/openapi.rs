@@ -378,12 +378,21 @@ fn schemas() -> Value {
         "client_asset_amount": nullable(integer.clone()),
         "rfq_id": nullable(string.clone()),
     });
-    json!({
-        "OlympusInfo": with(options(sats_string), json!({
+    let mut olympus_info = options(sats_string);
+    olympus_info["properties"] = with(
+        olympus_info["properties"].take(),
+        json!({
             "uris": { "type": "array", "items": string, "description": "node_id@host:port" },
             "min_onchain_payment_confirmations": nullable(integer.clone()),
             "min_onchain_payment_size_sat": nullable(sats_string()),
-        })),
+        }),
+    );
+    olympus_info["required"]
+        .as_array_mut()
+        .expect("options list their required fields")
+        .push(json!("uris"));
+    json!({
+        "OlympusInfo": olympus_info,
         "OrderRequest": object(
             &[&params_required[..], &["public_key"]].concat(),
             with(params(sats_string), json!({ "public_key": string })),
