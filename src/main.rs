@@ -226,6 +226,12 @@ mod node_runner {
             operator_api = %node.admin_listen_addr(),
             "node running; stop it with Ctrl-C or SIGTERM"
         );
+        if let Some(public_api) = node.http_listen_addr() {
+            tracing::info!(
+                public_api = %public_api,
+                "public LSPS1 HTTP API serving; its OpenAPI document is /api/v1/openapi.json"
+            );
+        }
         if let Some(chain) = node.devchain() {
             tracing::info!(
                 esplora = %chain.base_url(),

@@ -3,9 +3,13 @@
 //! a value outside an enum, or a field the schema does not list is a failure.
 //!
 //! Covers the part of OpenAPI 3.0 the document uses: `$ref`, `type`, `required`, `properties`,
-//! `items`, `nullable`, `enum`, `minimum`, the decimal-sats `pattern` and `date-time`.
+//! `items`, `nullable`, `enum`, `minimum`, `maximum`, `maxLength`, the two patterns it uses
+//! (decimal sats, node ids) and `date-time`.
 
+use lsp_node::http::public::openapi::NODE_ID_PATTERN;
 use serde_json::Value;
+
+const SATS_PATTERN: &str = "^[0-9]+$";
 
 const SCHEMAS: &str = "#/components/schemas/";
 
@@ -104,12 +108,24 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
             let text = value
                 .as_str()
                 .ok_or_else(|| format!("{at} is {value}, not a string"))?;
-            match schema.get("pattern").and_then(Value::as_str) {
-                None => {}
-                Some("^[0-9]+$")
-                    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {}
-                Some("^[0-9]+$") => return Err(format!("{at} is {text:?}, not decimal sats")),
-                Some(other) => return Err(format!("{at}: unsupported pattern {other}")),
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+                let matches = match pattern {
+                    SATS_PATTERN => !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()),
+                    NODE_ID_PATTERN => {
+                        text.len() == 66
+                            && (text.starts_with("02") || text.starts_with("03"))
+                            && text.bytes().all(|b| b.is_ascii_hexdigit())
+                    }
+                    other => return Err(format!("{at}: unsupported pattern {other}")),
+                };
+                if !matches {
+                    return Err(format!("{at} is {text:?}, which does not match {pattern}"));
+                }
+            }
+            if let Some(longest) = schema.get("maxLength").and_then(Value::as_u64) {
+                if text.chars().count() as u64 > longest {
+                    return Err(format!("{at} is longer than {longest} characters"));
+                }
             }
             if schema.get("format").and_then(Value::as_str) == Some("date-time")
                 && !looks_like_rfc3339(text)
@@ -124,9 +140,14 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
                 .map(i128::from)
                 .or_else(|| value.as_u64().map(i128::from))
                 .ok_or_else(|| format!("{at} is {value}, not an integer"))?;
-            match schema.get("minimum").and_then(Value::as_i64) {
-                Some(minimum) if number < i128::from(minimum) => {
+            let minimum = schema.get("minimum").and_then(Value::as_i64);
+            let maximum = schema.get("maximum").and_then(Value::as_u64);
+            match (minimum, maximum) {
+                (Some(minimum), _) if number < i128::from(minimum) => {
                     Err(format!("{at} is {number}, below {minimum}"))
+                }
+                (_, Some(maximum)) if number > i128::from(maximum) => {
+                    Err(format!("{at} is {number}, above {maximum}"))
                 }
                 _ => Ok(()),
             }

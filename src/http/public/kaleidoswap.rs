@@ -37,7 +37,7 @@ pub const ASSET_FIELDS: [&str; 4] = [
 ];
 
 /// Longest accepted `email` (RFC 5321's path limit).
-const MAX_EMAIL_LEN: usize = 254;
+pub const MAX_EMAIL_LEN: usize = 254;
 
 pub fn routes() -> Router<PublicState> {
     Router::new()

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use super::PublicState;
+use super::{kaleidoswap, PublicState};
 
 pub const PATH: &str = "/api/v1/openapi.json";
 
@@ -240,9 +240,37 @@ fn nullable(mut schema: Value) -> Value {
     schema
 }
 
+/// A field that may only be null (or left out).
+fn only_null(description: &str) -> Value {
+    json!({ "nullable": true, "enum": [null], "description": description })
+}
+
+/// A request body: as [`object`], and any field it does not list must be null (the guard
+/// treats an unknown null field as absent and refuses any other with `data.unrecognized`).
+fn request(required: &[&str], properties: Value) -> Value {
+    let mut schema = object(required, properties);
+    schema["additionalProperties"] =
+        only_null("unknown fields are refused (-32602, data.unrecognized) unless null");
+    schema
+}
+
+/// A node id: a compressed secp256k1 public key in hex.
+fn node_id() -> Value {
+    json!({
+        "type": "string",
+        "pattern": NODE_ID_PATTERN,
+        "description": "compressed secp256k1 node public key, hex",
+    })
+}
+
+pub const NODE_ID_PATTERN: &str = "^0[23][0-9a-fA-F]{64}$";
+
 fn schemas() -> Value {
     let string = json!({ "type": "string" });
     let integer = json!({ "type": "integer", "minimum": 0 });
+    // The guard's ranges: u16 confirmation counts, a lease of 1 to u32::MAX blocks.
+    let confirmations = json!({ "type": "integer", "minimum": 0, "maximum": u16::MAX });
+    let expiry_blocks = json!({ "type": "integer", "minimum": 1, "maximum": u32::MAX });
     let boolean = json!({ "type": "boolean" });
     let time = json!({ "type": "string", "format": "date-time" });
     let options = |sats: fn() -> Value| {
@@ -285,9 +313,9 @@ fn schemas() -> Value {
         json!({
             "lsp_balance_sat": sats(),
             "client_balance_sat": sats(),
-            "required_channel_confirmations": integer,
-            "funding_confirms_within_blocks": integer,
-            "channel_expiry_blocks": integer,
+            "required_channel_confirmations": confirmations,
+            "funding_confirms_within_blocks": confirmations,
+            "channel_expiry_blocks": expiry_blocks,
             "token": nullable(string.clone()),
             "refund_onchain_address": nullable(string.clone()),
             "announce_channel": boolean,
@@ -372,11 +400,12 @@ fn schemas() -> Value {
             .collect();
         object(&names, Value::Object(properties))
     };
+    let no_asset = only_null("RGB asset channels are not sold: null or left out");
     let asset_fields = json!({
-        "asset_id": nullable(string.clone()),
-        "lsp_asset_amount": nullable(integer.clone()),
-        "client_asset_amount": nullable(integer.clone()),
-        "rfq_id": nullable(string.clone()),
+        "asset_id": no_asset,
+        "lsp_asset_amount": no_asset,
+        "client_asset_amount": no_asset,
+        "rfq_id": no_asset,
     });
     let mut olympus_info = options(sats_string);
     olympus_info["properties"] = with(
@@ -393,33 +422,35 @@ fn schemas() -> Value {
         .push(json!("uris"));
     json!({
         "OlympusInfo": olympus_info,
-        "OrderRequest": object(
+        "OrderRequest": request(
             &[&params_required[..], &["public_key"]].concat(),
-            with(params(sats_string), json!({ "public_key": string })),
+            with(params(sats_string), json!({ "public_key": node_id() })),
         ),
         "Order": object(&order_required, order(sats_string)),
         "KaleidoswapInfo": object(&["lsp_connection_url", "options"], json!({
             "lsp_connection_url": nullable(string.clone()),
             "options": options(sats_integer),
         })),
-        "KaleidoswapOrderRequest": object(
+        "KaleidoswapOrderRequest": request(
             &["client_pubkey", "lsp_balance_sat", "client_balance_sat",
               "required_channel_confirmations", "funding_confirms_within_blocks",
               "channel_expiry_blocks"],
             with(with(params(sats_integer), asset_fields.clone()), json!({
-                "client_pubkey": string,
-                "email": nullable(string.clone()),
+                "client_pubkey": node_id(),
+                "email": nullable(json!({
+                    "type": "string", "format": "email", "maxLength": kaleidoswap::MAX_EMAIL_LEN,
+                })),
             })),
         ),
         "KaleidoswapOrder": object(
             &[&order_required[..], &["client_pubkey"]].concat(),
             with(with(order(sats_integer), asset_fields), json!({
-                "client_pubkey": string,
-                "asset_price_sat": nullable(integer.clone()),
+                "client_pubkey": node_id(),
+                "asset_price_sat": no_asset,
                 "asset_delivery_status": { "type": "string", "enum": ["NOT_REQUIRED"] },
             })),
         ),
-        "OrderIdRequest": object(&["order_id"], json!({ "order_id": string })),
+        "OrderIdRequest": request(&["order_id"], json!({ "order_id": string })),
         "FeeEstimate": object(
             &["setup_fee", "capacity_fee", "duration_fee", "total_fee", "applied_discount"],
             json!({
@@ -435,9 +466,9 @@ fn schemas() -> Value {
             "network": { "type": "string", "enum": ["bitcoin", "testnet", "testnet4", "signet", "regtest"] },
             "height": integer,
         })),
-        "QuoteRequest": object(
+        "QuoteRequest": request(
             &params_required,
-            with(params(sats_string), json!({ "public_key": nullable(string.clone()) })),
+            with(params(sats_string), json!({ "public_key": nullable(node_id()) })),
         ),
         "Quote": object(
             &["lsp_balance_sat", "client_balance_sat", "channel_expiry_blocks",
@@ -445,13 +476,13 @@ fn schemas() -> Value {
             json!({
                 "lsp_balance_sat": sats_string(),
                 "client_balance_sat": sats_string(),
-                "channel_expiry_blocks": integer,
-                "funding_confirms_within_blocks": integer,
+                "channel_expiry_blocks": expiry_blocks,
+                "funding_confirms_within_blocks": confirmations,
                 "bolt11": price,
                 "onchain": price,
             }),
         ),
-        "CancelRequest": object(&["order_id", "signature"], json!({
+        "CancelRequest": request(&["order_id", "signature"], json!({
             "order_id": string,
             "signature": {
                 "type": "string",
