@@ -896,6 +896,55 @@ async fn an_address_creates_at_most_its_hourly_orders_and_may_still_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let public = Public::start(|config| {
+        config.http.limits.rate_limit_burst = 2;
+        config.http.limits.rate_limit_per_minute = 1;
+        config.http.limits.trusted_proxies = vec!["127.0.0.6".parse().unwrap()];
+    })
+    .await;
+    let url = format!("{}/api/v1/get_info", public.base);
+    let status_from = |client: reqwest::Client, forwarded_for: &'static str| {
+        let url = url.clone();
+        async move {
+            let response = client
+                .get(url)
+                .header("x-forwarded-for", forwarded_for)
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    let proxy = client_from("127.0.0.6");
+    let statuses = [
+        status_from(proxy.clone(), "198.51.100.1").await,
+        status_from(proxy.clone(), "203.0.113.9, 198.51.100.1").await,
+        status_from(proxy.clone(), "198.51.100.1").await,
+    ];
+    assert_eq!(
+        statuses,
+        [200, 200, 429],
+        "one forwarded client, whatever it claims on the left"
+    );
+    assert_eq!(
+        status_from(proxy.clone(), "198.51.100.2").await,
+        200,
+        "another client behind the same proxy has its own bucket"
+    );
+
+    // An address that is not a trusted proxy cannot pick its bucket by claiming one.
+    let direct = client_from("127.0.0.7");
+    let statuses = [
+        status_from(direct.clone(), "198.51.100.3").await,
+        status_from(direct.clone(), "198.51.100.4").await,
+        status_from(direct.clone(), "198.51.100.5").await,
+    ];
+    assert_eq!(statuses, [200, 200, 429]);
+    public.node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_is_off_by_default_and_follows_the_configured_origins() {
     init_logging();
     let devchain = start_devchain().await;

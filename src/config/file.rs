@@ -59,6 +59,7 @@ pub struct FileHttp {
     pub rate_limit_burst: Option<u32>,
     pub orders_per_hour: Option<u32>,
     pub cors_allowed_origins: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -109,6 +110,15 @@ pub fn render(config: &super::Config) -> String {
             rate_limit_burst: Some(config.http.limits.rate_limit_burst),
             orders_per_hour: Some(config.http.limits.orders_per_hour),
             cors_allowed_origins: Some(config.http.limits.cors_allowed_origins.clone()),
+            trusted_proxies: Some(
+                config
+                    .http
+                    .limits
+                    .trusted_proxies
+                    .iter()
+                    .map(|ip| ip.to_string())
+                    .collect(),
+            ),
         },
         admin: FileAdmin {
             listen: Some(config.admin.listen.to_string()),

@@ -7,7 +7,7 @@
 //! the checks that look at the machine (data directory, ports).
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -482,6 +482,22 @@ impl Resolver<'_> {
                 ));
             }
         }
+        let trusted_proxies = http
+            .trusted_proxies
+            .iter()
+            .flatten()
+            .map(|proxy| {
+                proxy
+                    .parse::<IpAddr>()
+                    .map(|ip| ip.to_canonical())
+                    .map_err(|_| {
+                        invalid(
+                            "http.trusted_proxies",
+                            format!("\"{proxy}\" is not an IP address such as 127.0.0.1 or ::1"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(HttpLimits {
             rate_limit_per_minute: positive(
                 "http.rate_limit_per_minute",
@@ -499,6 +515,7 @@ impl Resolver<'_> {
                 defaults.orders_per_hour,
             )?,
             cors_allowed_origins: origins,
+            trusted_proxies,
         })
     }
 
@@ -710,6 +727,22 @@ listen = "127.0.0.1:3001"
         );
         assert!(
             e.contains("`http.cors_allowed_origins`") && e.contains("not a web origin"),
+            "{e}"
+        );
+        let config = parse_with(
+            &with_http("trusted_proxies = [\"127.0.0.1\", \"::ffff:10.0.0.1\", \"::1\"]"),
+            &none,
+            &[],
+        )
+        .unwrap();
+        let expected: Vec<IpAddr> = ["127.0.0.1", "10.0.0.1", "::1"]
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect();
+        assert_eq!(config.http.limits.trusted_proxies, expected);
+        let e = error_of(&with_http("trusted_proxies = [\"10.0.0.0/8\"]"), &none, &[]);
+        assert!(
+            e.contains("`http.trusted_proxies`") && e.contains("not an IP address"),
             "{e}"
         );
     }

@@ -12,7 +12,7 @@ pub mod file;
 pub mod load;
 pub mod preflight;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use bitcoin::Network;
@@ -127,6 +127,9 @@ pub struct HttpLimits {
     /// Web origins allowed to call the API from a browser (`https://wallet.example`, or
     /// `*`). Default none: CORS off.
     pub cors_allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client the limits count against.
+    /// Default none: every request counts against the address it came from.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for HttpLimits {
@@ -136,6 +139,7 @@ impl Default for HttpLimits {
             rate_limit_burst: 20,
             orders_per_hour: 10,
             cors_allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -6,8 +6,11 @@
 //! (`orders_per_hour` at once, refilled over the hour), because each order reserves liquidity
 //! until it is paid or expires. A request over either limit is answered 429 with `Retry-After`
 //! before any handler runs, so a flood costs a map lookup and never reaches the order book.
-//! Behind a reverse proxy every request comes from the proxy's address; rate-limit at the
-//! proxy then, or raise the limits.
+//!
+//! Behind a reverse proxy every request comes from the proxy's address. With the proxy in
+//! `http.trusted_proxies`, a request counts against the address its `X-Forwarded-For` names
+//! instead: the rightmost entry that is not itself a trusted proxy, since each proxy appends
+//! the address it saw and anything further left is the client's own, forgeable, claim.
 //!
 //! CORS is off unless origins are configured: then those origins (or `*`) get
 //! `Access-Control-Allow-Origin` on every answer, and preflight requests are answered 204.
@@ -18,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -112,6 +115,42 @@ fn bucket_key(address: IpAddr) -> IpAddr {
     }
 }
 
+/// The address a request counts against: `peer`, or, when `peer` is a trusted proxy, the
+/// rightmost `X-Forwarded-For` entry that is not a trusted proxy. An entry that is not an
+/// address ends the walk at the last trusted hop, so a garbled header cannot pick a bucket.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let mut client = peer.to_canonical();
+    if !trusted.contains(&client) {
+        return client;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    for entry in forwarded.into_iter().rev() {
+        let Some(hop) = forwarded_address(entry) else {
+            return client;
+        };
+        client = hop;
+        if !trusted.contains(&hop) {
+            break;
+        }
+    }
+    client
+}
+
+/// An `X-Forwarded-For` entry: an address, optionally with a port (`[v6]:port` for IPv6).
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    let address = entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|socket| socket.ip()))
+        .ok()?;
+    Some(address.to_canonical())
+}
+
 /// Whether a request creates an order (in any dialect).
 fn creates_order(request: &Request) -> bool {
     request.method() == Method::POST && request.uri().path().ends_with("/create_order")
@@ -126,7 +165,9 @@ pub async fn rate_limit(
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
+        .map(|ConnectInfo(peer)| {
+            client_address(peer.ip(), request.headers(), &state.limits.trusted_proxies)
+        });
     if let Some(client) = client {
         let now = Instant::now();
         if let Err(retry_after) = state.limiter.admit(client, now) {
@@ -255,6 +296,53 @@ mod tests {
         limiter.admit("192.0.2.1".parse().unwrap(), later).unwrap();
         let tracked = limiter.buckets.lock().unwrap().len();
         assert_eq!(tracked, 1, "every refilled bucket was dropped");
+    }
+
+    #[test]
+    fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let forwarded = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+            }
+            headers
+        };
+        let proxies = [ip("127.0.0.1"), ip("10.0.0.2")];
+        let cases: &[(&str, &[&str], &str)] = &[
+            // An untrusted peer is the client, whatever it claims.
+            ("192.0.2.9", &["198.51.100.1"], "192.0.2.9"),
+            // A trusted proxy without the header: the proxy is all we know.
+            ("127.0.0.1", &[], "127.0.0.1"),
+            ("127.0.0.1", &["198.51.100.1"], "198.51.100.1"),
+            // The client's own claim (left) is skipped for what the proxy saw (right).
+            ("127.0.0.1", &["203.0.113.5, 198.51.100.1"], "198.51.100.1"),
+            // Two trusted hops, in one header or two; the second proxy is skipped.
+            ("127.0.0.1", &["198.51.100.1, 10.0.0.2"], "198.51.100.1"),
+            ("127.0.0.1", &["198.51.100.1", "10.0.0.2"], "198.51.100.1"),
+            // Ports and IPv4-mapped IPv6 peers.
+            ("::ffff:127.0.0.1", &["198.51.100.1:4711"], "198.51.100.1"),
+            ("127.0.0.1", &["[2001:db8::1]:443"], "2001:db8::1"),
+            // Garbage stops the walk at the last trusted hop.
+            ("127.0.0.1", &["198.51.100.1, unknown"], "127.0.0.1"),
+            (
+                "127.0.0.1",
+                &["198.51.100.1, unknown, 10.0.0.2"],
+                "10.0.0.2",
+            ),
+        ];
+        for (peer, values, want) in cases {
+            assert_eq!(
+                client_address(ip(peer), &forwarded(values), &proxies),
+                ip(want),
+                "{peer} {values:?}"
+            );
+        }
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &forwarded(&["198.51.100.1"]), &[]),
+            ip("127.0.0.1"),
+            "no proxy is trusted by default"
+        );
     }
 
     #[test]
