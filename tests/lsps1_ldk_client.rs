@@ -1252,6 +1252,15 @@ async fn order_held_for_an_offline_node(
 ) -> (String, bitcoin::secp256k1::SecretKey) {
     let owner_key = bitcoin::secp256k1::SecretKey::from_slice(&[owner_byte; 32]).unwrap();
     let owner = owner_key.public_key(&bitcoin::secp256k1::Secp256k1::new());
+    (order_held_for(lsp, client, owner).await, owner_key)
+}
+
+/// An HTTP order for `owner`'s channel, paid over Lightning by `client`, its HTLC held.
+async fn order_held_for(
+    lsp: &Lsp,
+    client: &Arc<ldk_node::Node>,
+    owner: bitcoin::secp256k1::PublicKey,
+) -> String {
     let url = format!(
         "http://{}/api/v1/create_order",
         lsp.node.http_listen_addr().unwrap()
@@ -1278,7 +1287,46 @@ async fn order_held_for_an_offline_node(
         o.bolt11.as_ref().unwrap().state == PaymentState::Hold
     })
     .await;
-    (id, owner_key)
+    id
+}
+
+/// Length of the BOLT8 handshake's act two, the responder's only handshake message.
+const BOLT8_ACT_TWO_LEN: usize = 50;
+
+/// A TCP relay to `target` on 127.0.0.1 that passes everything the connecting side sends, but
+/// of what `target` sends only the first `pass_bytes`. With [`BOLT8_ACT_TWO_LEN`], a node
+/// connecting through it completes its handshake and sends its `init`, so `target` counts it
+/// connected, and then hears nothing more from `target`: an open `target` starts towards it
+/// stays under way. The relay lives until the test's runtime ends.
+async fn relay_muting_replies_after(
+    target: std::net::SocketAddr,
+    pass_bytes: usize,
+) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (mut from_node, mut to_node) = inbound.into_split();
+            let (mut from_target, mut to_target) = outbound.into_split();
+            tokio::spawn(async move { tokio::io::copy(&mut from_node, &mut to_target).await });
+            tokio::spawn(async move {
+                let (mut passed, mut buffer) = (0, [0u8; 4096]);
+                while let Ok(read @ 1..) = from_target.read(&mut buffer).await {
+                    let pass = read.min(pass_bytes - passed);
+                    if pass > 0 && to_node.write_all(&buffer[..pass]).await.is_err() {
+                        return;
+                    }
+                    passed += pass; // The rest is read and dropped, so `target` never blocks.
+                }
+                drop(to_node);
+            });
+        }
+    });
+    address
 }
 
 /// The client's failed payment came back whole: `PaymentFailed`, and its lightning balance is
@@ -1391,5 +1439,98 @@ async fn e2e_held_htlc_is_failed_back_before_its_deadline_when_no_channel_opens(
         .into_iter()
         .any(|c| c.counterparty_node_id == lsp.node.node_id() && c.is_usable);
     assert!(still_open, "the HTLC went back off-chain, no force close");
+    client.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_client_cannot_cancel_an_open_under_way_and_the_operator_cancel_aborts_it() {
+    use lsp_node::http::operator::{CancelOrder, OrderDetail};
+    use serde_json::json;
+
+    let Scene {
+        devchain,
+        lsp,
+        client,
+        _client_dir,
+    } = Scene::new(|_| {}, 2_000_000, 1_000_000, None).await;
+    client_opens_channel(&devchain, &lsp, &client, 400_000).await;
+    let balance_before = client.list_balances().total_lightning_balance_sats;
+    let owner_dir = tempfile::tempdir().unwrap();
+    let owner = Arc::new(start_ldk_node(&devchain, owner_dir.path(), |_| {}));
+    let id = order_held_for(&lsp, &client, owner.node_id()).await;
+
+    // The owner connects through a relay that lets no message of the LSP reach it: the LSP
+    // starts the order's channel, and the open can get no further (as when a client holds
+    // back `funding_signed`).
+    let relay = relay_muting_replies_after(lsp.node.p2p_listen_addr(), BOLT8_ACT_TWO_LEN).await;
+    let (connecting, lsp_id) = (Arc::clone(&owner), lsp.node.node_id());
+    // Returns only when ldk-node gives up waiting for the LSP's `init`.
+    let _connect = tokio::task::spawn_blocking(move || {
+        connecting.connect(lsp_id, relay.to_string().parse().unwrap(), false)
+    });
+    let owner_id = owner.node_id().to_string();
+    let underway = wait_for("the LSP to start the order's channel", DEADLINE, || async {
+        let channels = lsp.operator.channels().await;
+        channels
+            .into_iter()
+            .find(|c| c.counterparty_node_id == owner_id)
+    })
+    .await;
+    assert!(!underway.is_channel_ready);
+
+    let message = lsp_node::http::public::orders::cancel_message(&id);
+    let cancel = json!({ "order_id": id, "signature": owner.sign_message(message.as_bytes()) });
+    let base = format!("http://{}/api/v1", lsp.node.http_listen_addr().unwrap());
+    let (status, refused) = http_call(
+        reqwest::Client::new()
+            .post(format!("{base}/cancel_order"))
+            .json(&cancel),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["code"], -32001);
+    assert_eq!(refused["data"]["order_state"], "CREATED");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("being opened"),
+        "{refused}"
+    );
+    let order = lsp.order(&id);
+    assert_eq!(
+        order.state,
+        OrderState::Created,
+        "the refusal changed nothing"
+    );
+    assert_eq!(order.bolt11.unwrap().state, PaymentState::Hold);
+
+    // The operator may cancel: the open is aborted before any funding is broadcast.
+    let cancelled: OrderDetail = lsp
+        .operator
+        .post(
+            "/v1/orders/cancel",
+            &CancelOrder {
+                order_id: id.clone(),
+                reason: Some("stuck open".into()),
+            },
+        )
+        .await
+        .expect("the operator cancels");
+    assert_eq!(cancelled.order["order_state"], "FAILED");
+    wait_for("the aborted channel to be gone", DEADLINE, || async {
+        let channels = lsp.operator.channels().await;
+        (!channels.iter().any(|c| c.counterparty_node_id == owner_id)).then_some(())
+    })
+    .await;
+    let order = lsp.order(&id);
+    assert_eq!(order.bolt11.unwrap().state, PaymentState::Refunded);
+    wait_payment_returned(&client, balance_before).await;
+    assert_eq!(
+        devchain.mempool_txids(),
+        vec![],
+        "no funding transaction went out"
+    );
+    owner.stop().unwrap();
     client.stop().unwrap();
 }

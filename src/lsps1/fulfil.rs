@@ -19,12 +19,17 @@
 //!   `funding_confirms_within_blocks` (via [`ServiceHook::funding_fee_rate`]). The channel's
 //!   `user_channel_id` is derived from the order id, so a restart finds it again. A refused
 //!   open is retried (at most [`MAX_OPEN_ATTEMPTS`]) until `open_timeout_secs` after payment.
+//!   Starting an open and failing an order hold the same lock, and an open starts only after
+//!   the order is read again under it, so no open starts for an order that has just failed.
 //! - Funded (`ChannelPending`: the funding transaction is broadcast): the order becomes
 //!   COMPLETED in the book, then the held HTLC is claimed (PAID). On start the HTLCs of
 //!   recently completed orders are claimed again, covering a crash between the two.
 //! - Failure (open timeout, too many refused opens, the HTLC within
 //!   `htlc_safety_margin_blocks` of its deadline, unpaid expiry, operator cancel): FAILED in
 //!   the book, then the HTLC is failed back (REFUNDED) and on-chain funds are refunded.
+//!   A client's own cancel is refused once its channel's open is under way: the client could
+//!   otherwise hold back `funding_signed` until the cancel refunded it, then let the funding
+//!   go through and keep the channel for free.
 //! - Refunds: whatever confirmed on an order's address and was not used to pay a completed
 //!   order is owed back to its refund address (underpayment, overpayment, payment after expiry
 //!   or failure), minus the refund transaction's fee. Refunds are recorded before broadcast
@@ -77,6 +82,45 @@ const REFUND_CONFIRM_BLOCKS: u16 = 6;
 
 /// Blocks per lease-time unit: bLIP-51 leases are counted in blocks of about ten minutes.
 const SECS_PER_BLOCK: u64 = 600;
+
+/// Who cancels an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canceller {
+    Client,
+    Operator,
+}
+
+/// Why an order was not cancelled.
+#[derive(Debug)]
+pub enum CancelRefused {
+    /// There is no such order.
+    Unknown,
+    /// The order has ended: completed or failed.
+    TooLate(OrderState),
+    /// The order's channel is being opened; the open completes it or fails it with a refund.
+    OpenUnderway,
+    /// The order book could not be read or written.
+    Store(String),
+}
+
+/// What [`OrderService::fail_order`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailOutcome {
+    Failed,
+    /// Nothing: an open is under way and was to be kept.
+    OpenUnderway,
+    /// Nothing: the order had already ended in this state.
+    Ended(OrderState),
+}
+
+/// What failing an order does with a channel open already started for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnderwayOpen {
+    /// Abort it where that costs nothing (no funding transaction yet) and fail the order.
+    Abort,
+    /// Leave the order to the open.
+    Keep,
+}
 
 /// The `user_channel_id` of the channel that fulfils `order`.
 pub fn user_channel_id(order: &OrderId) -> u128 {
@@ -388,6 +432,11 @@ impl OrderService {
             return Ok(()); // Negotiating or waiting for ChannelPending.
         }
         let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        // `order` was read before this pass's awaits; a cancel may have failed it since.
+        let current = self.book.order(&order.id).map_err(|e| e.to_string())?;
+        if current.is_none_or(|current| current.state != OrderState::Created) {
+            return Ok(());
+        }
         let attempts = opens.entry(order.id.clone()).or_insert(0);
         if *attempts >= MAX_OPEN_ATTEMPTS {
             drop(opens);
@@ -434,43 +483,86 @@ impl OrderService {
     /// Fails `order`: persisted first, then the held HTLC is failed back; on-chain funds are
     /// refunded by the next pass.
     pub(crate) fn fail(&self, order: &Order, got: &Receipts, reason: &str) -> Result<(), String> {
-        let user_channel_id = user_channel_id(&order.id);
-        // An open still negotiating must not be funded once the order has failed.
-        for channel in self.node.channel_manager.list_channels() {
-            if channel.user_channel_id == user_channel_id && channel.funding_txo.is_none() {
-                let _ = self
-                    .node
-                    .channel_manager
-                    .force_close_broadcasting_latest_txn(
-                        &channel.channel_id,
-                        &channel.counterparty.node_id,
-                        "the order failed".to_string(),
-                    );
+        match self.fail_order(&order.id, got, reason, UnderwayOpen::Abort)? {
+            FailOutcome::Ended(state) => {
+                tracing::debug!(order = %order.id, state = state.as_str(), reason, "not failing an order that has ended meanwhile");
             }
+            FailOutcome::Failed | FailOutcome::OpenUnderway => {}
+        }
+        Ok(())
+    }
+
+    /// Fails order `id` as it is in the book now (a caller's copy may be a pass old), unless
+    /// it has ended meanwhile or `underway` keeps an open already started; then nothing
+    /// changes.
+    fn fail_order(
+        &self,
+        id: &OrderId,
+        got: &Receipts,
+        reason: &str,
+        underway: UnderwayOpen,
+    ) -> Result<FailOutcome, String> {
+        // Held until FAILED is persisted: no open starts and no funding is recorded meanwhile.
+        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        let order = self
+            .book
+            .order(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("order {id} does not exist"))?;
+        if order.state != OrderState::Created {
+            return Ok(FailOutcome::Ended(order.state));
+        }
+        let user_channel_id = user_channel_id(id);
+        let order_channels: Vec<_> = self
+            .node
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .filter(|channel| channel.user_channel_id == user_channel_id)
+            .collect();
+        if underway == UnderwayOpen::Keep && !order_channels.is_empty() {
+            return Ok(FailOutcome::OpenUnderway);
+        }
+        // An open under way must not be funded once the order has failed, or a client could
+        // hold back `funding_signed` until the order fails (refunding it) and then let the
+        // funding through. Until `funding_signed` arrives the channel is unfunded and closing
+        // it only discards it (its inputs are released on `DiscardFunding`); a channel funded
+        // a moment ago, whose `ChannelPending` is not handled yet, is force-closed instead:
+        // fees are spent, but no channel is given away.
+        for channel in order_channels {
+            tracing::info!(order = %id, channel_id = %channel.channel_id, "aborting the failed order's channel open");
+            let _ = self
+                .node
+                .channel_manager
+                .force_close_broadcasting_latest_txn(
+                    &channel.channel_id,
+                    &channel.counterparty.node_id,
+                    "the order failed".to_string(),
+                );
         }
         let onchain_refund_pending = order.onchain.is_some() && got.total_sat() > 0;
         let failed = self
             .book
             .apply(
-                &order.id,
+                id,
                 &OrderEvent::Failed {
                     onchain_refund_pending,
                 },
                 reason,
             )
             .map_err(|e| e.to_string())?;
-        self.forget_open(&order.id);
-        let was_held = bolt11_held(order);
-        if was_held {
+        opens.remove(id);
+        drop(opens);
+        if bolt11_held(&order) {
             if let Some(hash) = order.bolt11.as_ref().and_then(|b| invoice_hash(&b.invoice)) {
                 self.node.channel_manager.fail_htlc_backwards(&hash);
             }
         }
-        tracing::info!(order = %order.id, reason, state = %failed.state_summary(), "order failed");
+        tracing::info!(order = %id, reason, state = %failed.state_summary(), "order failed");
         if onchain_refund_pending {
             self.wake.notify_one();
         }
-        Ok(())
+        Ok(FailOutcome::Failed)
     }
 
     /// Sends back what `order`'s address received beyond what the order consumed, once
@@ -608,36 +700,40 @@ impl OrderService {
         Ok(())
     }
 
-    fn forget_open(&self, id: &OrderId) {
-        self.opens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-    }
-
     /// Cancels an order that has not opened its channel: FAILED, and whatever was paid goes
-    /// back (the held HTLC at once, on-chain funds by the next pass).
-    pub fn cancel_order(&self, id: &OrderId, reason: &str) -> Result<Order, String> {
-        let order = self
-            .book
-            .order(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("order {id} does not exist"))?;
+    /// back (the held HTLC at once, on-chain funds by the next pass). The operator may cancel
+    /// until the channel is funded; the client only until its open has started.
+    pub fn cancel_order(
+        &self,
+        id: &OrderId,
+        reason: &str,
+        by: Canceller,
+    ) -> Result<Order, CancelRefused> {
+        let store = |e: crate::lsps1::store::StoreError| CancelRefused::Store(e.to_string());
+        let read = || {
+            self.book
+                .order(id)
+                .map_err(store)?
+                .ok_or(CancelRefused::Unknown)
+        };
+        let order = read()?;
         if order.state != OrderState::Created {
-            return Err(format!(
-                "order {id} is {} and can no longer be cancelled",
-                order.state.as_str()
-            ));
+            return Err(CancelRefused::TooLate(order.state));
         }
         let got = self
             .receipts(std::iter::once(&order))
             .remove(id)
             .unwrap_or_default();
-        self.fail(&order, &got, reason)?;
-        self.book
-            .order(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("order {id} does not exist"))
+        let underway = match by {
+            Canceller::Operator => UnderwayOpen::Abort,
+            Canceller::Client => UnderwayOpen::Keep,
+        };
+        match self.fail_order(id, &got, reason, underway) {
+            Ok(FailOutcome::Failed) => read(),
+            Ok(FailOutcome::OpenUnderway) => Err(CancelRefused::OpenUnderway),
+            Ok(FailOutcome::Ended(state)) => Err(CancelRefused::TooLate(state)),
+            Err(error) => Err(CancelRefused::Store(error)),
+        }
     }
 
     fn order_for_channel(&self, user_channel_id: u128) -> Option<Order> {
@@ -744,11 +840,18 @@ impl ServiceHook for OrderService {
             funding_outpoint: channel.funding_txo.to_string(),
             expires_at: now + lease_secs,
         };
-        let funded = match self.book.apply(
+        // The same lock as `fail_order`: an order is either failed or funded, never both.
+        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        let funded = self.book.apply(
             &order.id,
             &OrderEvent::ChannelFunded(info),
             "funding transaction broadcast",
-        ) {
+        );
+        if funded.is_ok() {
+            opens.remove(&order.id);
+        }
+        drop(opens);
+        let funded = match funded {
             Ok(funded) => funded,
             Err(crate::lsps1::store::StoreError::Transition(e)) => {
                 tracing::error!(order = %order.id, channel_id = %channel.channel_id, error = %e, "a channel was funded for an order that cannot complete");
@@ -759,7 +862,6 @@ impl ServiceHook for OrderService {
                 return Err(ReplayEvent());
             }
         };
-        self.forget_open(&order.id);
         let was_held = bolt11_held(&order);
         if was_held {
             self.claim_order_htlc(&order);

@@ -12,6 +12,7 @@ use crate::http::operator::{
     OrderDetail, OrderEventInfo, OrderQuery, OrderSummary, RefundInfo,
 };
 use crate::lsps1::coupons::{Coupon, Discount, NewCoupon};
+use crate::lsps1::fulfil::{CancelRefused, Canceller};
 use crate::lsps1::order::{Order, OrderId, OrderState};
 use crate::lsps1::service::OrderService;
 use crate::lsps1::store::{OrderFilter, StoreError};
@@ -101,27 +102,26 @@ pub fn order_detail(service: &OrderService, id: &str) -> OperatorResult<OrderDet
 pub fn cancel_order(service: &OrderService, req: CancelOrder) -> OperatorResult<OrderDetail> {
     let id = OrderId::parse(&req.order_id)
         .map_err(|_| OperatorError::NotFound(format!("there is no order {}", req.order_id)))?;
-    let current = service
-        .order_book()
-        .order(&id)
-        .map_err(internal)?
-        .ok_or_else(|| OperatorError::NotFound(format!("there is no order {id}")))?;
-    if current.state != OrderState::Created {
-        return Err(OperatorError::Unavailable(format!(
-            "order {id} is {} and can no longer be cancelled",
-            current.state.as_str()
-        )));
-    }
     let reason = req
         .reason
         .as_deref()
         .map_or("cancelled by the operator".to_string(), |r| {
             format!("cancelled by the operator: {r}")
         });
-    service
-        .cancel_order(&id, &reason)
-        .map_err(OperatorError::Internal)?;
-    order_detail(service, id.as_str())
+    match service.cancel_order(&id, &reason, Canceller::Operator) {
+        Ok(_) => order_detail(service, id.as_str()),
+        Err(CancelRefused::Unknown) => {
+            Err(OperatorError::NotFound(format!("there is no order {id}")))
+        }
+        Err(CancelRefused::TooLate(state)) => Err(OperatorError::Unavailable(format!(
+            "order {id} is {} and can no longer be cancelled",
+            state.as_str()
+        ))),
+        Err(CancelRefused::OpenUnderway) => Err(OperatorError::Unavailable(format!(
+            "order {id}'s channel is being opened"
+        ))),
+        Err(CancelRefused::Store(error)) => Err(OperatorError::Internal(error)),
+    }
 }
 
 pub fn coupons(service: &OrderService) -> OperatorResult<Vec<CouponInfo>> {

@@ -23,7 +23,8 @@ use super::request::{
     check_order_request, json_object, order_id_of, refuse_unknown_fields, Pubkey, RequestBody,
 };
 use super::PublicState;
-use crate::lsps1::order::{Order, OrderState};
+use crate::lsps1::fulfil::{CancelRefused, Canceller};
+use crate::lsps1::order::OrderState;
 use crate::lsps1::pricing::{PaymentMethod, PriceBreakdown};
 use crate::lsps1::rpc::{self, RpcError};
 
@@ -107,32 +108,36 @@ async fn cancel_order(
             }))
             .into());
     }
-    if order.state != OrderState::Created {
-        return Err(not_cancellable(&order).into());
-    }
-    let reason = "cancelled by the client";
-    let cancelled = match service.cancel_order(&order.id, reason) {
-        Ok(cancelled) => cancelled,
-        Err(error) => {
-            // The order may have moved on (channel funded, expired) since it was read.
-            let now = service.get_order(None, id)?;
-            if now.state != OrderState::Created {
-                return Err(not_cancellable(&now).into());
+    let cancelled =
+        match service.cancel_order(&order.id, "cancelled by the client", Canceller::Client) {
+            Ok(cancelled) => cancelled,
+            Err(CancelRefused::Unknown) => {
+                return Err(RpcError::new(rpc::ORDER_NOT_FOUND, "Order not found").into())
             }
-            tracing::error!(order = %order.id, %error, "client cancel failed");
-            return Err(RpcError::new(rpc::INTERNAL_ERROR, "Internal error").into());
-        }
-    };
+            Err(CancelRefused::TooLate(state)) => {
+                let message = format!(
+                    "the order is {} and can no longer be cancelled",
+                    state.as_str()
+                );
+                return Err(not_cancellable(state, message).into());
+            }
+            Err(CancelRefused::OpenUnderway) => {
+                let message = "the order's channel is being opened: the open completes the order, \
+                               or fails it and returns the payment";
+                return Err(not_cancellable(OrderState::Created, message.to_string()).into());
+            }
+            Err(CancelRefused::Store(error)) => {
+                tracing::error!(order = %order.id, %error, "client cancel failed");
+                return Err(RpcError::new(rpc::INTERNAL_ERROR, "Internal error").into());
+            }
+        };
     tracing::info!(order = %cancelled.id, "order cancelled by its client");
     Ok(Json(service.render_http(&cancelled)))
 }
 
-fn not_cancellable(order: &Order) -> RpcError {
+fn not_cancellable(state: OrderState, message: String) -> RpcError {
     RpcError::new(ORDER_NOT_CANCELLABLE, "Order cannot be cancelled").with_data(json!({
-        "message": format!(
-            "the order is {} and can no longer be cancelled",
-            order.state.as_str()
-        ),
-        "order_state": order.state.as_str(),
+        "message": message,
+        "order_state": state.as_str(),
     }))
 }
