@@ -27,9 +27,11 @@
 //! - Failure (open timeout, too many refused opens, the HTLC within
 //!   `htlc_safety_margin_blocks` of its deadline, unpaid expiry, operator cancel): FAILED in
 //!   the book, then the HTLC is failed back (REFUNDED) and on-chain funds are refunded.
-//!   A client's own cancel is refused once its channel's open is under way: the client could
-//!   otherwise hold back `funding_signed` until the cancel refunded it, then let the funding
-//!   go through and keep the channel for free.
+//!   A failure aborts an open still under way (before `funding_signed` that costs nothing),
+//!   and does not touch an order whose channel is already funded: its `ChannelPending`
+//!   completes it. A client's own cancel is refused once its channel's open is under way.
+//!   Otherwise a client could hold back `funding_signed` until the order failed and refunded
+//!   it, then let the funding through and keep the channel for free.
 //! - Refunds: whatever confirmed on an order's address and was not used to pay a completed
 //!   order is owed back to its refund address (underpayment, overpayment, payment after expiry
 //!   or failure), minus the refund transaction's fee. Refunds are recorded before broadcast
@@ -109,6 +111,8 @@ enum FailOutcome {
     Failed,
     /// Nothing: an open is under way and was to be kept.
     OpenUnderway,
+    /// Nothing: the order's channel is funded, and its `ChannelPending` completes the order.
+    ChannelFunded,
     /// Nothing: the order had already ended in this state.
     Ended(OrderState),
 }
@@ -487,6 +491,9 @@ impl OrderService {
             FailOutcome::Ended(state) => {
                 tracing::debug!(order = %order.id, state = state.as_str(), reason, "not failing an order that has ended meanwhile");
             }
+            FailOutcome::ChannelFunded => {
+                tracing::info!(order = %order.id, reason, "not failing an order whose channel is funded: it completes");
+            }
             FailOutcome::Failed | FailOutcome::OpenUnderway => {}
         }
         Ok(())
@@ -523,12 +530,19 @@ impl OrderService {
         if underway == UnderwayOpen::Keep && !order_channels.is_empty() {
             return Ok(FailOutcome::OpenUnderway);
         }
+        // Once `funding_signed` has arrived the channel has a monitor and its funding is (or is
+        // about to be) broadcast: its `ChannelPending`, not handled yet, completes the order.
+        let monitors = self.node.chain_monitor.list_monitors();
+        if order_channels
+            .iter()
+            .any(|channel| monitors.contains(&channel.channel_id))
+        {
+            return Ok(FailOutcome::ChannelFunded);
+        }
         // An open under way must not be funded once the order has failed, or a client could
         // hold back `funding_signed` until the order fails (refunding it) and then let the
-        // funding through. Until `funding_signed` arrives the channel is unfunded and closing
-        // it only discards it (its inputs are released on `DiscardFunding`); a channel funded
-        // a moment ago, whose `ChannelPending` is not handled yet, is force-closed instead:
-        // fees are spent, but no channel is given away.
+        // funding through. Before `funding_signed` the channel is unfunded: closing it only
+        // discards it, and its inputs are released on `DiscardFunding`.
         for channel in order_channels {
             tracing::info!(order = %id, channel_id = %channel.channel_id, "aborting the failed order's channel open");
             let _ = self
@@ -730,7 +744,9 @@ impl OrderService {
         };
         match self.fail_order(id, &got, reason, underway) {
             Ok(FailOutcome::Failed) => read(),
-            Ok(FailOutcome::OpenUnderway) => Err(CancelRefused::OpenUnderway),
+            Ok(FailOutcome::OpenUnderway | FailOutcome::ChannelFunded) => {
+                Err(CancelRefused::OpenUnderway)
+            }
             Ok(FailOutcome::Ended(state)) => Err(CancelRefused::TooLate(state)),
             Err(error) => Err(CancelRefused::Store(error)),
         }

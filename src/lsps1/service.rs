@@ -35,7 +35,7 @@ use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::store::{Admission, OrderBook, StoreError};
 use crate::node::chain::EsploraFeeEstimator;
 use crate::node::peers::PeerConnector;
-use crate::node::types::ChannelManager;
+use crate::node::types::{ChainMonitor, ChannelManager};
 use crate::node::wallet::Wallet;
 
 /// A request to create an order, from any interface, after its parameters were checked
@@ -53,6 +53,8 @@ pub struct NewOrder {
 pub struct ServiceNode {
     pub network: Network,
     pub channel_manager: Arc<ChannelManager>,
+    /// Which channels are funded: a channel has a monitor once its `funding_signed` arrived.
+    pub chain_monitor: Arc<ChainMonitor>,
     pub wallet: Arc<Wallet>,
     pub fee_estimator: Arc<EsploraFeeEstimator>,
     pub peers: Arc<PeerConnector>,

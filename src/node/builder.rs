@@ -474,6 +474,7 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
             ServiceNode {
                 network,
                 channel_manager: Arc::clone(&channel_manager),
+                chain_monitor: Arc::clone(&chain_monitor),
                 wallet: Arc::clone(&wallet),
                 fee_estimator: Arc::clone(&fee_estimator),
                 peers: Arc::clone(&peers),
