@@ -249,6 +249,15 @@ impl Scene {
             _client_dir: client_dir,
         }
     }
+
+    /// A scene whose client has funded its own 400k channel to the LSP, to pay orders over
+    /// Lightning, and the client's Lightning balance then.
+    async fn paying_over_lightning(edit: impl FnOnce(&mut Lsps1Config)) -> (Scene, u64) {
+        let scene = Scene::new(edit, 2_000_000, 1_000_000, None).await;
+        client_opens_channel(&scene.devchain, &scene.lsp, &scene.client, 400_000).await;
+        let balance = scene.client.list_balances().total_lightning_balance_sats;
+        (scene, balance)
+    }
 }
 
 /// The client funds a channel of `sats` to the LSP (outbound liquidity to pay with) and waits
@@ -1348,14 +1357,15 @@ async fn wait_payment_returned(client: &Arc<ldk_node::Node>, before: u64) {
 async fn e2e_http_order_held_over_lightning_is_cancelled_by_its_node_and_the_htlc_returned() {
     use serde_json::json;
 
-    let Scene {
-        devchain,
-        lsp,
-        client,
-        _client_dir,
-    } = Scene::new(|_| {}, 2_000_000, 1_000_000, None).await;
-    client_opens_channel(&devchain, &lsp, &client, 400_000).await;
-    let balance_before = client.list_balances().total_lightning_balance_sats;
+    let (
+        Scene {
+            devchain: _devchain,
+            lsp,
+            client,
+            _client_dir,
+        },
+        balance_before,
+    ) = Scene::paying_over_lightning(|_| {}).await;
 
     let (id, owner_key) = order_held_for_an_offline_node(&lsp, &client, 42).await;
     let base = format!("http://{}/api/v1", lsp.node.http_listen_addr().unwrap());
@@ -1383,21 +1393,16 @@ async fn e2e_http_order_held_over_lightning_is_cancelled_by_its_node_and_the_htl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_held_htlc_is_failed_back_before_its_deadline_when_no_channel_opens() {
-    let Scene {
-        devchain,
-        lsp,
-        client,
-        _client_dir,
-    } = Scene::new(
-        // Only the HTLC deadline can end this order.
-        |lsps1| lsps1.open_timeout_secs = 3_600,
-        2_000_000,
-        1_000_000,
-        None,
-    )
-    .await;
-    client_opens_channel(&devchain, &lsp, &client, 400_000).await;
-    let balance_before = client.list_balances().total_lightning_balance_sats;
+    // Only the HTLC deadline can end this order.
+    let (
+        Scene {
+            devchain,
+            lsp,
+            client,
+            _client_dir,
+        },
+        balance_before,
+    ) = Scene::paying_over_lightning(|lsps1| lsps1.open_timeout_secs = 3_600).await;
 
     let (id, _) = order_held_for_an_offline_node(&lsp, &client, 43).await;
     let service = lsp.node.order_service().unwrap();
@@ -1447,14 +1452,15 @@ async fn e2e_a_client_cannot_cancel_an_open_under_way_and_the_operator_cancel_ab
     use lsp_node::http::operator::{CancelOrder, OrderDetail};
     use serde_json::json;
 
-    let Scene {
-        devchain,
-        lsp,
-        client,
-        _client_dir,
-    } = Scene::new(|_| {}, 2_000_000, 1_000_000, None).await;
-    client_opens_channel(&devchain, &lsp, &client, 400_000).await;
-    let balance_before = client.list_balances().total_lightning_balance_sats;
+    let (
+        Scene {
+            devchain,
+            lsp,
+            client,
+            _client_dir,
+        },
+        balance_before,
+    ) = Scene::paying_over_lightning(|_| {}).await;
     let owner_dir = tempfile::tempdir().unwrap();
     let owner = Arc::new(start_ldk_node(&devchain, owner_dir.path(), |_| {}));
     let id = order_held_for(&lsp, &client, owner.node_id()).await;
