@@ -656,6 +656,15 @@ fn unpaid_order_limit_per_peer() {
     f.book
         .create_order(&new_order(&mut f.rng, key(2), T0, None), &limit)
         .unwrap();
+    // Orders made over HTTP for key 2 (by anyone) count among themselves, not against the
+    // node's own p2p orders.
+    let mut over_http = new_order(&mut f.rng, key(2), T0, None);
+    over_http.source = Interface::Http;
+    f.book.create_order(&over_http, &limit).unwrap();
+    let mut again_over_http = new_order(&mut f.rng, key(2), T0, None);
+    again_over_http.source = Interface::Http;
+    let err = f.book.create_order(&again_over_http, &limit).unwrap_err();
+    assert!(matches!(err, StoreError::TooManyUnpaidOrders(1)));
     // A paid order no longer counts.
     f.book
         .apply(&first.id, &OrderEvent::Bolt11HtlcHeld, "held")

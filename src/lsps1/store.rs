@@ -153,7 +153,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
 pub struct Admission {
     /// Reserve liquidity for this order (None: do not reserve, e.g. an operator-made order).
     pub reservation: Option<ReservationRequest>,
-    /// Refuse the order if the client already has this many unpaid, unexpired orders.
+    /// Refuse the order if the client already has this many unpaid, unexpired orders made
+    /// over the same interface. Anyone may name any node over HTTP; over p2p the node itself
+    /// asks, so orders made over HTTP for a node never block its own p2p orders.
     pub max_unpaid_orders_per_peer: Option<u32>,
 }
 
@@ -260,8 +262,12 @@ impl OrderBook {
                 "SELECT COUNT(*) FROM lsps1_orders WHERE client_node_id = ?1 AND order_state = 'CREATED'
                    AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
                    AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
-                   AND expires_at > ?2",
-                params![order.client_node_id.to_string(), to_sql_u64(now)],
+                   AND expires_at > ?2 AND source = ?3",
+                params![
+                    order.client_node_id.to_string(),
+                    to_sql_u64(now),
+                    order.source.as_str()
+                ],
                 |row| row.get(0),
             )?;
             if open >= max {

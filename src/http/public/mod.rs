@@ -13,7 +13,8 @@
 //! Every answer, errors included, is JSON: an unknown path is 404 (-32601), a wrong method
 //! 405, a body over [`MAX_BODY_BYTES`] 413, and a request still running after
 //! [`REQUEST_TIMEOUT`] 503. The per-client open-order limit is the order service's
-//! (`[lsps1.limits] max_unpaid_orders_per_peer`), the same over p2p.
+//! (`[lsps1.limits] max_unpaid_orders_per_peer`), counted apart from the node's p2p orders:
+//! over HTTP anyone may name any node.
 
 pub mod error;
 pub mod kaleidoswap;
