@@ -167,6 +167,7 @@ fn run(runtime: &tokio::runtime::Runtime, target: &TargetArgs, flags: &NodeFlags
     init_tracing(&config.log);
     match runtime.block_on(node_runner::run_until_signal(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_configuration() => fail(EXIT_CONFIG, e),
         Err(e) => fail(EXIT_FAILURE, e),
     }
 }
@@ -215,11 +216,8 @@ mod node_runner {
     use lsp_node::devchain::{self, DevchainOptions};
 
     /// Starts the node, waits for SIGINT/SIGTERM, stops it (persisting everything).
-    pub async fn run_until_signal(config: Config) -> Result<(), String> {
-        let node = lsp_node::Builder::new(config)
-            .start()
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn run_until_signal(config: Config) -> Result<(), lsp_node::node::NodeError> {
+        let node = lsp_node::Builder::new(config).start().await?;
         tracing::info!(
             node_id = %node.node_id(),
             p2p = %node.p2p_listen_addr(),
@@ -239,7 +237,7 @@ mod node_runner {
             );
         }
         shutdown_signal().await;
-        node.stop().await.map_err(|e| e.to_string())?;
+        node.stop().await?;
         tracing::info!("node stopped");
         Ok(())
     }

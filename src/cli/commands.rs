@@ -562,11 +562,30 @@ fn render_info(info: &NodeInfo) -> String {
                 .map(unix_time)
                 .unwrap_or_else(|| "never".into()),
         ),
+        ("chain source", render_chain_source(&info.chain_source)),
         ("listening on", info.listening_addresses.join(", ")),
         ("peers", info.num_peers.to_string()),
         ("channels", info.num_channels.to_string()),
         ("version", info.version.clone()),
     ])
+}
+
+fn render_chain_source(source: &ChainSourceStatus) -> String {
+    let state = match (&source.last_error, source.synced) {
+        (Some(error), _) => format!(
+            "failing ({} syncs in a row since {}): {error}",
+            source.consecutive_failures,
+            source.failing_since.map(unix_time).unwrap_or_default()
+        ),
+        (None, true) => "synced".to_string(),
+        (None, false) => "not synced yet".to_string(),
+    };
+    let selling = if source.synced {
+        ""
+    } else {
+        "; selling no channels until synced"
+    };
+    format!("{} ({state}{selling})", source.url)
 }
 
 fn render_balances(b: &Balances) -> String {

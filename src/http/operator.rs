@@ -54,6 +54,24 @@ pub struct NodeInfo {
     pub version: String,
     pub num_peers: usize,
     pub num_channels: usize,
+    /// Whether the chain source is being reached, and why not.
+    #[serde(default)]
+    pub chain_source: ChainSourceStatus,
+}
+
+/// The chain source as the node sees it. Until `synced` is true the node sells no channels.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainSourceStatus {
+    /// Esplora base URL.
+    pub url: String,
+    /// A sync has completed since the node started.
+    pub synced: bool,
+    /// Failed syncs in a row; 0 when the last sync succeeded.
+    pub consecutive_failures: u32,
+    /// Unix time (seconds) of the first failure in the current run of failures.
+    pub failing_since: Option<u64>,
+    /// The last failure, as one sentence.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

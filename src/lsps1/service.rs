@@ -33,7 +33,7 @@ use crate::lsps1::order::{
 use crate::lsps1::pricing::{self, PaymentMethod, PriceBreakdown, PriceRequest};
 use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::store::{Admission, OrderBook, StoreError};
-use crate::node::chain::EsploraFeeEstimator;
+use crate::node::chain::{ChainSync, EsploraFeeEstimator};
 use crate::node::peers::PeerConnector;
 use crate::node::types::{ChainMonitor, ChannelManager};
 use crate::node::wallet::Wallet;
@@ -61,6 +61,9 @@ pub struct ServiceNode {
     /// Esplora base URL, to read the fee rate of unconfirmed payments.
     pub esplora_url: String,
     pub http: reqwest::Client,
+    /// No order is taken before the node has synced with the chain since it started: prices,
+    /// liquidity and heights would all be guesses.
+    pub chain_sync: Arc<ChainSync>,
 }
 
 /// Sells channels. One per node; shared as `Arc<OrderService>`.
@@ -177,6 +180,12 @@ impl OrderService {
 
     /// Creates and persists an order; the returned order is what the client is told.
     pub fn create_order(&self, request: NewOrder) -> Result<Order, RpcError> {
+        if !self.node.chain_sync.has_synced() {
+            return Err(RpcError::new(
+                rpc::CLIENT_REJECTED,
+                "the LSP has not synced with the chain yet and takes no orders until it has; try again shortly",
+            ));
+        }
         let params = &request.params;
         let refund_address = request
             .refund_onchain_address

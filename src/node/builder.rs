@@ -42,7 +42,10 @@ use lightning_transaction_sync::EsploraSyncClient;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::chain::{fetch_tip, unix_now, ChainSync, EsploraBroadcaster, EsploraFeeEstimator};
+use super::chain::{
+    check_genesis, fetch_tip, unix_now, ChainEndpoint, ChainSync, EsploraBroadcaster,
+    EsploraFeeEstimator,
+};
 use super::events::{ClaimEverything, EventHandler, InboundChannelPolicy, ServiceHook};
 use super::keys::{NodeSeed, SeedOrigin};
 use super::logger::LdkLogger;
@@ -201,6 +204,17 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
     let http = reqwest::Client::new();
     let logger = Arc::new(LdkLogger);
 
+    // A chain source that serves another network is a configuration error; one that cannot be
+    // reached now is retried in the background while the node serves its peers.
+    let chain_reachable = match check_genesis(&http, &esplora_url, network).await {
+        Ok(()) => true,
+        Err(e) if e.is_configuration() => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "chain source unreachable at start; retrying in the background, selling no channels until synced");
+            false
+        }
+    };
+
     let fee_estimator = Arc::new(EsploraFeeEstimator::new(esplora_url.clone(), http.clone()));
     if let Err(e) = fee_estimator.refresh().await {
         tracing::warn!(error = %e, "no fee estimates yet; using fallbacks until the next sync");
@@ -333,10 +347,21 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
                     "channel monitors exist but the channel manager is missing",
                 ));
             }
-            let (height, block_hash) = fetch_tip(&http, &esplora_url).await?;
+            // A fresh node starts at the tip, or at genesis when the chain source is away; the
+            // first sync catches up either way, and a node without channels has nothing to miss.
+            let best_block = match chain_reachable {
+                true => match fetch_tip(&http, &esplora_url).await {
+                    Ok((height, block_hash)) => BlockLocator::new(block_hash, height),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no chain tip; starting from genesis");
+                        BlockLocator::from_network(network)
+                    }
+                },
+                false => BlockLocator::from_network(network),
+            };
             let params = ChainParameters {
                 network,
-                best_block: BlockLocator::new(block_hash, height),
+                best_block,
             };
             Arc::new(ChannelManager::new(
                 Arc::clone(&fee_estimator),
@@ -459,11 +484,21 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
         Arc::clone(&channel_manager),
         Arc::clone(&chain_monitor),
         Arc::clone(&sweeper),
+        ChainEndpoint {
+            http: http.clone(),
+            base_url: esplora_url.clone(),
+            network,
+        },
     ));
 
     // Catch up before serving anything; an unreachable chain source is retried by the loop.
-    if let Err(e) = chain_sync.sync().await {
-        tracing::warn!(error = %e, "initial chain sync failed; retrying in the background");
+    if chain_reachable {
+        if let Err(e) = chain_sync.sync().await {
+            if e.is_configuration() {
+                return Err(e.into());
+            }
+            tracing::warn!(error = %e, "initial chain sync failed; retrying in the background");
+        }
     }
 
     let order_service = if config.lsps1.enabled {
@@ -480,6 +515,7 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
                 peers: Arc::clone(&peers),
                 esplora_url: esplora_url.clone(),
                 http: http.clone(),
+                chain_sync: Arc::clone(&chain_sync),
             },
         ));
         lsps_handler.serve_lsps1_with(Arc::clone(&service) as Arc<dyn Lsps1Server>);

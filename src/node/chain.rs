@@ -7,14 +7,16 @@
 //!   to `POST /tx` by a background task that retries, treating "already known" as success.
 //! - [`ChainSync`]: syncs the BDK wallet and LDK (ChannelManager, ChainMonitor, OutputSweeper)
 //!   through `lightning-transaction-sync`, on an interval and on demand, and remembers the last
-//!   sync time and height.
+//!   sync time and height, or why the chain source is failing. A failing sync is retried with
+//!   backoff; the node keeps serving its peers meanwhile.
+//! - [`check_genesis`]: refuses a chain source that serves another network's chain.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::consensus::encode::serialize_hex;
-use bitcoin::{BlockHash, FeeRate, Transaction};
+use bitcoin::{BlockHash, FeeRate, Network, Transaction};
 use lightning::chain::chaininterface::{
     BroadcasterInterface, ConfirmationTarget, FeeEstimator, TransactionType,
 };
@@ -44,6 +46,22 @@ pub enum ChainError {
     Wallet(String),
     #[error("syncing the Lightning state with the chain failed: {0}")]
     Lightning(String),
+    #[error(
+        "the chain source at {url} serves another chain: its genesis block is {found}, but {network} starts at {expected}; point chain.esplora_url at a {network} server"
+    )]
+    WrongChain {
+        url: String,
+        network: Network,
+        expected: BlockHash,
+        found: BlockHash,
+    },
+}
+
+impl ChainError {
+    /// True when retrying cannot help: the configuration names the wrong chain.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, ChainError::WrongChain { .. })
+    }
 }
 
 /// The confirmation targets our own on-chain spends use, beside LDK's.
@@ -332,6 +350,30 @@ pub struct SyncSnapshot {
     pub block_hash: BlockHash,
 }
 
+/// Why the chain source has been failing, since its last successful sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncFailure {
+    /// Unix seconds of the first failure in this run of failures.
+    pub failing_since: u64,
+    /// Failed syncs in a row.
+    pub consecutive: u32,
+    /// The last failure, as one sentence.
+    pub last_error: String,
+}
+
+/// First retry after a failed sync; each further failure doubles it, up to the sync interval.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// How long to wait before the next sync: the interval, or the backoff after `failures` failed
+/// syncs in a row, whichever is shorter.
+fn next_sync_delay(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let backoff = FIRST_RETRY.saturating_mul(1u32 << (failures - 1).min(16));
+    backoff.min(interval)
+}
+
 /// Keeps the wallet and LDK in step with the chain source.
 pub struct ChainSync {
     tx_sync: Arc<ChainSyncClient>,
@@ -343,6 +385,17 @@ pub struct ChainSync {
     /// Serialises syncs: an on-demand sync waits for a running one rather than racing it.
     running: tokio::sync::Mutex<()>,
     last: Mutex<Option<SyncSnapshot>>,
+    failure: Mutex<Option<SyncFailure>>,
+    source: ChainEndpoint,
+    /// Set once the chain source was seen to serve our network's chain.
+    genesis_checked: std::sync::atomic::AtomicBool,
+}
+
+/// Where [`ChainSync`] checks which chain it is talking to.
+pub struct ChainEndpoint {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub network: Network,
 }
 
 impl ChainSync {
@@ -353,6 +406,7 @@ impl ChainSync {
         channel_manager: Arc<ChannelManager>,
         chain_monitor: Arc<ChainMonitor>,
         sweeper: Arc<OutputSweeper>,
+        source: ChainEndpoint,
     ) -> Self {
         ChainSync {
             tx_sync,
@@ -363,12 +417,47 @@ impl ChainSync {
             sweeper,
             running: tokio::sync::Mutex::new(()),
             last: Mutex::new(None),
+            failure: Mutex::new(None),
+            source,
+            genesis_checked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// One full sync: fee estimates, wallet, then LDK. Returns what it synced to.
+    /// Checks, once per run of the node, that the chain source serves our network's chain.
+    /// Until it has, every sync starts with this check and a wrong chain stops the sync.
+    pub async fn verify_chain(&self) -> Result<(), ChainError> {
+        use std::sync::atomic::Ordering;
+        if self.genesis_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let source = &self.source;
+        check_genesis(&source.http, &source.base_url, source.network).await?;
+        self.genesis_checked.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// One full sync: fee estimates, wallet, then LDK. Returns what it synced to; a failure is
+    /// remembered until the next success (see [`ChainSync::failure`]).
     pub async fn sync(&self) -> Result<SyncSnapshot, ChainError> {
         let _one_at_a_time = self.running.lock().await;
+        let result = self.sync_once().await;
+        let mut failure = self.failure.lock().expect("sync lock poisoned");
+        match &result {
+            Ok(_) => *failure = None,
+            Err(e) => {
+                let previous = failure.take();
+                *failure = Some(SyncFailure {
+                    failing_since: previous.as_ref().map_or_else(unix_now, |f| f.failing_since),
+                    consecutive: previous.map_or(1, |f| f.consecutive.saturating_add(1)),
+                    last_error: e.to_string(),
+                });
+            }
+        }
+        result
+    }
+
+    async fn sync_once(&self) -> Result<SyncSnapshot, ChainError> {
+        self.verify_chain().await?;
         if let Err(e) = self.fee_estimator.refresh().await {
             tracing::warn!(error = %e, "fee estimates not refreshed; using the previous ones");
         }
@@ -413,15 +502,28 @@ impl ChainSync {
         *self.last.lock().expect("sync lock poisoned")
     }
 
-    /// Syncs every `interval` until `shutdown` fires; failures are logged and retried next tick.
+    /// True once a sync has completed since the node started.
+    pub fn has_synced(&self) -> bool {
+        self.last_sync().is_some()
+    }
+
+    /// Why the chain source is failing, if its last sync failed.
+    pub fn failure(&self) -> Option<SyncFailure> {
+        self.failure.lock().expect("sync lock poisoned").clone()
+    }
+
+    /// Syncs every `interval` until `shutdown` fires. A failed sync is logged and retried after
+    /// 1 s, then 2 s, 4 s, ... up to `interval`.
     pub async fn run(self: Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let failures = self.failure().map_or(0, |f| f.consecutive);
             tokio::select! {
-                _ = ticker.tick() => {
+                _ = tokio::time::sleep(next_sync_delay(interval, failures)) => {
                     if let Err(e) = self.sync().await {
-                        tracing::warn!(error = %e, "periodic chain sync failed");
+                        let failures = self.failure().map_or(1, |f| f.consecutive);
+                        tracing::warn!(error = %e, failures, "chain sync failed; retrying");
+                    } else if failures > 0 {
+                        tracing::info!(failures, "chain source reachable again; synced");
                     }
                 }
                 _ = shutdown.changed() => return,
@@ -430,48 +532,90 @@ impl ChainSync {
     }
 }
 
+/// Checks that the chain source at `base_url` serves `network`'s chain (its genesis block).
+pub async fn check_genesis(
+    http: &reqwest::Client,
+    base_url: &str,
+    network: Network,
+) -> Result<(), ChainError> {
+    let found = fetch_block_hash(http, base_url, 0).await?;
+    let expected = bitcoin::constants::genesis_block(network).block_hash();
+    if found == expected {
+        Ok(())
+    } else {
+        Err(ChainError::WrongChain {
+            url: base_url.to_string(),
+            network,
+            expected,
+            found,
+        })
+    }
+}
+
 /// The chain tip as Esplora reports it; a fresh node starts its Lightning state there.
 pub async fn fetch_tip(
     http: &reqwest::Client,
     base_url: &str,
 ) -> Result<(u32, BlockHash), ChainError> {
-    let unreachable = |e: reqwest::Error| ChainError::Unreachable {
-        url: base_url.to_string(),
-        reason: e.to_string(),
-    };
-    let bad = |reason: String| ChainError::BadAnswer {
+    let height: u32 = fetch_text(http, base_url, "blocks/tip/height")
+        .await?
+        .parse()
+        .map_err(|e: std::num::ParseIntError| bad_answer(base_url, format!("tip height: {e}")))?;
+    let hash = fetch_block_hash(http, base_url, height).await?;
+    Ok((height, hash))
+}
+
+async fn fetch_block_hash(
+    http: &reqwest::Client,
+    base_url: &str,
+    height: u32,
+) -> Result<BlockHash, ChainError> {
+    fetch_text(http, base_url, &format!("block-height/{height}"))
+        .await?
+        .parse()
+        .map_err(|e| bad_answer(base_url, format!("block hash at height {height}: {e}")))
+}
+
+/// `GET {base_url}/{path}` as trimmed text.
+async fn fetch_text(
+    http: &reqwest::Client,
+    base_url: &str,
+    path: &str,
+) -> Result<String, ChainError> {
+    let text = http
+        .get(format!("{base_url}/{path}"))
+        .timeout(ESPLORA_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| ChainError::Unreachable {
+            url: base_url.to_string(),
+            reason: error_chain(&e),
+        })?
+        .error_for_status()
+        .map_err(|e| bad_answer(base_url, e.to_string()))?
+        .text()
+        .await
+        .map_err(|e| bad_answer(base_url, e.to_string()))?;
+    Ok(text.trim().to_string())
+}
+
+fn bad_answer(base_url: &str, reason: String) -> ChainError {
+    ChainError::BadAnswer {
         url: base_url.to_string(),
         reason,
-    };
-    let height: u32 = http
-        .get(format!("{base_url}/blocks/tip/height"))
-        .timeout(ESPLORA_TIMEOUT)
-        .send()
-        .await
-        .map_err(unreachable)?
-        .error_for_status()
-        .map_err(|e| bad(e.to_string()))?
-        .text()
-        .await
-        .map_err(|e| bad(e.to_string()))?
-        .trim()
-        .parse()
-        .map_err(|e: std::num::ParseIntError| bad(format!("tip height: {e}")))?;
-    let hash: BlockHash = http
-        .get(format!("{base_url}/block-height/{height}"))
-        .timeout(ESPLORA_TIMEOUT)
-        .send()
-        .await
-        .map_err(unreachable)?
-        .error_for_status()
-        .map_err(|e| bad(e.to_string()))?
-        .text()
-        .await
-        .map_err(|e| bad(e.to_string()))?
-        .trim()
-        .parse()
-        .map_err(|e| bad(format!("block hash: {e}")))?;
-    Ok((height, hash))
+    }
+}
+
+/// An error with its causes, so "error sending request" also says which TLS or TCP error.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Seconds since the Unix epoch.
@@ -504,5 +648,15 @@ mod tests {
             "{\"code\":-27,\"message\":\"Transaction outputs already in utxo set\"}"
         ));
         assert!(!is_already_known("bad-txns-inputs-missingorspent"));
+    }
+
+    #[test]
+    fn failed_syncs_back_off_from_one_second_up_to_the_interval() {
+        let interval = Duration::from_secs(30);
+        let delays: Vec<u64> = (0..8)
+            .map(|failures| next_sync_delay(interval, failures).as_secs())
+            .collect();
+        assert_eq!(delays, [30, 1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(next_sync_delay(interval, u32::MAX), interval);
     }
 }

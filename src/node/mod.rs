@@ -62,7 +62,7 @@ pub enum NodeError {
     Wallet(#[from] wallet::WalletError),
     #[error("cannot start the embedded devchain: {0}")]
     Devchain(#[from] crate::devchain::DevchainError),
-    #[error("cannot reach the chain source: {0}")]
+    #[error("cannot use the chain source: {0}")]
     Chain(#[from] chain::ChainError),
     #[error("the stored Lightning state is unreadable ({what}); restore the data directory from a backup")]
     CorruptState { what: String },
@@ -80,6 +80,14 @@ pub enum NodeError {
     OrderBook(#[from] crate::lsps1::store::StoreError),
     #[error("the background processor stopped with an error: {0}")]
     Background(String),
+}
+
+impl NodeError {
+    /// True when the configuration is wrong (for example a chain source serving another
+    /// network): restarting with the same settings cannot help.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, NodeError::Chain(e) if e.is_configuration())
+    }
 }
 
 /// Builds a [`Node`] from a [`Config`]. With `[lsps1] enabled` (the default) the node runs

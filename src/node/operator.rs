@@ -69,6 +69,16 @@ impl OperatorApi for Node {
             version: env!("CARGO_PKG_VERSION").to_string(),
             num_peers: inner.peer_manager.list_peers().len(),
             num_channels: inner.channel_manager.list_channels().len(),
+            chain_source: {
+                let failure = inner.chain_sync.failure();
+                ChainSourceStatus {
+                    url: inner.esplora_url.clone(),
+                    synced: inner.chain_sync.has_synced(),
+                    consecutive_failures: failure.as_ref().map_or(0, |f| f.consecutive),
+                    failing_since: failure.as_ref().map(|f| f.failing_since),
+                    last_error: failure.map(|f| f.last_error),
+                }
+            },
         })
     }
 

@@ -83,6 +83,11 @@ impl OperatorApi for FakeApi {
             version: "0.1.0".to_string(),
             num_peers: 2,
             num_channels: 1,
+            chain_source: ChainSourceStatus {
+                url: "http://127.0.0.1:3002".to_string(),
+                synced: true,
+                ..ChainSourceStatus::default()
+            },
         })
     }
 

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod openapi_conformance;
+pub mod process;
+pub mod tls_proxy;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -89,6 +91,15 @@ pub struct CallError {
 }
 
 impl Operator {
+    /// A client for the operator API at `base` (`http://IP:PORT`) with `key`.
+    pub fn new(base: String, key: String) -> Self {
+        Operator {
+            base,
+            key,
+            http: reqwest::Client::new(),
+        }
+    }
+
     pub fn for_node(node: &Node) -> Self {
         Operator {
             base: format!("http://{}", node.admin_listen_addr()),
