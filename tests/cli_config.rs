@@ -276,7 +276,13 @@ fn effective(case: &Case, flags: &[&str], env: &[(&str, &str)]) -> toml::Value {
 
 #[test]
 fn flags_override_the_environment_which_overrides_the_file() {
-    let case = Case::new(|c| c);
+    // An announced address, so the signet + public API combination below is reachable.
+    let case = Case::new(|c| {
+        c.replace(
+            "[node]\n",
+            "[node]\nannounce_addresses = [\"203.0.113.7:9735\"]\n",
+        )
+    });
     let from_file = case.data_dir.display().to_string();
     let from_env = case.dir.path().join("env-data").display().to_string();
     let from_flag = case.dir.path().join("flag-data").display().to_string();
@@ -424,4 +430,48 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
         !stderr.contains("\x1b["),
         "no ANSI escape codes when stderr is not a terminal: {stderr:?}"
     );
+}
+
+#[test]
+fn a_public_api_that_would_advertise_an_unreachable_p2p_address_is_refused_off_regtest() {
+    let signet_with_http = |p2p: &str, announce: &str| {
+        let p2p_line = format!("p2p_listen = \"{p2p}\"\n{announce}");
+        Case::new(move |c| {
+            c.replace("\"regtest\"", "\"signet\"")
+                .replace(
+                    "source = \"dev\"\ndev_listen = \"127.0.0.1:0\"",
+                    "source = \"esplora\"\nesplora_url = \"https://mutinynet.com/api\"",
+                )
+                .replace("p2p_listen = \"127.0.0.1:0\"\n", &p2p_line)
+                + "\n[http]\nlisten = \"127.0.0.1:0\"\n"
+        })
+    };
+    for p2p in ["0.0.0.0:9735", "127.0.0.1:9735", "[::]:9735"] {
+        let case = signet_with_http(p2p, "");
+        refused(
+            &case,
+            &[
+                "node.announce_addresses",
+                "node.p2p_listen",
+                p2p,
+                "cannot reach",
+            ],
+        );
+        assert_eq!(case.files(), ["node.toml"], "nothing was created");
+    }
+    let announced = signet_with_http(
+        "0.0.0.0:9735",
+        "announce_addresses = [\"203.0.113.7:9735\"]\n",
+    );
+    let config =
+        lsp_node::config::load::load_with_env(&announced.config, &Default::default(), |_| None)
+            .expect("an announced address is reachable");
+    assert_eq!(config.node.announce_addresses, ["203.0.113.7:9735"]);
+    // Regtest sandboxes run on one machine: allowed (the node warns at start).
+    let regtest = Case::new(|c| {
+        c.replace("p2p_listen = \"127.0.0.1:0\"", "p2p_listen = \"0.0.0.0:0\"")
+            + "\n[http]\nlisten = \"127.0.0.1:0\"\n"
+    });
+    lsp_node::config::load::load_with_env(&regtest.config, &Default::default(), |_| None)
+        .expect("regtest may advertise loopback");
 }

@@ -260,6 +260,10 @@ impl Resolver<'_> {
             check_api_key(key)?;
         }
 
+        if http_listen.is_some() {
+            check_advertised_p2p(network, &node)?;
+        }
+
         let log = self.resolve_log()?;
 
         let lsps1 = self.file.lsps1.clone();
@@ -601,6 +605,26 @@ fn parse_esplora_url(value: &Value<String>) -> Result<String, ConfigError> {
 }
 
 /// `host:port` where host is an IP address or a DNS name (announced addresses).
+/// The public HTTP API tells wallets where to connect: `node.announce_addresses`, else the p2p
+/// listen address. An unspecified or loopback address there reaches no wallet, so outside
+/// regtest it is refused (regtest sandboxes run on one machine; the node warns at start).
+fn check_advertised_p2p(network: Network, node: &NodeConfig) -> Result<(), ConfigError> {
+    let ip = node.p2p_listen.ip();
+    if network == Network::Regtest
+        || !node.announce_addresses.is_empty()
+        || !(ip.is_unspecified() || ip.is_loopback())
+    {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        origin: "node.announce_addresses".to_string(),
+        problem: format!(
+            "it is empty and node.p2p_listen is {}, so the public HTTP API would tell wallets to connect to an address they cannot reach; set node.announce_addresses to this node's public host:port",
+            node.p2p_listen
+        ),
+    })
+}
+
 fn check_host_port(value: &Value<String>) -> Result<(), ConfigError> {
     let bad = || {
         value.invalid(format!(

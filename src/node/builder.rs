@@ -9,6 +9,8 @@
 
 use std::io::Cursor;
 use std::net::SocketAddr;
+
+use bitcoin::secp256k1::PublicKey;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -618,19 +620,12 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
         shutdown_rx.clone(),
     )));
 
-    let public_uris: Vec<String> = {
-        let node_id = channel_manager.get_our_node_id();
-        if config.node.announce_addresses.is_empty() {
-            vec![format!("{node_id}@{p2p_addr}")]
-        } else {
-            config
-                .node
-                .announce_addresses
-                .iter()
-                .map(|addr| format!("{node_id}@{addr}"))
-                .collect()
-        }
-    };
+    let public_uris = public_uris(
+        channel_manager.get_our_node_id(),
+        p2p_addr,
+        &config.node.announce_addresses,
+        http_addr.is_some(),
+    );
     let node = Node {
         inner: Arc::new(NodeInner {
             config,
@@ -756,4 +751,71 @@ pub(super) async fn stop(inner: &NodeInner) -> Result<(), NodeError> {
     }
     tracing::info!("node stopped");
     processed
+}
+
+/// Where `get_info` tells wallets to connect: the announced addresses, else the p2p listener;
+/// never an unspecified address (a listener on 0.0.0.0 is named by its loopback address, which
+/// only this machine reaches: configuration refuses that outside regtest).
+fn public_uris(
+    node_id: PublicKey,
+    p2p_addr: SocketAddr,
+    announce_addresses: &[String],
+    http_enabled: bool,
+) -> Vec<String> {
+    if !announce_addresses.is_empty() {
+        return announce_addresses
+            .iter()
+            .map(|addr| format!("{node_id}@{addr}"))
+            .collect();
+    }
+    let mut advertised = p2p_addr;
+    if p2p_addr.ip().is_unspecified() {
+        advertised.set_ip(match p2p_addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    if http_enabled && advertised.ip().is_loopback() {
+        tracing::warn!(
+            p2p_listen = %p2p_addr,
+            advertised = %advertised,
+            "node.announce_addresses is empty: get_info tells wallets to connect to a loopback address, which only this machine can reach"
+        );
+    }
+    vec![format!("{node_id}@{advertised}")]
+}
+
+#[cfg(test)]
+mod public_uri_tests {
+    use super::*;
+
+    fn node_id() -> PublicKey {
+        "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_unspecified_listener_is_never_advertised() {
+        let uris = public_uris(node_id(), "0.0.0.0:9735".parse().unwrap(), &[], true);
+        assert_eq!(uris, [format!("{}@127.0.0.1:9735", node_id())]);
+        let uris = public_uris(node_id(), "[::]:9735".parse().unwrap(), &[], true);
+        assert_eq!(uris, [format!("{}@[::1]:9735", node_id())]);
+    }
+
+    #[test]
+    fn announced_addresses_win_over_the_listener() {
+        let announced = [
+            "203.0.113.7:9735".to_string(),
+            "lsp.example.com:9735".to_string(),
+        ];
+        let uris = public_uris(node_id(), "0.0.0.0:9735".parse().unwrap(), &announced, true);
+        assert_eq!(
+            uris,
+            [
+                format!("{}@203.0.113.7:9735", node_id()),
+                format!("{}@lsp.example.com:9735", node_id())
+            ]
+        );
+    }
 }
