@@ -1105,6 +1105,37 @@ fn the_conformance_check_refuses_answers_the_document_does_not_describe() {
             "{field}"
         );
     }
+    // OpenAPI 3.0.3's `nullable` adds null only to a stated type, and not past an enum
+    // that leaves null out.
+    let tiny = |field: Value| {
+        json!({
+            "paths": { "/x": { "get": { "responses": { "200": { "content": {
+                "application/json": { "schema": { "$ref": "#/components/schemas/X" } } } } } } } },
+            "components": { "schemas": { "X": {
+                "type": "object", "properties": { "f": field } } } },
+        })
+    };
+    let null_field = json!({ "f": null });
+    for (field, allowed) in [
+        (json!({ "type": "string", "nullable": true }), true),
+        (
+            json!({ "type": "string", "nullable": true, "enum": [null] }),
+            true,
+        ),
+        (json!({ "nullable": true, "enum": [null] }), false),
+        (
+            json!({ "type": "string", "nullable": true, "enum": ["a"] }),
+            false,
+        ),
+        (json!({ "type": "string" }), false),
+    ] {
+        let verdict = check_answer(&tiny(field.clone()), "get", "/x", 200, &null_field);
+        assert_eq!(
+            verdict.is_ok(),
+            allowed,
+            "null against {field}: {verdict:?}"
+        );
+    }
     let order_without_channel = json!({ "order_id": "a", "order_state": "CREATED" });
     assert!(check(
         "get",

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod openapi_conformance;
+pub mod python;
 
 use std::future::Future;
 use std::net::SocketAddr;

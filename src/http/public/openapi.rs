@@ -231,8 +231,13 @@ fn sats_integer() -> Value {
     json!({ "type": "integer", "minimum": 0, "description": "sats" })
 }
 
+/// An object schema; `required` is left out when empty, as OpenAPI 3.0 requires.
 fn object(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties })
+    let mut schema = json!({ "type": "object", "properties": properties });
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
 }
 
 fn nullable(mut schema: Value) -> Value {
@@ -240,17 +245,21 @@ fn nullable(mut schema: Value) -> Value {
     schema
 }
 
-/// A field that may only be null (or left out).
-fn only_null(description: &str) -> Value {
-    json!({ "nullable": true, "enum": [null], "description": description })
+/// A field that may only be null (or left out). OpenAPI 3.0 has no null type: `nullable` adds
+/// null to the `type` beside it (and only when there is one), and the enum then allows nothing
+/// else. The type names what the field would hold were it sold (and what a client would send).
+fn only_null(kind: &str, description: &str) -> Value {
+    json!({ "type": kind, "nullable": true, "enum": [null], "description": description })
 }
 
 /// A request body: as [`object`], and any field it does not list must be null (the guard
 /// treats an unknown null field as absent and refuses any other with `data.unrecognized`).
 fn request(required: &[&str], properties: Value) -> Value {
     let mut schema = object(required, properties);
-    schema["additionalProperties"] =
-        only_null("unknown fields are refused (-32602, data.unrecognized) unless null");
+    schema["additionalProperties"] = only_null(
+        "string",
+        "unknown fields are refused (-32602, data.unrecognized) unless null",
+    );
     schema
 }
 
@@ -400,12 +409,12 @@ fn schemas() -> Value {
             .collect();
         object(&names, Value::Object(properties))
     };
-    let no_asset = only_null("RGB asset channels are not sold: null or left out");
+    let no_asset = |kind| only_null(kind, "RGB asset channels are not sold: null or left out");
     let asset_fields = json!({
-        "asset_id": no_asset,
-        "lsp_asset_amount": no_asset,
-        "client_asset_amount": no_asset,
-        "rfq_id": no_asset,
+        "asset_id": no_asset("string"),
+        "lsp_asset_amount": no_asset("integer"),
+        "client_asset_amount": no_asset("integer"),
+        "rfq_id": no_asset("string"),
     });
     let mut olympus_info = options(sats_string);
     olympus_info["properties"] = with(
@@ -446,7 +455,7 @@ fn schemas() -> Value {
             &[&order_required[..], &["client_pubkey"]].concat(),
             with(with(order(sats_integer), asset_fields), json!({
                 "client_pubkey": node_id(),
-                "asset_price_sat": no_asset,
+                "asset_price_sat": no_asset("integer"),
                 "asset_delivery_status": { "type": "string", "enum": ["NOT_REQUIRED"] },
             })),
         ),
@@ -517,6 +526,30 @@ mod tests {
             "docs/openapi.json differs from the served document; run \
              `LSP_NODE_WRITE_OPENAPI=1 cargo test openapi` and commit the file"
         );
+    }
+
+    /// Two OpenAPI 3.0.3 rules the validator does not enforce: `nullable` means nothing without
+    /// a `type` beside it, and an `enum` beside it must list null for null to be allowed.
+    #[test]
+    fn every_nullable_schema_states_its_type_and_enums_list_null() {
+        fn walk(value: &Value, at: &str) {
+            match value {
+                Value::Object(fields) => {
+                    if fields.get("nullable") == Some(&json!(true)) {
+                        assert!(fields.contains_key("type"), "{at}: nullable without a type");
+                        if let Some(allowed) = fields.get("enum").and_then(Value::as_array) {
+                            assert!(allowed.contains(&Value::Null), "{at}: enum without null");
+                        }
+                    }
+                    for (name, field) in fields {
+                        walk(field, &format!("{at}/{name}"));
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|item| walk(item, at)),
+                _ => {}
+            }
+        }
+        walk(&document(), "#");
     }
 
     #[test]
