@@ -277,6 +277,8 @@ async fn kaleidoswap_seed_example_is_refused_for_assets_and_completes_without_th
         info["options"]["max_initial_lsp_balance_sat"].is_u64(),
         "{info}"
     );
+    assert_eq!(info["assets"], json!([]), "no RGB assets are sold");
+    assert!(info["options"]["min_onchain_payment_confirmations"].is_u64());
 
     // The document's example, verbatim but for the public key: it asks for an RGB asset.
     let verbatim = json!({
@@ -349,6 +351,24 @@ async fn kaleidoswap_seed_example_is_refused_for_assets_and_completes_without_th
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched, order);
+    // What the Kaleidoswap SDK sends: an empty access token.
+    let (status, fetched) = public
+        .post(
+            "/api/v1/lsps1/get_order",
+            &json!({ "order_id": id, "access_token": "" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fetched, order);
+    let decision = json!({ "order_id": id, "access_token": "", "accept_new_rate": true });
+    let (status, body) = public.post("/api/v1/lsps1/rate_decision", &decision).await;
+    assert_error(status, &body, 409, -32004, "no rate decision pending");
+    assert_eq!(body["data"]["order_state"], "CREATED");
+    let (status, body) = public
+        .post("/api/v1/lsps1/retry_delivery", &json!({ "order_id": id }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "no_pending_delivery");
     // The same order in the Olympus dialect: the same values, sats as strings.
     let (_, olympus) = public
         .get(&format!("/api/v1/get_order?order_id={id}"))
@@ -391,7 +411,7 @@ async fn kaleidoswap_seed_example_is_refused_for_assets_and_completes_without_th
 
     let (status, network) = public.get("/api/v1/lsps1/network_info").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(network["network"], "regtest");
+    assert_eq!(network["network"], "Regtest");
     let tip = public.devchain.tip().0;
     assert!(
         network["height"].as_u64().unwrap() <= u64::from(tip)
@@ -657,6 +677,54 @@ async fn bad_input_gets_the_documented_status_and_body_and_changes_nothing() {
             400,
             -32602,
             "email",
+        ),
+        (
+            "kaleidoswap without a refund address",
+            "/api/v1/lsps1/create_order",
+            kaleido("refund_onchain_address", Value::Null),
+            400,
+            -32602,
+            "refund_onchain_address",
+        ),
+        (
+            "kaleidoswap empty refund address",
+            "/api/v1/lsps1/create_order",
+            kaleido("refund_onchain_address", json!("")),
+            400,
+            -32602,
+            "refund_onchain_address",
+        ),
+        (
+            "kaleidoswap access token",
+            "/api/v1/lsps1/get_order",
+            json!({"order_id": "nope", "access_token": "t"}).to_string(),
+            400,
+            -32602,
+            "access_token",
+        ),
+        (
+            "kaleidoswap rate decision without a decision",
+            "/api/v1/lsps1/rate_decision",
+            json!({"order_id": "nope"}).to_string(),
+            400,
+            -32602,
+            "accept_new_rate",
+        ),
+        (
+            "kaleidoswap rate decision for an unknown order",
+            "/api/v1/lsps1/rate_decision",
+            json!({"order_id": "nope", "access_token": "", "accept_new_rate": false}).to_string(),
+            404,
+            101,
+            "",
+        ),
+        (
+            "kaleidoswap delivery of an unknown order",
+            "/api/v1/lsps1/retry_delivery",
+            json!({"order_id": "nope"}).to_string(),
+            404,
+            101,
+            "",
         ),
         (
             "kaleidoswap unknown id",
@@ -1051,25 +1119,25 @@ fn the_conformance_check_refuses_answers_the_document_does_not_describe() {
     let document = openapi::document();
     let check =
         |method, path, status, body: Value| check_answer(&document, method, path, status, &body);
-    let info = json!({ "network": "regtest", "height": 7 });
+    let info = json!({ "network": "Regtest", "height": 7 });
     assert_eq!(
         check("get", "/api/v1/lsps1/network_info", 200, info),
         Ok(())
     );
     for (case, body) in [
-        ("missing field", json!({ "network": "regtest" })),
-        ("wrong type", json!({ "network": "regtest", "height": "7" })),
+        ("missing field", json!({ "network": "Regtest" })),
+        ("wrong type", json!({ "network": "Regtest", "height": "7" })),
         (
             "outside the enum",
             json!({ "network": "moon", "height": 7 }),
         ),
         (
             "undocumented field",
-            json!({ "network": "regtest", "height": 7, "tip": "00" }),
+            json!({ "network": "Regtest", "height": 7, "tip": "00" }),
         ),
         (
             "below the minimum",
-            json!({ "network": "regtest", "height": -1 }),
+            json!({ "network": "Regtest", "height": -1 }),
         ),
     ] {
         assert!(
@@ -1103,6 +1171,37 @@ fn the_conformance_check_refuses_answers_the_document_does_not_describe() {
         assert!(
             check("post", "/api/v1/quote", 200, wrong).is_err(),
             "{field}"
+        );
+    }
+    // OpenAPI 3.0.3's `nullable` adds null only to a stated type, and not past an enum
+    // that leaves null out.
+    let tiny = |field: Value| {
+        json!({
+            "paths": { "/x": { "get": { "responses": { "200": { "content": {
+                "application/json": { "schema": { "$ref": "#/components/schemas/X" } } } } } } } },
+            "components": { "schemas": { "X": {
+                "type": "object", "properties": { "f": field } } } },
+        })
+    };
+    let null_field = json!({ "f": null });
+    for (field, allowed) in [
+        (json!({ "type": "string", "nullable": true }), true),
+        (
+            json!({ "type": "string", "nullable": true, "enum": [null] }),
+            true,
+        ),
+        (json!({ "nullable": true, "enum": [null] }), false),
+        (
+            json!({ "type": "string", "nullable": true, "enum": ["a"] }),
+            false,
+        ),
+        (json!({ "type": "string" }), false),
+    ] {
+        let verdict = check_answer(&tiny(field.clone()), "get", "/x", 200, &null_field);
+        assert_eq!(
+            verdict.is_ok(),
+            allowed,
+            "null against {field}: {verdict:?}"
         );
     }
     let order_without_channel = json!({ "order_id": "a", "order_state": "CREATED" });

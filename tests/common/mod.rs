@@ -4,6 +4,7 @@
 
 pub mod openapi_conformance;
 pub mod process;
+pub mod python;
 pub mod tls_proxy;
 
 use std::future::Future;

@@ -2,9 +2,11 @@
 //! schemas cannot drift from what the handlers send: a missing required field, a wrong type,
 //! a value outside an enum, or a field the schema does not list is a failure.
 //!
-//! Covers the part of OpenAPI 3.0 the document uses: `$ref`, `type`, `required`, `properties`,
-//! `items`, `nullable`, `enum`, `minimum`, `maximum`, `maxLength`, the two patterns it uses
-//! (decimal sats, node ids) and `date-time`.
+//! Covers the part of OpenAPI 3.0.3 the document uses: `$ref`, `type`, `required`,
+//! `properties`, `items`, `nullable` (with 3.0.3's meaning: it adds null to a stated `type`),
+//! `enum`, `minimum`, `maximum`, `maxLength`, the two patterns it uses (decimal sats, node ids)
+//! and `date-time`. Whether the document itself is valid OpenAPI is `scripts/check-openapi`'s
+//! job (run by tests/http_openapi.rs).
 
 use lsp_node::http::public::openapi::NODE_ID_PATTERN;
 use serde_json::Value;
@@ -62,7 +64,15 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
         return conforms(document, target, value, at);
     }
     if value.is_null() {
-        return match schema.get("nullable") == Some(&Value::Bool(true)) {
+        // OpenAPI 3.0.3: `nullable` adds null to the `type` beside it, only when there is one,
+        // and an `enum` beside it must list null too.
+        let nullable = schema.get("nullable") == Some(&Value::Bool(true))
+            && schema.get("type").is_some()
+            && schema
+                .get("enum")
+                .and_then(Value::as_array)
+                .is_none_or(|allowed| allowed.contains(&Value::Null));
+        return match nullable {
             true => Ok(()),
             false => Err(format!("{at} is null, which the schema does not allow")),
         };

@@ -17,12 +17,13 @@
 //! | -32001 | the order can no longer be cancelled | 409 |
 //! | -32002 | the cancel signature is not the ordering node's | 403 |
 //! | -32003 | too many requests from this address (`Retry-After` header) | 429 |
+//! | -32004 | the order awaits no rate decision (Kaleidoswap `rate_decision`) | 409 |
 //! | -32600 (body over the size limit) | request too large | 413 |
 //! | -32600 (a path that does not take this method) | method not allowed | 405 |
 //! | -32603 (request time limit reached) | timeout | 503 |
 //! | -32603 and anything else | internal error | 500 |
 //!
-//! -32001 to -32003 are in JSON-RPC's implementation-defined server-error range: only the HTTP
+//! -32001 to -32004 are in JSON-RPC's implementation-defined server-error range: only the HTTP
 //! mirror produces them (p2p clients cannot cancel, and are not rate-limited per address).
 
 use axum::http::StatusCode;
@@ -38,6 +39,8 @@ pub const ORDER_NOT_CANCELLABLE: i32 = -32001;
 pub const NOT_AUTHORIZED: i32 = -32002;
 /// The per-address rate limit was reached.
 pub const RATE_LIMITED: i32 = -32003;
+/// A Kaleidoswap `rate_decision` for an order that awaits none (every order: no RGB assets).
+pub const NO_RATE_DECISION: i32 = -32004;
 
 /// An LSPS1 error on its way out over HTTP, with the status the table above gives its code
 /// unless a transport failure (size, time) chose another.
@@ -69,7 +72,7 @@ pub fn status_for(code: i32) -> StatusCode {
         rpc::OPTION_MISMATCH | rpc::UNRECOGNIZED_TOKEN => StatusCode::BAD_REQUEST,
         rpc::CLIENT_REJECTED => StatusCode::FORBIDDEN,
         rpc::ORDER_NOT_FOUND | rpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-        ORDER_NOT_CANCELLABLE => StatusCode::CONFLICT,
+        ORDER_NOT_CANCELLABLE | NO_RATE_DECISION => StatusCode::CONFLICT,
         NOT_AUTHORIZED => StatusCode::FORBIDDEN,
         RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

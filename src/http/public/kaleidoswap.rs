@@ -1,22 +1,34 @@
-//! The Kaleidoswap dialect under `/api/v1/lsps1/`: `GET get_info` (`lsp_connection_url` plus
-//! `options`), `POST create_order` (LSPS1 params plus `client_pubkey`, optional `email` kept
-//! with the order), `POST get_order` (`{order_id}`), `POST estimate_fees` and
-//! `GET network_info` (network and chain height).
+//! The Kaleidoswap dialect under `/api/v1/lsps1/`, as the Kaleidoswap SDK (kaleidoswap-sdk
+//! 0.5.6, whose pydantic models validate every answer) reads it: `GET get_info`
+//! (`lsp_connection_url`, `options`, `assets`), `POST create_order` (LSPS1 params plus
+//! `client_pubkey`, optional `email` kept with the order), `POST get_order`
+//! (`{order_id, access_token}`), `POST estimate_fees`, `GET network_info` (network and chain
+//! height), and the asset calls `POST rate_decision` and `POST retry_delivery`.
 //!
 //! The dialect writes sat amounts as JSON integers; requests may use integers or LSPS1's
 //! strings, and responses use integers. An order is otherwise the same bLIP-51 object as on
-//! every other interface (whose `payment.onchain` already carries the refund address, where
-//! Kaleidoswap reads it), plus `client_pubkey` and the asset fields as null
+//! every other interface, plus `client_pubkey` and the asset fields as null
 //! (`asset_delivery_status`: `NOT_REQUIRED`).
+//!
+//! The SDK's order model requires `payment.onchain` as well as `payment.bolt11`, and bLIP-51
+//! offers on-chain payment only with a refund address (an on-chain payment that must be
+//! returned needs somewhere to go). So `create_order` here requires `refund_onchain_address`,
+//! and is refused when the node takes no on-chain payment: every order made in this dialect
+//! carries both payment options. An order made elsewhere without a refund address has no
+//! `payment.onchain`, here as on every interface.
+//!
 //! RGB asset channels are not sold: a request with a non-null `asset_id`, `lsp_asset_amount`,
-//! `client_asset_amount` or `rfq_id` is refused (-32602 naming the field), never ignored.
+//! `client_asset_amount` or `rfq_id` is refused (-32602 naming the field), never ignored;
+//! `assets` is empty; no order ever awaits a rate decision (-32004) or an asset delivery.
+//! No access tokens are issued: `access_token` may only be empty.
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bitcoin::Network;
 use serde_json::{json, Map, Value};
 
-use super::error::HttpError;
+use super::error::{HttpError, NO_RATE_DECISION};
 use super::request::{
     check_order_request, json_object, order_id_of, refuse_unknown_fields, OrderRequest, Pubkey,
     RequestBody,
@@ -24,7 +36,7 @@ use super::request::{
 use super::PublicState;
 use crate::lsps1::order::Order;
 use crate::lsps1::pricing::PaymentMethod;
-use crate::lsps1::rpc::RpcError;
+use crate::lsps1::rpc::{self, RpcError};
 
 pub const PREFIX: &str = "/api/v1/lsps1";
 
@@ -46,14 +58,24 @@ pub fn routes() -> Router<PublicState> {
         .route(&format!("{PREFIX}/get_order"), post(get_order))
         .route(&format!("{PREFIX}/estimate_fees"), post(estimate_fees))
         .route(&format!("{PREFIX}/network_info"), get(network_info))
+        .route(&format!("{PREFIX}/rate_decision"), post(rate_decision))
+        .route(&format!("{PREFIX}/retry_delivery"), post(retry_delivery))
 }
 
 async fn get_info(State(state): State<PublicState>) -> Json<Value> {
-    let mut options = state.service.config().options.get_info_json();
+    let config = &state.service.config().options;
+    let mut options = config.get_info_json();
+    // As in the Olympus dialect: the draft's two on-chain options, null for "none".
+    options["min_onchain_payment_confirmations"] = match config.onchain_payment_enabled {
+        true => json!(config.min_onchain_payment_confirmations),
+        false => Value::Null,
+    };
+    options["min_onchain_payment_size_sat"] = Value::Null;
     sats_as_integers(&mut options);
     Json(json!({
         "lsp_connection_url": state.uris.first(),
         "options": options,
+        "assets": [],
     }))
 }
 
@@ -62,6 +84,22 @@ async fn create_order(
     RequestBody(body): RequestBody,
 ) -> Result<Json<Value>, HttpError> {
     let (request, email) = read_order_request(&state, &body, Pubkey::Required)?;
+    if !state.service.config().options.onchain_payment_enabled {
+        return Err(RpcError::new(
+            rpc::CLIENT_REJECTED,
+            "Kaleidoswap clients need an on-chain payment option in every order, and this LSP \
+             takes no on-chain payment; order over /api/v1/create_order or Lightning p2p instead",
+        )
+        .into());
+    }
+    if request.refund_onchain_address.is_none() {
+        return Err(RpcError::invalid_property(
+            "refund_onchain_address",
+            "is required by this dialect: its orders always offer on-chain payment, which is \
+             only taken with an address to return it to",
+        )
+        .into());
+    }
     let order = state.service.create_order(request.into_new_order(email))?;
     Ok(Json(render(&state, &order)))
 }
@@ -71,9 +109,59 @@ async fn get_order(
     RequestBody(body): RequestBody,
 ) -> Result<Json<Value>, HttpError> {
     let fields = json_object(&body)?;
-    refuse_unknown_fields(&fields, &["order_id"])?;
+    refuse_unknown_fields(&fields, &["order_id", "access_token"])?;
+    check_access_token(&fields)?;
     let order = state.service.get_order(None, order_id_of(&fields)?)?;
     Ok(Json(render(&state, &order)))
+}
+
+/// A decision on an asset order whose price moved; no order here is ever waiting for one.
+async fn rate_decision(
+    State(state): State<PublicState>,
+    RequestBody(body): RequestBody,
+) -> Result<Json<Value>, HttpError> {
+    let fields = json_object(&body)?;
+    refuse_unknown_fields(&fields, &["order_id", "access_token", "accept_new_rate"])?;
+    check_access_token(&fields)?;
+    if !fields.get("accept_new_rate").is_some_and(Value::is_boolean) {
+        return Err(
+            RpcError::invalid_property("accept_new_rate", "is required: true or false").into(),
+        );
+    }
+    let order = state.service.get_order(None, order_id_of(&fields)?)?;
+    Err(RpcError::new(NO_RATE_DECISION, "No rate decision pending")
+        .with_data(json!({
+            "message": "this order awaits no rate decision: this LSP sells no RGB assets, so an \
+                        order's price never changes after it is made",
+            "order_state": order.state.as_str(),
+        }))
+        .into())
+}
+
+/// The asset delivery of an order, retried; no order here has one.
+async fn retry_delivery(
+    State(state): State<PublicState>,
+    RequestBody(body): RequestBody,
+) -> Result<Json<Value>, HttpError> {
+    let fields = json_object(&body)?;
+    refuse_unknown_fields(&fields, &["order_id"])?;
+    state.service.get_order(None, order_id_of(&fields)?)?;
+    Ok(Json(json!({
+        "status": "no_pending_delivery",
+        "message": "this order has no asset delivery: this LSP sells no RGB assets",
+    })))
+}
+
+/// `access_token` may be absent, null or empty: this LSP issues none.
+fn check_access_token(fields: &Map<String, Value>) -> Result<(), RpcError> {
+    match fields.get("access_token") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(token)) if token.is_empty() => Ok(()),
+        Some(_) => Err(RpcError::invalid_property(
+            "access_token",
+            "this LSP issues no access tokens: send an empty string or leave it out",
+        )),
+    }
 }
 
 /// The price of an order with these params paid over Lightning, without creating it.
@@ -100,9 +188,21 @@ async fn estimate_fees(
 
 async fn network_info(State(state): State<PublicState>) -> Json<Value> {
     Json(json!({
-        "network": state.service.network().to_string(),
+        "network": network_name(state.service.network()),
         "height": state.service.best_block_height(),
     }))
+}
+
+/// The network as the SDK's `BitcoinNetwork` spells it. That enum has no testnet4, whose
+/// addresses and clients are testnet's; a client on the other test chain fails to open a
+/// channel (its chain hash differs), which costs it nothing.
+pub fn network_name(network: Network) -> &'static str {
+    match network {
+        Network::Bitcoin => "Mainnet",
+        Network::Testnet | Network::Testnet4 => "Testnet",
+        Network::Signet => "Signet",
+        Network::Regtest => "Regtest",
+    }
 }
 
 /// Translates a Kaleidoswap order body into LSPS1 terms and checks it like any other.

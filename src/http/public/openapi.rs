@@ -14,13 +14,14 @@ use super::{kaleidoswap, PublicState};
 
 pub const PATH: &str = "/api/v1/openapi.json";
 
-/// One served operation: method, path, summary, request schema (POST) and result schema.
+/// One served operation: method, path, summary, request schema (POST) and result schema
+/// (none for an operation that only ever answers an error).
 pub struct Operation {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
     pub request: Option<&'static str>,
-    pub response: &'static str,
+    pub response: Option<&'static str>,
     /// Query parameter (name) the operation requires, for GETs that take one.
     pub query: Option<&'static str>,
 }
@@ -30,7 +31,7 @@ const fn op(
     path: &'static str,
     summary: &'static str,
     request: Option<&'static str>,
-    response: &'static str,
+    response: Option<&'static str>,
     query: Option<&'static str>,
 ) -> Operation {
     Operation {
@@ -50,7 +51,7 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/get_info",
         "Olympus: LSPS1 options and the node's URIs",
         None,
-        "OlympusInfo",
+        Some("OlympusInfo"),
         None,
     ),
     op(
@@ -58,7 +59,7 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/create_order",
         "Olympus: create an order",
         Some("OrderRequest"),
-        "Order",
+        Some("Order"),
         None,
     ),
     op(
@@ -66,7 +67,7 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/get_order",
         "Olympus: an order by id",
         None,
-        "Order",
+        Some("Order"),
         Some("order_id"),
     ),
     op(
@@ -74,7 +75,7 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/lsps1/v1/get_info",
         "Megalith: LSPS1 options and the node's URIs",
         None,
-        "OlympusInfo",
+        Some("OlympusInfo"),
         None,
     ),
     op(
@@ -82,7 +83,7 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/lsps1/v1/create_order",
         "Megalith: create an order",
         Some("OrderRequest"),
-        "Order",
+        Some("Order"),
         None,
     ),
     op(
@@ -90,7 +91,7 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/lsps1/v1/get_order",
         "Megalith: an order by id",
         None,
-        "Order",
+        Some("Order"),
         Some("order_id"),
     ),
     op(
@@ -98,7 +99,7 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/lsps1/get_info",
         "Kaleidoswap: connection URL and options",
         None,
-        "KaleidoswapInfo",
+        Some("KaleidoswapInfo"),
         None,
     ),
     op(
@@ -106,23 +107,23 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/lsps1/create_order",
         "Kaleidoswap: create an order",
         Some("KaleidoswapOrderRequest"),
-        "KaleidoswapOrder",
+        Some("KaleidoswapOrder"),
         None,
     ),
     op(
         "post",
         "/api/v1/lsps1/get_order",
         "Kaleidoswap: an order by id",
-        Some("OrderIdRequest"),
-        "KaleidoswapOrder",
+        Some("KaleidoswapOrderIdRequest"),
+        Some("KaleidoswapOrder"),
         None,
     ),
     op(
         "post",
         "/api/v1/lsps1/estimate_fees",
         "Kaleidoswap: the fees of an order paid over Lightning",
-        Some("KaleidoswapOrderRequest"),
-        "FeeEstimate",
+        Some("KaleidoswapEstimateRequest"),
+        Some("FeeEstimate"),
         None,
     ),
     op(
@@ -130,7 +131,24 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/lsps1/network_info",
         "Kaleidoswap: network and chain height",
         None,
-        "NetworkInfo",
+        Some("NetworkInfo"),
+        None,
+    ),
+    op(
+        "post",
+        "/api/v1/lsps1/rate_decision",
+        "Kaleidoswap: accept or refuse an asset order's new rate; no order here awaits one \
+         (RGB assets are not sold), so the answer is 409 (-32004) or 404",
+        Some("RateDecisionRequest"),
+        None,
+        None,
+    ),
+    op(
+        "post",
+        "/api/v1/lsps1/retry_delivery",
+        "Kaleidoswap: retry an order's asset delivery; no order here has one",
+        Some("RetryDeliveryRequest"),
+        Some("RetryDelivery"),
         None,
     ),
     op(
@@ -138,7 +156,7 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/quote",
         "The price of an order per payment method, without creating it",
         Some("QuoteRequest"),
-        "Quote",
+        Some("Quote"),
         None,
     ),
     op(
@@ -146,10 +164,10 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/cancel_order",
         "Cancel an unopened order, signed by the ordering node; payments are returned",
         Some("CancelRequest"),
-        "Order",
+        Some("Order"),
         None,
     ),
-    op("get", PATH, "This document", None, "OpenApi", None),
+    op("get", PATH, "This document", None, Some("OpenApi"), None),
 ];
 
 pub fn routes() -> Router<PublicState> {
@@ -164,10 +182,12 @@ pub fn document() -> Value {
             "summary": operation.summary,
             "operationId": operation_id(operation),
             "responses": {
-                "200": json_content(operation.response, "Success"),
                 "default": json_content("Error", "An error; see the status table in the description"),
             },
         });
+        if let Some(schema) = operation.response {
+            entry["responses"]["200"] = json_content(schema, "Success");
+        }
         if let Some(schema) = operation.request {
             entry["requestBody"] = json!({
                 "required": true,
@@ -199,7 +219,7 @@ pub fn document() -> Value {
 const DESCRIPTION: &str = "Channel purchases (LSPS1 / bLIP-51) over HTTP in the dialects \
 wallets speak. Orders are shared with the Lightning p2p interface. Errors are \
 {error, code, message, data}: -32700/-32600/-32602/100/102 are 400, 1 and -32002 are 403, \
-101 and -32601 are 404, -32001 is 409, -32003 is 429 (Retry-After), an oversized body is 413, \
+101 and -32601 are 404, -32001 is 409, -32003 is 429 (Retry-After), -32004 is 409, an oversized body is 413, \
 a request over the time limit 503, anything else 500.";
 
 fn operation_id(operation: &Operation) -> String {
@@ -231,8 +251,13 @@ fn sats_integer() -> Value {
     json!({ "type": "integer", "minimum": 0, "description": "sats" })
 }
 
+/// An object schema; `required` is left out when empty, as OpenAPI 3.0 requires.
 fn object(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties })
+    let mut schema = json!({ "type": "object", "properties": properties });
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
 }
 
 fn nullable(mut schema: Value) -> Value {
@@ -240,17 +265,21 @@ fn nullable(mut schema: Value) -> Value {
     schema
 }
 
-/// A field that may only be null (or left out).
-fn only_null(description: &str) -> Value {
-    json!({ "nullable": true, "enum": [null], "description": description })
+/// A field that may only be null (or left out). OpenAPI 3.0 has no null type: `nullable` adds
+/// null to the `type` beside it (and only when there is one), and the enum then allows nothing
+/// else. The type names what the field would hold were it sold (and what a client would send).
+fn only_null(kind: &str, description: &str) -> Value {
+    json!({ "type": kind, "nullable": true, "enum": [null], "description": description })
 }
 
 /// A request body: as [`object`], and any field it does not list must be null (the guard
 /// treats an unknown null field as absent and refuses any other with `data.unrecognized`).
 fn request(required: &[&str], properties: Value) -> Value {
     let mut schema = object(required, properties);
-    schema["additionalProperties"] =
-        only_null("unknown fields are refused (-32602, data.unrecognized) unless null");
+    schema["additionalProperties"] = only_null(
+        "string",
+        "unknown fields are refused (-32602, data.unrecognized) unless null",
+    );
     schema
 }
 
@@ -400,12 +429,38 @@ fn schemas() -> Value {
             .collect();
         object(&names, Value::Object(properties))
     };
-    let no_asset = only_null("RGB asset channels are not sold: null or left out");
+    let no_asset = |kind| only_null(kind, "RGB asset channels are not sold: null or left out");
     let asset_fields = json!({
-        "asset_id": no_asset,
-        "lsp_asset_amount": no_asset,
-        "client_asset_amount": no_asset,
-        "rfq_id": no_asset,
+        "asset_id": no_asset("string"),
+        "lsp_asset_amount": no_asset("integer"),
+        "client_asset_amount": no_asset("integer"),
+        "rfq_id": no_asset("string"),
+    });
+    let mut kaleidoswap_options = options(sats_integer);
+    kaleidoswap_options["properties"] = with(
+        kaleidoswap_options["properties"].take(),
+        json!({
+            "min_onchain_payment_confirmations": nullable(integer.clone()),
+            "min_onchain_payment_size_sat": nullable(sats_integer()),
+        }),
+    );
+    let kaleidoswap_request = with(
+        with(params(sats_integer), asset_fields.clone()),
+        json!({
+            "email": nullable(json!({
+                "type": "string", "format": "email", "maxLength": kaleidoswap::MAX_EMAIL_LEN,
+            })),
+        }),
+    );
+    // Every order made in this dialect has both payment options; one made elsewhere may lack
+    // the on-chain one.
+    let mut kaleidoswap_order = order(sats_integer);
+    kaleidoswap_order["payment"]["required"] = json!(["bolt11"]);
+    let access_token = json!({
+        "type": "string",
+        "maxLength": 0,
+        "nullable": true,
+        "description": "no access tokens are issued: empty, null or left out",
     });
     let mut olympus_info = options(sats_string);
     olympus_info["properties"] = with(
@@ -427,30 +482,56 @@ fn schemas() -> Value {
             with(params(sats_string), json!({ "public_key": node_id() })),
         ),
         "Order": object(&order_required, order(sats_string)),
-        "KaleidoswapInfo": object(&["lsp_connection_url", "options"], json!({
-            "lsp_connection_url": nullable(string.clone()),
-            "options": options(sats_integer),
+        "KaleidoswapInfo": object(&["lsp_connection_url", "options", "assets"], json!({
+            "lsp_connection_url": { "type": "string", "description": "node_id@host:port" },
+            "options": kaleidoswap_options,
+            "assets": {
+                "type": "array",
+                "items": { "type": "object" },
+                "description": "RGB assets sold with channels: none",
+            },
         })),
         "KaleidoswapOrderRequest": request(
             &["client_pubkey", "lsp_balance_sat", "client_balance_sat",
               "required_channel_confirmations", "funding_confirms_within_blocks",
-              "channel_expiry_blocks"],
-            with(with(params(sats_integer), asset_fields.clone()), json!({
+              "channel_expiry_blocks", "refund_onchain_address"],
+            with(kaleidoswap_request.clone(), json!({
                 "client_pubkey": node_id(),
-                "email": nullable(json!({
-                    "type": "string", "format": "email", "maxLength": kaleidoswap::MAX_EMAIL_LEN,
-                })),
+                "refund_onchain_address": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "required: every order of this dialect offers on-chain \
+                                    payment, which is only taken with an address to return it to",
+                },
             })),
+        ),
+        "KaleidoswapEstimateRequest": request(
+            &["lsp_balance_sat", "client_balance_sat", "required_channel_confirmations",
+              "funding_confirms_within_blocks", "channel_expiry_blocks"],
+            with(kaleidoswap_request, json!({ "client_pubkey": nullable(node_id()) })),
         ),
         "KaleidoswapOrder": object(
             &[&order_required[..], &["client_pubkey"]].concat(),
-            with(with(order(sats_integer), asset_fields), json!({
+            with(with(kaleidoswap_order, asset_fields), json!({
                 "client_pubkey": node_id(),
-                "asset_price_sat": no_asset,
+                "asset_price_sat": no_asset("integer"),
                 "asset_delivery_status": { "type": "string", "enum": ["NOT_REQUIRED"] },
             })),
         ),
-        "OrderIdRequest": request(&["order_id"], json!({ "order_id": string })),
+        "KaleidoswapOrderIdRequest": request(&["order_id"], json!({
+            "order_id": string,
+            "access_token": access_token,
+        })),
+        "RateDecisionRequest": request(&["order_id", "accept_new_rate"], json!({
+            "order_id": string,
+            "access_token": access_token,
+            "accept_new_rate": boolean,
+        })),
+        "RetryDeliveryRequest": request(&["order_id"], json!({ "order_id": string })),
+        "RetryDelivery": object(&["status", "message"], json!({
+            "status": { "type": "string", "enum": ["no_pending_delivery"] },
+            "message": string,
+        })),
         "FeeEstimate": object(
             &["setup_fee", "capacity_fee", "duration_fee", "total_fee", "applied_discount"],
             json!({
@@ -463,7 +544,11 @@ fn schemas() -> Value {
             }),
         ),
         "NetworkInfo": object(&["network", "height"], json!({
-            "network": { "type": "string", "enum": ["bitcoin", "testnet", "testnet4", "signet", "regtest"] },
+            "network": {
+                "type": "string",
+                "enum": ["Mainnet", "Testnet", "Signet", "Regtest"],
+                "description": "testnet4 is Testnet",
+            },
             "height": integer,
         })),
         "QuoteRequest": request(
@@ -517,6 +602,30 @@ mod tests {
             "docs/openapi.json differs from the served document; run \
              `LSP_NODE_WRITE_OPENAPI=1 cargo test openapi` and commit the file"
         );
+    }
+
+    /// Two OpenAPI 3.0.3 rules the validator does not enforce: `nullable` means nothing without
+    /// a `type` beside it, and an `enum` beside it must list null for null to be allowed.
+    #[test]
+    fn every_nullable_schema_states_its_type_and_enums_list_null() {
+        fn walk(value: &Value, at: &str) {
+            match value {
+                Value::Object(fields) => {
+                    if fields.get("nullable") == Some(&json!(true)) {
+                        assert!(fields.contains_key("type"), "{at}: nullable without a type");
+                        if let Some(allowed) = fields.get("enum").and_then(Value::as_array) {
+                            assert!(allowed.contains(&Value::Null), "{at}: enum without null");
+                        }
+                    }
+                    for (name, field) in fields {
+                        walk(field, &format!("{at}/{name}"));
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|item| walk(item, at)),
+                _ => {}
+            }
+        }
+        walk(&document(), "#");
     }
 
     #[test]
