@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::http::operator::{ErrorBody, API_KEY_HEADER};
+use crate::node::chain::error_chain;
 
 use super::CliError;
 
@@ -100,16 +101,4 @@ impl OperatorClient {
             detail,
         }
     }
-}
-
-/// reqwest's top-level message is often just "error sending request"; the cause is below it.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

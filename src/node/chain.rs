@@ -606,8 +606,9 @@ fn bad_answer(base_url: &str, reason: String) -> ChainError {
     }
 }
 
-/// An error with its causes, so "error sending request" also says which TLS or TCP error.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes: reqwest's top-level message is often just "error sending
+/// request", and the TLS or TCP error is below it.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
