@@ -31,7 +31,7 @@ async fn e2e_force_close_sweeps_both_sides_into_their_wallets() {
         push_msat: PUSH_SAT * 1000,
         announce: false,
     };
-    let _: OpenedChannel = a
+    let opened: OpenedChannel = a
         .post("/v1/channels", &request)
         .await
         .expect("open channel");
@@ -45,8 +45,17 @@ async fn e2e_force_close_sweeps_both_sides_into_their_wallets() {
     let a_onchain_before = a.balance().await.onchain_confirmed_sat;
     assert_eq!(b.balance().await.onchain_confirmed_sat, 0);
 
+    assert_eq!(opened.channel_id.as_ref(), Some(&channel.channel_id));
+    // Closing by the user channel id the open answered with, which never changes.
+    let unknown = CloseChannel {
+        channel_id: "12345".to_string(),
+        counterparty_node_id: node_b.node_id().to_string(),
+        force: true,
+    };
+    let refused: Result<Empty, CallError> = a.post("/v1/channels/close", &unknown).await;
+    assert_eq!(refused.unwrap_err().status, 404);
     let close = CloseChannel {
-        channel_id: channel.channel_id.clone(),
+        channel_id: opened.user_channel_id.clone(),
         counterparty_node_id: node_b.node_id().to_string(),
         force: true,
     };

@@ -37,7 +37,10 @@ async fn e2e_two_nodes_open_pay_restart_close() {
         .post("/v1/channels", &request)
         .await
         .expect("open channel");
-    assert!(!opened.channel_id.is_empty());
+    let opened_id = opened
+        .channel_id
+        .clone()
+        .expect("a peer online answers within the wait");
     wait_for_mempool(&devchain, "the funding transaction").await;
     mine_and_sync(&devchain, 6, &[&a, &b]).await;
     for operator in [&a, &b] {
@@ -49,6 +52,9 @@ async fn e2e_two_nodes_open_pay_restart_close() {
         .await;
     }
     let channel = a.channels().await.remove(0);
+    // The answer named the channel by the id every later call uses.
+    assert_eq!(channel.channel_id, opened_id);
+    assert_eq!(channel.user_channel_id, opened.user_channel_id);
     assert_eq!(channel.capacity_sat, CAPACITY_SAT);
     assert_eq!(channel.counterparty_node_id, node_b.node_id().to_string());
     assert!(channel.is_outbound);

@@ -55,7 +55,7 @@ pub enum OperatorCommand {
     },
     /// Close a channel, cooperatively unless --force.
     CloseChannel {
-        /// Channel id (hex), as shown by `channels`.
+        /// Channel id (hex) or user channel id (decimal), as shown by `channels`.
         channel_id: String,
         /// The channel peer's node id.
         node_id: String,
@@ -242,12 +242,17 @@ pub async fn run(
                 announce: *announce,
             };
             let answer: Answer<OpenedChannel> = client.post("/v1/channels", Some(&request)).await?;
-            Ok(out.render(answer, |c| {
-                format!(
-                    "opening channel {} (user channel id {}); it becomes usable once the funding \
-                     transaction confirms",
-                    c.channel_id, c.user_channel_id
-                )
+            Ok(out.render(answer, |c| match &c.channel_id {
+                Some(id) => format!(
+                    "opening channel {id} (user channel id {}); it becomes usable once the \
+                     funding transaction confirms",
+                    c.user_channel_id
+                ),
+                None => format!(
+                    "opening a channel with user channel id {}; the peer has not answered yet, \
+                     `channels` shows it by that id",
+                    c.user_channel_id
+                ),
             }))
         }
         OperatorCommand::CloseChannel {

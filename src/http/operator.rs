@@ -160,13 +160,17 @@ pub struct OpenChannel {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OpenedChannel {
-    /// Temporary channel id, replaced by the final one once funding is negotiated.
-    pub channel_id: String,
+    /// The channel's id, as `channels` and `close-channel` know it: the answer waits (up to
+    /// 30 s) until the peer accepted and the funding transaction exists. `None` when the peer
+    /// has not answered by then; the open goes on, and `user_channel_id` finds the channel.
+    pub channel_id: Option<String>,
+    /// Ours from the start, never changes; `close-channel` accepts it too.
     pub user_channel_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CloseChannel {
+    /// The channel id (64 hex characters) or its `user_channel_id` (decimal).
     pub channel_id: String,
     pub counterparty_node_id: String,
     /// Broadcast our latest commitment instead of negotiating a cooperative close.

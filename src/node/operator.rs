@@ -18,6 +18,7 @@ use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 
 use super::chain::{unix_now, OnchainTarget};
 use super::store::PaymentRecord;
+use super::types::ChannelManager;
 use super::wallet::{SendAmount, WalletError};
 use super::Node;
 use crate::http::operator::*;
@@ -46,6 +47,38 @@ fn parse_channel_id(raw: &str) -> OperatorResult<ChannelId> {
     bytes
         .map(ChannelId)
         .ok_or_else(|| invalid(format!("'{raw}' is not a channel id (64 hex characters)")))
+}
+
+/// How long `open_channel` waits for the peer to accept and the funding to exist.
+const OPEN_ANSWER_WAIT: Duration = Duration::from_secs(30);
+
+/// The id a new channel will keep, once the funding transaction exists (the temporary id is
+/// replaced then). `None` if the peer has not answered within [`OPEN_ANSWER_WAIT`]; an error
+/// if the open ended (the peer refused, or funding failed).
+async fn funded_channel_id(
+    channel_manager: &ChannelManager,
+    user_channel_id: u128,
+) -> OperatorResult<Option<ChannelId>> {
+    let give_up = tokio::time::Instant::now() + OPEN_ANSWER_WAIT;
+    loop {
+        let channel = channel_manager
+            .list_channels()
+            .into_iter()
+            .find(|c| c.user_channel_id == user_channel_id);
+        match channel {
+            Some(c) if c.funding_txo.is_some() => return Ok(Some(c.channel_id)),
+            Some(_) => {}
+            None => {
+                return Err(OperatorError::Unavailable(
+                    "the channel open ended before funding: the peer refused it or the funding failed; the node log says why".to_string(),
+                ))
+            }
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn internal(context: &str, e: impl std::fmt::Display) -> OperatorError {
@@ -275,26 +308,34 @@ impl OperatorApi for Node {
                 OperatorError::Unavailable(format!("could not open the channel: {e:?}"))
             })?;
         tracing::info!(%node_id, capacity_sat = req.capacity_sat, %temporary_channel_id, "opening channel");
+        let channel_id = funded_channel_id(&inner.channel_manager, user_channel_id).await?;
         Ok(OpenedChannel {
-            channel_id: temporary_channel_id.to_string(),
+            channel_id: channel_id.map(|id| id.to_string()),
             user_channel_id: user_channel_id.to_string(),
         })
     }
 
     async fn close_channel(&self, req: CloseChannel) -> OperatorResult<Empty> {
         let inner = &self.inner;
-        let channel_id = parse_channel_id(&req.channel_id)?;
         let counterparty = parse_node_id(&req.counterparty_node_id)?;
-        let known = inner
+        let raw = req.channel_id.trim();
+        let by_user_id = raw.parse::<u128>().ok().filter(|_| raw.len() < 64);
+        let by_channel_id = match by_user_id {
+            Some(_) => None,
+            None => Some(parse_channel_id(raw)?),
+        };
+        let channel_id = inner
             .channel_manager
             .list_channels_with_counterparty(&counterparty)
-            .iter()
-            .any(|c| c.channel_id == channel_id);
-        if !known {
-            return Err(OperatorError::NotFound(format!(
-                "no open channel {channel_id} with {counterparty}"
-            )));
-        }
+            .into_iter()
+            .find(|c| match by_user_id {
+                Some(user_id) => c.user_channel_id == user_id,
+                None => Some(c.channel_id) == by_channel_id,
+            })
+            .map(|c| c.channel_id)
+            .ok_or_else(|| {
+                OperatorError::NotFound(format!("no open channel {raw} with {counterparty}"))
+            })?;
         let outcome = if req.force {
             inner.channel_manager.force_close_broadcasting_latest_txn(
                 &channel_id,

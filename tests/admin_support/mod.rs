@@ -150,7 +150,7 @@ impl OperatorApi for FakeApi {
     async fn open_channel(&self, req: OpenChannel) -> OperatorResult<OpenedChannel> {
         self.record("open_channel", &req)?;
         Ok(OpenedChannel {
-            channel_id: FAKE_CHANNEL_ID.to_string(),
+            channel_id: Some(FAKE_CHANNEL_ID.to_string()),
             user_channel_id: "42".to_string(),
         })
     }
