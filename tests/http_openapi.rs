@@ -8,7 +8,6 @@ mod common;
 use common::python::run_script;
 use common::*;
 use lsp_node::http::public::openapi;
-use lsp_node::Builder;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,9 +15,8 @@ async fn served_and_checked_in_openapi_documents_are_valid() {
     init_logging();
     let devchain = start_devchain().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(dir.path(), &devchain.base_url());
-    config.http.listen = Some("127.0.0.1:0".parse().unwrap());
-    let node = Builder::new(config).start().await.unwrap();
+    // `config_for` serves the public API on 127.0.0.1 port 0.
+    let node = start_node(dir.path(), &devchain.base_url()).await;
     let url = format!(
         "http://{}{}",
         node.http_listen_addr().unwrap(),

@@ -1077,9 +1077,8 @@ async fn openapi_document_is_served_and_lists_exactly_the_served_routes() {
     init_logging();
     let devchain = start_devchain().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(dir.path(), &devchain.base_url());
-    config.http.listen = Some("127.0.0.1:0".parse().unwrap());
-    let node = Builder::new(config).start().await.unwrap();
+    // `config_for` serves the public API on 127.0.0.1 port 0.
+    let node = start_node(dir.path(), &devchain.base_url()).await;
     let base = format!("http://{}", node.http_listen_addr().unwrap());
     let http = reqwest::Client::new();
 
