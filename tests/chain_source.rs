@@ -39,15 +39,6 @@ async fn create_order(public_api: &str) -> (u16, Value) {
     (status, response.json().await.expect("JSON body"))
 }
 
-async fn wait_synced_to_tip(operator: &Operator, devchain: &Devchain) -> NodeInfo {
-    let (height, _) = devchain.tip();
-    wait_for("the node to sync to the devchain tip", DEADLINE, || async {
-        let info = operator.info().await;
-        (info.chain_source.synced && info.block_height >= height).then_some(info)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_https_esplora_is_used_only_when_its_ca_is_trusted() {
     let dir = tempfile::tempdir().unwrap();

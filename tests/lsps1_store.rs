@@ -698,6 +698,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
         [
             "lsps1_bolt11_payments",
             "lsps1_coupons",
+            "lsps1_hold_answers",
             "lsps1_order_events",
             "lsps1_orders",
             "lsps1_refunds",
@@ -706,9 +707,25 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
         ]
     );
 
+    // A version 2 database (before the HOLD spelling counts) is upgraded in place.
+    conn.execute_batch(
+        "DROP TABLE lsps1_hold_answers;
+         DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (2);",
+    )
+    .unwrap();
+    migrate(&conn).unwrap();
+    let hold_table: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'lsps1_hold_answers'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(hold_table, 1);
+
     // A version 1 database (before the ledger tables) is upgraded in place.
     conn.execute_batch(
-        "DROP TABLE lsps1_bolt11_payments; DROP TABLE lsps1_refunds;
+        "DROP TABLE lsps1_bolt11_payments; DROP TABLE lsps1_refunds; DROP TABLE lsps1_hold_answers;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (1);",
     )
     .unwrap();

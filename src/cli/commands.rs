@@ -471,6 +471,15 @@ fn render_order(detail: &OrderDetail) -> String {
             refund.amount_sat, refund.fee_sat, refund.address, refund.txid
         ));
     }
+    for held in &detail.hold_answers {
+        text.push_str(&format!(
+            "held payment told over p2p as {}: {} answer(s), {} to {}\n",
+            held.spelling,
+            held.answers,
+            unix_time(held.first_at),
+            unix_time(held.last_at)
+        ));
+    }
     text.trim_end().to_string()
 }
 

@@ -315,6 +315,19 @@ pub struct OrderDetail {
     pub email: Option<String>,
     pub events: Vec<OrderEventInfo>,
     pub refunds: Vec<RefundInfo>,
+    /// How p2p answers spelled the order's held payment (empty if none was sent while held).
+    #[serde(default)]
+    pub hold_answers: Vec<HoldAnswerInfo>,
+}
+
+/// The p2p answers that told a client its payment was held, under one spelling: `HOLD`
+/// (bLIP-51) or `PAID` (a peer in `lsps1.hold_as_paid_peers`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HoldAnswerInfo {
+    pub spelling: String,
+    pub answers: u64,
+    pub first_at: u64,
+    pub last_at: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -71,6 +71,7 @@ pub mod clock;
 pub mod coupons;
 pub mod fulfil;
 pub mod guard;
+pub mod hold_spelling;
 pub mod ledger;
 pub mod liquidity;
 pub mod operator;

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use bitcoin::secp256k1::PublicKey;
 
 use crate::http::operator::{
-    CancelOrder, CouponInfo, CreateCoupon, DeleteCoupon, Empty, OperatorError, OperatorResult,
-    OrderDetail, OrderEventInfo, OrderQuery, OrderSummary, RefundInfo,
+    CancelOrder, CouponInfo, CreateCoupon, DeleteCoupon, Empty, HoldAnswerInfo, OperatorError,
+    OperatorResult, OrderDetail, OrderEventInfo, OrderQuery, OrderSummary, RefundInfo,
 };
 use crate::lsps1::coupons::{Coupon, Discount, NewCoupon};
 use crate::lsps1::fulfil::{CancelRefused, Canceller};
@@ -88,6 +88,17 @@ pub fn order_detail(service: &OrderService, id: &str) -> OperatorResult<OrderDet
             created_at: r.created_at,
         })
         .collect();
+    let hold_answers = book
+        .hold_answers(&id)
+        .map_err(internal)?
+        .into_iter()
+        .map(|h| HoldAnswerInfo {
+            spelling: h.spelling,
+            answers: h.answers,
+            first_at: h.first_at,
+            last_at: h.last_at,
+        })
+        .collect();
     Ok(OrderDetail {
         summary: summary(&order),
         order: service.render_http(&order),
@@ -96,6 +107,7 @@ pub fn order_detail(service: &OrderService, id: &str) -> OperatorResult<OrderDet
         email: order.email.clone(),
         events,
         refunds,
+        hold_answers,
     })
 }
 

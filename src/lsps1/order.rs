@@ -470,7 +470,8 @@ pub enum PaymentStateDialect {
 }
 
 impl PaymentStateDialect {
-    fn spell(self, state: PaymentState) -> &'static str {
+    /// The word this dialect uses for `state`.
+    pub fn spell(self, state: PaymentState) -> &'static str {
         match (self, state) {
             (PaymentStateDialect::WithoutHold, PaymentState::Hold) => PaymentState::Paid.as_str(),
             _ => state.as_str(),

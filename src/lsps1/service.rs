@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 
 use crate::lsps1::clock::Clock;
 use crate::lsps1::guard::Lsps1Server;
+use crate::lsps1::hold_spelling::{hold_spelling, HoldSpellingWarnings};
 use crate::lsps1::liquidity::{self, ReservationRequest};
 use crate::lsps1::options::{Lsps1Config, TokenMode};
 use crate::lsps1::order::{
@@ -76,6 +77,7 @@ pub struct OrderService {
     pub(crate) opens: Mutex<HashMap<OrderId, u32>>,
     /// Wakes the fulfilment loop when something happened (a payment held, a peer connected).
     pub(crate) wake: Notify,
+    pub(crate) hold_warnings: HoldSpellingWarnings,
 }
 
 impl OrderService {
@@ -86,6 +88,7 @@ impl OrderService {
             node,
             opens: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            hold_warnings: HoldSpellingWarnings::default(),
         }
     }
 
@@ -184,6 +187,12 @@ impl OrderService {
             return Err(RpcError::new(
                 rpc::CLIENT_REJECTED,
                 "the LSP has not synced with the chain yet and takes no orders until it has; try again shortly",
+            ));
+        }
+        if !self.node.chain_sync.is_following() {
+            return Err(RpcError::new(
+                rpc::CLIENT_REJECTED,
+                "the LSP does not trust its chain source right now and takes no orders",
             ));
         }
         let params = &request.params;
@@ -356,15 +365,34 @@ impl OrderService {
                     source: Interface::P2p,
                     email: None,
                 })?;
-                Ok(order::render(&order, dialect))
+                Ok(self.render_p2p(&peer, &order, dialect))
             }
             "lsps1.get_order" => {
                 let id = params.get("order_id").and_then(Value::as_str).unwrap_or("");
                 let order = self.get_order(Some(&peer), id)?;
-                Ok(order::render(&order, dialect))
+                Ok(self.render_p2p(&peer, &order, dialect))
             }
             _ => Err(RpcError::method_not_found()),
         }
+    }
+
+    /// Renders `order` for a p2p answer to `peer`. A held payment's spelling is counted for
+    /// `lsp-node order`, and the first bLIP-51 `HOLD` a peer is sent is logged as a warning:
+    /// wallets on lightning-liquidity 0.2 cannot parse it.
+    fn render_p2p(&self, peer: &PublicKey, order: &Order, dialect: PaymentStateDialect) -> Value {
+        if let Some(spelling) = hold_spelling(order, dialect) {
+            if let Err(error) = self.book.record_hold_answer(&order.id, spelling) {
+                tracing::error!(order = %order.id, %error, "could not count a HOLD answer");
+            }
+            if dialect == PaymentStateDialect::Blip51 && self.hold_warnings.first_for(peer) {
+                tracing::warn!(
+                    %peer,
+                    order = %order.id,
+                    "sent HOLD (bLIP-51) to a peer not in lsps1.hold_as_paid_peers; wallets built on lightning-liquidity 0.2 (ldk-node 0.7) cannot parse it and stop listening until they reconnect: list this peer in lsps1.hold_as_paid_peers if it is one"
+                );
+            }
+        }
+        order::render(order, dialect)
     }
 
     /// How an order is rendered over HTTP (always bLIP-51).

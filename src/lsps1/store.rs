@@ -30,14 +30,14 @@ use serde::Serialize;
 
 use crate::lsps1::clock::Clock;
 use crate::lsps1::coupons::{self, from_sql_u64, to_sql_u64, Coupon, CouponError, NewCoupon};
-use crate::lsps1::ledger;
 use crate::lsps1::liquidity::{self, LiquidityError, ReservationRequest};
 use crate::lsps1::order::{Order, OrderEvent, OrderId, OrderState, PaymentState, TransitionError};
 use crate::lsps1::rpc::{self, RpcError};
+use crate::lsps1::{hold_spelling, ledger};
 
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
-/// [`crate::lsps1::ledger`]).
-pub const SCHEMA_VERSION: i64 = 2;
+/// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`]).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,7 +139,13 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )?;
         tx.execute(coupons::CREATE_TABLE, [])?;
     }
-    tx.execute_batch(ledger::CREATE_TABLES)?;
+    let found = found.unwrap_or(0);
+    if found < 2 {
+        tx.execute_batch(ledger::CREATE_TABLES)?;
+    }
+    if found < 3 {
+        tx.execute_batch(hold_spelling::CREATE_TABLE)?;
+    }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
         params![SCHEMA_VERSION],

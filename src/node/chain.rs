@@ -9,7 +9,8 @@
 //!   through `lightning-transaction-sync`, on an interval and on demand, and remembers the last
 //!   sync time and height, or why the chain source is failing. A failing sync is retried with
 //!   backoff; the node keeps serving its peers meanwhile.
-//! - [`check_genesis`]: refuses a chain source that serves another network's chain.
+//! - [`source`]: refuses a chain source that serves another network's chain, or a chain that no
+//!   longer holds the node's blocks beyond a reorg.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,6 +26,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::types::{ChainMonitor, ChainSyncClient, ChannelManager, OutputSweeper};
 use super::wallet::Wallet;
+
+mod source;
+
+pub use source::{check_continuity, check_genesis, fetch_tip, Continuity, MAX_REORG_DEPTH};
 
 /// The lowest fee rate LDK accepts, in sat per 1000 weight units (1.012 sat/vB).
 pub const FEERATE_FLOOR_SAT_PER_KW: u32 = 253;
@@ -55,12 +60,23 @@ pub enum ChainError {
         expected: BlockHash,
         found: BlockHash,
     },
+    #[error(
+        "the chain source at {url} no longer holds this node's blocks: its chain leaves the node's best block (height {height}, {hash}) more than {MAX_REORG_DEPTH} blocks deep, so it serves another chain; point the node at the chain it has been following, or start it with a new data directory"
+    )]
+    ForeignChain {
+        url: String,
+        height: u32,
+        hash: BlockHash,
+    },
 }
 
 impl ChainError {
     /// True when retrying cannot help: the configuration names the wrong chain.
     pub fn is_configuration(&self) -> bool {
-        matches!(self, ChainError::WrongChain { .. })
+        matches!(
+            self,
+            ChainError::WrongChain { .. } | ChainError::ForeignChain { .. }
+        )
     }
 }
 
@@ -359,6 +375,9 @@ pub struct SyncFailure {
     pub consecutive: u32,
     /// The last failure, as one sentence.
     pub last_error: String,
+    /// The last failure was a refusal of the chain source (another network, or a chain without
+    /// the node's blocks): retrying cannot help until the operator acts.
+    pub refused: bool,
 }
 
 /// First retry after a failed sync; each further failure doubles it, up to the sync interval.
@@ -387,8 +406,6 @@ pub struct ChainSync {
     last: Mutex<Option<SyncSnapshot>>,
     failure: Mutex<Option<SyncFailure>>,
     source: ChainEndpoint,
-    /// Set once the chain source was seen to serve our network's chain.
-    genesis_checked: std::sync::atomic::AtomicBool,
 }
 
 /// Where [`ChainSync`] checks which chain it is talking to.
@@ -419,20 +436,26 @@ impl ChainSync {
             last: Mutex::new(None),
             failure: Mutex::new(None),
             source,
-            genesis_checked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// Checks, once per run of the node, that the chain source serves our network's chain.
-    /// Until it has, every sync starts with this check and a wrong chain stops the sync.
+    /// Checks that the chain source serves our network's chain and still holds the node's
+    /// blocks, up to a reorg of [`MAX_REORG_DEPTH`]. Every sync starts with this; a failure
+    /// stops the sync, so the node never follows another chain.
     pub async fn verify_chain(&self) -> Result<(), ChainError> {
-        use std::sync::atomic::Ordering;
-        if self.genesis_checked.load(Ordering::Acquire) {
-            return Ok(());
-        }
         let source = &self.source;
         check_genesis(&source.http, &source.base_url, source.network).await?;
-        self.genesis_checked.store(true, Ordering::Release);
+        let known = self.wallet.recent_blocks(MAX_REORG_DEPTH);
+        match check_continuity(&source.http, &source.base_url, &known).await? {
+            Continuity::Extends => {}
+            Continuity::Reorg { fork_height, depth } => {
+                tracing::warn!(
+                    fork_height,
+                    depth,
+                    "the chain source reorganised the chain below the node's best block; following it"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -450,6 +473,7 @@ impl ChainSync {
                     failing_since: previous.as_ref().map_or_else(unix_now, |f| f.failing_since),
                     consecutive: previous.map_or(1, |f| f.consecutive.saturating_add(1)),
                     last_error: e.to_string(),
+                    refused: e.is_configuration(),
                 });
             }
         }
@@ -507,6 +531,12 @@ impl ChainSync {
         self.last_sync().is_some()
     }
 
+    /// True while the node is in step with a chain source it trusts: synced at least once, and
+    /// the last sync did not refuse the source.
+    pub fn is_following(&self) -> bool {
+        self.has_synced() && !self.failure().is_some_and(|f| f.refused)
+    }
+
     /// Why the chain source is failing, if its last sync failed.
     pub fn failure(&self) -> Option<SyncFailure> {
         self.failure.lock().expect("sync lock poisoned").clone()
@@ -521,7 +551,11 @@ impl ChainSync {
                 _ = tokio::time::sleep(next_sync_delay(interval, failures)) => {
                     if let Err(e) = self.sync().await {
                         let failures = self.failure().map_or(1, |f| f.consecutive);
-                        tracing::warn!(error = %e, failures, "chain sync failed; retrying");
+                        if e.is_configuration() {
+                            tracing::error!(error = %e, failures, "not following the chain source");
+                        } else {
+                            tracing::warn!(error = %e, failures, "chain sync failed; retrying");
+                        }
                     } else if failures > 0 {
                         tracing::info!(failures, "chain source reachable again; synced");
                     }
@@ -529,80 +563,6 @@ impl ChainSync {
                 _ = shutdown.changed() => return,
             }
         }
-    }
-}
-
-/// Checks that the chain source at `base_url` serves `network`'s chain (its genesis block).
-pub async fn check_genesis(
-    http: &reqwest::Client,
-    base_url: &str,
-    network: Network,
-) -> Result<(), ChainError> {
-    let found = fetch_block_hash(http, base_url, 0).await?;
-    let expected = bitcoin::constants::genesis_block(network).block_hash();
-    if found == expected {
-        Ok(())
-    } else {
-        Err(ChainError::WrongChain {
-            url: base_url.to_string(),
-            network,
-            expected,
-            found,
-        })
-    }
-}
-
-/// The chain tip as Esplora reports it; a fresh node starts its Lightning state there.
-pub async fn fetch_tip(
-    http: &reqwest::Client,
-    base_url: &str,
-) -> Result<(u32, BlockHash), ChainError> {
-    let height: u32 = fetch_text(http, base_url, "blocks/tip/height")
-        .await?
-        .parse()
-        .map_err(|e: std::num::ParseIntError| bad_answer(base_url, format!("tip height: {e}")))?;
-    let hash = fetch_block_hash(http, base_url, height).await?;
-    Ok((height, hash))
-}
-
-async fn fetch_block_hash(
-    http: &reqwest::Client,
-    base_url: &str,
-    height: u32,
-) -> Result<BlockHash, ChainError> {
-    fetch_text(http, base_url, &format!("block-height/{height}"))
-        .await?
-        .parse()
-        .map_err(|e| bad_answer(base_url, format!("block hash at height {height}: {e}")))
-}
-
-/// `GET {base_url}/{path}` as trimmed text.
-async fn fetch_text(
-    http: &reqwest::Client,
-    base_url: &str,
-    path: &str,
-) -> Result<String, ChainError> {
-    let text = http
-        .get(format!("{base_url}/{path}"))
-        .timeout(ESPLORA_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| ChainError::Unreachable {
-            url: base_url.to_string(),
-            reason: error_chain(&e),
-        })?
-        .error_for_status()
-        .map_err(|e| bad_answer(base_url, e.to_string()))?
-        .text()
-        .await
-        .map_err(|e| bad_answer(base_url, e.to_string()))?;
-    Ok(text.trim().to_string())
-}
-
-fn bad_answer(base_url: &str, reason: String) -> ChainError {
-    ChainError::BadAnswer {
-        url: base_url.to_string(),
-        reason,
     }
 }
 

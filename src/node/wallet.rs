@@ -292,6 +292,18 @@ impl Wallet {
         *self.last_sync.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The blocks the wallet has seen (its checkpoints, persisted with it) at most `depth`
+    /// below its best block, highest first: the best block, the recent blocks of each sync and
+    /// the blocks confirming its transactions.
+    pub fn recent_blocks(&self, depth: u32) -> Vec<(u32, BlockHash)> {
+        let tip = self.lock().wallet.latest_checkpoint();
+        let lowest = tip.height().saturating_sub(depth);
+        tip.iter()
+            .take_while(|checkpoint| checkpoint.height() >= lowest)
+            .map(|checkpoint| (checkpoint.height(), checkpoint.hash()))
+            .collect()
+    }
+
     /// Height and hash of the best block the wallet has synced to (genesis before any sync).
     pub fn best_block(&self) -> (u32, BlockHash) {
         let tip = self.lock().wallet.latest_checkpoint();

@@ -251,6 +251,7 @@ impl FakeApi {
                 detail: None,
             }],
             refunds: Vec::new(),
+            hold_answers: Vec::new(),
         }
     }
 

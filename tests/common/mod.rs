@@ -5,6 +5,7 @@
 pub mod openapi_conformance;
 pub mod process;
 pub mod python;
+pub mod tcp_proxy;
 pub mod tls_proxy;
 
 use std::future::Future;
@@ -211,6 +212,19 @@ pub async fn fund(devchain: &Devchain, operator: &Operator, sats: u64) {
 }
 
 /// Mines `blocks` and syncs every operator until each reports the new height.
+/// Waits until the node behind `operator` has synced to the devchain's tip, block hash and all.
+pub async fn wait_synced_to_tip(operator: &Operator, devchain: &Devchain) -> NodeInfo {
+    let (height, hash) = devchain.tip();
+    wait_for("the node to sync to the devchain tip", DEADLINE, || async {
+        let info = operator.info().await;
+        (info.chain_source.synced
+            && info.block_height == height
+            && info.block_hash == hash.to_string())
+        .then_some(info)
+    })
+    .await
+}
+
 pub async fn mine_and_sync(devchain: &Devchain, blocks: u32, operators: &[&Operator]) {
     devchain.mine(blocks);
     let (height, _) = devchain.tip();
