@@ -73,6 +73,7 @@ async fn main() {
     let devchain = Devchain::start(DevchainOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         block_interval: None,
+        data_dir: None,
     })
     .await
     .expect("devchain starts");

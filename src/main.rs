@@ -37,7 +37,8 @@ enum Command {
     Run(NodeFlags),
     /// Validate the configuration as `run` would, and print the settings in effect.
     CheckConfig(NodeFlags),
-    /// Run a standalone regtest devchain serving the Esplora API.
+    /// Run a standalone regtest devchain serving the Esplora API; with --data-dir DIR it is
+    /// kept in DIR/devchain.sqlite and comes back from there at the next start.
     Devchain(DevchainArgs),
     #[command(flatten)]
     Operator(OperatorCommand),
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Run(flags) => run(&runtime, &cli.target, flags),
         Command::CheckConfig(flags) => check_config(&cli.target, flags),
-        Command::Devchain(args) => devchain(&runtime, args),
+        Command::Devchain(args) => devchain(&runtime, args, cli.target.data_dir.clone()),
         Command::Operator(command) => operator(&runtime, &cli.target, command, cli.json),
     }
 }
@@ -172,12 +173,18 @@ fn run(runtime: &tokio::runtime::Runtime, target: &TargetArgs, flags: &NodeFlags
     }
 }
 
-fn devchain(runtime: &tokio::runtime::Runtime, args: &DevchainArgs) -> ExitCode {
+/// `data_dir` is the global `--data-dir`: where the chain is kept (in memory when absent).
+fn devchain(
+    runtime: &tokio::runtime::Runtime,
+    args: &DevchainArgs,
+    data_dir: Option<PathBuf>,
+) -> ExitCode {
     init_tracing(&config::LogConfig {
         format: LogFormat::Human,
         level: "info".to_string(),
     });
-    match runtime.block_on(node_runner::run_devchain(args.listen, args.block_interval)) {
+    let run = node_runner::run_devchain(args.listen, args.block_interval, data_dir);
+    match runtime.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(EXIT_FAILURE, e),
     }
@@ -210,6 +217,7 @@ fn operator(
 /// The parts of `run` and `devchain` that start the node and the devchain.
 mod node_runner {
     use std::net::SocketAddr;
+    use std::path::PathBuf;
     use std::time::Duration;
 
     use lsp_node::config::Config;
@@ -242,14 +250,16 @@ mod node_runner {
         Ok(())
     }
 
-    /// Runs a standalone devchain until SIGINT/SIGTERM.
+    /// Runs a standalone devchain until SIGINT/SIGTERM, kept in `data_dir` when given.
     pub async fn run_devchain(
         listen: SocketAddr,
         block_interval: Option<u64>,
+        data_dir: Option<PathBuf>,
     ) -> Result<(), String> {
         let options = DevchainOptions {
             listen,
             block_interval: block_interval.map(Duration::from_secs),
+            data_dir,
         };
         devchain::run_until_shutdown(options)
             .await

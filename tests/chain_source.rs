@@ -141,6 +141,7 @@ async fn e2e_a_node_started_without_its_chain_source_serves_then_syncs_and_sells
     let devchain = Devchain::start(DevchainOptions {
         listen: chain_addr,
         block_interval: None,
+        data_dir: None,
     })
     .await
     .expect("the devchain takes the chain source's address");

@@ -18,6 +18,7 @@ async fn start() -> Devchain {
     Devchain::start(DevchainOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         block_interval: None,
+        data_dir: None,
     })
     .await
     .expect("devchain starts")
@@ -573,6 +574,7 @@ async fn interval_mining_advances_the_tip() {
     let devchain = Devchain::start(DevchainOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         block_interval: Some(Duration::from_millis(50)),
+        data_dir: None,
     })
     .await
     .unwrap();

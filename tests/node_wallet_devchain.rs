@@ -36,6 +36,7 @@ async fn start_devchain() -> Devchain {
     let opts = DevchainOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         block_interval: None,
+        data_dir: None,
     };
     Devchain::start(opts).await.expect("devchain starts")
 }

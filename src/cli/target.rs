@@ -20,7 +20,8 @@ pub struct TargetArgs {
     /// The node's config file: the operator API address, key and data directory come from it.
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
-    /// The node's data directory (where the generated API key file is).
+    /// The node's data directory (where the generated API key file is); for `devchain`, the
+    /// directory keeping the chain (in memory without it).
     #[arg(long, value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Base URL of the operator API, e.g. http://127.0.0.1:3001 (key from LSP_NODE_API_KEY).

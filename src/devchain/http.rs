@@ -1,6 +1,10 @@
 //! The HTTP surface: Esplora's REST API at the root, plus `/dev/*` control routes.
 //!
-//! Handlers lock the chain, read or change it, and render; the lock is never held across an
+//! Split by concern: this file holds the router, blocks, transactions and the mempool;
+//! [`scripts`] the script and address routes, [`control`] the `/dev/*` routes.
+//!
+//! Handlers lock the chain, read or change it (changes through `Shared::change`, which writes
+//! them to the devchain's file before the answer), and render; the lock is never held across an
 //! `.await`. Path parameters are parsed here so bad input gets a one-sentence 400 (Esplora's
 //! wording where it has one) instead of a framework rejection. Unknown routes answer 404 and are
 //! logged, because a 404 on a route some client calls is a devchain bug.
@@ -18,20 +22,19 @@ use axum::{Json, Router};
 use bitcoin::address::NetworkUnchecked;
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::{Address, Amount, BlockHash, Network, OutPoint, Transaction, Txid};
-use serde::Deserialize;
 use serde_json::json;
 
-use super::chain::{script_key, Accepted, ChainState, ScriptKey, TxPosition};
+use super::chain::{Accepted, ChainState, ScriptKey, TxPosition};
 use super::esplora::{
-    self, BlockInfo, BlockStatus, MempoolStats, MerkleProof, OutputStatus, ScriptStats, Tx,
-    TxStatus, Utxo, BLOCKS_PER_PAGE, BLOCK_TXS_PER_PAGE, CHAIN_TXS_PER_PAGE, MEMPOOL_TXS_PER_PAGE,
+    self, BlockInfo, BlockStatus, MempoolStats, MerkleProof, OutputStatus, Tx, TxStatus,
+    BLOCKS_PER_PAGE, BLOCK_TXS_PER_PAGE,
 };
 use super::merkle::{merkle_block, merkle_branch};
 use super::policy::Rejection;
-use super::{unix_now, Shared};
+use super::{DevchainError, Shared};
 
-/// Most blocks one `/dev/mine` call may ask for.
-pub const MAX_BLOCKS_PER_REQUEST: u32 = 10_000;
+mod control;
+mod scripts;
 
 /// Builds the router serving `shared`.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -62,40 +65,47 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/tx/{txid}/outspend/{vout}", get(tx_outspend))
         .route("/tx/{txid}/outspends", get(tx_outspends))
         // Scripts and addresses.
-        .route("/scripthash/{hash}", get(scripthash_stats))
-        .route("/scripthash/{hash}/txs", get(scripthash_txs))
+        .route("/scripthash/{hash}", get(scripts::scripthash_stats))
+        .route("/scripthash/{hash}/txs", get(scripts::scripthash_txs))
         .route(
             "/scripthash/{hash}/txs/chain",
-            get(scripthash_chain_txs_first),
+            get(scripts::scripthash_chain_txs_first),
         )
         .route(
             "/scripthash/{hash}/txs/chain/{last_seen}",
-            get(scripthash_chain_txs_after),
+            get(scripts::scripthash_chain_txs_after),
         )
         .route(
             "/scripthash/{hash}/txs/mempool",
-            get(scripthash_mempool_txs),
+            get(scripts::scripthash_mempool_txs),
         )
-        .route("/scripthash/{hash}/utxo", get(scripthash_utxo))
-        .route("/address/{address}", get(address_stats))
-        .route("/address/{address}/txs", get(address_txs))
-        .route("/address/{address}/txs/chain", get(address_chain_txs_first))
+        .route("/scripthash/{hash}/utxo", get(scripts::scripthash_utxo))
+        .route("/address/{address}", get(scripts::address_stats))
+        .route("/address/{address}/txs", get(scripts::address_txs))
+        .route(
+            "/address/{address}/txs/chain",
+            get(scripts::address_chain_txs_first),
+        )
         .route(
             "/address/{address}/txs/chain/{last_seen}",
-            get(address_chain_txs_after),
+            get(scripts::address_chain_txs_after),
         )
-        .route("/address/{address}/txs/mempool", get(address_mempool_txs))
-        .route("/address/{address}/utxo", get(address_utxo))
+        .route(
+            "/address/{address}/txs/mempool",
+            get(scripts::address_mempool_txs),
+        )
+        .route("/address/{address}/utxo", get(scripts::address_utxo))
         // Mempool and fees.
         .route("/mempool", get(mempool_stats))
         .route("/mempool/txids", get(mempool_txids))
         .route("/mempool/recent", get(mempool_recent))
         .route("/fee-estimates", get(fee_estimates))
         // Control routes for scripts and people.
-        .route("/dev/mine", post(dev_mine))
-        .route("/dev/fund", post(dev_fund))
-        .route("/dev/invalidate", post(dev_invalidate))
-        .route("/dev/faucet", get(dev_faucet))
+        .route("/dev/mine", post(control::dev_mine))
+        .route("/dev/fund", post(control::dev_fund))
+        .route("/dev/invalidate", post(control::dev_invalidate))
+        .route("/dev/reorg", post(control::dev_reorg))
+        .route("/dev/faucet", get(control::dev_faucet))
         .fallback(unknown_route)
         .layer(middleware::from_fn(log_request))
         .with_state(shared)
@@ -119,6 +129,8 @@ async fn unknown_route(request: Request) -> ApiError {
 enum ApiError {
     NotFound(&'static str),
     BadRequest(String),
+    /// The change could not be written to the devchain's file (logged; nothing acknowledged).
+    Internal(String),
 }
 
 impl IntoResponse for ApiError {
@@ -126,7 +138,18 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, message).into_response(),
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message).into_response(),
+            ApiError::Internal(message) => {
+                tracing::error!("{message}");
+                (StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
+            }
         }
+    }
+}
+
+/// What [`Shared::change`] fails with: the file could not be written.
+impl From<DevchainError> for ApiError {
+    fn from(err: DevchainError) -> Self {
+        ApiError::Internal(err.to_string())
     }
 }
 
@@ -335,7 +358,7 @@ fn block_txs(shared: &Shared, hash: &str, start: usize) -> ApiResult<Json<Vec<Tx
 async fn broadcast(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult<String> {
     let tx = decode_tx_hex(&body)?;
     let txid = tx.compute_txid();
-    match shared.lock().accept(tx)? {
+    match shared.change(|chain| chain.accept(tx))?? {
         Accepted::New { fee } => {
             tracing::debug!(%txid, fee_sat = fee.to_sat(), "devchain accepted transaction")
         }
@@ -365,31 +388,28 @@ async fn submit_package(
         .iter()
         .map(|hex| decode_tx_hex(hex.as_bytes()))
         .collect::<ApiResult<Vec<Transaction>>>()?;
-    let mut chain = shared.lock();
-    let mut results = serde_json::Map::new();
-    let mut all_accepted = true;
-    for tx in txs {
-        let txid = tx.compute_txid();
-        let wtxid = tx.compute_wtxid();
-        let vsize = tx.vsize();
-        let result = match chain.accept(tx) {
-            Ok(Accepted::New { fee }) => json!({
-                "txid": txid,
-                "vsize": vsize,
-                "fees": { "base": fee.to_btc(), "effective-feerate": fee_rate_btc_per_kvb(fee, vsize), "effective-includes": [wtxid] },
-            }),
-            Ok(Accepted::AlreadyInMempool) => json!({
-                "txid": txid,
-                "vsize": vsize,
-                "fees": { "base": chain.mempool_fee(&txid).unwrap_or(Amount::ZERO).to_btc() },
-            }),
-            Err(rejection) => {
-                all_accepted = false;
-                json!({ "txid": txid, "error": rejection.reason })
-            }
-        };
-        results.insert(wtxid.to_string(), result);
-    }
+    let results = shared.change(|chain| {
+        txs.into_iter()
+            .map(|tx| {
+                let (txid, wtxid, vsize) = (tx.compute_txid(), tx.compute_wtxid(), tx.vsize());
+                let result = match chain.accept(tx) {
+                    Ok(Accepted::New { fee }) => json!({
+                        "txid": txid,
+                        "vsize": vsize,
+                        "fees": { "base": fee.to_btc(), "effective-feerate": fee_rate_btc_per_kvb(fee, vsize), "effective-includes": [wtxid] },
+                    }),
+                    Ok(Accepted::AlreadyInMempool) => json!({
+                        "txid": txid,
+                        "vsize": vsize,
+                        "fees": { "base": chain.mempool_fee(&txid).unwrap_or(Amount::ZERO).to_btc() },
+                    }),
+                    Err(rejection) => json!({ "txid": txid, "error": rejection.reason }),
+                };
+                (wtxid.to_string(), result)
+            })
+            .collect::<serde_json::Map<_, _>>()
+    })?;
+    let all_accepted = results.values().all(|result| result.get("error").is_none());
     let package_msg = if all_accepted {
         "success"
     } else {
@@ -532,186 +552,6 @@ async fn tx_outspends(
     })
 }
 
-// ----- scripts and addresses ---------------------------------------------------------------
-
-fn render_txs(chain: &ChainState, txids: impl IntoIterator<Item = Txid>) -> Vec<Tx> {
-    txids
-        .into_iter()
-        .filter_map(|txid| esplora::tx_by_id(chain, &txid))
-        .collect()
-}
-
-/// First history page: up to 50 mempool transactions, then the 25 newest confirmed ones.
-fn history_first_page(chain: &ChainState, key: &ScriptKey) -> Vec<Tx> {
-    let (mempool, confirmed) = chain.script_history(key);
-    let txids = mempool
-        .into_iter()
-        .take(MEMPOOL_TXS_PER_PAGE)
-        .chain(confirmed.into_iter().take(CHAIN_TXS_PER_PAGE));
-    render_txs(chain, txids)
-}
-
-/// Confirmed history, 25 per page, after `last_seen` (from the newest when `None`). A
-/// `last_seen` that is not in the confirmed history yields an empty page, as electrs does.
-fn history_chain_page(chain: &ChainState, key: &ScriptKey, last_seen: Option<Txid>) -> Vec<Tx> {
-    let (_, confirmed) = chain.script_history(key);
-    let start = match last_seen {
-        None => 0,
-        Some(last_seen) => match confirmed.iter().position(|txid| *txid == last_seen) {
-            Some(index) => index + 1,
-            None => confirmed.len(),
-        },
-    };
-    render_txs(
-        chain,
-        confirmed.into_iter().skip(start).take(CHAIN_TXS_PER_PAGE),
-    )
-}
-
-fn history_mempool_page(chain: &ChainState, key: &ScriptKey) -> Vec<Tx> {
-    let (mempool, _) = chain.script_history(key);
-    render_txs(chain, mempool.into_iter().take(MEMPOOL_TXS_PER_PAGE))
-}
-
-fn script_utxos(chain: &ChainState, key: &ScriptKey) -> Vec<Utxo> {
-    chain
-        .script_utxos(key)
-        .into_iter()
-        .map(|(outpoint, output, position)| Utxo {
-            txid: outpoint.txid,
-            vout: outpoint.vout,
-            status: TxStatus::from_position(position),
-            value: output.value.to_sat(),
-        })
-        .collect()
-}
-
-fn script_stats(chain: &ChainState, key: &ScriptKey) -> ScriptStats {
-    let (mempool, confirmed) = chain.script_history(key);
-    ScriptStats {
-        address: None,
-        scripthash: None,
-        chain_stats: esplora::txo_summary(chain, key, &confirmed),
-        mempool_stats: esplora::txo_summary(chain, key, &mempool),
-    }
-}
-
-async fn scripthash_stats(
-    State(shared): State<Arc<Shared>>,
-    Path(hash): Path<String>,
-) -> ApiResult<Json<ScriptStats>> {
-    let key = parse_script_hash(&hash)?;
-    let mut stats = script_stats(&shared.lock(), &key);
-    stats.scripthash = Some(key.to_string());
-    Ok(Json(stats))
-}
-
-async fn scripthash_txs(
-    State(shared): State<Arc<Shared>>,
-    Path(hash): Path<String>,
-) -> ApiResult<Json<Vec<Tx>>> {
-    let key = parse_script_hash(&hash)?;
-    Ok(Json(history_first_page(&shared.lock(), &key)))
-}
-
-async fn scripthash_chain_txs_first(
-    State(shared): State<Arc<Shared>>,
-    Path(hash): Path<String>,
-) -> ApiResult<Json<Vec<Tx>>> {
-    let key = parse_script_hash(&hash)?;
-    Ok(Json(history_chain_page(&shared.lock(), &key, None)))
-}
-
-async fn scripthash_chain_txs_after(
-    State(shared): State<Arc<Shared>>,
-    Path((hash, last_seen)): Path<(String, String)>,
-) -> ApiResult<Json<Vec<Tx>>> {
-    let key = parse_script_hash(&hash)?;
-    let last_seen = parse_txid(&last_seen)?;
-    Ok(Json(history_chain_page(
-        &shared.lock(),
-        &key,
-        Some(last_seen),
-    )))
-}
-
-async fn scripthash_mempool_txs(
-    State(shared): State<Arc<Shared>>,
-    Path(hash): Path<String>,
-) -> ApiResult<Json<Vec<Tx>>> {
-    let key = parse_script_hash(&hash)?;
-    Ok(Json(history_mempool_page(&shared.lock(), &key)))
-}
-
-async fn scripthash_utxo(
-    State(shared): State<Arc<Shared>>,
-    Path(hash): Path<String>,
-) -> ApiResult<Json<Vec<Utxo>>> {
-    let key = parse_script_hash(&hash)?;
-    Ok(Json(script_utxos(&shared.lock(), &key)))
-}
-
-fn address_key(raw: &str) -> ApiResult<(Address, ScriptKey)> {
-    let address = parse_address(raw)?;
-    let key = script_key(&address.script_pubkey());
-    Ok((address, key))
-}
-
-async fn address_stats(
-    State(shared): State<Arc<Shared>>,
-    Path(address): Path<String>,
-) -> ApiResult<Json<ScriptStats>> {
-    let (address, key) = address_key(&address)?;
-    let mut stats = script_stats(&shared.lock(), &key);
-    stats.address = Some(address.to_string());
-    Ok(Json(stats))
-}
-
-async fn address_txs(
-    State(shared): State<Arc<Shared>>,
-    Path(address): Path<String>,
-) -> ApiResult<Json<Vec<Tx>>> {
-    let (_, key) = address_key(&address)?;
-    Ok(Json(history_first_page(&shared.lock(), &key)))
-}
-
-async fn address_chain_txs_first(
-    State(shared): State<Arc<Shared>>,
-    Path(address): Path<String>,
-) -> ApiResult<Json<Vec<Tx>>> {
-    let (_, key) = address_key(&address)?;
-    Ok(Json(history_chain_page(&shared.lock(), &key, None)))
-}
-
-async fn address_chain_txs_after(
-    State(shared): State<Arc<Shared>>,
-    Path((address, last_seen)): Path<(String, String)>,
-) -> ApiResult<Json<Vec<Tx>>> {
-    let (_, key) = address_key(&address)?;
-    let last_seen = parse_txid(&last_seen)?;
-    Ok(Json(history_chain_page(
-        &shared.lock(),
-        &key,
-        Some(last_seen),
-    )))
-}
-
-async fn address_mempool_txs(
-    State(shared): State<Arc<Shared>>,
-    Path(address): Path<String>,
-) -> ApiResult<Json<Vec<Tx>>> {
-    let (_, key) = address_key(&address)?;
-    Ok(Json(history_mempool_page(&shared.lock(), &key)))
-}
-
-async fn address_utxo(
-    State(shared): State<Arc<Shared>>,
-    Path(address): Path<String>,
-) -> ApiResult<Json<Vec<Utxo>>> {
-    let (_, key) = address_key(&address)?;
-    Ok(Json(script_utxos(&shared.lock(), &key)))
-}
-
 // ----- mempool and fees --------------------------------------------------------------------
 
 async fn mempool_stats(State(shared): State<Arc<Shared>>) -> Json<MempoolStats> {
@@ -728,81 +568,4 @@ async fn mempool_recent(State(shared): State<Arc<Shared>>) -> Json<Vec<esplora::
 
 async fn fee_estimates() -> Json<std::collections::BTreeMap<String, f64>> {
     Json(esplora::fee_estimates())
-}
-
-// ----- control routes ----------------------------------------------------------------------
-
-#[derive(Deserialize)]
-struct BlocksRequest {
-    blocks: u32,
-}
-
-#[derive(Deserialize)]
-struct FundRequest {
-    address: String,
-    sats: u64,
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|_| ApiError::BadRequest(format!("The body must be JSON like {expected}.")))
-}
-
-fn parse_block_count(body: &[u8]) -> ApiResult<u32> {
-    let request: BlocksRequest = parse_json(body, r#"{"blocks": 1}"#)?;
-    if request.blocks == 0 || request.blocks > MAX_BLOCKS_PER_REQUEST {
-        return Err(ApiError::BadRequest(format!(
-            "blocks must be between 1 and {MAX_BLOCKS_PER_REQUEST}."
-        )));
-    }
-    Ok(request.blocks)
-}
-
-/// `POST /dev/mine {"blocks": n}` -> `{"hashes": [...]}`, oldest first.
-async fn dev_mine(
-    State(shared): State<Arc<Shared>>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let blocks = parse_block_count(&body)?;
-    let hashes = shared.lock().mine(blocks, unix_now());
-    Ok(Json(json!({ "hashes": hashes })))
-}
-
-/// `POST /dev/fund {"address": "...", "sats": n}` -> `{"txid": "..."}` (in the mempool).
-async fn dev_fund(
-    State(shared): State<Arc<Shared>>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let request: FundRequest = parse_json(&body, r#"{"address": "bcrt1...", "sats": 100000}"#)?;
-    let address = parse_address(&request.address)?;
-    let txid = shared
-        .lock()
-        .fund(address.script_pubkey(), Amount::from_sat(request.sats))
-        .map_err(|err| ApiError::BadRequest(err.to_string()))?;
-    Ok(Json(json!({ "txid": txid })))
-}
-
-/// `POST /dev/invalidate {"blocks": n}` -> `{"height", "hash", "dropped": [...]}`.
-async fn dev_invalidate(
-    State(shared): State<Arc<Shared>>,
-    body: Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
-    let blocks = parse_block_count(&body)?;
-    let mut chain = shared.lock();
-    let dropped = chain
-        .invalidate(blocks)
-        .map_err(|err| ApiError::BadRequest(err.to_string()))?;
-    let (height, hash) = chain.tip();
-    Ok(Json(
-        json!({ "height": height, "hash": hash, "dropped": dropped }),
-    ))
-}
-
-/// `GET /dev/faucet` -> `{"address", "spendable_sat"}`.
-async fn dev_faucet(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    let chain = shared.lock();
-    let address = Address::from_script(chain.faucet_script(), Network::Regtest)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    Json(json!({ "address": address, "spendable_sat": chain.faucet_balance().to_sat() }))
 }

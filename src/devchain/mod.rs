@@ -3,7 +3,8 @@
 //! No bitcoind, electrs or esplora is needed: [`Devchain::start`] binds an HTTP listener and
 //! serves a small, honestly kept regtest chain. It runs three ways, one implementation:
 //! in-process from tests (`Devchain::start` on `127.0.0.1:0`), as `lsp-node devchain --listen
-//! ADDR` ([`run_until_shutdown`]), and embedded in the node when `chain.source = "dev"`.
+//! ADDR [--data-dir DIR]` ([`run_until_shutdown`]), and embedded in the node when
+//! `chain.source = "dev"` (kept in `<data_dir>/devchain/`).
 //!
 //! # What is kept honestly
 //! - Blocks start from the real regtest genesis block. Every header links to its parent, commits
@@ -31,8 +32,13 @@
 //!   Core's `sendrawtransaction` does; one already confirmed is refused with code -27
 //!   ("Transaction outputs already in utxo set").
 //! - [`Devchain::invalidate`] disconnects blocks; their transactions return to the mempool
-//!   (those no longer valid are dropped, as Core does on a reorg). Stale blocks stay queryable
-//!   with `in_best_chain: false`, which LDK's transaction sync relies on to detect reorgs.
+//!   (those no longer valid are dropped, as Core does on a reorg). [`Devchain::reorg`] replaces
+//!   the top `depth` blocks (1 to [`MAX_REORG_DEPTH`]) with `depth + 1` new ones: the
+//!   replaced blocks' transactions go into the first new block, except excluded ones and
+//!   everything spending them (in those blocks or the mempool, transitively), which vanish.
+//!   New blocks are timestamped after every earlier block, so their coinbases and hashes
+//!   differ from the replaced ones even within one second. Stale blocks stay queryable with
+//!   `in_best_chain: false`, which LDK's transaction sync relies on to detect reorgs.
 //!
 //! # What is NOT validated or modelled
 //! - **Scripts and signatures are not validated.** Any input spending an existing unspent output
@@ -40,7 +46,22 @@
 //! - No package/CPFP feerate rules (a replacement is judged on its own fee rate), no minimum
 //!   relay fee (zero-fee transactions are accepted), no standardness rules, no block weight
 //!   limit: `mine` puts the whole mempool, in arrival order, into the next block.
-//! - No persistence: the chain lives in memory and is gone when the process ends.
+//!
+//! # Persistence
+//! With [`DevchainOptions::data_dir`] set, the chain is kept in one SQLite file,
+//! `DIR/devchain.sqlite` ([`FILE_NAME`]): every block (stale ones included) and the mempool in
+//! arrival order, plus a format version and the genesis hash; the UTXO set and indexes are
+//! rebuilt from the blocks. Every change (mined block, accepted transaction, RBF eviction,
+//! invalidation, reorg; from the handle, the `/dev/*` routes or the block-interval miner) is
+//! written, WAL with `synchronous=FULL`, before the call returns or the HTTP answer goes out,
+//! so a SIGKILL right after an answer loses nothing; a failed write is a 500 (or an error),
+//! never an acknowledgement. At start the file is re-validated (links, proof of work, merkle
+//! roots; blocks replayed through the same connect path as mined ones; the mempool re-accepted
+//! through the same checks as a broadcast, dropping what no longer validates). A damaged file,
+//! another format version or another genesis is a [`DevchainError`] naming the file, never a
+//! silent fresh chain; a directory without the file gets a fresh chain, stored at once.
+//! Without a data directory the chain lives in memory and is gone with the process. Details:
+//! the `store` module.
 //!
 //! # Faucet
 //! Every coinbase pays a fixed P2WPKH key held by the devchain; [`Devchain::start`] mines 101
@@ -91,9 +112,13 @@
 //! - `POST /dev/mine {"blocks": n}` -> `{"hashes": ["..."]}` (oldest first; n in 1..=10000)
 //! - `POST /dev/fund {"address": "bcrt1...", "sats": n}` -> `{"txid": "..."}` (in the mempool)
 //! - `POST /dev/invalidate {"blocks": n}` -> `{"height", "hash", "dropped": ["txid"]}`
+//! - `POST /dev/reorg {"depth": n, "exclude_txids": ["txid"]}` (`exclude_txids` optional) ->
+//!   `{"removed": ["hash"], "added": ["hash"], "dropped": ["txid"]}`, oldest first; `depth`
+//!   in 1..=100 and at most the height, every excluded txid in a replaced block
 //! - `GET /dev/faucet` -> `{"address", "spendable_sat"}`
 //!
-//! Every request is logged at `debug`; unknown routes at `warn`.
+//! Every request is logged at `debug`; unknown routes at `warn`; a failed write to the file is a
+//! 500 with one sentence, logged at `error`.
 
 mod chain;
 mod esplora;
@@ -101,8 +126,11 @@ mod faucet;
 mod http;
 mod merkle;
 mod policy;
+mod store;
 
 use std::net::SocketAddr;
+use std::ops::Deref;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -110,11 +138,13 @@ use bitcoin::{Address, Amount, BlockHash, Network, Transaction, Txid};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use chain::{COINBASE_MATURITY, PREMINE_BLOCKS};
+pub use chain::{ReorgOutcome, COINBASE_MATURITY, MAX_REORG_DEPTH, PREMINE_BLOCKS};
 pub use faucet::{DUST_LIMIT_SAT, FAUCET_FEE_RATE_SAT_PER_VB};
 pub use policy::Rejection;
+pub use store::FILE_NAME;
 
 use chain::{Accepted, ChainState};
+use store::Store;
 
 /// How long [`Devchain::shutdown`] lets in-flight requests finish before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -126,6 +156,9 @@ pub struct DevchainOptions {
     pub listen: SocketAddr,
     /// Mine one block every interval when set (it must not be zero).
     pub block_interval: Option<Duration>,
+    /// Keep the chain in `DIR/`[`FILE_NAME`] and come back from it at start (a directory
+    /// without that file gets a fresh chain). `None`: in memory only, gone with the process.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Everything that can go wrong with a devchain; each displays as one sentence.
@@ -150,23 +183,88 @@ pub enum DevchainError {
     Rejected(Rejection),
     #[error("cannot invalidate {requested} blocks: only {height} blocks sit above genesis")]
     InvalidateTooDeep { requested: u32, height: u32 },
+    #[error("a reorg must replace at least one block")]
+    ReorgEmpty,
+    #[error("cannot reorg {requested} blocks: at most {MAX_REORG_DEPTH} can be replaced at once")]
+    ReorgTooDeep { requested: u32 },
+    #[error("cannot reorg {requested} blocks: only {height} blocks sit above genesis")]
+    ReorgBeyondGenesis { requested: u32, height: u32 },
+    #[error("cannot exclude {txid}: it is in none of the top {depth} blocks the reorg replaces (coinbases aside)")]
+    ReorgExcludeUnknown { txid: Txid, depth: u32 },
+    #[error("the devchain could not read {}: {reason}", .path.display())]
+    StoreRead { path: PathBuf, reason: String },
+    #[error("the devchain could not write {}: {reason}", .path.display())]
+    StoreWrite { path: PathBuf, reason: String },
+    #[error("the devchain file {} is damaged ({reason}); move it away to start a fresh chain", .path.display())]
+    StoreDamaged { path: PathBuf, reason: String },
+    #[error("the devchain file {} has format version {found} but this build reads only version {known}; move it away to start a fresh chain", .path.display())]
+    StoreVersion {
+        path: PathBuf,
+        found: String,
+        known: i64,
+    },
+    #[error("the devchain file {} holds another chain (genesis {found:?}, not the regtest genesis); move it away to start a fresh chain", .path.display())]
+    StoreOtherChain { path: PathBuf, found: String },
     #[error("the devchain could not wait for a shutdown signal: {0}")]
     Signal(std::io::Error),
 }
 
-/// Chain state shared by the handle and the HTTP handlers.
+/// Chain state shared by the handle and the HTTP handlers, with the file keeping it (if any).
 pub(crate) struct Shared {
-    chain: Mutex<ChainState>,
+    state: Mutex<State>,
+}
+
+struct State {
+    chain: ChainState,
+    store: Option<Store>,
+}
+
+/// Read access to the locked chain. Changes go through [`Shared::change`], which persists them.
+pub(crate) struct ChainView<'a>(MutexGuard<'a, State>);
+
+impl Deref for ChainView<'_> {
+    type Target = ChainState;
+
+    fn deref(&self) -> &ChainState {
+        &self.0.chain
+    }
 }
 
 impl Shared {
-    /// Locks the chain. A panic while locked cannot leave a half-applied change visible to
+    fn new(chain: ChainState, store: Option<Store>) -> Self {
+        Shared {
+            state: Mutex::new(State { chain, store }),
+        }
+    }
+
+    /// Locks the state. A panic while locked cannot leave a half-applied change visible to
     /// clients in practice (all mutations are validated before they start), so a poisoned lock
     /// is recovered rather than propagated.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ChainState> {
-        self.chain
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Locks the chain for reading.
+    pub(crate) fn lock(&self) -> ChainView<'_> {
+        ChainView(self.state())
+    }
+
+    /// Runs `change` on the locked chain, then writes what it changed to the file (when there
+    /// is one) before unlocking. `Err` only when that write failed: the change then stays in
+    /// memory, unacknowledged, and the next successful change writes it too.
+    pub(crate) fn change<T>(
+        &self,
+        change: impl FnOnce(&mut ChainState) -> T,
+    ) -> Result<T, DevchainError> {
+        let mut state = self.state();
+        let State { chain, store } = &mut *state;
+        let outcome = change(chain);
+        if let Some(store) = store {
+            store.save(chain)?;
+        }
+        Ok(outcome)
     }
 }
 
@@ -192,7 +290,8 @@ struct Inner {
 }
 
 impl Devchain {
-    /// Creates a fresh chain (genesis plus [`PREMINE_BLOCKS`] blocks to the faucet), binds
+    /// Loads the chain kept in `opts.data_dir`, or creates a fresh one (genesis plus
+    /// [`PREMINE_BLOCKS`] blocks to the faucet, stored there when a directory is given), binds
     /// `opts.listen` and serves the Esplora API on it.
     pub async fn start(opts: DevchainOptions) -> Result<Devchain, DevchainError> {
         if opts
@@ -201,6 +300,13 @@ impl Devchain {
         {
             return Err(DevchainError::ZeroBlockInterval);
         }
+        let (chain, store) = match &opts.data_dir {
+            Some(dir) => {
+                let (chain, store) = store::open(dir, unix_now())?;
+                (chain, Some(store))
+            }
+            None => (ChainState::new(unix_now()), None),
+        };
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|reason| DevchainError::Bind {
@@ -213,9 +319,10 @@ impl Devchain {
                 addr: opts.listen,
                 reason,
             })?;
-        let shared = Arc::new(Shared {
-            chain: Mutex::new(ChainState::new(unix_now())),
-        });
+        let file = store
+            .as_ref()
+            .map(|store| store.path().display().to_string());
+        let shared = Arc::new(Shared::new(chain, store));
         let (shutdown, _) = watch::channel(false);
 
         let mut tasks = Vec::new();
@@ -241,7 +348,12 @@ impl Devchain {
             )));
         }
         let (height, _) = shared.lock().tip();
-        tracing::info!(url = %format!("http://{local_addr}"), height, "devchain started");
+        tracing::info!(
+            url = %format!("http://{local_addr}"),
+            height,
+            file = file.as_deref().unwrap_or("none (in memory)"),
+            "devchain started"
+        );
         Ok(Devchain {
             inner: Arc::new(Inner {
                 shared,
@@ -264,8 +376,20 @@ impl Devchain {
 
     /// Mines `blocks` blocks; the first one confirms the whole mempool. Returns their hashes,
     /// oldest first.
+    ///
+    /// # Panics
+    /// If the devchain keeps a data directory and cannot write it; [`Devchain::try_mine`]
+    /// returns that error instead.
     pub fn mine(&self, blocks: u32) -> Vec<BlockHash> {
-        self.inner.shared.lock().mine(blocks, unix_now())
+        self.try_mine(blocks)
+            .unwrap_or_else(|err| panic!("devchain mining failed: {err}"))
+    }
+
+    /// [`Devchain::mine`], with a failure to write the data directory as an error.
+    pub fn try_mine(&self, blocks: u32) -> Result<Vec<BlockHash>, DevchainError> {
+        self.inner
+            .shared
+            .change(|chain| chain.mine(blocks, unix_now()))
     }
 
     /// Pays `sats` to `address` from the faucet. The transaction waits in the mempool.
@@ -280,8 +404,7 @@ impl Devchain {
         }
         self.inner
             .shared
-            .lock()
-            .fund(address.script_pubkey(), Amount::from_sat(sats))
+            .change(|chain| chain.fund(address.script_pubkey(), Amount::from_sat(sats)))?
     }
 
     /// Height and hash of the best block.
@@ -293,9 +416,18 @@ impl Devchain {
     pub fn invalidate(&self, blocks: u32) -> Result<(), DevchainError> {
         self.inner
             .shared
-            .lock()
-            .invalidate(blocks)
+            .change(|chain| chain.invalidate(blocks))?
             .map(|_dropped| ())
+    }
+
+    /// Replaces the top `depth` blocks (1 to [`MAX_REORG_DEPTH`], at most the height) with
+    /// `depth + 1` new ones, as `POST /dev/reorg` does. Their transactions go back into the
+    /// first new block, except `exclude` (transactions of the replaced blocks) and everything
+    /// spending them, which vanish. Bad arguments change nothing.
+    pub fn reorg(&self, depth: u32, exclude: &[Txid]) -> Result<ReorgOutcome, DevchainError> {
+        self.inner
+            .shared
+            .change(|chain| chain.reorg(depth, exclude, unix_now()))?
     }
 
     /// Txids waiting in the mempool, in arrival order.
@@ -321,7 +453,7 @@ impl Devchain {
     /// succeeds without change.
     pub fn send_raw(&self, tx: Transaction) -> Result<Txid, DevchainError> {
         let txid = tx.compute_txid();
-        match self.inner.shared.lock().accept(tx) {
+        match self.inner.shared.change(|chain| chain.accept(tx))? {
             Ok(Accepted::New { .. } | Accepted::AlreadyInMempool) => Ok(txid),
             Err(rejection) => Err(DevchainError::Rejected(rejection)),
         }
@@ -366,10 +498,12 @@ async fn mine_periodically(
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     loop {
         tokio::select! {
-            _ = ticks.tick() => {
-                let hashes = shared.lock().mine(1, unix_now());
-                tracing::debug!(hash = %hashes[0], "devchain mined a block on its interval");
-            }
+            _ = ticks.tick() => match shared.change(|chain| chain.mine(1, unix_now())) {
+                Ok(hashes) => {
+                    tracing::debug!(hash = %hashes[0], "devchain mined a block on its interval")
+                }
+                Err(err) => tracing::error!("{err}"),
+            },
             _ = stop.wait_for(|stop| *stop) => return,
         }
     }
@@ -380,7 +514,7 @@ async fn mine_periodically(
 pub async fn run_until_shutdown(opts: DevchainOptions) -> Result<(), DevchainError> {
     let devchain = Devchain::start(opts).await?;
     tracing::info!(
-        "devchain serving the Esplora API at {} (POST /dev/mine, POST /dev/fund)",
+        "devchain serving the Esplora API at {} (POST /dev/mine, /dev/fund, /dev/reorg)",
         devchain.base_url()
     );
     let signal = wait_for_shutdown_signal().await;

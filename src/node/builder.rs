@@ -173,6 +173,7 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
             let devchain = Devchain::start(DevchainOptions {
                 listen: *listen,
                 block_interval,
+                data_dir: Some(data_dir.join("devchain")),
             })
             .await?;
             let url = devchain.base_url();

@@ -36,6 +36,7 @@ pub async fn start_devchain() -> Devchain {
     Devchain::start(DevchainOptions {
         listen,
         block_interval: None,
+        data_dir: None,
     })
     .await
     .expect("devchain starts")

@@ -1,6 +1,8 @@
-//! The real `lsp-node` binary as a child process: `run` on a config file written by the test,
-//! its JSON log collected, its operator API found from the log, SIGKILLed when dropped.
+//! The real `lsp-node` binary as a child process: `run` on a config file written by the test
+//! (or any subcommand, e.g. `devchain`), its log collected (JSON lines parsed, others kept as
+//! text), its operator API found from the log, SIGKILLed when dropped.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -57,10 +59,20 @@ impl NodeProcess {
     pub fn spawn(dir: &Path, config: &str, env: &[(&str, &str)]) -> NodeProcess {
         let config_path = dir.join("node.toml");
         std::fs::write(&config_path, config).expect("write the config");
+        let args = [
+            OsStr::new("run"),
+            OsStr::new("--config"),
+            config_path.as_os_str(),
+        ];
+        Self::spawn_args(&args, env)
+    }
+
+    /// Starts `lsp-node ARGS`, with none of the test's `LSP_NODE_*` or `SSL_CERT_*` variables
+    /// and `env` added.
+    pub fn spawn_args(args: &[&OsStr], env: &[(&str, &str)]) -> NodeProcess {
         let mut command = Command::new(LSP_NODE);
         command
-            .args(["run", "--config"])
-            .arg(&config_path)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -91,6 +103,31 @@ impl NodeProcess {
             let text = fields.get("message")?.as_str()?;
             text.starts_with(message).then(|| fields.clone())
         })
+    }
+
+    /// The first plain-text (not JSON) log line containing `text`, if any yet.
+    pub fn log_line(&self, text: &str) -> Option<String> {
+        self.log.lock().unwrap().iter().find_map(|entry| {
+            let line = entry.as_str()?;
+            line.contains(text).then(|| line.to_string())
+        })
+    }
+
+    /// Waits until a plain-text log line contains `text` (failing if the process exits first).
+    pub async fn wait_log_line(&mut self, text: &str, deadline: Duration) -> String {
+        wait_for(&format!("a log line with {text:?}"), deadline, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("lsp-node exited with {status}:\n{}", self.log_text());
+            }
+            std::future::ready(self.log_line(text))
+        })
+        .await
+    }
+
+    /// SIGKILLs the process and reaps it: nothing gets to run on the way out.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Everything the process logged so far, one line per entry.
@@ -137,7 +174,6 @@ impl NodeProcess {
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
