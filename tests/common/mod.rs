@@ -212,7 +212,6 @@ pub async fn fund(devchain: &Devchain, operator: &Operator, sats: u64) {
     .await;
 }
 
-/// Mines `blocks` and syncs every operator until each reports the new height.
 /// Waits until the node behind `operator` has synced to the devchain's tip, block hash and all.
 pub async fn wait_synced_to_tip(operator: &Operator, devchain: &Devchain) -> NodeInfo {
     let (height, hash) = devchain.tip();
@@ -226,6 +225,7 @@ pub async fn wait_synced_to_tip(operator: &Operator, devchain: &Devchain) -> Nod
     .await
 }
 
+/// Mines `blocks` and syncs every operator until each reports the new height.
 pub async fn mine_and_sync(devchain: &Devchain, blocks: u32, operators: &[&Operator]) {
     devchain.mine(blocks);
     let (height, _) = devchain.tip();
@@ -262,6 +262,15 @@ pub fn start_ldk_node(
     storage: &Path,
     configure: impl FnOnce(&mut ldk_node::Builder),
 ) -> ldk_node::Node {
+    start_ldk_node_on(&devchain.base_url(), storage, configure)
+}
+
+/// [`start_ldk_node`] on the Esplora API at `esplora_url` (a devchain in another process).
+pub fn start_ldk_node_on(
+    esplora_url: &str,
+    storage: &Path,
+    configure: impl FnOnce(&mut ldk_node::Builder),
+) -> ldk_node::Node {
     let mut builder = ldk_node::Builder::new();
     builder.set_network(bitcoin::Network::Regtest);
     builder.set_storage_dir_path(storage.to_str().unwrap().to_string());
@@ -269,7 +278,7 @@ pub fn start_ldk_node(
         .set_listening_addresses(vec![free_local_address()])
         .unwrap();
     builder.set_chain_source_esplora(
-        devchain.base_url(),
+        esplora_url.to_string(),
         Some(ldk_node::config::EsploraSyncConfig {
             background_sync_config: None,
         }),

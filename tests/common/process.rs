@@ -124,6 +124,16 @@ impl NodeProcess {
         .await
     }
 
+    /// Sends SIGTERM (a graceful stop, as a service manager does) and waits for the exit.
+    pub async fn terminate(&mut self, deadline: Duration) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM could not be sent");
+        self.wait_exit(deadline).await
+    }
+
     /// SIGKILLs the process and reaps it: nothing gets to run on the way out.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
