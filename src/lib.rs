@@ -5,14 +5,16 @@
 //!
 //! Rooms, one concern each:
 //! - [`config`]: TOML + environment + CLI flags, validated once at start.
+//! - [`api`]: the operator contract (JSON types, the `OperatorApi` trait) and its API key.
 //! - [`node`]: the LDK node: keys, store, chain sync, wallet, peers, events, operator API.
 //! - [`devchain`]: a regtest chain speaking the Esplora HTTP API, for tests and sandboxes.
 //! - [`lsps1`]: the LSPS1 order service: pricing, order book, coupons, protocol guard.
-//! - [`http`]: HTTP surfaces: the operator API (and the public LSPS1 mirror).
+//! - [`http`]: HTTP surfaces: the operator API router and the public LSPS1 mirror.
 //! - [`cli`]: the operator command line, a client of the operator API.
 //!
 //! Embedders use [`Builder`] to run the same node inside their own tokio program.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod devchain;

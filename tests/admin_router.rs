@@ -5,8 +5,9 @@
 mod admin_support;
 
 use admin_support::{serve, FakeApi, FAKE_ADDRESS, FAKE_NODE_ID, FAKE_TXID};
-use lsp_node::http::admin::{self, load_or_create_api_key, AdminError};
-use lsp_node::http::operator::{OperatorError, API_KEY_HEADER};
+use lsp_node::api::keys::{self, load_or_create_api_key, AdminError};
+use lsp_node::api::{OperatorError, API_KEY_HEADER};
+use lsp_node::http::admin;
 use serde_json::{json, Value};
 
 const KEY: &str = "3f5c2a9e8d7b6a5f4e3d2c1b0a99887766554433221100ffeeddccbbaa998877";
@@ -337,7 +338,7 @@ fn a_missing_key_file_is_created_private_and_then_reused() {
     let key = load_or_create_api_key(&data_dir, None).unwrap();
     assert_eq!(key.len(), 64);
     assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
-    let path = data_dir.join(admin::API_KEY_FILE);
+    let path = data_dir.join(keys::API_KEY_FILE);
     assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), key);
     #[cfg(unix)]
     {
@@ -363,7 +364,7 @@ fn a_configured_key_is_used_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let key = load_or_create_api_key(dir.path(), Some("operator-chosen-key")).unwrap();
     assert_eq!(key, "operator-chosen-key");
-    assert!(!dir.path().join(admin::API_KEY_FILE).exists());
+    assert!(!dir.path().join(keys::API_KEY_FILE).exists());
     assert!(matches!(
         load_or_create_api_key(dir.path(), Some("")),
         Err(AdminError::InvalidConfiguredKey(_))
@@ -377,7 +378,7 @@ fn a_configured_key_is_used_and_nothing_is_written() {
 #[test]
 fn an_existing_bad_key_file_is_an_error_and_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(admin::API_KEY_FILE);
+    let path = dir.path().join(keys::API_KEY_FILE);
 
     std::fs::write(&path, "  \n").unwrap();
     let err = load_or_create_api_key(dir.path(), None).unwrap_err();
@@ -403,7 +404,7 @@ fn an_existing_bad_key_file_is_an_error_and_is_left_alone() {
     let err = load_or_create_api_key(dir.path(), None).unwrap_err();
     assert!(matches!(err, AdminError::KeyFileUnreadable { .. }), "{err}");
     assert!(
-        err.to_string().contains(admin::API_KEY_FILE),
+        err.to_string().contains(keys::API_KEY_FILE),
         "names the file: {err}"
     );
     assert!(path.is_dir());

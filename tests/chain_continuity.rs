@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::process::{regtest_config, NodeProcess};
 use common::tcp_proxy::TcpProxy;
 use common::*;
-use lsp_node::http::operator::NodeInfo;
+use lsp_node::api::NodeInfo;
 
 const FOREIGN_CHAIN: &str = "no longer holds this node's blocks";
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::process::{regtest_config, NodeProcess};
 use common::tls_proxy::TlsProxy;
 use common::*;
+use lsp_node::api::*;
 use lsp_node::devchain::{Devchain, DevchainOptions};
-use lsp_node::http::operator::*;
 use serde_json::{json, Value};
 
 /// A valid compressed public key (the secp256k1 generator) to order a channel for.

@@ -8,7 +8,7 @@ mod admin_support;
 use std::process::{Command, Output};
 
 use admin_support::*;
-use lsp_node::http::operator::OperatorError;
+use lsp_node::api::OperatorError;
 use serde_json::{json, Value};
 
 const LSP_NODE: &str = env!("CARGO_BIN_EXE_lsp-node");

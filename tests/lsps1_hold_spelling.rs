@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use common::*;
-use lsp_node::http::operator::OrderDetail;
+use lsp_node::api::OrderDetail;
 use lsp_node::lsps1::guard::Lsps1Server;
 use lsp_node::lsps1::order::{OrderEvent, OrderId};
 use lsp_node::Builder;

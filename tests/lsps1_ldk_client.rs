@@ -867,9 +867,7 @@ fn sample_held_order() -> Order {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_operator_cancels_orders_and_a_client_that_never_returns_is_refunded() {
-    use lsp_node::http::operator::{
-        CancelOrder, CouponInfo, CreateCoupon, OrderDetail, OrderSummary,
-    };
+    use lsp_node::api::{CancelOrder, CouponInfo, CreateCoupon, OrderDetail, OrderSummary};
     init_logging();
     let devchain = start_devchain().await;
     let lsp = Lsp::start(&devchain, |c| c.open_timeout_secs = 5).await;
@@ -1449,7 +1447,7 @@ async fn e2e_held_htlc_is_failed_back_before_its_deadline_when_no_channel_opens(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_client_cannot_cancel_an_open_under_way_and_the_operator_cancel_aborts_it() {
-    use lsp_node::http::operator::{CancelOrder, OrderDetail};
+    use lsp_node::api::{CancelOrder, OrderDetail};
     use serde_json::json;
 
     let (

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use lsp_node::http::operator::*;
+use lsp_node::api::*;
 use lsp_node::Builder;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

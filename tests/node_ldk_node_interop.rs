@@ -27,8 +27,8 @@ use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning::routing::router::RouteParametersConfig;
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use ldk_node::{Event, UserChannelId};
+use lsp_node::api::*;
 use lsp_node::devchain::Devchain;
-use lsp_node::http::operator::*;
 
 const LSP_FUNDING_SAT: u64 = 1_000_000;
 const LDK_FUNDING_SAT: u64 = 600_000;

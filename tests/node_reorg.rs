@@ -16,8 +16,8 @@ use std::time::Duration;
 use bitcoin::Txid;
 use common::*;
 use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
+use lsp_node::api::*;
 use lsp_node::devchain::Devchain;
-use lsp_node::http::operator::*;
 
 const CHANNEL_SAT: u64 = 200_000;
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use lsp_node::http::operator::*;
+use lsp_node::api::*;
 
 const FUNDING_SAT: u64 = 1_000_000;
 const CAPACITY_SAT: u64 = 400_000;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::process::{regtest_config, NodeProcess};
 use common::*;
 use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
-use lsp_node::http::operator::*;
+use lsp_node::api::*;
 use serde_json::{json, Value};
 
 const CHANNEL_SAT: u64 = 300_000;

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::http::operator::{ErrorBody, API_KEY_HEADER};
+use crate::api::{ErrorBody, API_KEY_HEADER};
 use crate::node::chain::error_chain;
 
 use super::CliError;

@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::http::operator::*;
+use crate::api::*;
 
 use super::client::{Answer, OperatorClient};
 use super::output::{fields, msat, table, unix_time};

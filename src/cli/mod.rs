@@ -15,8 +15,8 @@ pub mod target;
 pub use commands::OperatorCommand;
 pub use target::{ApiTarget, TargetArgs};
 
+use crate::api::keys::AdminError;
 use crate::config::ConfigError;
-use crate::http::admin::AdminError;
 
 /// Why an operator command failed; printed as one sentence.
 #[derive(Debug, thiserror::Error)]

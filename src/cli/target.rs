@@ -9,8 +9,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
+use crate::api::keys::{read_api_key_file, API_KEY_FILE};
 use crate::config::{self, load::DEFAULT_ADMIN_LISTEN, ConfigOverrides};
-use crate::http::admin::{read_api_key_file, API_KEY_FILE};
 
 use super::CliError;
 

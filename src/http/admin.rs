@@ -1,21 +1,16 @@
-//! The operator (admin) HTTP router and its API key.
+//! The operator (admin) HTTP router.
 //!
-//! [`router`] serves every route of the contract in [`super::operator`] on top of any
+//! [`router`] serves every route of the contract in [`crate::api`] on top of any
 //! [`OperatorApi`]. Every request must carry the API key in the `x-api-key` header; the key is
 //! checked (in constant time, on SHA-256 digests so its length does not leak either) before the
 //! body is read or the API is called, so a request without the right key has no effect.
 //! Errors are always `{"error": "<one sentence>"}`: malformed bodies are mapped from axum's
 //! rejections to our own sentences, [`OperatorError`]s keep their status.
 //!
-//! [`load_or_create_api_key`] finds the key the node serves with: the configured one, or the
-//! one stored in `<data_dir>/admin-api-key`, created on first start (32 random bytes as hex,
-//! file mode 0600, written atomically).
+//! The key itself comes from [`crate::api::keys`].
 //!
 //! The node binds the listener itself and serves the router with `axum::serve`.
 
-use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -26,34 +21,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bitcoin::hashes::{sha256, Hash};
-use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use super::operator::{
+use crate::api::{
     CancelOrder, CreateCoupon, DeleteCoupon, ErrorBody, OperatorApi, OperatorError, OperatorResult,
     OrderQuery, API_KEY_HEADER,
 };
 
-/// Name of the file, inside the data directory, holding the generated API key.
-pub const API_KEY_FILE: &str = "admin-api-key";
-
 /// Largest request body the operator API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Why the API key could not be loaded or created.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("the configured admin API key is not usable: {0}")]
-    InvalidConfiguredKey(&'static str),
-    #[error("cannot read the admin API key file {}: {source}; fix its permissions or remove it to generate a new key", path.display())]
-    KeyFileUnreadable { path: PathBuf, source: io::Error },
-    #[error("the admin API key file {} is empty or not a valid key; write a key into it or remove it to generate a new one", path.display())]
-    KeyFileInvalid { path: PathBuf },
-    #[error("cannot create the admin API key file {}: {source}", path.display())]
-    KeyFileWrite { path: PathBuf, source: io::Error },
-}
 
 /// Builds the operator API router over `api`, requiring `api_key` on every request.
 pub fn router<A: OperatorApi>(api: Arc<A>, api_key: String) -> Router {
@@ -82,96 +60,6 @@ pub fn router<A: OperatorApi>(api: Arc<A>, api_key: String) -> Router {
     routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(expected, require_api_key))
-}
-
-/// Uses `configured` when Some; else reads `<data_dir>/admin-api-key`, or creates it (0600)
-/// when it does not exist. An existing file that cannot be read or holds no key is an error
-/// and is left as it is.
-pub fn load_or_create_api_key(
-    data_dir: &Path,
-    configured: Option<&str>,
-) -> Result<String, AdminError> {
-    if let Some(key) = configured {
-        validate_key(key).map_err(AdminError::InvalidConfiguredKey)?;
-        return Ok(key.to_string());
-    }
-    let path = data_dir.join(API_KEY_FILE);
-    match read_api_key_file(&path) {
-        Err(AdminError::KeyFileUnreadable { source, .. })
-            if source.kind() == io::ErrorKind::NotFound =>
-        {
-            create_api_key_file(data_dir, &path)
-        }
-        other => other,
-    }
-}
-
-/// Reads the key stored at `path` (normally `<data_dir>/admin-api-key`) without creating
-/// anything: what the operator CLI uses to find the running node's key.
-pub fn read_api_key_file(path: &Path) -> Result<String, AdminError> {
-    let contents = fs::read_to_string(path).map_err(|source| AdminError::KeyFileUnreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let key = contents.trim();
-    if validate_key(key).is_err() {
-        return Err(AdminError::KeyFileInvalid {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(key.to_string())
-}
-
-/// The rules an API key must follow: it travels in an HTTP header, so printable ASCII only.
-fn validate_key(key: &str) -> Result<(), &'static str> {
-    if key.is_empty() {
-        return Err("it is empty");
-    }
-    if !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("it must be printable ASCII without spaces");
-    }
-    Ok(())
-}
-
-fn create_api_key_file(data_dir: &Path, path: &Path) -> Result<String, AdminError> {
-    let write_err = |source| AdminError::KeyFileWrite {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let key = hex::encode(bytes);
-
-    fs::create_dir_all(data_dir).map_err(write_err)?;
-    let mut suffix = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut suffix);
-    let tmp = data_dir.join(format!(".{API_KEY_FILE}.tmp-{}", hex::encode(suffix)));
-    let written = (|| {
-        let mut file = private_file_options().open(&tmp)?;
-        file.write_all(key.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        fs::File::open(data_dir)?.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(write_err(e));
-    }
-    tracing::info!(path = %path.display(), "created a new admin API key");
-    Ok(key)
-}
-
-fn private_file_options() -> fs::OpenOptions {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
 }
 
 /// SHA-256 of a key: comparing digests keeps the comparison fixed-length.
@@ -310,7 +198,7 @@ async fn new_address<A: OperatorApi>(State(api): Api<A>) -> Response {
 
 async fn send_onchain<A: OperatorApi>(
     State(api): Api<A>,
-    JsonBody(req): JsonBody<super::operator::SendOnchain>,
+    JsonBody(req): JsonBody<crate::api::SendOnchain>,
 ) -> Response {
     reply(api.send_onchain(req).await)
 }
@@ -321,7 +209,7 @@ async fn peers<A: OperatorApi>(State(api): Api<A>) -> Response {
 
 async fn connect_peer<A: OperatorApi>(
     State(api): Api<A>,
-    JsonBody(req): JsonBody<super::operator::ConnectPeer>,
+    JsonBody(req): JsonBody<crate::api::ConnectPeer>,
 ) -> Response {
     reply(api.connect_peer(req).await)
 }
@@ -332,14 +220,14 @@ async fn channels<A: OperatorApi>(State(api): Api<A>) -> Response {
 
 async fn open_channel<A: OperatorApi>(
     State(api): Api<A>,
-    JsonBody(req): JsonBody<super::operator::OpenChannel>,
+    JsonBody(req): JsonBody<crate::api::OpenChannel>,
 ) -> Response {
     reply(api.open_channel(req).await)
 }
 
 async fn close_channel<A: OperatorApi>(
     State(api): Api<A>,
-    JsonBody(req): JsonBody<super::operator::CloseChannel>,
+    JsonBody(req): JsonBody<crate::api::CloseChannel>,
 ) -> Response {
     reply(api.close_channel(req).await)
 }
@@ -350,14 +238,14 @@ async fn payments<A: OperatorApi>(State(api): Api<A>) -> Response {
 
 async fn create_invoice<A: OperatorApi>(
     State(api): Api<A>,
-    JsonBody(req): JsonBody<super::operator::CreateInvoice>,
+    JsonBody(req): JsonBody<crate::api::CreateInvoice>,
 ) -> Response {
     reply(api.create_invoice(req).await)
 }
 
 async fn pay_invoice<A: OperatorApi>(
     State(api): Api<A>,
-    JsonBody(req): JsonBody<super::operator::PayInvoice>,
+    JsonBody(req): JsonBody<crate::api::PayInvoice>,
 ) -> Response {
     reply(api.pay_invoice(req).await)
 }

@@ -2,5 +2,4 @@
 //! the public LSPS1 mirror (`public`).
 
 pub mod admin;
-pub mod operator;
 pub mod public;

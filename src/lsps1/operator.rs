@@ -1,5 +1,5 @@
 //! The operator's view of the order service: listing and inspecting orders, cancelling one,
-//! managing coupons. The node's operator API ([`crate::http::operator::OperatorApi`]) delegates
+//! managing coupons. The node's operator API ([`crate::api::OperatorApi`]) delegates
 //! here; this file turns order-book records into the API's types and its errors into
 //! [`OperatorError`]s.
 
@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use bitcoin::secp256k1::PublicKey;
 
-use crate::http::operator::{
+use crate::api::{
     CancelOrder, CouponInfo, CreateCoupon, DeleteCoupon, Empty, HoldAnswerInfo, OperatorError,
     OperatorResult, OrderDetail, OrderEventInfo, OrderQuery, OrderSummary, RefundInfo,
 };

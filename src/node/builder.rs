@@ -197,7 +197,7 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
     }
 
     let admin_api_key =
-        crate::http::admin::load_or_create_api_key(&data_dir, config.admin.api_key.as_deref())?;
+        crate::api::keys::load_or_create_api_key(&data_dir, config.admin.api_key.as_deref())?;
 
     let db_path = data_dir.join(DATABASE_FILE);
     let store = Arc::new(Store::open(&db_path)?);

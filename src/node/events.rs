@@ -22,7 +22,7 @@ use super::peers::PeerConnector;
 use super::store::{PaymentRecord, Store};
 use super::types::{BumpTransactionHandler, ChannelManager, OutputSweeper};
 use super::wallet::Wallet;
-use crate::http::operator::{PaymentDirection, PaymentStatus};
+use crate::api::{PaymentDirection, PaymentStatus};
 
 /// A payment that arrived and can be claimed.
 #[derive(Debug, Clone)]

@@ -73,7 +73,7 @@ pub enum NodeError {
         source: std::io::Error,
     },
     #[error("cannot set up the operator API key: {0}")]
-    AdminKey(#[from] crate::http::admin::AdminError),
+    AdminKey(#[from] crate::api::keys::AdminError),
     #[error("cannot start the liquidity service: {0}")]
     Liquidity(String),
     #[error("cannot open the order book: {0}")]

@@ -21,7 +21,7 @@ use super::store::PaymentRecord;
 use super::types::ChannelManager;
 use super::wallet::{SendAmount, WalletError};
 use super::Node;
-use crate::http::operator::*;
+use crate::api::*;
 use crate::lsps1::operator as lsps1_operator;
 use crate::lsps1::service::OrderService;
 

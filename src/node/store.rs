@@ -28,7 +28,7 @@ use lightning::util::persist::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::http::operator::{PaymentDirection, PaymentInfo, PaymentStatus};
+use crate::api::{PaymentDirection, PaymentInfo, PaymentStatus};
 
 /// How long a connection waits for another writer before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use lsp_node::api::*;
 use lsp_node::http::admin;
-use lsp_node::http::operator::*;
 
 /// One call the fake received: the method name and its request, as JSON.
 #[derive(Debug, Clone, PartialEq)]

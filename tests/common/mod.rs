@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use lsp_node::api::*;
 use lsp_node::config::{ChainSource, Config};
 use lsp_node::devchain::{Devchain, DevchainOptions};
-use lsp_node::http::operator::*;
 use lsp_node::{Builder, Node};
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -1,0 +1,135 @@
+//! The operator API contract: what an operator can ask of the node, as JSON types and a trait,
+//! and the API key that guards it ([`keys`]). serde and thiserror only: no web framework, no
+//! node internals, so the server, the node, the order service and the CLI all share it.
+//!
+//! The admin router serves these calls over HTTP; the node implements [`OperatorApi`]; the CLI
+//! sends the same request types and reads the same response types. Keeping the three on one set
+//! of types means a field renamed here is renamed everywhere, or the build fails.
+//!
+//! Routes (all behind the `x-api-key` header):
+//!
+//! | method | path                  | request              | response                 |
+//! |--------|-----------------------|----------------------|--------------------------|
+//! | GET    | `/v1/info`            |                      | [`NodeInfo`]             |
+//! | GET    | `/v1/balance`         |                      | [`Balances`]             |
+//! | POST   | `/v1/address`         |                      | [`NewAddress`]           |
+//! | POST   | `/v1/send`            | [`SendOnchain`]      | [`Txid`]                 |
+//! | GET    | `/v1/peers`           |                      | `Vec<`[`PeerInfo`]`>`    |
+//! | POST   | `/v1/peers`           | [`ConnectPeer`]      | [`Empty`]                |
+//! | GET    | `/v1/channels`        |                      | `Vec<`[`ChannelInfo`]`>` |
+//! | POST   | `/v1/channels`        | [`OpenChannel`]      | [`OpenedChannel`]        |
+//! | POST   | `/v1/channels/close`  | [`CloseChannel`]     | [`Empty`]                |
+//! | GET    | `/v1/payments`        |                      | `Vec<`[`PaymentInfo`]`>` |
+//! | POST   | `/v1/invoices`        | [`CreateInvoice`]    | [`Invoice`]              |
+//! | POST   | `/v1/pay`             | [`PayInvoice`]       | [`PaymentInfo`]          |
+//! | POST   | `/v1/sync`            |                      | [`SyncStatus`]           |
+//! | GET    | `/v1/orders`          | query [`OrderQuery`] | `Vec<`[`OrderSummary`]`>`|
+//! | GET    | `/v1/orders/{id}`     |                      | [`OrderDetail`]          |
+//! | POST   | `/v1/orders/cancel`   | [`CancelOrder`]      | [`OrderDetail`]          |
+//! | GET    | `/v1/coupons`         |                      | `Vec<`[`CouponInfo`]`>`  |
+//! | POST   | `/v1/coupons`         | [`CreateCoupon`]     | [`CouponInfo`]           |
+//! | POST   | `/v1/coupons/delete`  | [`DeleteCoupon`]     | [`Empty`]                |
+//!
+//! Errors are `{"error": "<one sentence a person can act on>"}` with the status of
+//! [`OperatorError::status`].
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+pub mod keys;
+mod node;
+mod orders;
+
+pub use node::*;
+pub use orders::*;
+
+/// Header carrying the operator API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Empty {}
+
+/// The error body of every failed operator call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// Why an operator call failed; the message is one sentence a person can act on.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum OperatorError {
+    /// The request was understood but its content is wrong (bad address, amount, id...).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The thing named does not exist (unknown channel, peer...).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is valid but cannot be carried out now (not enough funds, peer offline...).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something failed inside the node.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl OperatorError {
+    /// The HTTP status this error is served with.
+    pub fn status(&self) -> u16 {
+        match self {
+            OperatorError::InvalidRequest(_) => 400,
+            OperatorError::NotFound(_) => 404,
+            OperatorError::Unavailable(_) => 409,
+            OperatorError::Internal(_) => 500,
+        }
+    }
+}
+
+pub type OperatorResult<T> = Result<T, OperatorError>;
+
+/// Everything the operator API can ask of a node. Implemented by [`crate::node::Node`].
+pub trait OperatorApi: Send + Sync + 'static {
+    fn info(&self) -> impl Future<Output = OperatorResult<NodeInfo>> + Send;
+    fn balances(&self) -> impl Future<Output = OperatorResult<Balances>> + Send;
+    fn new_address(&self) -> impl Future<Output = OperatorResult<NewAddress>> + Send;
+    fn send_onchain(&self, req: SendOnchain) -> impl Future<Output = OperatorResult<Txid>> + Send;
+    fn peers(&self) -> impl Future<Output = OperatorResult<Vec<PeerInfo>>> + Send;
+    fn connect_peer(&self, req: ConnectPeer) -> impl Future<Output = OperatorResult<Empty>> + Send;
+    fn channels(&self) -> impl Future<Output = OperatorResult<Vec<ChannelInfo>>> + Send;
+    fn open_channel(
+        &self,
+        req: OpenChannel,
+    ) -> impl Future<Output = OperatorResult<OpenedChannel>> + Send;
+    fn close_channel(
+        &self,
+        req: CloseChannel,
+    ) -> impl Future<Output = OperatorResult<Empty>> + Send;
+    fn payments(&self) -> impl Future<Output = OperatorResult<Vec<PaymentInfo>>> + Send;
+    fn create_invoice(
+        &self,
+        req: CreateInvoice,
+    ) -> impl Future<Output = OperatorResult<Invoice>> + Send;
+    fn pay_invoice(
+        &self,
+        req: PayInvoice,
+    ) -> impl Future<Output = OperatorResult<PaymentInfo>> + Send;
+    fn sync(&self) -> impl Future<Output = OperatorResult<SyncStatus>> + Send;
+    fn orders(
+        &self,
+        query: OrderQuery,
+    ) -> impl Future<Output = OperatorResult<Vec<OrderSummary>>> + Send;
+    fn order(&self, order_id: String) -> impl Future<Output = OperatorResult<OrderDetail>> + Send;
+    fn cancel_order(
+        &self,
+        req: CancelOrder,
+    ) -> impl Future<Output = OperatorResult<OrderDetail>> + Send;
+    fn coupons(&self) -> impl Future<Output = OperatorResult<Vec<CouponInfo>>> + Send;
+    fn create_coupon(
+        &self,
+        req: CreateCoupon,
+    ) -> impl Future<Output = OperatorResult<CouponInfo>> + Send;
+    fn delete_coupon(
+        &self,
+        req: DeleteCoupon,
+    ) -> impl Future<Output = OperatorResult<Empty>> + Send;
+}

@@ -1,0 +1,130 @@
+//! The operator contract for channel sales: listing and inspecting LSPS1 orders, cancelling
+//! one, and coupons, as request and response types.
+
+use serde::{Deserialize, Serialize};
+
+/// Which LSPS1 orders to list (all fields optional; newest first).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OrderQuery {
+    /// `CREATED`, `COMPLETED` or `FAILED`.
+    pub state: Option<String>,
+    /// Hex node id of the client.
+    pub client_node_id: Option<String>,
+    /// Unix seconds, inclusive.
+    pub created_from: Option<u64>,
+    /// Unix seconds, exclusive.
+    pub created_until: Option<u64>,
+    /// At most this many orders (default 100).
+    pub limit: Option<u32>,
+}
+
+/// One LSPS1 order in a list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderSummary {
+    pub order_id: String,
+    pub client_node_id: String,
+    /// `CREATED`, `COMPLETED` or `FAILED`.
+    pub state: String,
+    pub bolt11_state: Option<String>,
+    pub onchain_state: Option<String>,
+    pub lsp_balance_sat: u64,
+    pub client_balance_sat: u64,
+    /// What the client pays over Lightning (fee + client balance).
+    pub order_total_sat: u64,
+    /// `p2p` or `http`.
+    pub source: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub funding_outpoint: Option<String>,
+}
+
+/// One transition in an order's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderEventInfo {
+    pub at: u64,
+    pub event: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: String,
+    /// The event's data as JSON text.
+    pub detail: Option<String>,
+}
+
+/// An on-chain refund sent for an order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundInfo {
+    pub txid: String,
+    pub address: String,
+    pub amount_sat: u64,
+    pub fee_sat: u64,
+    pub created_at: u64,
+}
+
+/// Everything about one order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrderDetail {
+    pub summary: OrderSummary,
+    /// The order exactly as bLIP-51 clients see it.
+    pub order: serde_json::Value,
+    /// The fee breakdown (base, proportional, lease, on-chain, discount, totals).
+    pub price: serde_json::Value,
+    pub coupon_code: Option<String>,
+    pub email: Option<String>,
+    pub events: Vec<OrderEventInfo>,
+    pub refunds: Vec<RefundInfo>,
+    /// How p2p answers spelled the order's held payment (empty if none was sent while held).
+    #[serde(default)]
+    pub hold_answers: Vec<HoldAnswerInfo>,
+}
+
+/// The p2p answers that told a client its payment was held, under one spelling: `HOLD`
+/// (bLIP-51) or `PAID` (a peer in `lsps1.hold_as_paid_peers`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HoldAnswerInfo {
+    pub spelling: String,
+    pub answers: u64,
+    pub first_at: u64,
+    pub last_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrder {
+    pub order_id: String,
+    /// Recorded in the order's history.
+    pub reason: Option<String>,
+}
+
+/// A coupon, as LSPS1 clients present it in the `token` field.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CouponInfo {
+    pub code: String,
+    /// `percent` or `fixed_sat`.
+    pub kind: String,
+    /// Percent (0-100) or sats, per `kind`.
+    pub value: u64,
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+    pub expires_at: Option<u64>,
+    pub created_at: u64,
+}
+
+/// A new coupon: exactly one of `percent` and `fixed_sat`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCoupon {
+    pub code: String,
+    pub percent: Option<u8>,
+    pub fixed_sat: Option<u64>,
+    /// None: unlimited.
+    pub max_uses: Option<u32>,
+    /// Unix seconds; None: never.
+    pub expires_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteCoupon {
+    pub code: String,
+}
