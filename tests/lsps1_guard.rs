@@ -11,8 +11,8 @@ use lightning::ln::wire::CustomMessageReader;
 use lightning::types::features::{InitFeatures, NodeFeatures};
 use lightning::util::ser::{LengthLimitedRead, LengthReadable};
 use lightning_liquidity::lsps0::ser::{RawLSPSMessage, LSPS_MESSAGE_TYPE_ID};
+use lsp_node::config::lsps1::Lsps1Options;
 use lsp_node::lsps1::guard::{GuardedMessageHandler, Lsps1Server, RequestGuard, Verdict};
-use lsp_node::lsps1::options::Lsps1Options;
 use lsp_node::lsps1::rpc::RpcError;
 use serde_json::{json, Value};
 

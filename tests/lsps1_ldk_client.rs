@@ -15,9 +15,9 @@ use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning_liquidity::lsps1::msgs::{LSPS1OrderId, LSPS1PaymentState};
 use ldk_node::liquidity::LSPS1OrderStatus;
 use ldk_node::Event;
+use lsp_node::config::lsps1::Lsps1Config;
 use lsp_node::config::Config;
 use lsp_node::devchain::Devchain;
-use lsp_node::lsps1::options::Lsps1Config;
 use lsp_node::lsps1::order::{Order, OrderId, OrderState, PaymentState};
 use lsp_node::{Builder, Node};
 use tempfile::TempDir;
@@ -601,7 +601,7 @@ async fn e2e_bad_token_and_unfundable_orders_are_refused_without_side_effects() 
         client,
         _client_dir,
     } = Scene::new(
-        |c| c.token_mode = lsp_node::lsps1::options::TokenMode::Required,
+        |c| c.token_mode = lsp_node::config::lsps1::TokenMode::Required,
         300_000,
         100_000,
         Some("NOPE"),
@@ -783,7 +783,7 @@ async fn e2e_hold_is_spelled_paid_for_listed_clients() {
         ..Lsps1Config::default()
     };
     assert_eq!(
-        config.p2p_dialect(&order.client_node_id),
+        PaymentStateDialect::for_peer(&config, &order.client_node_id),
         PaymentStateDialect::WithoutHold
     );
     let someone_else = bitcoin::secp256k1::PublicKey::from_secret_key(
@@ -791,7 +791,7 @@ async fn e2e_hold_is_spelled_paid_for_listed_clients() {
         &bitcoin::secp256k1::SecretKey::from_slice(&[44u8; 32]).unwrap(),
     );
     assert_eq!(
-        config.p2p_dialect(&someone_else),
+        PaymentStateDialect::for_peer(&config, &someone_else),
         PaymentStateDialect::Blip51
     );
 }

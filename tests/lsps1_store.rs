@@ -5,10 +5,10 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use lsp_node::config::lsps1::PricingConfig;
 use lsp_node::lsps1::clock::ManualClock;
 use lsp_node::lsps1::coupons::{CouponError, Discount, NewCoupon};
 use lsp_node::lsps1::liquidity::{reservation_for, LiquidityError, ReservationRequest};
-use lsp_node::lsps1::options::PricingConfig;
 use lsp_node::lsps1::order::{
     Bolt11Payment, ChannelInfo, Interface, OnchainPayment, Order, OrderEvent, OrderId, OrderParams,
     OrderState, PaymentState,

@@ -23,9 +23,9 @@ pub struct FileConfig {
     pub admin: FileAdmin,
     #[serde(default)]
     pub log: FileLog,
-    /// Channel sales; see [`crate::lsps1::options`] for every key and its default.
+    /// Channel sales; see [`crate::config::lsps1`] for every key and its default.
     #[serde(default)]
-    pub lsps1: crate::lsps1::options::Lsps1Config,
+    pub lsps1: crate::config::lsps1::Lsps1Config,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -6,10 +6,12 @@
 //!
 //! - [`file`]: the TOML shape (unknown keys refused).
 //! - [`load`]: file + environment + flags into a typed [`Config`], values checked.
+//! - [`lsps1`]: the `[lsps1]` section: what the LSP sells, at what price, to whom.
 //! - [`preflight`]: checks against the machine: data directory writable, ports free.
 
 pub mod file;
 pub mod load;
+pub mod lsps1;
 pub mod preflight;
 
 use std::net::{IpAddr, SocketAddr};
@@ -66,7 +68,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     /// Channel sales (LSPS1 over p2p and the HTTP mirror).
-    pub lsps1: crate::lsps1::options::Lsps1Config,
+    pub lsps1: crate::config::lsps1::Lsps1Config,
 }
 
 /// Where the node reads the chain from.
@@ -207,7 +209,7 @@ impl Config {
                 format: LogFormat::Human,
                 level: "info".to_string(),
             },
-            lsps1: crate::lsps1::options::Lsps1Config::default(),
+            lsps1: crate::config::lsps1::Lsps1Config::default(),
         }
     }
 }

@@ -45,7 +45,7 @@ use lightning::util::ser::LengthLimitedRead;
 use lightning_liquidity::lsps0::ser::{RawLSPSMessage, LSPS_MESSAGE_TYPE_ID};
 use serde_json::{Map, Value};
 
-use crate::lsps1::options::Lsps1Options;
+use crate::config::lsps1::Lsps1Options;
 use crate::lsps1::rpc::{RpcError, INVALID_REQUEST};
 
 /// What to do with one incoming LSPS message.

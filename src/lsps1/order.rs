@@ -23,6 +23,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::config::lsps1::Lsps1Config;
 use crate::lsps1::clock::rfc3339;
 use crate::lsps1::pricing::PriceBreakdown;
 
@@ -470,6 +471,15 @@ pub enum PaymentStateDialect {
 }
 
 impl PaymentStateDialect {
+    /// How payment states are spelled in p2p answers to `peer`.
+    pub fn for_peer(config: &Lsps1Config, peer: &PublicKey) -> Self {
+        if config.spells_hold_as_paid(peer) {
+            PaymentStateDialect::WithoutHold
+        } else {
+            PaymentStateDialect::Blip51
+        }
+    }
+
     /// The word this dialect uses for `state`.
     pub fn spell(self, state: PaymentState) -> &'static str {
         match (self, state) {

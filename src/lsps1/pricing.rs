@@ -45,8 +45,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::lsps1::PricingConfig;
 use crate::lsps1::coupons::Discount;
-use crate::lsps1::options::PricingConfig;
 
 /// Transaction overhead with segwit marker and flag, in weight units.
 pub const TX_OVERHEAD_WU: u64 = 42;

@@ -22,11 +22,11 @@ use lightning_invoice::{Bolt11InvoiceDescription, Description};
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
+use crate::config::lsps1::{Lsps1Config, TokenMode};
 use crate::lsps1::clock::Clock;
 use crate::lsps1::guard::Lsps1Server;
 use crate::lsps1::hold_spelling::{hold_spelling, HoldSpellingWarnings};
 use crate::lsps1::liquidity::{self, ReservationRequest};
-use crate::lsps1::options::{Lsps1Config, TokenMode};
 use crate::lsps1::order::{
     self, Bolt11Payment, Interface, OnchainPayment, Order, OrderId, OrderParams, OrderState,
     PaymentState, PaymentStateDialect,
@@ -351,7 +351,7 @@ impl OrderService {
         method: &str,
         params: &Map<String, Value>,
     ) -> Result<Value, RpcError> {
-        let dialect = self.config.p2p_dialect(&peer);
+        let dialect = PaymentStateDialect::for_peer(&self.config, &peer);
         match method {
             "lsps1.get_info" => Ok(self.config.options.get_info_json()),
             "lsps1.create_order" => {

@@ -196,7 +196,7 @@ mod tests {
     use bitcoin::Network;
 
     use super::*;
-    use crate::lsps1::options::Lsps1Options;
+    use crate::config::lsps1::Lsps1Options;
 
     const SEED_PUBKEY: &str = "025b7a68b4cd85668e65db6a343a4c607a462cdd010daa793f82be561a3316c5b1";
 

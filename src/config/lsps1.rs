@@ -1,4 +1,5 @@
-//! What the LSP offers and how it prices: the `[lsps1]` configuration section.
+//! What the LSP offers and how it prices: the `[lsps1]` configuration section, read by
+//! [`crate::lsps1`].
 //!
 //! [`Lsps1Options`] are the bLIP-51 `get_info` options plus the payment-option settings that
 //! bLIP-51 puts on each order (on-chain confirmations, 0-conf fee floor, expiries).
@@ -13,8 +14,6 @@ use std::str::FromStr;
 
 use bitcoin::secp256k1::PublicKey;
 use serde::{Deserialize, Serialize};
-
-use crate::lsps1::order::PaymentStateDialect;
 
 /// Largest channel LDK opens without the `option_support_large_channel` feature (2^24 - 1 sat).
 pub const MAX_NON_WUMBO_CHANNEL_SAT: u64 = 16_777_215;
@@ -353,17 +352,11 @@ impl Lsps1Config {
         Ok(())
     }
 
-    /// How payment states are spelled in p2p answers to `peer`.
-    pub fn p2p_dialect(&self, peer: &PublicKey) -> PaymentStateDialect {
-        let listed = self
-            .hold_as_paid_peers
+    /// True when `peer` is listed in `hold_as_paid_peers` (by node id, or by `"*"`).
+    pub fn spells_hold_as_paid(&self, peer: &PublicKey) -> bool {
+        self.hold_as_paid_peers
             .iter()
-            .any(|p| p == "*" || PublicKey::from_str(p).is_ok_and(|key| key == *peer));
-        if listed {
-            PaymentStateDialect::WithoutHold
-        } else {
-            PaymentStateDialect::Blip51
-        }
+            .any(|p| p == "*" || PublicKey::from_str(p).is_ok_and(|key| key == *peer))
     }
 }
 
