@@ -136,16 +136,6 @@ pub fn validate_code(code: &str) -> Result<(), CouponError> {
     }
 }
 
-pub(crate) const CREATE_TABLE: &str = "CREATE TABLE lsps1_coupons (
-    code TEXT PRIMARY KEY NOT NULL,
-    discount_kind TEXT NOT NULL CHECK (discount_kind IN ('fixed_sat', 'percent')),
-    discount_value INTEGER NOT NULL CHECK (discount_value >= 0),
-    max_uses INTEGER CHECK (max_uses IS NULL OR max_uses >= 1),
-    uses INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0),
-    expires_at INTEGER,
-    created_at INTEGER NOT NULL
-)";
-
 /// Inserts a new coupon after checking its definition.
 pub(crate) fn insert(
     conn: &Connection,
@@ -316,7 +306,8 @@ mod tests {
 
     fn table() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute(CREATE_TABLE, []).unwrap();
+        conn.execute(crate::lsps1::schema::COUPONS_TABLE, [])
+            .unwrap();
         conn
     }
 

@@ -22,16 +22,6 @@ use crate::lsps1::coupons::{from_sql_u64, to_sql_u64};
 use crate::lsps1::order::{Order, OrderId, PaymentState, PaymentStateDialect};
 use crate::lsps1::store::{OrderBook, StoreError};
 
-pub(crate) const CREATE_TABLE: &str = "
-    CREATE TABLE lsps1_hold_answers (
-        order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
-        spelling TEXT NOT NULL,
-        answers INTEGER NOT NULL,
-        first_at INTEGER NOT NULL,
-        last_at INTEGER NOT NULL,
-        PRIMARY KEY (order_id, spelling)
-    );";
-
 /// The p2p answers that carried one order's held payment under one spelling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldAnswers {

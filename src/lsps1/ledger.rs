@@ -1,8 +1,8 @@
 //! Money movements of orders that the order record itself does not carry: which payment hash
 //! belongs to which order (and the HTLC held for it), and every on-chain refund sent.
 //!
-//! - `lsps1_bolt11_payments`: one row per order invoice, written in the transaction that
-//!   creates the order, so an HTLC for an order's invoice is always recognised as such, even
+//! - `lsps1_bolt11_payments`: one row per order invoice, written (by the order book) in the
+//!   transaction that creates the order, so an HTLC for an order's invoice is always recognised as such, even
 //!   after the order has failed (it must then be failed back, never claimed as a plain payment).
 //!   The held HTLC's amount and claim deadline are added when it arrives: the deadline must
 //!   survive a restart, because held HTLCs are not announced again.
@@ -16,48 +16,11 @@
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
 use bitcoin::{Transaction, Txid};
 use lightning::types::payment::PaymentHash;
-use lightning_invoice::Bolt11Invoice;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::lsps1::coupons::{from_sql_u64, to_sql_u64};
-use crate::lsps1::order::{Order, OrderId};
+use crate::lsps1::order::OrderId;
 use crate::lsps1::store::{OrderBook, StoreError};
-
-pub(crate) const CREATE_TABLES: &str = "
-    CREATE TABLE lsps1_bolt11_payments (
-        payment_hash TEXT PRIMARY KEY NOT NULL,
-        order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
-        held_amount_msat INTEGER,
-        claim_deadline INTEGER,
-        held_at INTEGER
-    );
-    CREATE TABLE lsps1_refunds (
-        txid TEXT PRIMARY KEY NOT NULL,
-        order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
-        address TEXT NOT NULL,
-        amount_sat INTEGER NOT NULL,
-        fee_sat INTEGER NOT NULL,
-        tx_hex TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        replaced_by TEXT
-    );
-    CREATE INDEX lsps1_refunds_by_order ON lsps1_refunds (order_id);";
-
-/// Indexes the payment hash of `order`'s invoice. Orders whose invoice text is not a BOLT11
-/// invoice (test fixtures) have no hash to index.
-pub(crate) fn index_invoice(conn: &Connection, order: &Order) -> Result<(), StoreError> {
-    let Some(bolt11) = &order.bolt11 else {
-        return Ok(());
-    };
-    let Ok(invoice) = bolt11.invoice.parse::<Bolt11Invoice>() else {
-        return Ok(());
-    };
-    conn.execute(
-        "INSERT INTO lsps1_bolt11_payments (payment_hash, order_id) VALUES (?1, ?2)",
-        params![invoice.payment_hash().to_string(), order.id.as_str()],
-    )?;
-    Ok(())
-}
 
 /// An HTLC held for an order's invoice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

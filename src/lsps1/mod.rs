@@ -36,5 +36,6 @@ pub mod operator;
 pub mod order;
 pub mod pricing;
 pub mod rpc;
+pub mod schema;
 pub mod service;
 pub mod store;

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
+use lightning_invoice::Bolt11Invoice;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
@@ -33,7 +34,7 @@ use crate::lsps1::coupons::{self, from_sql_u64, to_sql_u64, Coupon, CouponError,
 use crate::lsps1::liquidity::{self, LiquidityError, ReservationRequest};
 use crate::lsps1::order::{Order, OrderEvent, OrderId, OrderState, PaymentState, TransitionError};
 use crate::lsps1::rpc::{self, RpcError};
-use crate::lsps1::{hold_spelling, ledger};
+use crate::lsps1::schema;
 
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`]).
@@ -137,14 +138,14 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
                 release_reason TEXT
             );",
         )?;
-        tx.execute(coupons::CREATE_TABLE, [])?;
+        tx.execute(schema::COUPONS_TABLE, [])?;
     }
     let found = found.unwrap_or(0);
     if found < 2 {
-        tx.execute_batch(ledger::CREATE_TABLES)?;
+        tx.execute_batch(schema::LEDGER_TABLES)?;
     }
     if found < 3 {
-        tx.execute_batch(hold_spelling::CREATE_TABLE)?;
+        tx.execute_batch(schema::HOLD_ANSWERS_TABLE)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
@@ -309,7 +310,7 @@ impl OrderBook {
                 record,
             ],
         )?;
-        ledger::index_invoice(&tx, order)?;
+        index_invoice(&tx, order)?;
         if let Some(request) = admission.reservation {
             tx.execute(
                 "INSERT INTO lsps1_reservations (order_id, amount_sat, created_at) VALUES (?1, ?2, ?3)",
@@ -537,6 +538,22 @@ fn insert_event(
             reason,
             detail
         ],
+    )?;
+    Ok(())
+}
+
+/// Indexes in the ledger (see [`crate::lsps1::ledger`]) the payment hash of `order`'s invoice. Orders whose invoice text is not a BOLT11
+/// invoice (test fixtures) have no hash to index.
+fn index_invoice(conn: &Connection, order: &Order) -> Result<(), StoreError> {
+    let Some(bolt11) = &order.bolt11 else {
+        return Ok(());
+    };
+    let Ok(invoice) = bolt11.invoice.parse::<Bolt11Invoice>() else {
+        return Ok(());
+    };
+    conn.execute(
+        "INSERT INTO lsps1_bolt11_payments (payment_hash, order_id) VALUES (?1, ?2)",
+        params![invoice.payment_hash().to_string(), order.id.as_str()],
     )?;
     Ok(())
 }

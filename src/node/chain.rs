@@ -1,361 +1,34 @@
 //! The chain source: everything the node learns from, or tells, an Esplora server.
 //!
-//! - [`EsploraFeeEstimator`]: `/fee-estimates` mapped onto LDK's [`ConfirmationTarget`]s, with
-//!   a floor of 253 sat/kW (the relay minimum LDK itself assumes) and fallbacks until the first
-//!   successful fetch.
-//! - [`EsploraBroadcaster`]: LDK's [`BroadcasterInterface`]; transactions are queued and posted
-//!   to `POST /tx` by a background task that retries, treating "already known" as success.
-//! - [`ChainSync`]: syncs the BDK wallet and LDK (ChannelManager, ChainMonitor, OutputSweeper)
+//! - `chain/fees.rs`: [`EsploraFeeEstimator`], fee estimates for LDK and for our own spends.
+//! - `chain/broadcast.rs`: [`EsploraBroadcaster`], LDK's broadcaster, posting with retries.
+//! - `chain/error.rs`: [`ChainError`], and the request timeout.
+//! - [`ChainSync`] (this file): syncs the BDK wallet and LDK (ChannelManager, ChainMonitor, OutputSweeper)
 //!   through `lightning-transaction-sync`, on an interval and on demand, and remembers the last
 //!   sync time and height, or why the chain source is failing. A failing sync is retried with
 //!   backoff; the node keeps serving its peers meanwhile.
-//! - [`source`]: refuses a chain source that serves another network's chain, or a chain that no
+//! - `chain/source.rs`: refuses a chain source that serves another network's chain, or a chain that no
 //!   longer holds the node's blocks beyond a reorg.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bitcoin::consensus::encode::serialize_hex;
-use bitcoin::{BlockHash, FeeRate, Network, Transaction};
-use lightning::chain::chaininterface::{
-    BroadcasterInterface, ConfirmationTarget, FeeEstimator, TransactionType,
-};
+use bitcoin::{BlockHash, Network};
 use lightning::chain::Confirm;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::types::{ChainMonitor, ChainSyncClient, ChannelManager, OutputSweeper};
 use super::wallet::Wallet;
 
-mod source;
+pub(crate) mod broadcast;
+pub(crate) mod error;
+pub(crate) mod fees;
+pub(crate) mod source;
 
+pub use broadcast::EsploraBroadcaster;
+pub use error::{error_chain, ChainError};
+pub use fees::{EsploraFeeEstimator, OnchainTarget, FEERATE_FLOOR_SAT_PER_KW};
 pub use source::{check_continuity, check_genesis, fetch_tip, Continuity, MAX_REORG_DEPTH};
-
-/// The lowest fee rate LDK accepts, in sat per 1000 weight units (1.012 sat/vB).
-pub const FEERATE_FLOOR_SAT_PER_KW: u32 = 253;
-
-/// How long one Esplora HTTP request may take before it counts as failed.
-const ESPLORA_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// How often a rejected broadcast is retried before giving up (LDK rebroadcasts what matters).
-const BROADCAST_ATTEMPTS: u32 = 5;
-
-/// Why talking to the chain source failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ChainError {
-    #[error("the chain source at {url} could not be reached: {reason}")]
-    Unreachable { url: String, reason: String },
-    #[error("the chain source at {url} answered something unexpected: {reason}")]
-    BadAnswer { url: String, reason: String },
-    #[error("syncing the on-chain wallet failed: {0}")]
-    Wallet(String),
-    #[error("syncing the Lightning state with the chain failed: {0}")]
-    Lightning(String),
-    #[error(
-        "the chain source at {url} serves another chain: its genesis block is {found}, but {network} starts at {expected}; point chain.esplora_url at a {network} server"
-    )]
-    WrongChain {
-        url: String,
-        network: Network,
-        expected: BlockHash,
-        found: BlockHash,
-    },
-    #[error(
-        "the chain source at {url} no longer holds this node's blocks: its chain leaves the node's best block (height {height}, {hash}) more than {MAX_REORG_DEPTH} blocks deep, so it serves another chain; point the node at the chain it has been following, or start it with a new data directory"
-    )]
-    ForeignChain {
-        url: String,
-        height: u32,
-        hash: BlockHash,
-    },
-}
-
-impl ChainError {
-    /// True when retrying cannot help: the configuration names the wrong chain.
-    pub fn is_configuration(&self) -> bool {
-        matches!(
-            self,
-            ChainError::WrongChain { .. } | ChainError::ForeignChain { .. }
-        )
-    }
-}
-
-/// The confirmation targets our own on-chain spends use, beside LDK's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnchainTarget {
-    /// An operator's on-chain payment: within about an hour.
-    Payment,
-    /// A channel funding transaction: within about two hours.
-    ChannelFunding,
-}
-
-fn target_blocks(target: ConfirmationTarget) -> u16 {
-    match target {
-        ConfirmationTarget::MaximumFeeEstimate => 1,
-        ConfirmationTarget::UrgentOnChainSweep => 6,
-        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee => 1008,
-        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => 144,
-        ConfirmationTarget::AnchorChannelFee => 1008,
-        ConfirmationTarget::NonAnchorChannelFee => 12,
-        ConfirmationTarget::ChannelCloseMinimum => 144,
-        ConfirmationTarget::OutputSpendingFee => 12,
-    }
-}
-
-/// Used until Esplora has answered once (and if it never has estimates for a target).
-fn fallback_sat_per_kw(target: ConfirmationTarget) -> u32 {
-    match target {
-        ConfirmationTarget::MaximumFeeEstimate => 8_000,
-        ConfirmationTarget::UrgentOnChainSweep => 5_000,
-        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee => FEERATE_FLOOR_SAT_PER_KW,
-        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => FEERATE_FLOOR_SAT_PER_KW,
-        ConfirmationTarget::AnchorChannelFee => 500,
-        ConfirmationTarget::NonAnchorChannelFee => 1_000,
-        ConfirmationTarget::ChannelCloseMinimum => 500,
-        ConfirmationTarget::OutputSpendingFee => 1_000,
-    }
-}
-
-const ALL_TARGETS: [ConfirmationTarget; 8] = [
-    ConfirmationTarget::MaximumFeeEstimate,
-    ConfirmationTarget::UrgentOnChainSweep,
-    ConfirmationTarget::MinAllowedAnchorChannelRemoteFee,
-    ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee,
-    ConfirmationTarget::AnchorChannelFee,
-    ConfirmationTarget::NonAnchorChannelFee,
-    ConfirmationTarget::ChannelCloseMinimum,
-    ConfirmationTarget::OutputSpendingFee,
-];
-
-/// Picks the estimate for `blocks` from Esplora's `{"<blocks>": sat_per_vb}` map: the entry for
-/// the largest block count not above `blocks` (Esplora omits some counts), else the smallest.
-fn estimate_for_blocks(estimates: &HashMap<u16, f64>, blocks: u16) -> Option<f64> {
-    let at_or_below = estimates
-        .iter()
-        .filter(|(b, _)| **b <= blocks)
-        .max_by_key(|(b, _)| **b);
-    let nearest = at_or_below.or_else(|| estimates.iter().min_by_key(|(b, _)| **b));
-    nearest.map(|(_, rate)| *rate)
-}
-
-/// Converts Esplora's sat/vB (a float on the wire) to sat/kW, never below the floor.
-fn sat_per_vb_to_kw(sat_per_vb: f64) -> u32 {
-    let per_kw = (sat_per_vb * 250.0).ceil();
-    if per_kw.is_finite() && per_kw > 0.0 {
-        (per_kw.min(u32::MAX as f64) as u32).max(FEERATE_FLOOR_SAT_PER_KW)
-    } else {
-        FEERATE_FLOOR_SAT_PER_KW
-    }
-}
-
-/// Fee rates from Esplora's `/fee-estimates`, cached between refreshes.
-pub struct EsploraFeeEstimator {
-    base_url: String,
-    http: reqwest::Client,
-    sat_per_kw: RwLock<HashMap<ConfirmationTarget, u32>>,
-    /// The last `/fee-estimates` answer (blocks -> sat/vB), for targets LDK does not name.
-    by_blocks: RwLock<HashMap<u16, f64>>,
-}
-
-impl EsploraFeeEstimator {
-    pub fn new(base_url: String, http: reqwest::Client) -> Self {
-        let fallbacks = ALL_TARGETS
-            .iter()
-            .map(|t| (*t, fallback_sat_per_kw(*t)))
-            .collect();
-        EsploraFeeEstimator {
-            base_url,
-            http,
-            sat_per_kw: RwLock::new(fallbacks),
-            by_blocks: RwLock::new(HashMap::new()),
-        }
-    }
-
-    /// Fetches fresh estimates; on failure the previous ones stay in use.
-    pub async fn refresh(&self) -> Result<(), ChainError> {
-        let url = format!("{}/fee-estimates", self.base_url);
-        let response = self
-            .http
-            .get(&url)
-            .timeout(ESPLORA_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| ChainError::Unreachable {
-                url: self.base_url.clone(),
-                reason: e.to_string(),
-            })?;
-        let raw: HashMap<String, f64> = response
-            .error_for_status()
-            .map_err(|e| ChainError::BadAnswer {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?
-            .json()
-            .await
-            .map_err(|e| ChainError::BadAnswer {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        let estimates: HashMap<u16, f64> = raw
-            .into_iter()
-            .filter_map(|(k, v)| k.parse::<u16>().ok().map(|b| (b, v)))
-            .collect();
-        if estimates.is_empty() {
-            // Regtest Esplora servers often answer `{}`; keep the fallbacks.
-            return Ok(());
-        }
-        self.by_blocks
-            .write()
-            .expect("fee lock poisoned")
-            .clone_from(&estimates);
-        let mut rates = HashMap::new();
-        for target in ALL_TARGETS {
-            let Some(sat_per_vb) = estimate_for_blocks(&estimates, target_blocks(target)) else {
-                continue;
-            };
-            let mut per_kw = sat_per_vb_to_kw(sat_per_vb);
-            match target {
-                // Leave room below the background rate so a peer's slightly lower estimate
-                // does not make us force-close.
-                ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => {
-                    per_kw = per_kw.saturating_sub(250).max(FEERATE_FLOOR_SAT_PER_KW)
-                }
-                // Protection against fee inflation, with leeway for honest spikes.
-                ConfirmationTarget::MaximumFeeEstimate => {
-                    per_kw = per_kw.saturating_mul(11) / 10 + 2_500
-                }
-                _ => {}
-            }
-            rates.insert(target, per_kw);
-        }
-        self.sat_per_kw
-            .write()
-            .expect("fee lock poisoned")
-            .extend(rates);
-        Ok(())
-    }
-
-    /// The fee rate expected to confirm within `blocks`, never below the floor; the funding
-    /// target's rate while the chain source has given no estimates.
-    pub fn fee_rate_within_blocks(&self, blocks: u16) -> FeeRate {
-        let estimate =
-            estimate_for_blocks(&self.by_blocks.read().expect("fee lock poisoned"), blocks);
-        match estimate {
-            Some(sat_per_vb) => FeeRate::from_sat_per_kwu(u64::from(sat_per_vb_to_kw(sat_per_vb))),
-            None => self.onchain_fee_rate(OnchainTarget::ChannelFunding),
-        }
-    }
-
-    /// The fee rate our own on-chain spends use.
-    pub fn onchain_fee_rate(&self, target: OnchainTarget) -> FeeRate {
-        let ldk_target = match target {
-            OnchainTarget::Payment => ConfirmationTarget::UrgentOnChainSweep,
-            OnchainTarget::ChannelFunding => ConfirmationTarget::NonAnchorChannelFee,
-        };
-        FeeRate::from_sat_per_kwu(self.get_est_sat_per_1000_weight(ldk_target) as u64)
-    }
-}
-
-impl FeeEstimator for EsploraFeeEstimator {
-    fn get_est_sat_per_1000_weight(&self, target: ConfirmationTarget) -> u32 {
-        let rates = self.sat_per_kw.read().expect("fee lock poisoned");
-        rates
-            .get(&target)
-            .copied()
-            .unwrap_or_else(|| fallback_sat_per_kw(target))
-    }
-}
-
-/// Queues transactions for a background task that posts them to Esplora.
-pub struct EsploraBroadcaster {
-    queue: mpsc::UnboundedSender<Vec<Transaction>>,
-}
-
-impl EsploraBroadcaster {
-    /// Returns the broadcaster and the task that drains its queue until every sender is gone or
-    /// `shutdown` fires. Packages (a parent and its fee-bumping child) are posted in order.
-    pub fn new(
-        base_url: String,
-        http: reqwest::Client,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
-        let (queue, mut pending) = mpsc::unbounded_channel::<Vec<Transaction>>();
-        let task = async move {
-            loop {
-                let package = tokio::select! {
-                    package = pending.recv() => match package {
-                        Some(package) => package,
-                        None => return,
-                    },
-                    _ = shutdown.changed() => return,
-                };
-                for tx in package {
-                    post_with_retries(&http, &base_url, &tx).await;
-                }
-            }
-        };
-        (EsploraBroadcaster { queue }, task)
-    }
-}
-
-impl BroadcasterInterface for EsploraBroadcaster {
-    fn broadcast_transactions(&self, txs: &[(&Transaction, TransactionType)]) {
-        let package: Vec<Transaction> = txs.iter().map(|(tx, _)| (*tx).clone()).collect();
-        if self.queue.send(package).is_err() {
-            tracing::warn!("broadcast requested while the node is stopping; LDK will rebroadcast");
-        }
-    }
-}
-
-/// Esplora (electrs) passes bitcoind's reject reason through; these mean the network already
-/// has the transaction.
-fn is_already_known(reason: &str) -> bool {
-    let reason = reason.to_ascii_lowercase();
-    reason.contains("already in block chain")
-        || reason.contains("txn-already-known")
-        || reason.contains("txn-already-in-mempool")
-        || reason.contains("already known")
-        || reason.contains("already exists")
-        || reason.contains("outputs already in utxo set")
-}
-
-async fn post_with_retries(http: &reqwest::Client, base_url: &str, tx: &Transaction) {
-    let txid = tx.compute_txid();
-    let url = format!("{base_url}/tx");
-    let body = serialize_hex(tx);
-    let mut backoff = Duration::from_millis(500);
-    for attempt in 1..=BROADCAST_ATTEMPTS {
-        let outcome = http
-            .post(&url)
-            .timeout(ESPLORA_TIMEOUT)
-            .body(body.clone())
-            .send()
-            .await;
-        match outcome {
-            Ok(response) if response.status().is_success() => {
-                tracing::debug!(%txid, "broadcast transaction");
-                return;
-            }
-            Ok(response) => {
-                let status = response.status();
-                let reason = response.text().await.unwrap_or_default();
-                if is_already_known(&reason) {
-                    tracing::debug!(%txid, "transaction already known to the chain source");
-                    return;
-                }
-                tracing::warn!(%txid, %status, reason, attempt, "chain source rejected transaction");
-            }
-            Err(e) => {
-                tracing::warn!(%txid, error = %e, attempt, "could not reach chain source to broadcast");
-            }
-        }
-        if attempt < BROADCAST_ATTEMPTS {
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-        }
-    }
-    tracing::error!(%txid, "giving up broadcasting transaction after {BROADCAST_ATTEMPTS} attempts");
-}
 
 /// What the last completed sync saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -566,19 +239,6 @@ impl ChainSync {
     }
 }
 
-/// An error with its causes: reqwest's top-level message is often just "error sending
-/// request", and the TLS or TCP error is below it.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -590,26 +250,6 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn esplora_rates_map_to_the_nearest_lower_block_count_with_a_floor() {
-        let estimates: HashMap<u16, f64> = [(1, 20.0), (6, 10.0), (144, 1.0), (1008, 0.5)].into();
-        assert_eq!(estimate_for_blocks(&estimates, 12), Some(10.0));
-        assert_eq!(estimate_for_blocks(&estimates, 1008), Some(0.5));
-        assert_eq!(sat_per_vb_to_kw(10.0), 2_500);
-        assert_eq!(sat_per_vb_to_kw(0.5), FEERATE_FLOOR_SAT_PER_KW);
-        assert_eq!(sat_per_vb_to_kw(f64::NAN), FEERATE_FLOOR_SAT_PER_KW);
-    }
-
-    #[test]
-    fn reject_reasons_for_known_transactions_count_as_success() {
-        assert!(is_already_known("sendrawtransaction RPC error: {\"code\":-27,\"message\":\"Transaction already in block chain\"}"));
-        assert!(is_already_known("txn-already-in-mempool"));
-        assert!(is_already_known(
-            "{\"code\":-27,\"message\":\"Transaction outputs already in utxo set\"}"
-        ));
-        assert!(!is_already_known("bad-txns-inputs-missingorspent"));
-    }
 
     #[test]
     fn failed_syncs_back_off_from_one_second_up_to_the_interval() {

@@ -19,7 +19,8 @@ use lightning::util::sweep;
 use lightning_liquidity::utils::time::DefaultTimeProvider;
 use lightning_transaction_sync::EsploraSyncClient;
 
-use super::chain::{EsploraBroadcaster, EsploraFeeEstimator};
+use super::chain::broadcast::EsploraBroadcaster;
+use super::chain::fees::EsploraFeeEstimator;
 use super::logger::LdkLogger;
 use super::signer::WalletSignerProvider;
 use super::store::Store;

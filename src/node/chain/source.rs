@@ -11,7 +11,7 @@
 
 use bitcoin::{BlockHash, Network};
 
-use super::{error_chain, ChainError, ESPLORA_TIMEOUT};
+use super::error::{error_chain, ChainError, ESPLORA_TIMEOUT};
 
 /// The deepest reorg the node follows. Deeper divergence means the source serves another chain.
 pub const MAX_REORG_DEPTH: u32 = 100;
@@ -79,6 +79,7 @@ pub async fn check_continuity(
         url: base_url.to_string(),
         height: best_height,
         hash: best_hash,
+        max_depth: MAX_REORG_DEPTH,
     })
 }
 

@@ -1,0 +1,46 @@
+//! The SQL that creates the order book's side tables, kept apart from the files that use them
+//! so that [`crate::lsps1::store`]'s migration can create them without importing those files
+//! (which themselves build on the store).
+
+/// [`crate::lsps1::coupons`].
+pub const COUPONS_TABLE: &str = "CREATE TABLE lsps1_coupons (
+    code TEXT PRIMARY KEY NOT NULL,
+    discount_kind TEXT NOT NULL CHECK (discount_kind IN ('fixed_sat', 'percent')),
+    discount_value INTEGER NOT NULL CHECK (discount_value >= 0),
+    max_uses INTEGER CHECK (max_uses IS NULL OR max_uses >= 1),
+    uses INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0),
+    expires_at INTEGER,
+    created_at INTEGER NOT NULL
+)";
+
+/// [`crate::lsps1::ledger`]: invoice payment hashes (and held HTLCs), refunds.
+pub const LEDGER_TABLES: &str = "
+    CREATE TABLE lsps1_bolt11_payments (
+        payment_hash TEXT PRIMARY KEY NOT NULL,
+        order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
+        held_amount_msat INTEGER,
+        claim_deadline INTEGER,
+        held_at INTEGER
+    );
+    CREATE TABLE lsps1_refunds (
+        txid TEXT PRIMARY KEY NOT NULL,
+        order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
+        address TEXT NOT NULL,
+        amount_sat INTEGER NOT NULL,
+        fee_sat INTEGER NOT NULL,
+        tx_hex TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        replaced_by TEXT
+    );
+    CREATE INDEX lsps1_refunds_by_order ON lsps1_refunds (order_id);";
+
+/// [`crate::lsps1::hold_spelling`]: HOLD answers per order and spelling.
+pub const HOLD_ANSWERS_TABLE: &str = "
+    CREATE TABLE lsps1_hold_answers (
+        order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
+        spelling TEXT NOT NULL,
+        answers INTEGER NOT NULL,
+        first_at INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        PRIMARY KEY (order_id, spelling)
+    );";
