@@ -754,3 +754,15 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     assert!(matches!(err, StoreError::NewerSchema { .. }));
     assert!(err.to_string().contains("upgrade lsp-node"));
 }
+
+#[test]
+fn side_tables_refuse_rows_for_orders_that_do_not_exist() {
+    let f = fixture();
+    let missing = OrderId::parse("no-such-order").unwrap();
+    let err = f
+        .book
+        .record_hold_answer(&missing, "HOLD")
+        .expect_err("the foreign key to lsps1_orders is enforced");
+    assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    assert!(f.book.hold_answers(&missing).unwrap().is_empty());
+}

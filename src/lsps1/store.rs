@@ -16,8 +16,9 @@
 //! the per-peer limit and takes its reservation; a transition also writes its history row and
 //! releases the reservation when the order is funded or failed.
 //!
-//! The node owns the SQLite file; [`OrderBook::open`] opens its own connection to it (WAL,
-//! `synchronous=FULL`), and [`OrderBook::new`] takes a connection the node hands over.
+//! The node owns the SQLite file; [`OrderBook::open`] opens its own connection to it with the
+//! node's settings (WAL, `synchronous=FULL`, foreign keys enforced), and [`OrderBook::new`]
+//! takes a connection the node hands over.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -209,12 +210,11 @@ pub struct OrderBook {
 }
 
 impl OrderBook {
-    /// Opens a connection of its own to the node's SQLite file.
+    /// Opens a connection of its own to the node's SQLite file, with the settings of every
+    /// connection to it ([`crate::node::store::open_connection`]: WAL, `synchronous=FULL`,
+    /// foreign keys enforced).
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<OrderBook, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        OrderBook::new(conn, clock)
+        OrderBook::new(crate::node::store::open_connection(path)?, clock)
     }
 
     /// Uses a connection handed over by the node; migrates the `lsps1_` tables.

@@ -393,9 +393,9 @@ impl KVStoreSync for Store {
     }
 }
 
-/// Opens a connection with the settings every connection to the node database uses
-/// (the wallet's connection too).
-pub(crate) fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
+/// Opens a connection with the settings every connection to the node database uses (the
+/// wallet's and the order book's too).
+pub fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // `journal_mode` answers with the resulting mode; WAL is refused only on exotic
