@@ -261,7 +261,7 @@ mod node_runner {
             block_interval: block_interval.map(Duration::from_secs),
             data_dir,
         };
-        devchain::run_until_shutdown(options)
+        devchain::serve_until(options, shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     }

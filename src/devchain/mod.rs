@@ -3,7 +3,7 @@
 //! No bitcoind, electrs or esplora is needed: [`Devchain::start`] binds an HTTP listener and
 //! serves a small, honestly kept regtest chain. It runs three ways, one implementation:
 //! in-process from tests (`Devchain::start` on `127.0.0.1:0`), as `lsp-node devchain --listen
-//! ADDR [--data-dir DIR]` ([`run_until_shutdown`]), and embedded in the node when
+//! ADDR [--data-dir DIR]` ([`serve_until`]), and embedded in the node when
 //! `chain.source = "dev"` (kept in `<data_dir>/devchain/`).
 //!
 //! # What is kept honestly
@@ -205,8 +205,6 @@ pub enum DevchainError {
     },
     #[error("the devchain file {} holds another chain (genesis {found:?}, not the regtest genesis); move it away to start a fresh chain", .path.display())]
     StoreOtherChain { path: PathBuf, found: String },
-    #[error("the devchain could not wait for a shutdown signal: {0}")]
-    Signal(std::io::Error),
 }
 
 /// Chain state shared by the handle and the HTTP handlers, with the file keeping it (if any).
@@ -510,30 +508,17 @@ async fn mine_periodically(
 }
 
 /// For `lsp-node devchain --listen ADDR`: starts a devchain, logs its URL, and serves until
-/// SIGINT or SIGTERM.
-pub async fn run_until_shutdown(opts: DevchainOptions) -> Result<(), DevchainError> {
+/// `stop` resolves (the binary passes its signal handling: the library installs none).
+pub async fn serve_until(
+    opts: DevchainOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), DevchainError> {
     let devchain = Devchain::start(opts).await?;
     tracing::info!(
         "devchain serving the Esplora API at {} (POST /dev/mine, /dev/fund, /dev/reorg)",
         devchain.base_url()
     );
-    let signal = wait_for_shutdown_signal().await;
+    stop.await;
     devchain.shutdown().await;
-    signal
-}
-
-async fn wait_for_shutdown_signal() -> Result<(), DevchainError> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate()).map_err(DevchainError::Signal)?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.map_err(DevchainError::Signal),
-            _ = terminate.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map_err(DevchainError::Signal)
-    }
+    Ok(())
 }
