@@ -2,27 +2,18 @@
 //! and ldk-node) and 0.13 (used by lightning-transaction-sync 0.3), plus plain HTTP for the
 //! control routes and error paths.
 
+mod common;
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::hashes::Hash;
-use bitcoin::{
-    absolute, transaction, Address, Amount, CompressedPublicKey, Network, OutPoint, PrivateKey,
-    ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
-};
+use bitcoin::{Network, OutPoint, Txid};
+use common::start_devchain as start;
+use common::txs::{address, outpoint_paying, spend};
 use esplora_client::AsyncClient;
 use lsp_node::devchain::{Devchain, DevchainOptions, PREMINE_BLOCKS};
 use serde_json::Value;
-
-async fn start() -> Devchain {
-    Devchain::start(DevchainOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        block_interval: None,
-        data_dir: None,
-    })
-    .await
-    .expect("devchain starts")
-}
 
 fn client(devchain: &Devchain) -> AsyncClient {
     esplora_client::Builder::new(&devchain.base_url())
@@ -36,45 +27,6 @@ fn client_013(devchain: &Devchain) -> esplora_client_013::AsyncClient {
         .max_retries(0)
         .build_async()
         .unwrap()
-}
-
-/// A regtest P2WPKH address derived from `seed`.
-fn address(seed: u8) -> Address {
-    let secp = bitcoin::secp256k1::Secp256k1::new();
-    let key = PrivateKey::from_slice(&[seed.max(1); 32], Network::Regtest).unwrap();
-    let public = CompressedPublicKey::from_private_key(&secp, &key).unwrap();
-    Address::p2wpkh(&public, Network::Regtest)
-}
-
-/// An unsigned spend: scripts are not validated by the devchain.
-fn spend(input: OutPoint, to: &Address, sats: u64) -> Transaction {
-    Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: input,
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::from_slice(&[[1u8; 71].as_slice(), [2u8; 33].as_slice()]),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(sats),
-            script_pubkey: to.script_pubkey(),
-        }],
-    }
-}
-
-fn outpoint_paying(devchain: &Devchain, txid: Txid, to: &Address) -> OutPoint {
-    let tx = devchain.get_transaction(&txid).expect("known");
-    let vout = tx
-        .output
-        .iter()
-        .position(|o| o.script_pubkey == to.script_pubkey())
-        .unwrap();
-    OutPoint {
-        txid,
-        vout: vout as u32,
-    }
 }
 
 #[tokio::test]

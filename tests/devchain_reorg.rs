@@ -2,57 +2,13 @@
 //! new chain at once, excluded transactions and their spenders vanish, bad requests change
 //! nothing.
 
-use bitcoin::{
-    absolute, transaction, Address, Amount, BlockHash, CompressedPublicKey, Network, OutPoint,
-    PrivateKey, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
-};
-use lsp_node::devchain::{Devchain, DevchainError, DevchainOptions, MAX_REORG_DEPTH};
+use bitcoin::{BlockHash, Txid};
+mod common;
+
+use common::start_devchain as start;
+use common::txs::{address, outpoint_paying, spend};
+use lsp_node::devchain::{Devchain, DevchainError, MAX_REORG_DEPTH};
 use serde_json::{json, Value};
-
-async fn start() -> Devchain {
-    Devchain::start(DevchainOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        block_interval: None,
-        data_dir: None,
-    })
-    .await
-    .expect("devchain starts")
-}
-
-fn address(seed: u8) -> Address {
-    let secp = bitcoin::secp256k1::Secp256k1::new();
-    let key = PrivateKey::from_slice(&[seed; 32], Network::Regtest).unwrap();
-    let public = CompressedPublicKey::from_private_key(&secp, &key).unwrap();
-    Address::p2wpkh(&public, Network::Regtest)
-}
-
-/// An unsigned spend of `input` (scripts are not validated) paying `sats` to `to`.
-fn spend(input: OutPoint, to: &Address, sats: u64) -> Transaction {
-    Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: input,
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::from_slice(&[[1u8; 71].as_slice(), [2u8; 33].as_slice()]),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(sats),
-            script_pubkey: to.script_pubkey(),
-        }],
-    }
-}
-
-fn paying(devchain: &Devchain, txid: Txid, to: &Address) -> OutPoint {
-    let tx = devchain.get_transaction(&txid).expect("known");
-    let vout = tx
-        .output
-        .iter()
-        .position(|o| o.script_pubkey == to.script_pubkey())
-        .unwrap();
-    OutPoint::new(txid, vout as u32)
-}
 
 struct Api {
     base: String,
@@ -128,15 +84,27 @@ async fn scene(devchain: &Devchain) -> Scene {
     let payment = devchain.fund(&alice, 100_000).unwrap();
     let first = devchain.mine(1)[0];
     let spender = devchain
-        .send_raw(spend(paying(devchain, payment, &alice), &bob, 90_000))
+        .send_raw(spend(
+            outpoint_paying(devchain, payment, &alice),
+            &bob,
+            90_000,
+        ))
         .unwrap();
     let moved = devchain.fund(&carol, 60_000).unwrap();
     let moved_child = devchain
-        .send_raw(spend(paying(devchain, moved, &carol), &dave, 50_000))
+        .send_raw(spend(
+            outpoint_paying(devchain, moved, &carol),
+            &dave,
+            50_000,
+        ))
         .unwrap();
     let second = devchain.mine(1)[0];
     let waiting = devchain
-        .send_raw(spend(paying(devchain, spender, &bob), &address(5), 80_000))
+        .send_raw(spend(
+            outpoint_paying(devchain, spender, &bob),
+            &address(5),
+            80_000,
+        ))
         .unwrap();
     let bystander = devchain.fund(&address(6), 30_000).unwrap();
     Scene {
@@ -259,7 +227,7 @@ async fn every_route_reflects_a_reorg_that_excludes_a_payment() {
 
     // Outspends follow: carol's coin spent in the new block.
     let outspends = api.json(&format!("/tx/{}/outspends", s.moved)).await;
-    let carol_vout = paying(&devchain, s.moved, &address(3)).vout as usize;
+    let carol_vout = outpoint_paying(&devchain, s.moved, &address(3)).vout as usize;
     assert_eq!(outspends[carol_vout]["spent"], true);
     assert_eq!(outspends[carol_vout]["txid"], s.moved_child.to_string());
     assert_eq!(

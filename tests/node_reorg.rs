@@ -15,16 +15,10 @@ use std::time::Duration;
 
 use bitcoin::Txid;
 use common::*;
-use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
 use lsp_node::api::*;
 use lsp_node::devchain::Devchain;
 
 const CHANNEL_SAT: u64 = 200_000;
-
-/// Runs a blocking ldk-node call off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking call")
-}
 
 async fn sync_ldk(ldk: &Arc<ldk_node::Node>) {
     let ldk = Arc::clone(ldk);
@@ -137,20 +131,6 @@ async fn wait_usable(
         (ours && theirs).then_some(())
     })
     .await;
-}
-
-/// Our node pays an ldk-node invoice; only the one channel can carry it.
-async fn pay_ldk(operator: &Operator, ldk: &Arc<ldk_node::Node>, amount_msat: u64) {
-    let invoice = ldk
-        .bolt11_payment()
-        .receive(
-            amount_msat,
-            &Bolt11InvoiceDescription::Direct(Description::new("reorg".into()).unwrap()),
-            3600,
-        )
-        .expect("ldk-node invoice");
-    let paid = operator.pay(&invoice.to_string()).await;
-    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

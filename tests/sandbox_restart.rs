@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::process::{regtest_config, NodeProcess};
 use common::*;
-use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
 use lsp_node::api::*;
 use serde_json::{json, Value};
 
@@ -89,10 +88,6 @@ async fn snapshot(sandbox: &Sandbox, operator: &Operator) -> Snapshot {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking call")
-}
-
 /// Both ends see the channel usable (after a restart: once they reconnected).
 async fn wait_usable(operator: &Operator, ldk: &Arc<ldk_node::Node>, channel_id: &str) {
     wait_for("the channel usable at both ends", DEADLINE, || async {
@@ -109,29 +104,6 @@ async fn wait_usable(operator: &Operator, ldk: &Arc<ldk_node::Node>, channel_id:
             .into_iter()
             .any(|c| c.channel_id.to_string() == channel_id && c.is_usable);
         (ours && theirs).then_some(())
-    })
-    .await;
-}
-
-/// Our node pays ldk-node over the channel, and waits until the payment is settled at our end.
-async fn pay_ldk(operator: &Operator, ldk: &Arc<ldk_node::Node>, amount_msat: u64) {
-    let invoice = ldk
-        .bolt11_payment()
-        .receive(
-            amount_msat,
-            &Bolt11InvoiceDescription::Direct(Description::new("restart".into()).unwrap()),
-            3600,
-        )
-        .expect("ldk-node invoice");
-    let paid = operator.pay(&invoice.to_string()).await;
-    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
-    wait_for("the payment settled in the channel", DEADLINE, || async {
-        let settled = operator
-            .channels()
-            .await
-            .iter()
-            .all(|c| c.pending_htlcs == 0);
-        settled.then_some(())
     })
     .await;
 }

@@ -7,6 +7,7 @@ pub mod process;
 pub mod python;
 pub mod tcp_proxy;
 pub mod tls_proxy;
+pub mod txs;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -244,6 +245,36 @@ pub async fn wait_for_mempool(devchain: &Devchain, what: &str) -> Vec<bitcoin::T
         (!mempool.is_empty()).then_some(mempool)
     })
     .await
+}
+
+/// Runs a blocking ldk-node call off the async workers.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking call")
+}
+
+/// The node behind `operator` pays an invoice of `ldk` and waits until the payment is settled
+/// in its channels.
+pub async fn pay_ldk(operator: &Operator, ldk: &ldk_node::Node, amount_msat: u64) {
+    use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
+    let invoice = ldk
+        .bolt11_payment()
+        .receive(
+            amount_msat,
+            &Bolt11InvoiceDescription::Direct(Description::new("test".into()).unwrap()),
+            3600,
+        )
+        .expect("ldk-node invoice");
+    let paid = operator.pay(&invoice.to_string()).await;
+    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+    wait_for("the payment settled in the channels", DEADLINE, || async {
+        let settled = operator
+            .channels()
+            .await
+            .iter()
+            .all(|c| c.pending_htlcs == 0);
+        settled.then_some(())
+    })
+    .await;
 }
 
 /// A free 127.0.0.1 port: ldk-node needs an explicit one, so bind port 0, read it, release it.
