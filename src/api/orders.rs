@@ -3,6 +3,19 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Longest order id bLIP-51 allows.
+pub const MAX_ORDER_ID_LEN: usize = 64;
+
+/// The one order-id rule, for the order service and its clients alike: 1 to
+/// [`MAX_ORDER_ID_LEN`] characters of `[A-Za-z0-9_-]` (URL-safe, as bLIP-51 asks).
+pub fn is_order_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_ORDER_ID_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Which LSPS1 orders to list (all fields optional; newest first).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -381,14 +381,9 @@ pub async fn run(
     }
 }
 
-/// Order ids are at most 64 URL-safe characters (bLIP-51); anything else cannot be one.
+/// Refuses what cannot be an order id before asking the node.
 fn check_order_id(id: &str) -> Result<(), CliError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if crate::api::is_order_id(id) {
         Ok(())
     } else {
         Err(CliError::Usage(format!("\"{id}\" is not an order id")))

@@ -27,9 +27,6 @@ use crate::config::lsps1::Lsps1Config;
 use crate::lsps1::clock::rfc3339;
 use crate::lsps1::pricing::PriceBreakdown;
 
-/// Longest order id bLIP-51 allows.
-pub const MAX_ORDER_ID_LEN: usize = 64;
-
 /// Random bytes in a generated order id (128 bits, rendered as 32 hex characters).
 const ORDER_ID_RANDOM_BYTES: usize = 16;
 
@@ -49,12 +46,7 @@ impl OrderId {
 
     /// Accepts an id received from a client: 1 to 64 characters of `[A-Za-z0-9_-]`.
     pub fn parse(id: &str) -> Result<OrderId, InvalidOrderId> {
-        let ok = !id.is_empty()
-            && id.len() <= MAX_ORDER_ID_LEN
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
+        if crate::api::is_order_id(id) {
             Ok(OrderId(id.to_string()))
         } else {
             Err(InvalidOrderId)
