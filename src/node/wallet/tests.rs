@@ -1,0 +1,187 @@
+//! Tests of the on-chain wallet.
+
+use super::*;
+use std::str::FromStr;
+
+const PHRASE: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon \
+    abandon abandon about";
+const OTHER_PHRASE: &str = "legal winner thank year wave sausage worth useful legal winner \
+    thank yellow";
+// Nothing listens here: these tests never reach the chain source.
+const UNUSED_ESPLORA: &str = "http://127.0.0.1:9";
+
+#[derive(Default)]
+struct RecordingBroadcaster(Mutex<Vec<Transaction>>);
+
+impl BroadcasterInterface for RecordingBroadcaster {
+    fn broadcast_transactions(&self, txs: &[(&Transaction, TransactionType)]) {
+        self.0
+            .lock()
+            .unwrap()
+            .extend(txs.iter().map(|(tx, _)| (*tx).clone()));
+    }
+}
+
+fn open(
+    phrase: &str,
+    network: Network,
+    db: &Path,
+) -> Result<(Wallet, Arc<RecordingBroadcaster>), WalletError> {
+    let seed = NodeSeed::from_mnemonic(phrase).unwrap();
+    let broadcaster = Arc::new(RecordingBroadcaster::default());
+    let wallet = Wallet::load_or_create(&seed, network, db, UNUSED_ESPLORA, broadcaster.clone())?;
+    Ok((wallet, broadcaster))
+}
+
+fn regtest_address(s: &str) -> Address {
+    Address::from_str(s)
+        .unwrap()
+        .require_network(Network::Regtest)
+        .unwrap()
+}
+
+#[test]
+fn revealed_addresses_survive_reload_and_share_the_store_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("node.sqlite");
+    let store = crate::node::store::Store::open(&db).unwrap();
+    let (wallet, _) = open(PHRASE, Network::Regtest, &db).unwrap();
+    let first = wallet.new_address().unwrap();
+    let second = wallet.new_address().unwrap();
+    assert_ne!(first, second);
+    assert!(first.to_string().starts_with("bcrt1q"), "{first}");
+    assert_eq!(wallet.balances(), WalletBalances::default());
+    assert_eq!(wallet.best_block().0, 0);
+    assert!(wallet.last_sync().is_none());
+    drop(wallet);
+
+    let (reloaded, _) = open(PHRASE, Network::Regtest, &db).unwrap();
+    let third = reloaded.new_address().unwrap();
+    assert!(
+        third != first && third != second,
+        "a reloaded wallet must not reuse addresses"
+    );
+
+    // The store's own tables are untouched by the wallet living in the same file.
+    use lightning::util::persist::KVStoreSync;
+    store.write("ns", "", "k", vec![1]).unwrap();
+    assert_eq!(store.read("ns", "", "k").unwrap(), vec![1]);
+}
+
+#[test]
+fn another_seed_or_network_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("node.sqlite");
+    drop(open(PHRASE, Network::Regtest, &db).unwrap());
+    let err = open(OTHER_PHRASE, Network::Regtest, &db).err().unwrap();
+    assert!(matches!(err, WalletError::SeedMismatch { .. }), "{err}");
+    let err = open(PHRASE, Network::Signet, &db).err().unwrap();
+    assert!(matches!(err, WalletError::NetworkMismatch { .. }), "{err}");
+    // Still loads with the right seed and network.
+    open(PHRASE, Network::Regtest, &db).unwrap();
+}
+
+#[test]
+fn bad_sends_are_refused_and_broadcast_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wallet, broadcaster) =
+        open(PHRASE, Network::Regtest, &dir.path().join("w.sqlite")).unwrap();
+    let to = regtest_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080");
+    let rate = FeeRate::from_sat_per_vb(2).unwrap();
+
+    let err = wallet
+        .send(&to, SendAmount::Exact(10_000), rate)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WalletError::InsufficientFunds {
+                needed: 10_000,
+                available: 0
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        wallet.send(&to, SendAmount::All, rate),
+        Err(WalletError::InsufficientFunds { .. })
+    ));
+    let err = wallet.send(&to, SendAmount::Exact(100), rate).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WalletError::BelowDust {
+                amount_sat: 100,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = wallet
+        .send(
+            &to,
+            SendAmount::Exact(10_000),
+            FeeRate::from_sat_per_kwu(100),
+        )
+        .unwrap_err();
+    assert!(matches!(err, WalletError::FeeRateTooLow { .. }), "{err}");
+
+    let mainnet = Address::from_str("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu")
+        .unwrap()
+        .assume_checked();
+    let err = wallet
+        .send(&mainnet, SendAmount::Exact(10_000), rate)
+        .unwrap_err();
+    assert!(matches!(err, WalletError::WrongNetwork { .. }), "{err}");
+
+    let script = to.script_pubkey();
+    let err = wallet
+        .create_funding_transaction(script, Amount::from_sat(50_000), rate)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WalletError::InsufficientFunds {
+                needed: 50_000,
+                available: 0
+            }
+        ),
+        "{err}"
+    );
+    assert!(broadcaster.0.lock().unwrap().is_empty());
+}
+
+#[test]
+fn change_destinations_are_fresh_wallet_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wallet, _) = open(PHRASE, Network::Regtest, &dir.path().join("w.sqlite")).unwrap();
+    let a = wallet.get_change_destination_script().unwrap();
+    let b = wallet.get_change_destination_script().unwrap();
+    assert_ne!(a, b);
+    let change = wallet.get_change_script().unwrap();
+    let state = wallet.lock();
+    for script in [&a, &b, &change] {
+        assert!(script.is_p2wpkh());
+        assert!(state.wallet.is_mine(script.clone()));
+        assert_eq!(
+            state.wallet.derivation_of_spk(script.clone()).unwrap().0,
+            KeychainKind::Internal
+        );
+    }
+    drop(state);
+    assert!(wallet.list_confirmed_utxos().unwrap().is_empty());
+}
+
+#[test]
+fn unreachable_esplora_is_a_sync_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wallet, _) = open(PHRASE, Network::Regtest, &dir.path().join("w.sqlite")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = runtime.block_on(wallet.sync()).unwrap_err();
+    assert!(matches!(err, WalletError::Sync { .. }), "{err}");
+    assert!(err.to_string().contains(UNUSED_ESPLORA), "{err}");
+    assert!(wallet.last_sync().is_none());
+}
