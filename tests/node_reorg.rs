@@ -84,7 +84,7 @@ async fn open_confirmed_channel(
 ) -> (String, Txid) {
     let (channel_id, txid) = open_channel(devchain, operator, ldk).await;
     devchain.mine(6);
-    wait_usable(devchain, operator, ldk, &channel_id).await;
+    wait_channel_usable(operator, ldk, &channel_id).await;
     (channel_id, txid)
 }
 
@@ -107,28 +107,6 @@ async fn wait_dropped(
             .into_iter()
             .any(|c| c.channel_id.to_string() == channel_id);
         (!ours && !theirs).then_some(())
-    })
-    .await;
-}
-
-async fn wait_usable(
-    devchain: &Devchain,
-    operator: &Operator,
-    ldk: &Arc<ldk_node::Node>,
-    channel_id: &str,
-) {
-    wait_for("the channel usable at both ends", DEADLINE, || async {
-        sync_both(devchain, operator, ldk).await;
-        let ours = operator
-            .channels()
-            .await
-            .into_iter()
-            .any(|c| c.channel_id == channel_id && c.is_usable);
-        let theirs = ldk
-            .list_channels()
-            .into_iter()
-            .any(|c| c.channel_id.to_string() == channel_id && c.is_usable);
-        (ours && theirs).then_some(())
     })
     .await;
 }
@@ -183,7 +161,7 @@ async fn e2e_channel_survives_its_funding_reorged_and_closes_when_it_vanishes() 
     assert_eq!(devchain.confirmations(&kept_funding), Some(2));
     sync_both(&devchain, &operator, &ldk).await;
     devchain.mine(4);
-    wait_usable(&devchain, &operator, &ldk, &kept).await;
+    wait_channel_usable(&operator, &ldk, &kept).await;
     pay_ldk(&operator, &ldk, 10_000_000).await;
 
     // Reorganised out once ready, and mined again: LDK closes it at both ends.
@@ -213,7 +191,7 @@ async fn e2e_channel_survives_its_funding_reorged_and_closes_when_it_vanishes() 
     .await;
     assert_eq!(balance.onchain_unconfirmed_sat, 0, "{balance:?}");
     // The other channel is untouched by the second reorg.
-    wait_usable(&devchain, &operator, &ldk, &kept).await;
+    wait_channel_usable(&operator, &ldk, &kept).await;
     pay_ldk(&operator, &ldk, 5_000_000).await;
 
     let ldk_stop = Arc::clone(&ldk);

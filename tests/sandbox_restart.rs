@@ -88,26 +88,6 @@ async fn snapshot(sandbox: &Sandbox, operator: &Operator) -> Snapshot {
     }
 }
 
-/// Both ends see the channel usable (after a restart: once they reconnected).
-async fn wait_usable(operator: &Operator, ldk: &Arc<ldk_node::Node>, channel_id: &str) {
-    wait_for("the channel usable at both ends", DEADLINE, || async {
-        operator.sync().await;
-        let ldk_sync = Arc::clone(ldk);
-        blocking(move || ldk_sync.sync_wallets().expect("ldk-node syncs")).await;
-        let ours = operator
-            .channels()
-            .await
-            .into_iter()
-            .any(|c| c.channel_id == channel_id && c.is_usable);
-        let theirs = ldk
-            .list_channels()
-            .into_iter()
-            .any(|c| c.channel_id.to_string() == channel_id && c.is_usable);
-        (ours && theirs).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_sandbox_keeps_chain_balance_and_channels_across_sigterm_and_sigkill() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,7 +140,7 @@ async fn e2e_sandbox_keeps_chain_balance_and_channels_across_sigterm_and_sigkill
     })
     .await;
     sandbox.mine(6).await;
-    wait_usable(&operator, &ldk, &channel_id).await;
+    wait_channel_usable(&operator, &ldk, &channel_id).await;
     pay_ldk(&operator, &ldk, 20_000_000).await;
 
     let mut before = snapshot(&sandbox, &operator).await;
@@ -179,7 +159,7 @@ async fn e2e_sandbox_keeps_chain_balance_and_channels_across_sigterm_and_sigkill
 
         // The chain goes on from the same tip, and the channel carries payments again.
         sandbox.mine(1).await;
-        wait_usable(&operator, &ldk, &channel_id).await;
+        wait_channel_usable(&operator, &ldk, &channel_id).await;
         pay_ldk(&operator, &ldk, 5_000_000).await;
         before = snapshot(&sandbox, &operator).await;
     }

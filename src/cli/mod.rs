@@ -3,13 +3,15 @@
 //! - [`target`]: where the API is and which key to send (from `--config` / `--data-dir`, or
 //!   `--admin-url` and `LSP_NODE_API_KEY`).
 //! - [`client`]: one HTTP call per contract route.
-//! - [`commands`]: the subcommands, their arguments, and the readable (or `--json`) output.
+//! - [`commands`]: the subcommands and their arguments; `render.rs` their readable output
+//!   (`--json` prints the answer as it came).
 //!
 //! The binary (`src/main.rs`) only parses arguments and calls [`commands::run`].
 
 pub mod client;
 pub mod commands;
 pub mod output;
+mod render;
 pub mod target;
 
 pub use commands::OperatorCommand;

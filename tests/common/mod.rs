@@ -252,6 +252,30 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     tokio::task::spawn_blocking(f).await.expect("blocking call")
 }
 
+/// Syncs the node behind `operator` and `ldk` until both can use the channel `channel_id`.
+pub async fn wait_channel_usable(
+    operator: &Operator,
+    ldk: &std::sync::Arc<ldk_node::Node>,
+    channel_id: &str,
+) {
+    wait_for("the channel usable at both ends", DEADLINE, || async {
+        operator.sync().await;
+        let syncing = std::sync::Arc::clone(ldk);
+        blocking(move || syncing.sync_wallets().expect("ldk-node syncs")).await;
+        let ours = operator
+            .channels()
+            .await
+            .into_iter()
+            .any(|c| c.channel_id == channel_id && c.is_usable);
+        let theirs = ldk
+            .list_channels()
+            .into_iter()
+            .any(|c| c.channel_id.to_string() == channel_id && c.is_usable);
+        (ours && theirs).then_some(())
+    })
+    .await;
+}
+
 /// The node behind `operator` pays an invoice of `ldk` and waits until the payment is settled
 /// in its channels.
 pub async fn pay_ldk(operator: &Operator, ldk: &ldk_node::Node, amount_msat: u64) {
