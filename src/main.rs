@@ -224,7 +224,7 @@ mod node_runner {
     use lsp_node::devchain::{self, DevchainOptions};
 
     /// Starts the node, waits for SIGINT/SIGTERM, stops it (persisting everything).
-    pub async fn run_until_signal(config: Config) -> Result<(), lsp_node::node::NodeError> {
+    pub async fn run_until_signal(config: Config) -> Result<(), lsp_node::AppError> {
         let node = lsp_node::Builder::new(config).start().await?;
         tracing::info!(
             node_id = %node.node_id(),

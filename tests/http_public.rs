@@ -17,7 +17,7 @@ use lsp_node::devchain::Devchain;
 use lsp_node::http::public::openapi;
 use lsp_node::http::public::orders::cancel_message;
 use lsp_node::lsps1::order::{OrderId, OrderState, PaymentState};
-use lsp_node::{Builder, Node};
+use lsp_node::{App, Builder};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -25,7 +25,7 @@ use tempfile::TempDir;
 /// A devchain and a funded node serving the public API.
 struct Public {
     devchain: Devchain,
-    node: Node,
+    node: App,
     base: String,
     http: reqwest::Client,
     _dir: TempDir,
@@ -1025,7 +1025,7 @@ async fn cors_is_off_by_default_and_follows_the_configured_origins() {
     config.http.limits.cors_allowed_origins = vec!["https://wallet.example".to_string()];
     let cors = Builder::new(config).start().await.unwrap();
     let http = reqwest::Client::new();
-    let preflight = |node: &Node, origin: &str| {
+    let preflight = |node: &App, origin: &str| {
         http.request(
             reqwest::Method::OPTIONS,
             format!(

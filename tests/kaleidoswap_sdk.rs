@@ -23,7 +23,7 @@ use lsp_node::devchain::Devchain;
 use lsp_node::http::public::openapi;
 use lsp_node::http::public::orders::cancel_message;
 use lsp_node::lsps1::order::{Order, OrderId, OrderState, PaymentState};
-use lsp_node::{Builder, Node};
+use lsp_node::{App, Builder};
 use serde_json::{json, Value};
 
 /// The SDK, pointed at one node's public listener.
@@ -75,7 +75,7 @@ async fn documented_order(base: &str, id: &str) -> Value {
     body
 }
 
-fn order_of(node: &Node, id: &str) -> Order {
+fn order_of(node: &App, id: &str) -> Order {
     let service = node.order_service().expect("order service runs");
     service
         .order_book()
@@ -84,7 +84,7 @@ fn order_of(node: &Node, id: &str) -> Order {
         .expect("order exists")
 }
 
-fn order_count(node: &Node) -> usize {
+fn order_count(node: &App) -> usize {
     let service = node.order_service().unwrap();
     service
         .order_book()
@@ -93,7 +93,7 @@ fn order_count(node: &Node) -> usize {
         .len()
 }
 
-async fn wait_order(node: &Node, id: &str, what: &str, done: impl Fn(&Order) -> bool) {
+async fn wait_order(node: &App, id: &str, what: &str, done: impl Fn(&Order) -> bool) {
     wait_for(what, DEADLINE, || async {
         done(&order_of(node, id)).then_some(())
     })
@@ -112,7 +112,7 @@ async fn sync_client(client: &Arc<ldk_node::Node>) {
 /// Mines a block per round until the client sees a usable channel from `lsp` of `capacity`.
 async fn wait_usable_channel(
     devchain: &Devchain,
-    lsp: &Node,
+    lsp: &App,
     client: &Arc<ldk_node::Node>,
     capacity: u64,
 ) -> ldk_node::ChannelDetails {

@@ -1,5 +1,5 @@
 //! The bLIP-50 guard: a table of raw LSPS messages and the verdict each must get, and the
-//! wrapper around a fake inner custom message handler.
+//! node's gated handler around a fake inner custom message handler.
 
 use std::sync::Mutex;
 
@@ -12,8 +12,10 @@ use lightning::types::features::{InitFeatures, NodeFeatures};
 use lightning::util::ser::{LengthLimitedRead, LengthReadable};
 use lightning_liquidity::lsps0::ser::{RawLSPSMessage, LSPS_MESSAGE_TYPE_ID};
 use lsp_node::config::lsps1::Lsps1Options;
-use lsp_node::lsps1::guard::{GuardedMessageHandler, Lsps1Server, RequestGuard, Verdict};
+use lsp_node::lsps1::gate::{Lsps1Gate, Lsps1Server};
+use lsp_node::lsps1::guard::{Lsps1Request, RequestGuard, Verdict};
 use lsp_node::lsps1::rpc::RpcError;
+use lsp_node::node::lsps::GatedLspsHandler;
 use serde_json::{json, Value};
 
 const REGTEST_ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
@@ -513,7 +515,14 @@ fn peer(byte: u8) -> PublicKey {
     )
 }
 
-fn read_raw(handler: &GuardedMessageHandler<FakeInner>, bytes: &[u8]) -> RawLSPSMessage {
+/// The handler with the guard alone as its gate.
+fn guarded() -> GatedLspsHandler<FakeInner> {
+    let handler = GatedLspsHandler::new(FakeInner::default());
+    assert!(handler.install_gate(std::sync::Arc::new(guard())));
+    handler
+}
+
+fn read_raw(handler: &GatedLspsHandler<FakeInner>, bytes: &[u8]) -> RawLSPSMessage {
     let mut reader: &[u8] = bytes;
     handler
         .read(LSPS_MESSAGE_TYPE_ID, &mut reader)
@@ -523,7 +532,7 @@ fn read_raw(handler: &GuardedMessageHandler<FakeInner>, bytes: &[u8]) -> RawLSPS
 
 #[test]
 fn wrapper_answers_bad_requests_itself_and_forwards_good_ones() {
-    let handler = GuardedMessageHandler::new(FakeInner::default(), guard());
+    let handler = guarded();
     let alice = peer(1);
     let bob = peer(2);
 
@@ -566,16 +575,19 @@ fn wrapper_answers_bad_requests_itself_and_forwards_good_ones() {
 }
 
 #[test]
-fn wrapper_reply_error_disconnect_and_other_message_types() {
-    let handler = GuardedMessageHandler::new(FakeInner::default(), guard());
+fn queued_replies_disconnects_and_other_message_types() {
+    let handler = guarded();
     let alice = peer(1);
     let bob = peer(2);
-    handler.reply_error(
+    let error_reply = |id: &str, error: RpcError| error.to_response(Some(&json!(id))).to_string();
+    handler.queue_reply(
         alice,
-        "req-9",
-        &RpcError::new(1, "cannot fund this channel right now"),
+        error_reply(
+            "req-9",
+            RpcError::new(1, "cannot fund this channel right now"),
+        ),
     );
-    handler.reply_error(bob, "req-3", &RpcError::new(1, "no"));
+    handler.queue_reply(bob, error_reply("req-3", RpcError::new(1, "no")));
     // Replies to a peer that disconnected are not sent on a later connection.
     handler.peer_disconnected(bob);
     assert_eq!(*handler.inner().disconnected.lock().unwrap(), vec![bob]);
@@ -640,21 +652,17 @@ struct EchoServer {
 }
 
 impl Lsps1Server for EchoServer {
-    fn serve(
-        &self,
-        peer: PublicKey,
-        method: &str,
-        params: &serde_json::Map<String, Value>,
-    ) -> Result<Value, RpcError> {
+    fn serve(&self, peer: PublicKey, request: Lsps1Request) -> Result<Value, RpcError> {
+        let method = request.method();
         self.seen.lock().unwrap().push((peer, method.to_string()));
-        if params.contains_key("order_id") {
+        if let Lsps1Request::GetOrder { .. } = request {
             return Err(RpcError::new(101, "Order not found"));
         }
         Ok(json!({ "served": method }))
     }
 }
 
-fn replies(handler: &GuardedMessageHandler<FakeInner>) -> Vec<Value> {
+fn replies(handler: &GatedLspsHandler<FakeInner>) -> Vec<Value> {
     handler
         .get_and_clear_pending_msg()
         .into_iter()
@@ -664,10 +672,17 @@ fn replies(handler: &GuardedMessageHandler<FakeInner>) -> Vec<Value> {
 
 #[test]
 fn an_installed_server_answers_lsps1_and_the_inner_handler_keeps_lsps0() {
-    let handler = GuardedMessageHandler::new(FakeInner::default(), guard());
+    let handler = GatedLspsHandler::new(FakeInner::default());
     let server = std::sync::Arc::new(EchoServer::default());
-    assert!(handler.serve_lsps1_with(server.clone()));
-    assert!(!handler.refuse_lsps1(), "the choice is made once");
+    let guard = std::sync::Arc::new(guard());
+    assert!(handler.install_gate(std::sync::Arc::new(Lsps1Gate::serving(
+        guard.clone(),
+        server.clone()
+    ))));
+    assert!(
+        !handler.install_gate(std::sync::Arc::new(Lsps1Gate::refusing(guard))),
+        "the choice is made once"
+    );
     let alice = peer(1);
 
     let info = read_raw(&handler, request("lsps1.get_info", json!({})).as_bytes());
@@ -701,8 +716,12 @@ fn an_installed_server_answers_lsps1_and_the_inner_handler_keeps_lsps0() {
 
 #[test]
 fn a_node_that_sells_nothing_answers_lsps1_method_not_found() {
-    let handler = GuardedMessageHandler::new(FakeInner::default(), guard());
-    assert!(handler.refuse_lsps1());
+    let handler = GatedLspsHandler::new(FakeInner::default());
+    assert!(
+        handler.install_gate(std::sync::Arc::new(Lsps1Gate::refusing(
+            std::sync::Arc::new(guard())
+        )))
+    );
     let info = read_raw(&handler, request("lsps1.get_info", json!({})).as_bytes());
     handler.handle_custom_message(info, peer(1)).unwrap();
     let answers = replies(&handler);

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use common::*;
 use lsp_node::api::OrderDetail;
-use lsp_node::lsps1::guard::Lsps1Server;
+use lsp_node::lsps1::gate::Lsps1Server;
+use lsp_node::lsps1::guard::Lsps1Request;
 use lsp_node::lsps1::order::{OrderEvent, OrderId};
 use lsp_node::Builder;
 use serde_json::{json, Map, Value};
@@ -69,13 +70,14 @@ async fn held_payments_are_counted_per_spelling_and_an_unlisted_peer_is_warned_o
         let params = object(json!({
             "lsp_balance_sat": "100000",
             "client_balance_sat": "0",
-            "required_channel_confirmations": 0,
+            "required_channel_confirmations": 1,
             "funding_confirms_within_blocks": 6,
             "channel_expiry_blocks": 1000,
             "announce_channel": false,
         }));
+        let request = service.guard().create_order(params).expect("params pass");
         let order = service
-            .serve(client, "lsps1.create_order", &params)
+            .serve(client, Lsps1Request::CreateOrder(request))
             .expect("order created");
         let id = OrderId::parse(order["order_id"].as_str().unwrap()).unwrap();
         // As the HTLC handler records a held payment; neither peer is connected, so the
@@ -88,9 +90,9 @@ async fn held_payments_are_counted_per_spelling_and_an_unlisted_peer_is_warned_o
     };
     let (unlisted_order, listed_order) = (create(unlisted), create(listed));
     let get_state = |client: PublicKey, id: &OrderId| {
-        let params = object(json!({ "order_id": id.as_str() }));
+        let order_id = id.as_str().to_string();
         let order = service
-            .serve(client, "lsps1.get_order", &params)
+            .serve(client, Lsps1Request::GetOrder { order_id })
             .expect("get_order answers");
         order["payment"]["bolt11"]["state"]
             .as_str()

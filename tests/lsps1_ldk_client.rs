@@ -19,12 +19,12 @@ use lsp_node::config::lsps1::Lsps1Config;
 use lsp_node::config::Config;
 use lsp_node::devchain::Devchain;
 use lsp_node::lsps1::order::{Order, OrderId, OrderState, PaymentState};
-use lsp_node::{Builder, Node};
+use lsp_node::{App, Builder};
 use tempfile::TempDir;
 
 /// The LSP: our node, its operator client and its data directory.
 struct Lsp {
-    node: Node,
+    node: App,
     operator: Operator,
     _dir: TempDir,
 }
@@ -90,7 +90,7 @@ fn lsp_config(
 /// An ldk-node client on the devchain with `lsp` as its LSPS1 liquidity source.
 fn start_client(
     devchain: &Devchain,
-    lsp: &Node,
+    lsp: &App,
     token: Option<String>,
     storage: &std::path::Path,
 ) -> Arc<ldk_node::Node> {
@@ -615,7 +615,7 @@ async fn e2e_bad_token_and_unfundable_orders_are_refused_without_side_effects() 
     let refused = service.create_order(lsp_node::lsps1::service::NewOrder {
         client_node_id: client.node_id(),
         params: params(100_000, Some("NOPE")),
-        refund_onchain_address: None,
+        refund_address: None,
         source: lsp_node::lsps1::order::Interface::P2p,
         email: None,
     });
@@ -635,7 +635,7 @@ async fn e2e_bad_token_and_unfundable_orders_are_refused_without_side_effects() 
         .create_order(lsp_node::lsps1::service::NewOrder {
             client_node_id: client.node_id(),
             params: params(1_000_000, Some("FRIENDS")),
-            refund_onchain_address: None,
+            refund_address: None,
             source: lsp_node::lsps1::order::Interface::P2p,
             email: None,
         })

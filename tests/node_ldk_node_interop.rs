@@ -96,7 +96,7 @@ struct Outbound {
 struct Harness {
     rt: tokio::runtime::Runtime,
     devchain: Devchain,
-    lsp: lsp_node::Node,
+    lsp: lsp_node::App,
     operator: Operator,
     ldk: ldk_node::Node,
 }

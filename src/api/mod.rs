@@ -2,9 +2,10 @@
 //! and the API key that guards it ([`keys`]). serde and thiserror only: no web framework, no
 //! node internals, so the server, the node, the order service and the CLI all share it.
 //!
-//! The admin router serves these calls over HTTP; the node implements [`OperatorApi`]; the CLI
-//! sends the same request types and reads the same response types. Keeping the three on one set
-//! of types means a field renamed here is renamed everywhere, or the build fails.
+//! The admin router serves these calls over HTTP; the app implements [`OperatorApi`] (node calls
+//! by the node, order calls by the order service); the CLI sends the same request types and
+//! reads the same response types. Keeping the three on one set of types means a field renamed
+//! here is renamed everywhere, or the build fails.
 //!
 //! Routes (all behind the `x-api-key` header):
 //!
@@ -87,7 +88,8 @@ impl OperatorError {
 
 pub type OperatorResult<T> = Result<T, OperatorError>;
 
-/// Everything the operator API can ask of a node. Implemented by [`crate::node::Node`].
+/// Everything the operator API can ask of the program. Implemented by `lsp_node::App`, which
+/// delegates node calls to the node and order calls to the order service.
 pub trait OperatorApi: Send + Sync + 'static {
     fn info(&self) -> impl Future<Output = OperatorResult<NodeInfo>> + Send;
     fn balances(&self) -> impl Future<Output = OperatorResult<Balances>> + Send;
@@ -132,4 +134,17 @@ pub trait OperatorApi: Send + Sync + 'static {
         &self,
         req: DeleteCoupon,
     ) -> impl Future<Output = OperatorResult<Empty>> + Send;
+}
+
+/// An error with its causes: reqwest's top-level message is often just "error sending
+/// request", and the TLS or TCP error is below it.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

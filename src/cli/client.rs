@@ -9,8 +9,8 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::api::error_chain;
 use crate::api::{ErrorBody, API_KEY_HEADER};
-use crate::node::chain::error_chain;
 
 use super::CliError;
 

@@ -1,10 +1,11 @@
 //! LSPS1 order service: selling channels over p2p (bLIP-51) and the HTTP mirror.
 //!
 //! Its settings are [`crate::config::lsps1`]. The rooms:
-//! - [`guard`]: [`guard::RequestGuard`], the pre-check of raw LSPS messages (bLIP-50 framing,
-//!   params typed and within the options), and [`guard::GuardedMessageHandler`], the peer
-//!   manager's custom-message handler in front of lightning-liquidity's `LiquidityManager`;
-//!   checked `lsps1.*` requests go to the [`guard::Lsps1Server`].
+//! - [`guard`]: [`guard::RequestGuard`], the one check of every LSPS1 request (bLIP-50
+//!   framing, params typed and within the options, the refund address), for raw p2p messages
+//!   and for every HTTP dialect; it returns the typed [`guard::Lsps1Request`].
+//! - [`gate`]: [`gate::Lsps1Gate`], the gate the node's LSPS message handler consults: the
+//!   guard first, then checked `lsps1.*` requests go to the [`gate::Lsps1Server`].
 //! - [`service`]: [`service::OrderService`], that server: takes orders from p2p and HTTP
 //!   (token, price, liquidity, HOLD invoice, address, then one commit) and answers for them.
 //! - [`fulfil`]: carries a paid order to its channel, or its payment back: held HTLCs, on-chain
@@ -28,6 +29,7 @@
 pub mod clock;
 pub mod coupons;
 pub mod fulfil;
+pub mod gate;
 pub mod guard;
 pub mod hold_spelling;
 pub mod ledger;

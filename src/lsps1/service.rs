@@ -2,7 +2,8 @@
 //! answers for them. Carrying a paid order through to its channel or its refund is
 //! [`crate::lsps1::fulfil`]'s part of the same [`OrderService`].
 //!
-//! Creating an order, in order: the refund address must be for our network; the token is
+//! Creating an order, in order (its params already checked by the guard, the refund address
+//! valid on our network): the token is
 //! checked per [`TokenMode`] (error 102); both prices come from [`pricing::price`] at the fee
 //! rate that confirms the funding within `funding_confirms_within_blocks`; the liquidity guard
 //! refuses what the wallet cannot fund (error 1, nothing reserved); then the HOLD invoice (an
@@ -11,20 +12,19 @@
 //! redemption and reservation. Only then is the order returned to be answered.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use bitcoin::address::NetworkUnchecked;
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Address, Network};
 use lightning::ln::channelmanager::Bolt11InvoiceParameters;
 use lightning_invoice::{Bolt11InvoiceDescription, Description};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::config::lsps1::{Lsps1Config, TokenMode};
 use crate::lsps1::clock::Clock;
-use crate::lsps1::guard::Lsps1Server;
+use crate::lsps1::gate::Lsps1Server;
+use crate::lsps1::guard::{Lsps1Request, RequestGuard};
 use crate::lsps1::hold_spelling::{hold_spelling, HoldSpellingWarnings};
 use crate::lsps1::liquidity::{self, ReservationRequest};
 use crate::lsps1::order::{
@@ -38,6 +38,7 @@ use crate::node::chain::{ChainSync, EsploraFeeEstimator};
 use crate::node::peers::PeerConnector;
 use crate::node::types::{ChainMonitor, ChannelManager};
 use crate::node::wallet::Wallet;
+use crate::node::Node;
 
 /// A request to create an order, from any interface, after its parameters were checked
 /// against the options.
@@ -45,7 +46,8 @@ use crate::node::wallet::Wallet;
 pub struct NewOrder {
     pub client_node_id: PublicKey,
     pub params: OrderParams,
-    pub refund_onchain_address: Option<String>,
+    /// Checked by the guard: valid on our network.
+    pub refund_address: Option<Address>,
     pub source: Interface,
     pub email: Option<String>,
 }
@@ -67,6 +69,24 @@ pub struct ServiceNode {
     pub chain_sync: Arc<ChainSync>,
 }
 
+impl ServiceNode {
+    /// The parts of `node` the service drives.
+    pub fn of(node: &Node) -> ServiceNode {
+        let inner = &node.inner;
+        ServiceNode {
+            network: inner.config.network,
+            channel_manager: Arc::clone(&inner.channel_manager),
+            chain_monitor: Arc::clone(&inner.chain_monitor),
+            wallet: Arc::clone(&inner.wallet),
+            fee_estimator: Arc::clone(&inner.fee_estimator),
+            peers: Arc::clone(&inner.peers),
+            esplora_url: inner.esplora_url.clone(),
+            http: inner.http.clone(),
+            chain_sync: Arc::clone(&inner.chain_sync),
+        }
+    }
+}
+
 /// Sells channels. One per node; shared as `Arc<OrderService>`.
 pub struct OrderService {
     pub(crate) config: Lsps1Config,
@@ -78,11 +98,14 @@ pub struct OrderService {
     /// Wakes the fulfilment loop when something happened (a payment held, a peer connected).
     pub(crate) wake: Notify,
     pub(crate) hold_warnings: HoldSpellingWarnings,
+    /// The one check of order requests, for p2p and every HTTP dialect.
+    guard: Arc<RequestGuard>,
 }
 
 impl OrderService {
     pub fn new(config: Lsps1Config, book: OrderBook, node: ServiceNode) -> OrderService {
         OrderService {
+            guard: Arc::new(RequestGuard::new(config.options.clone(), node.network)),
             config,
             book,
             node,
@@ -94,6 +117,11 @@ impl OrderService {
 
     pub fn config(&self) -> &Lsps1Config {
         &self.config
+    }
+
+    /// The request check built from this service's options, shared by every interface.
+    pub fn guard(&self) -> &Arc<RequestGuard> {
+        &self.guard
     }
 
     pub fn order_book(&self) -> &OrderBook {
@@ -196,14 +224,10 @@ impl OrderService {
             ));
         }
         let params = &request.params;
-        let refund_address = request
-            .refund_onchain_address
-            .as_deref()
-            .map(|text| self.check_address(text))
-            .transpose()?;
+        let refund_address = request.refund_address.as_ref();
         let coupon = self.coupon_for(params.token.as_deref())?;
         let bolt11_price = self.price(params, PaymentMethod::Lightning, coupon.as_ref())?;
-        let onchain_price = match &refund_address {
+        let onchain_price = match refund_address {
             Some(_) if self.config.options.onchain_payment_enabled => {
                 Some(self.price(params, PaymentMethod::Onchain, coupon.as_ref())?)
             }
@@ -230,7 +254,7 @@ impl OrderService {
         let now = self.now();
         let options = &self.config.options;
         let invoice = self.order_invoice(&id, bolt11_price.order_total_sat)?;
-        let onchain = match (onchain_price, &refund_address) {
+        let onchain = match (onchain_price, refund_address) {
             (Some(price), Some(refund)) => {
                 let address = self
                     .node
@@ -254,7 +278,7 @@ impl OrderService {
             id,
             client_node_id: request.client_node_id,
             params: request.params.clone(),
-            refund_onchain_address: request.refund_onchain_address.clone(),
+            refund_onchain_address: request.refund_address.as_ref().map(Address::to_string),
             created_at: now,
             expires_at: now + options.order_expiry_secs,
             state: OrderState::Created,
@@ -311,15 +335,6 @@ impl OrderService {
         Ok(order)
     }
 
-    fn check_address(&self, text: &str) -> Result<Address, RpcError> {
-        let bad = |message: &str| RpcError::invalid_property("refund_onchain_address", message);
-        let unchecked = Address::<NetworkUnchecked>::from_str(text)
-            .map_err(|_| bad("is not a valid bitcoin address"))?;
-        unchecked
-            .require_network(self.node.network)
-            .map_err(|_| bad("is an address for another network"))
-    }
-
     fn order_invoice(&self, id: &OrderId, amount_sat: u64) -> Result<String, RpcError> {
         let description = Description::new(format!("LSPS1 channel order {id}"))
             .map_err(|_| RpcError::new(rpc::INTERNAL_ERROR, "Internal error"))?;
@@ -345,34 +360,24 @@ impl OrderService {
     }
 
     /// Answers an `lsps1.*` request arriving over p2p.
-    fn serve_p2p(
-        &self,
-        peer: PublicKey,
-        method: &str,
-        params: &Map<String, Value>,
-    ) -> Result<Value, RpcError> {
+    fn serve_p2p(&self, peer: PublicKey, request: Lsps1Request) -> Result<Value, RpcError> {
         let dialect = PaymentStateDialect::for_peer(&self.config, &peer);
-        match method {
-            "lsps1.get_info" => Ok(self.config.options.get_info_json()),
-            "lsps1.create_order" => {
+        match request {
+            Lsps1Request::GetInfo => Ok(self.config.options.get_info_json()),
+            Lsps1Request::CreateOrder(checked) => {
                 let order = self.create_order(NewOrder {
                     client_node_id: peer,
-                    params: order_params(params)?,
-                    refund_onchain_address: params
-                        .get("refund_onchain_address")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    params: checked.params,
+                    refund_address: checked.refund_address,
                     source: Interface::P2p,
                     email: None,
                 })?;
                 Ok(self.render_p2p(&peer, &order, dialect))
             }
-            "lsps1.get_order" => {
-                let id = params.get("order_id").and_then(Value::as_str).unwrap_or("");
-                let order = self.get_order(Some(&peer), id)?;
+            Lsps1Request::GetOrder { order_id } => {
+                let order = self.get_order(Some(&peer), &order_id)?;
                 Ok(self.render_p2p(&peer, &order, dialect))
             }
-            _ => Err(RpcError::method_not_found()),
         }
     }
 
@@ -402,64 +407,14 @@ impl OrderService {
 }
 
 impl Lsps1Server for OrderService {
-    fn serve(
-        &self,
-        peer: PublicKey,
-        method: &str,
-        params: &Map<String, Value>,
-    ) -> Result<Value, RpcError> {
-        let answer = self.serve_p2p(peer, method, params);
+    fn serve(&self, peer: PublicKey, request: Lsps1Request) -> Result<Value, RpcError> {
+        let method = request.method();
+        let answer = self.serve_p2p(peer, request);
         if let Err(error) = &answer {
             tracing::info!(%peer, method, code = error.code, message = %error.message, "LSPS1 request refused");
         }
         answer
     }
-}
-
-/// `create_order` params the guard has already checked for presence and type.
-pub(crate) fn order_params(params: &Map<String, Value>) -> Result<OrderParams, RpcError> {
-    let amount = |name: &str| {
-        params
-            .get(name)
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| {
-                RpcError::invalid_property(name, "must be a string holding a whole number of sats")
-            })
-    };
-    let number = |name: &str| {
-        params
-            .get(name)
-            .and_then(Value::as_u64)
-            .ok_or_else(|| RpcError::invalid_property(name, "must be a non-negative integer"))
-    };
-    let narrow = |name: &str, value: u64| {
-        u16::try_from(value).map_err(|_| RpcError::invalid_property(name, "is too large"))
-    };
-    Ok(OrderParams {
-        lsp_balance_sat: amount("lsp_balance_sat")?,
-        client_balance_sat: amount("client_balance_sat")?,
-        required_channel_confirmations: narrow(
-            "required_channel_confirmations",
-            number("required_channel_confirmations")?,
-        )?,
-        funding_confirms_within_blocks: narrow(
-            "funding_confirms_within_blocks",
-            number("funding_confirms_within_blocks")?,
-        )?,
-        channel_expiry_blocks: u32::try_from(number("channel_expiry_blocks")?)
-            .map_err(|_| RpcError::invalid_property("channel_expiry_blocks", "is too large"))?,
-        token: params
-            .get("token")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        announce_channel: params
-            .get("announce_channel")
-            .and_then(Value::as_bool)
-            .ok_or_else(|| {
-                RpcError::invalid_property("announce_channel", "must be true or false")
-            })?,
-    })
 }
 
 fn store_error_to_rpc(error: &StoreError) -> RpcError {

@@ -1,22 +1,17 @@
-//! Wiring: every component of the node created once, in dependency order, and torn down in
-//! reverse by [`stop`].
+//! Building the node: every LDK component created once, in dependency order, with nothing
+//! running yet ([`super::start`] spawns the tasks).
 //!
-//! Start order: bind the p2p and admin listeners (so a busy port fails before anything is
-//! written), start the embedded devchain if configured, load the seed, open the store, build
-//! the chain source pieces and the wallet, restore (or create) the LDK state from the store,
-//! then start the background processor, the chain sync loop, the p2p listener, the peer
-//! maintenance loop and the operator API.
+//! Order: bind the p2p listener (so a busy port fails before anything is written), load the
+//! seed, open the store, check the chain source's genesis, build the fee estimator, the
+//! broadcaster and the wallet, then restore (or create) the LDK state from the store.
 
 use std::io::Cursor;
-use std::net::SocketAddr;
 
-use bitcoin::secp256k1::PublicKey;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lightning::chain::chaininterface::BroadcasterInterface;
 use lightning::chain::BlockLocator;
-use lightning::events::bump_transaction::sync::BumpTransactionEventHandlerSync;
 use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
 use lightning::ln::msgs::SocketAddress;
 use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler};
@@ -36,9 +31,7 @@ use lightning::util::persist::{
     SCORER_PERSISTENCE_KEY, SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
     SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
 };
-use lightning::util::ser::{ReadableArgs, Writeable};
-use lightning::util::wallet_utils::WalletSync;
-use lightning_background_processor::{process_events_async, GossipSync as BackgroundGossipSync};
+use lightning::util::ser::ReadableArgs;
 use lightning_liquidity::LiquidityServiceConfig;
 use lightning_transaction_sync::EsploraSyncClient;
 use tokio::net::TcpListener;
@@ -48,11 +41,12 @@ use super::chain::{
     check_genesis, fetch_tip, unix_now, ChainEndpoint, ChainSync, EsploraBroadcaster,
     EsploraFeeEstimator,
 };
-use super::events::{ClaimEverything, EventHandler, InboundChannelPolicy, ServiceHook};
+use super::events::InboundChannelPolicy;
 use super::keys::{NodeSeed, SeedOrigin};
 use super::logger::LdkLogger;
-use super::peers::{self, Announcement, PeerConnector};
+use super::peers::{Announcement, PeerConnector};
 use super::signer::WalletSignerProvider;
+use super::start::{BuiltNode, StartParts};
 use super::store::Store;
 use super::types::{
     ChainMonitor, ChannelManager, GossipSync, LiquidityManager, LspsMessageHandler, NetworkGraph,
@@ -61,33 +55,12 @@ use super::types::{
 use super::wallet::Wallet;
 use super::{Node, NodeError, NodeInner};
 use crate::config::{ChainSource, Config};
-use crate::devchain::{Devchain, DevchainOptions};
-use crate::lsps1::clock::SystemClock;
-use crate::lsps1::guard::{Lsps1Server, RequestGuard};
-use crate::lsps1::service::{OrderService, ServiceNode};
-use crate::lsps1::store::OrderBook;
 
 /// The SQLite file inside the data directory.
 pub const DATABASE_FILE: &str = "lsp-node.sqlite";
 
 /// The seed file inside the data directory, unless `node.seed_file` says otherwise.
 pub const SEED_FILE: &str = "seed";
-
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| NodeError::Listen { what, addr, source })
-}
-
-fn bound_addr(
-    what: &'static str,
-    listener: &TcpListener,
-    addr: SocketAddr,
-) -> Result<SocketAddr, NodeError> {
-    listener
-        .local_addr()
-        .map_err(|source| NodeError::Listen { what, addr, source })
-}
 
 /// Reads a key of LDK data; `Ok(None)` when it was never written.
 fn read_key(
@@ -139,47 +112,32 @@ fn parse_rgb(color: &str) -> [u8; 3] {
     rgb
 }
 
-pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
+pub(super) async fn build(
+    config: Config,
+    p2p_listener: Option<TcpListener>,
+) -> Result<BuiltNode, NodeError> {
     let data_dir = config.data_dir.clone();
     let network = config.network;
 
-    let p2p_listener = bind("Lightning peers", config.node.p2p_listen).await?;
-    let p2p_addr = bound_addr("Lightning peers", &p2p_listener, config.node.p2p_listen)?;
-    let admin_listener = bind("the operator API", config.admin.listen).await?;
-    let admin_addr = bound_addr("the operator API", &admin_listener, config.admin.listen)?;
-    let http_listener = match config.http.listen {
-        Some(addr) => {
-            let listener = bind("the public LSPS1 API", addr).await?;
-            let bound = bound_addr("the public LSPS1 API", &listener, addr)?;
-            Some((listener, bound))
-        }
-        None => None,
-    };
-    let http_addr = http_listener.as_ref().map(|(_, bound)| *bound);
-    let http_limits = config.http.limits.clone();
+    let p2p_listener = match p2p_listener {
+        Some(listener) => Ok(listener),
+        None => TcpListener::bind(config.node.p2p_listen).await,
+    }
+    .and_then(|listener| Ok((listener.local_addr()?, listener)));
+    let (p2p_addr, p2p_listener) = p2p_listener.map_err(|source| NodeError::Listen {
+        what: "Lightning peers",
+        addr: config.node.p2p_listen,
+        source,
+    })?;
 
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
         path: data_dir.display().to_string(),
         source,
     })?;
 
-    let (devchain, esplora_url) = match &config.chain.source {
-        ChainSource::Esplora { url } => (None, url.trim_end_matches('/').to_string()),
-        ChainSource::Dev { listen } => {
-            let block_interval = match config.chain.dev_block_interval_secs {
-                0 => None,
-                secs => Some(Duration::from_secs(secs)),
-            };
-            let devchain = Devchain::start(DevchainOptions {
-                listen: *listen,
-                block_interval,
-                data_dir: Some(data_dir.join("devchain")),
-            })
-            .await?;
-            let url = devchain.base_url();
-            tracing::info!(url, "embedded devchain started");
-            (Some(devchain), url)
-        }
+    let esplora_url = match &config.chain.source {
+        ChainSource::Esplora { url } => url.trim_end_matches('/').to_string(),
+        ChainSource::Dev { .. } => return Err(NodeError::DevchainNotStarted),
     };
 
     let seed_path = config
@@ -195,9 +153,6 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
             "created a new node seed; write these words down and keep them safe: they are the only way to recover the node's funds"
         );
     }
-
-    let admin_api_key =
-        crate::api::keys::load_or_create_api_key(&data_dir, config.admin.api_key.as_deref())?;
 
     let db_path = data_dir.join(DATABASE_FILE);
     let store = Arc::new(Store::open(&db_path)?);
@@ -225,7 +180,6 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
     let (broadcaster, broadcast_task) =
         EsploraBroadcaster::new(esplora_url.clone(), http.clone(), shutdown_rx.clone());
     let broadcaster = Arc::new(broadcaster);
-    let mut tasks = vec![tokio::spawn(broadcast_task)];
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -457,10 +411,7 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
         .await
         .map_err(|e| NodeError::Liquidity(e.to_string()))?,
     );
-    let lsps_handler = Arc::new(LspsMessageHandler::new(
-        Arc::clone(&liquidity_manager),
-        RequestGuard::new(config.lsps1.options.clone(), network),
-    ));
+    let lsps_handler = Arc::new(LspsMessageHandler::new(Arc::clone(&liquidity_manager)));
     let ephemeral_bytes: [u8; 32] = rand::random();
     let peer_manager: Arc<PeerManager> = Arc::new(PeerManager::new(
         MessageHandler {
@@ -494,116 +445,6 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
         },
     ));
 
-    // Catch up before serving anything; an unreachable chain source is retried by the loop.
-    if chain_reachable {
-        if let Err(e) = chain_sync.sync().await {
-            if e.is_configuration() {
-                return Err(e.into());
-            }
-            tracing::warn!(error = %e, "initial chain sync failed; retrying in the background");
-        }
-    }
-
-    let order_service = if config.lsps1.enabled {
-        let book = OrderBook::open(&db_path, Arc::new(SystemClock))?;
-        let service = Arc::new(OrderService::new(
-            config.lsps1.clone(),
-            book,
-            ServiceNode {
-                network,
-                channel_manager: Arc::clone(&channel_manager),
-                chain_monitor: Arc::clone(&chain_monitor),
-                wallet: Arc::clone(&wallet),
-                fee_estimator: Arc::clone(&fee_estimator),
-                peers: Arc::clone(&peers),
-                esplora_url: esplora_url.clone(),
-                http: http.clone(),
-                chain_sync: Arc::clone(&chain_sync),
-            },
-        ));
-        lsps_handler.serve_lsps1_with(Arc::clone(&service) as Arc<dyn Lsps1Server>);
-        Some(service)
-    } else {
-        lsps_handler.refuse_lsps1();
-        None
-    };
-    let hook: Arc<dyn ServiceHook> = match &order_service {
-        Some(service) => Arc::clone(service) as Arc<dyn ServiceHook>,
-        None => Arc::new(ClaimEverything),
-    };
-
-    let event_handler = Arc::new(EventHandler {
-        channel_manager: Arc::clone(&channel_manager),
-        wallet: Arc::clone(&wallet),
-        fee_estimator: Arc::clone(&fee_estimator),
-        sweeper: Arc::clone(&sweeper),
-        bump_handler: BumpTransactionEventHandlerSync::new(
-            Arc::clone(&broadcaster),
-            Arc::new(WalletSync::new(Arc::clone(&wallet), Arc::clone(&logger))),
-            Arc::clone(&keys_manager),
-            Arc::clone(&logger),
-        ),
-        store: Arc::clone(&store),
-        peers: Arc::clone(&peers),
-        hook,
-        inbound_policy: InboundChannelPolicy {
-            accept: config.node.accept_inbound_channels,
-            min_channel_sat: config.node.min_inbound_channel_sat,
-        },
-    });
-
-    let background = {
-        let sleeper_rx = shutdown_rx.clone();
-        let sleeper = move |duration: Duration| {
-            let mut stop = sleeper_rx.clone();
-            Box::pin(async move {
-                if *stop.borrow() {
-                    return true;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(duration) => false,
-                    _ = stop.changed() => true,
-                }
-            })
-        };
-        let handler = Arc::clone(&event_handler);
-        let processor = process_events_async(
-            async_store.clone(),
-            move |event| {
-                let handler = Arc::clone(&handler);
-                async move { handler.handle(event).await }
-            },
-            Arc::clone(&chain_monitor),
-            Arc::clone(&channel_manager),
-            Some(Arc::clone(&onion_messenger)),
-            BackgroundGossipSync::p2p(Arc::clone(&gossip_sync)),
-            Arc::clone(&peer_manager),
-            Some(Arc::clone(&liquidity_manager)),
-            Some(Arc::clone(&sweeper)),
-            Arc::clone(&logger),
-            Some(Arc::clone(&scorer)),
-            sleeper,
-            false,
-            || {
-                Some(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default(),
-                )
-            },
-        );
-        tokio::spawn(processor)
-    };
-
-    let sync_interval = Duration::from_secs(config.chain.sync_interval_secs.max(1));
-    tasks.push(tokio::spawn(
-        Arc::clone(&chain_sync).run(sync_interval, shutdown_rx.clone()),
-    ));
-    tasks.push(tokio::spawn(peers::accept_loop(
-        p2p_listener,
-        Arc::clone(&peer_manager),
-        shutdown_rx.clone(),
-    )));
     let announcement = Announcement {
         alias: config.node.alias.clone(),
         rgb: parse_rgb(&config.node.color),
@@ -614,24 +455,32 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
             .filter_map(|a| a.parse::<SocketAddress>().ok())
             .collect(),
     };
-    tasks.push(tokio::spawn(peers::maintenance_loop(
-        Arc::clone(&peers),
-        Arc::clone(&channel_manager),
+    let parts = StartParts {
+        p2p_listener,
+        broadcast_task: Box::pin(broadcast_task),
+        shutdown_rx,
+        async_store,
+        keys_manager,
+        broadcaster,
+        logger,
+        sweeper,
+        gossip_sync,
+        onion_messenger,
+        scorer,
+        lsps_handler,
         announcement,
-        shutdown_rx.clone(),
-    )));
-
-    let public_uris = public_uris(
-        channel_manager.get_our_node_id(),
-        p2p_addr,
-        &config.node.announce_addresses,
-        http_addr.is_some(),
-    );
+        inbound_policy: InboundChannelPolicy {
+            accept: config.node.accept_inbound_channels,
+            min_channel_sat: config.node.min_inbound_channel_sat,
+        },
+        sync_interval: Duration::from_secs(config.chain.sync_interval_secs.max(1)),
+        chain_reachable,
+    };
     let node = Node {
         inner: Arc::new(NodeInner {
             config,
             esplora_url,
-            devchain,
+            http,
             store,
             wallet,
             fee_estimator,
@@ -639,184 +488,14 @@ pub(super) async fn build(config: Config) -> Result<Node, NodeError> {
             channel_manager,
             peer_manager,
             liquidity_manager,
-            order_service: order_service.clone(),
             chain_sync,
             peers,
             user_config,
             p2p_addr,
-            admin_addr,
-            http_addr,
-            admin_api_key: admin_api_key.clone(),
             shutdown,
             tasks: Mutex::new(Vec::new()),
-            background: Mutex::new(Some(background)),
+            background: Mutex::new(None),
         }),
     };
-
-    if let Some(service) = order_service {
-        tasks.push(tokio::spawn(service.run(shutdown_rx.clone())));
-    }
-
-    let router = crate::http::admin::router(Arc::new(node.clone()), admin_api_key);
-    let mut admin_stop = shutdown_rx.clone();
-    tasks.push(tokio::spawn(async move {
-        let served = axum::serve(admin_listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|stop| *stop).await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "operator API server failed");
-        }
-    }));
-    match (http_listener, node.inner.order_service.clone()) {
-        (Some((listener, _)), Some(service)) => {
-            let state = crate::http::public::PublicState::new(service, public_uris, http_limits);
-            let router = crate::http::public::router(state);
-            let mut public_stop = shutdown_rx.clone();
-            tasks.push(tokio::spawn(async move {
-                let served = axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async move {
-                    let _ = public_stop.wait_for(|stop| *stop).await;
-                })
-                .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "public LSPS1 API server failed");
-                }
-            }));
-        }
-        (Some(_), None) => {
-            tracing::warn!(
-                "[http] listen is set but LSPS1 is disabled: the public API is not served"
-            )
-        }
-        _ => {}
-    }
-    node.inner
-        .tasks
-        .lock()
-        .expect("task list poisoned")
-        .extend(tasks);
-
-    tracing::info!(
-        node_id = %node.node_id(),
-        network = %network,
-        p2p = %p2p_addr,
-        admin = %admin_addr,
-        esplora = %node.inner.esplora_url,
-        "node started"
-    );
-    Ok(node)
-}
-
-pub(super) async fn stop(inner: &NodeInner) -> Result<(), NodeError> {
-    if inner.shutdown.send_replace(true) {
-        return Ok(()); // Already stopped by another clone.
-    }
-    tracing::info!("stopping node");
-    let tasks: Vec<_> = std::mem::take(&mut *inner.tasks.lock().expect("task list poisoned"));
-    inner.peer_manager.disconnect_all_peers();
-    let background = inner
-        .background
-        .lock()
-        .expect("background handle poisoned")
-        .take();
-    let processed = match background {
-        Some(handle) => match handle.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(NodeError::Background(e.to_string())),
-            Err(e) => Err(NodeError::Background(e.to_string())),
-        },
-        None => Ok(()),
-    };
-    for task in tasks {
-        let _ = task.await;
-    }
-    // The background processor wrote the ChannelManager on exit; write it once more in case it
-    // failed, so no acknowledged state is lost.
-    let manager_bytes = inner.channel_manager.encode();
-    if let Err(e) = KVStoreSync::write(
-        &*inner.store,
-        CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_KEY,
-        manager_bytes,
-    ) {
-        tracing::error!(error = %e, "could not persist the channel manager on stop");
-    }
-    if let Some(devchain) = inner.devchain.clone() {
-        devchain.shutdown().await;
-    }
-    tracing::info!("node stopped");
-    processed
-}
-
-/// Where `get_info` tells wallets to connect: the announced addresses, else the p2p listener;
-/// never an unspecified address (a listener on 0.0.0.0 is named by its loopback address, which
-/// only this machine reaches: configuration refuses that outside regtest).
-fn public_uris(
-    node_id: PublicKey,
-    p2p_addr: SocketAddr,
-    announce_addresses: &[String],
-    http_enabled: bool,
-) -> Vec<String> {
-    if !announce_addresses.is_empty() {
-        return announce_addresses
-            .iter()
-            .map(|addr| format!("{node_id}@{addr}"))
-            .collect();
-    }
-    let mut advertised = p2p_addr;
-    if p2p_addr.ip().is_unspecified() {
-        advertised.set_ip(match p2p_addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    if http_enabled && advertised.ip().is_loopback() {
-        tracing::warn!(
-            p2p_listen = %p2p_addr,
-            advertised = %advertised,
-            "node.announce_addresses is empty: get_info tells wallets to connect to a loopback address, which only this machine can reach"
-        );
-    }
-    vec![format!("{node_id}@{advertised}")]
-}
-
-#[cfg(test)]
-mod public_uri_tests {
-    use super::*;
-
-    fn node_id() -> PublicKey {
-        "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
-            .parse()
-            .unwrap()
-    }
-
-    #[test]
-    fn an_unspecified_listener_is_never_advertised() {
-        let uris = public_uris(node_id(), "0.0.0.0:9735".parse().unwrap(), &[], true);
-        assert_eq!(uris, [format!("{}@127.0.0.1:9735", node_id())]);
-        let uris = public_uris(node_id(), "[::]:9735".parse().unwrap(), &[], true);
-        assert_eq!(uris, [format!("{}@[::1]:9735", node_id())]);
-    }
-
-    #[test]
-    fn announced_addresses_win_over_the_listener() {
-        let announced = [
-            "203.0.113.7:9735".to_string(),
-            "lsp.example.com:9735".to_string(),
-        ];
-        let uris = public_uris(node_id(), "0.0.0.0:9735".parse().unwrap(), &announced, true);
-        assert_eq!(
-            uris,
-            [
-                format!("{}@203.0.113.7:9735", node_id()),
-                format!("{}@lsp.example.com:9735", node_id())
-            ]
-        );
-    }
+    Ok(BuiltNode::new(node, parts))
 }

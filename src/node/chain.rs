@@ -26,7 +26,7 @@ pub(crate) mod fees;
 pub(crate) mod source;
 
 pub use broadcast::EsploraBroadcaster;
-pub use error::{error_chain, ChainError};
+pub use error::ChainError;
 pub use fees::{EsploraFeeEstimator, OnchainTarget, FEERATE_FLOOR_SAT_PER_KW};
 pub use source::{check_continuity, check_genesis, fetch_tip, Continuity, MAX_REORG_DEPTH};
 

@@ -1,21 +1,26 @@
-//! The Lightning node: LDK assembled with our store, wallet and chain source.
+//! The Lightning node: LDK assembled with our store, wallet and chain source. It knows nothing
+//! of what is sold over it; services plug in through the traits it owns.
 //!
-//! [`Builder`] takes a validated [`Config`] and returns a running [`Node`]: keys from the seed
-//! file, one SQLite store, the BDK wallet, LDK's ChannelManager/ChainMonitor/OutputSweeper
-//! synced from Esplora, the p2p listener, the background processor (events, persistence,
-//! timers) and the operator API on the admin listener. [`Node::stop`] shuts all of it down
-//! and persists everything. Nothing here touches global state: no logger setup, no signal
-//! handlers; the binary does those.
+//! [`Builder::build`] takes a validated [`Config`] and constructs a [`BuiltNode`]: keys from
+//! the seed file, one SQLite store, the BDK wallet, LDK's ChannelManager/ChainMonitor/
+//! OutputSweeper on an Esplora chain source, the bound p2p listener. [`BuiltNode::start`] plugs
+//! in the [`NodeServices`] (a [`ServiceHook`] for events, an [`lsps::LspsGate`] for LSPS
+//! messages) and spawns the background processor, the chain sync loop and the peer loops.
+//! [`Node::stop`] shuts all of it down and persists everything. Nothing here touches global
+//! state: no logger setup, no signal handlers; the binary does those.
 //!
-//! Files: `builder.rs` wires the components, `types.rs` names them, `chain.rs` talks to
-//! Esplora, `events.rs` handles LDK events, `peers.rs` keeps connections, `operator.rs`
-//! serves the operator API, `logger.rs` bridges LDK logs to `tracing`, `signer.rs` sends closing funds to the wallet; `keys.rs`, `store.rs`
-//! and `wallet.rs` hold the seed, the SQLite store and the on-chain wallet.
+//! Files: `builder.rs` constructs the components, `start.rs` runs and stops them, `types.rs`
+//! names them, `chain/` talks to Esplora, `events.rs` handles LDK events, `lsps.rs` is the
+//! LSPS message handler and its gate, `peers.rs` keeps connections, `operator.rs` answers the
+//! operator's node calls, `logger.rs` bridges LDK logs to `tracing`, `signer.rs` sends closing
+//! funds to the wallet; `keys.rs`, `store.rs` and `wallet.rs` hold the seed, the SQLite store
+//! and the on-chain wallet.
 
 pub mod chain;
 pub mod events;
 pub mod keys;
 pub mod logger;
+pub mod lsps;
 pub mod operator;
 pub mod peers;
 pub mod signer;
@@ -24,6 +29,7 @@ pub mod types;
 pub mod wallet;
 
 mod builder;
+mod start;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -35,10 +41,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::devchain::Devchain;
-use crate::lsps1::service::OrderService;
 
 pub use events::{ClaimDecision, ClaimEverything, ClaimablePayment, PendingChannel, ServiceHook};
+pub use start::{BuiltNode, NodeServices};
 
 use chain::{ChainSync, EsploraFeeEstimator};
 use peers::PeerConnector;
@@ -60,8 +65,8 @@ pub enum NodeError {
     Store(#[from] store::StoreError),
     #[error("cannot load the on-chain wallet: {0}")]
     Wallet(#[from] wallet::WalletError),
-    #[error("cannot start the embedded devchain: {0}")]
-    Devchain(#[from] crate::devchain::DevchainError),
+    #[error("chain.source = \"dev\" needs the embedded devchain, which the node does not start: build through lsp_node::Builder, which starts it and hands the node its URL")]
+    DevchainNotStarted,
     #[error("cannot use the chain source: {0}")]
     Chain(#[from] chain::ChainError),
     #[error("the stored Lightning state is unreadable ({what}); restore the data directory from a backup")]
@@ -72,12 +77,8 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot set up the operator API key: {0}")]
-    AdminKey(#[from] crate::api::keys::AdminError),
     #[error("cannot start the liquidity service: {0}")]
     Liquidity(String),
-    #[error("cannot open the order book: {0}")]
-    OrderBook(#[from] crate::lsps1::store::StoreError),
     #[error("the background processor stopped with an error: {0}")]
     Background(String),
 }
@@ -90,20 +91,31 @@ impl NodeError {
     }
 }
 
-/// Builds a [`Node`] from a [`Config`]. With `[lsps1] enabled` (the default) the node runs
-/// the LSPS1 order service; otherwise it claims every payment it can and sells nothing.
+/// Builds a [`Node`] from a [`Config`] whose chain source is an Esplora URL.
 pub struct Builder {
     config: Config,
+    p2p_listener: Option<tokio::net::TcpListener>,
 }
 
 impl Builder {
     pub fn new(config: Config) -> Builder {
-        Builder { config }
+        Builder {
+            config,
+            p2p_listener: None,
+        }
     }
 
-    /// Builds every component, binds the listeners and starts the background tasks.
-    pub async fn start(self) -> Result<Node, NodeError> {
-        builder::build(self.config).await
+    /// Serves peers on `listener` instead of binding `node.p2p_listen`; a caller binds it
+    /// early so that a busy port fails before anything is written.
+    pub fn with_p2p_listener(mut self, listener: tokio::net::TcpListener) -> Builder {
+        self.p2p_listener = Some(listener);
+        self
+    }
+
+    /// Constructs every component and binds the p2p listener; nothing runs until
+    /// [`BuiltNode::start`].
+    pub async fn build(self) -> Result<BuiltNode, NodeError> {
+        builder::build(self.config, self.p2p_listener).await
     }
 }
 
@@ -116,7 +128,7 @@ pub struct Node {
 pub(crate) struct NodeInner {
     pub(crate) config: Config,
     pub(crate) esplora_url: String,
-    pub(crate) devchain: Option<Devchain>,
+    pub(crate) http: reqwest::Client,
     pub(crate) store: Arc<Store>,
     pub(crate) wallet: Arc<Wallet>,
     pub(crate) fee_estimator: Arc<EsploraFeeEstimator>,
@@ -124,18 +136,13 @@ pub(crate) struct NodeInner {
     pub(crate) channel_manager: Arc<ChannelManager>,
     pub(crate) peer_manager: Arc<PeerManager>,
     pub(crate) liquidity_manager: Arc<LiquidityManager>,
-    pub(crate) order_service: Option<Arc<OrderService>>,
     pub(crate) chain_sync: Arc<ChainSync>,
     pub(crate) peers: Arc<PeerConnector>,
     pub(crate) user_config: UserConfig,
     pub(crate) p2p_addr: SocketAddr,
-    pub(crate) admin_addr: SocketAddr,
-    /// Where the public LSPS1 HTTP API listens (`[http] listen`), if configured.
-    pub(crate) http_addr: Option<SocketAddr>,
-    pub(crate) admin_api_key: String,
     /// Set to `true` once to stop every background task.
     pub(crate) shutdown: watch::Sender<bool>,
-    /// Listeners, loops and the broadcaster: stopped by `shutdown`.
+    /// The p2p listener, loops and the broadcaster: stopped by `shutdown`.
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The background processor; it persists the ChannelManager when it exits.
     pub(crate) background: Mutex<Option<JoinHandle<Result<(), lightning::io::Error>>>>,
@@ -151,28 +158,9 @@ impl Node {
         self.inner.p2p_addr
     }
 
-    /// The address the operator API is served on.
-    pub fn admin_listen_addr(&self) -> SocketAddr {
-        self.inner.admin_addr
-    }
-
-    /// The bound address of the public LSPS1 HTTP API, when `[http] listen` is set.
-    pub fn http_listen_addr(&self) -> Option<SocketAddr> {
-        self.inner.http_addr
-    }
-
-    pub fn admin_api_key(&self) -> String {
-        self.inner.admin_api_key.clone()
-    }
-
-    /// The Esplora base URL the node syncs from (the embedded devchain's with `dev`).
+    /// The Esplora base URL the node syncs from.
     pub fn esplora_url(&self) -> String {
         self.inner.esplora_url.clone()
-    }
-
-    /// The embedded devchain, when `chain.source = dev`.
-    pub fn devchain(&self) -> Option<Devchain> {
-        self.inner.devchain.clone()
     }
 
     /// The LiquidityManager plugged into the peer manager as custom message handler; the LSPS1
@@ -186,11 +174,6 @@ impl Node {
         Arc::clone(&self.inner.channel_manager)
     }
 
-    /// The LSPS1 order service, when `[lsps1] enabled`.
-    pub fn order_service(&self) -> Option<Arc<OrderService>> {
-        self.inner.order_service.clone()
-    }
-
     /// Claims a payment a [`ServiceHook`] chose to hold.
     pub fn claim_payment(&self, preimage: PaymentPreimage) {
         self.inner.channel_manager.claim_funds(preimage);
@@ -201,10 +184,25 @@ impl Node {
         self.inner.channel_manager.fail_htlc_backwards(payment_hash);
     }
 
+    /// The network the node runs on.
+    pub fn network(&self) -> bitcoin::Network {
+        self.inner.config.network
+    }
+
+    /// The SQLite file of the node; services keep their tables in it too.
+    pub fn database_path(&self) -> std::path::PathBuf {
+        self.inner.config.data_dir.join(builder::DATABASE_FILE)
+    }
+
+    /// The configuration the node was built from.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
     /// Stops gracefully: background tasks, peers, the background processor (which persists the
-    /// ChannelManager), the wallet, the listeners and the embedded devchain.
+    /// ChannelManager), the wallet and the p2p listener.
     pub async fn stop(self) -> Result<(), NodeError> {
-        builder::stop(&self.inner).await
+        start::stop(&self.inner).await
     }
 }
 

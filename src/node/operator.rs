@@ -1,4 +1,6 @@
-//! The operator API served by the node: [`OperatorApi`] implemented for [`Node`].
+//! The node's half of the operator API: info, balances, addresses, peers, channels and
+//! payments, as inherent methods of [`Node`] in the [`crate::api`] types. The application's
+//! `OperatorApi` delegates its node calls here.
 //!
 //! Every request is validated before anything changes; errors are one sentence an operator can
 //! act on. Outgoing payments are written to the store as pending before LDK is asked to send
@@ -22,8 +24,6 @@ use super::types::ChannelManager;
 use super::wallet::{SendAmount, WalletError};
 use super::Node;
 use crate::api::*;
-use crate::lsps1::operator as lsps1_operator;
-use crate::lsps1::service::OrderService;
 
 /// How long `pay` waits for an outcome when the request does not say.
 const DEFAULT_PAY_WAIT: Duration = Duration::from_secs(30);
@@ -86,8 +86,8 @@ fn internal(context: &str, e: impl std::fmt::Display) -> OperatorError {
     OperatorError::Internal(format!("{context}: {e}"))
 }
 
-impl OperatorApi for Node {
-    async fn info(&self) -> OperatorResult<NodeInfo> {
+impl Node {
+    pub async fn info(&self) -> OperatorResult<NodeInfo> {
         let inner = &self.inner;
         let best = inner.channel_manager.current_best_block();
         let mut listening_addresses = vec![inner.p2p_addr.to_string()];
@@ -115,7 +115,7 @@ impl OperatorApi for Node {
         })
     }
 
-    async fn balances(&self) -> OperatorResult<Balances> {
+    pub async fn balances(&self) -> OperatorResult<Balances> {
         let inner = &self.inner;
         let onchain = inner.wallet.balances();
         let lightning_sat = inner
@@ -131,7 +131,7 @@ impl OperatorApi for Node {
         })
     }
 
-    async fn new_address(&self) -> OperatorResult<NewAddress> {
+    pub async fn new_address(&self) -> OperatorResult<NewAddress> {
         let address = self
             .inner
             .wallet
@@ -142,7 +142,7 @@ impl OperatorApi for Node {
         })
     }
 
-    async fn send_onchain(&self, req: SendOnchain) -> OperatorResult<Txid> {
+    pub async fn send_onchain(&self, req: SendOnchain) -> OperatorResult<Txid> {
         let network = self.inner.config.network;
         let address = Address::from_str(req.address.trim())
             .map_err(|_| invalid(format!("'{}' is not a bitcoin address", req.address)))?
@@ -184,7 +184,7 @@ impl OperatorApi for Node {
         })
     }
 
-    async fn peers(&self) -> OperatorResult<Vec<PeerInfo>> {
+    pub async fn peers(&self) -> OperatorResult<Vec<PeerInfo>> {
         let inner = &self.inner;
         let remembered = inner
             .store
@@ -215,7 +215,7 @@ impl OperatorApi for Node {
         Ok(peers)
     }
 
-    async fn connect_peer(&self, req: ConnectPeer) -> OperatorResult<Empty> {
+    pub async fn connect_peer(&self, req: ConnectPeer) -> OperatorResult<Empty> {
         let node_id = parse_node_id(&req.node_id)?;
         if node_id == self.node_id() {
             return Err(invalid("that is this node's own id"));
@@ -228,7 +228,7 @@ impl OperatorApi for Node {
         Ok(Empty {})
     }
 
-    async fn channels(&self) -> OperatorResult<Vec<ChannelInfo>> {
+    pub async fn channels(&self) -> OperatorResult<Vec<ChannelInfo>> {
         Ok(self
             .inner
             .channel_manager
@@ -252,7 +252,7 @@ impl OperatorApi for Node {
             .collect())
     }
 
-    async fn open_channel(&self, req: OpenChannel) -> OperatorResult<OpenedChannel> {
+    pub async fn open_channel(&self, req: OpenChannel) -> OperatorResult<OpenedChannel> {
         let inner = &self.inner;
         let node_id = parse_node_id(&req.node_id)?;
         if node_id == self.node_id() {
@@ -315,7 +315,7 @@ impl OperatorApi for Node {
         })
     }
 
-    async fn close_channel(&self, req: CloseChannel) -> OperatorResult<Empty> {
+    pub async fn close_channel(&self, req: CloseChannel) -> OperatorResult<Empty> {
         let inner = &self.inner;
         let counterparty = parse_node_id(&req.counterparty_node_id)?;
         let raw = req.channel_id.trim();
@@ -354,7 +354,7 @@ impl OperatorApi for Node {
         Ok(Empty {})
     }
 
-    async fn payments(&self) -> OperatorResult<Vec<PaymentInfo>> {
+    pub async fn payments(&self) -> OperatorResult<Vec<PaymentInfo>> {
         let records = self
             .inner
             .store
@@ -363,7 +363,7 @@ impl OperatorApi for Node {
         Ok(records.iter().map(PaymentInfo::from).collect())
     }
 
-    async fn create_invoice(&self, req: CreateInvoice) -> OperatorResult<Invoice> {
+    pub async fn create_invoice(&self, req: CreateInvoice) -> OperatorResult<Invoice> {
         if req.amount_msat == Some(0) {
             return Err(invalid(
                 "amount_msat must be more than 0; omit it for an any-amount invoice",
@@ -391,7 +391,7 @@ impl OperatorApi for Node {
         })
     }
 
-    async fn pay_invoice(&self, req: PayInvoice) -> OperatorResult<PaymentInfo> {
+    pub async fn pay_invoice(&self, req: PayInvoice) -> OperatorResult<PaymentInfo> {
         let inner = &self.inner;
         let invoice = Bolt11Invoice::from_str(req.invoice.trim())
             .map_err(|e| invalid(format!("not a valid BOLT11 invoice: {e}")))?;
@@ -486,7 +486,7 @@ impl OperatorApi for Node {
         }
     }
 
-    async fn sync(&self) -> OperatorResult<SyncStatus> {
+    pub async fn sync(&self) -> OperatorResult<SyncStatus> {
         let snapshot = self
             .inner
             .chain_sync
@@ -496,41 +496,6 @@ impl OperatorApi for Node {
         Ok(SyncStatus {
             block_height: snapshot.height,
             last_sync_at: Some(snapshot.synced_at),
-        })
-    }
-
-    async fn orders(&self, query: OrderQuery) -> OperatorResult<Vec<OrderSummary>> {
-        lsps1_operator::list_orders(&*self.order_service_or_refuse()?, query)
-    }
-
-    async fn order(&self, order_id: String) -> OperatorResult<OrderDetail> {
-        lsps1_operator::order_detail(&*self.order_service_or_refuse()?, &order_id)
-    }
-
-    async fn cancel_order(&self, req: CancelOrder) -> OperatorResult<OrderDetail> {
-        lsps1_operator::cancel_order(&*self.order_service_or_refuse()?, req)
-    }
-
-    async fn coupons(&self) -> OperatorResult<Vec<CouponInfo>> {
-        lsps1_operator::coupons(&*self.order_service_or_refuse()?)
-    }
-
-    async fn create_coupon(&self, req: CreateCoupon) -> OperatorResult<CouponInfo> {
-        lsps1_operator::create_coupon(&*self.order_service_or_refuse()?, req)
-    }
-
-    async fn delete_coupon(&self, req: DeleteCoupon) -> OperatorResult<Empty> {
-        lsps1_operator::delete_coupon(&*self.order_service_or_refuse()?, req)
-    }
-}
-
-impl Node {
-    fn order_service_or_refuse(&self) -> OperatorResult<std::sync::Arc<OrderService>> {
-        self.order_service().ok_or_else(|| {
-            OperatorError::Unavailable(
-                "this node does not sell channels: set `enabled = true` in the [lsps1] section"
-                    .to_string(),
-            )
         })
     }
 }

@@ -113,9 +113,9 @@ pub type OnionMessenger = lightning::onion_message::messenger::OnionMessenger<
     IgnoringMessageHandler,
 >;
 
-/// The PeerManager's custom message handler: the bLIP-50 guard, which hands `lsps1.*` requests
-/// to the order service and the rest to the LiquidityManager.
-pub type LspsMessageHandler = crate::lsps1::guard::GuardedMessageHandler<Arc<LiquidityManager>>;
+/// The PeerManager's custom message handler: the LiquidityManager behind the gate a service
+/// may install (the LSPS1 order service installs its guard).
+pub type LspsMessageHandler = super::lsps::GatedLspsHandler<Arc<LiquidityManager>>;
 
 pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use lsp_node::api::*;
 use lsp_node::config::{ChainSource, Config};
 use lsp_node::devchain::{Devchain, DevchainOptions};
-use lsp_node::{Builder, Node};
+use lsp_node::{App, Builder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -54,7 +54,7 @@ pub fn config_for(dir: &Path, esplora_url: &str) -> Config {
     config
 }
 
-pub async fn start_node(dir: &Path, esplora_url: &str) -> Node {
+pub async fn start_node(dir: &Path, esplora_url: &str) -> App {
     Builder::new(config_for(dir, esplora_url))
         .start()
         .await
@@ -104,7 +104,7 @@ impl Operator {
         }
     }
 
-    pub fn for_node(node: &Node) -> Self {
+    pub fn for_node(node: &App) -> Self {
         Operator {
             base: format!("http://{}", node.admin_listen_addr()),
             key: node.admin_api_key(),

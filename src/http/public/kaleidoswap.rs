@@ -92,7 +92,7 @@ async fn create_order(
         )
         .into());
     }
-    if request.refund_onchain_address.is_none() {
+    if request.refund_address.is_none() {
         return Err(RpcError::invalid_property(
             "refund_onchain_address",
             "is required by this dialect: its orders always offer on-chain payment, which is \

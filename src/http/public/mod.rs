@@ -5,7 +5,7 @@
 //!   clients (`/api/lsps1/v1/`).
 //! - `kaleidoswap.rs`: the Kaleidoswap dialect (`/api/v1/lsps1/`).
 //! - `orders.rs`: `quote` and `cancel_order`, shared by every dialect.
-//! - `request.rs`: reading bodies and checking order requests with the p2p guard.
+//! - `request.rs`: reading bodies and checking order requests with the order service's guard.
 //! - `error.rs`: the error body and the code-to-status table.
 //! - `limits.rs`: the per-address rate limit and CORS.
 //! - `openapi.rs`: the OpenAPI document, served at `/api/v1/openapi.json`.
@@ -45,7 +45,7 @@ use crate::lsps1::service::OrderService;
 #[derive(Clone)]
 pub struct PublicState {
     pub service: Arc<OrderService>,
-    /// The same validation the p2p path applies to `lsps1.create_order`.
+    /// The order service's request check, the one the p2p path applies too.
     pub guard: Arc<RequestGuard>,
     /// `<node_id>@<addr>` strings advertised by `get_info`.
     pub uris: Arc<Vec<String>>,
@@ -58,10 +58,9 @@ pub struct PublicState {
 
 impl PublicState {
     pub fn new(service: Arc<OrderService>, uris: Vec<String>, limits: HttpLimits) -> Self {
-        let guard = RequestGuard::new(service.config().options.clone(), service.network());
         PublicState {
+            guard: Arc::clone(service.guard()),
             service,
-            guard: Arc::new(guard),
             uris: Arc::new(uris),
             limiter: Arc::new(RateLimiter::for_requests(&limits)),
             order_limiter: Arc::new(RateLimiter::for_orders(&limits)),

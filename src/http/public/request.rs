@@ -1,8 +1,8 @@
 //! Reading order requests out of HTTP bodies, for every dialect.
 //!
-//! A `create_order` (or `quote`) body is checked by the same [`RequestGuard`] as a p2p request:
-//! it is wrapped as a JSON-RPC `lsps1.create_order` with the dialect's pubkey field taken out,
-//! so both interfaces refuse the same input with the same code and data. Bodies are read with
+//! A `create_order` (or `quote`) body is checked by [`RequestGuard::create_order`], the check a
+//! p2p request passes too, with the dialect's pubkey field taken out: both interfaces refuse
+//! the same input with the same code and data. Bodies are read with
 //! [`RequestBody`], which answers an oversized body with the mirror's JSON error (413).
 
 use std::str::FromStr;
@@ -10,13 +10,14 @@ use std::str::FromStr;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use bitcoin::secp256k1::PublicKey;
+use bitcoin::Address;
 use serde_json::{json, Map, Value};
 
 use super::error::HttpError;
-use crate::lsps1::guard::{RequestGuard, Verdict};
+use crate::lsps1::guard::RequestGuard;
 use crate::lsps1::order::{Interface, OrderParams};
 use crate::lsps1::rpc::{self, RpcError};
-use crate::lsps1::service::{order_params, NewOrder};
+use crate::lsps1::service::NewOrder;
 
 /// A request body as text; too large a body is refused with 413 and the JSON error body.
 pub struct RequestBody(pub String);
@@ -67,7 +68,7 @@ pub enum Pubkey {
 pub struct OrderRequest {
     pub client_node_id: Option<PublicKey>,
     pub params: OrderParams,
-    pub refund_onchain_address: Option<String>,
+    pub refund_address: Option<Address>,
 }
 
 impl OrderRequest {
@@ -78,7 +79,7 @@ impl OrderRequest {
                 .client_node_id
                 .expect("create_order requests are read with Pubkey::Required"),
             params: self.params,
-            refund_onchain_address: self.refund_onchain_address,
+            refund_address: self.refund_address,
             source: Interface::Http,
             email,
         }
@@ -115,24 +116,11 @@ pub fn check_order_request(
     if fields.get("refund_onchain_address") == Some(&Value::String(String::new())) {
         fields.remove("refund_onchain_address");
     }
-    let request = json!({
-        "jsonrpc": "2.0",
-        "id": "http",
-        "method": "lsps1.create_order",
-        "params": Value::Object(fields),
-    });
-    let params = match guard.check(&request.to_string()) {
-        Verdict::Forward(payload) => forwarded_params(&payload)?,
-        Verdict::Reply(response) => return Err(error_from_reply(&response)),
-        Verdict::Drop(_) => return Err(RpcError::new(rpc::INVALID_REQUEST, "Invalid Request")),
-    };
+    let checked = guard.create_order(fields)?;
     Ok(OrderRequest {
         client_node_id,
-        params: order_params(&params)?,
-        refund_onchain_address: params
-            .get("refund_onchain_address")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        params: checked.params,
+        refund_address: checked.refund_address,
     })
 }
 
@@ -158,37 +146,6 @@ pub fn refuse_unknown_fields(fields: &Map<String, Value>, known: &[&str]) -> Res
     }
     unknown.sort();
     Err(RpcError::unrecognized_params(unknown))
-}
-
-fn forwarded_params(payload: &str) -> Result<Map<String, Value>, RpcError> {
-    match serde_json::from_str::<Value>(payload) {
-        Ok(Value::Object(mut request)) => match request.remove("params") {
-            Some(Value::Object(params)) => Ok(params),
-            _ => Ok(Map::new()),
-        },
-        _ => Err(RpcError::parse_error()),
-    }
-}
-
-/// The `RpcError` inside a guard's JSON-RPC error response.
-fn error_from_reply(response: &str) -> RpcError {
-    let error = serde_json::from_str::<Value>(response)
-        .ok()
-        .and_then(|mut value| value.get_mut("error").map(Value::take))
-        .unwrap_or(Value::Null);
-    let code = error
-        .get("code")
-        .and_then(Value::as_i64)
-        .unwrap_or(rpc::INTERNAL_ERROR as i64);
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("Internal error");
-    let mut rpc_error = RpcError::new(i32::try_from(code).unwrap_or(rpc::INTERNAL_ERROR), message);
-    if let Some(data) = error.get("data") {
-        rpc_error = rpc_error.with_data(data.clone());
-    }
-    rpc_error
 }
 
 #[cfg(test)]
@@ -231,7 +188,7 @@ mod tests {
         assert_eq!(order.client_node_id.to_string(), SEED_PUBKEY);
         assert_eq!(order.params.lsp_balance_sat, 10_000_000);
         assert_eq!(order.params.channel_expiry_blocks, 13_000);
-        assert_eq!(order.refund_onchain_address, None);
+        assert_eq!(order.refund_address, None);
         assert!(matches!(order.source, Interface::Http));
     }
 

@@ -47,16 +47,3 @@ impl ChainError {
         )
     }
 }
-
-/// An error with its causes: reqwest's top-level message is often just "error sending
-/// request", and the TLS or TCP error is below it.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

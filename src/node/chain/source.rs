@@ -11,7 +11,8 @@
 
 use bitcoin::{BlockHash, Network};
 
-use super::error::{error_chain, ChainError, ESPLORA_TIMEOUT};
+use super::error::{ChainError, ESPLORA_TIMEOUT};
+use crate::api::error_chain;
 
 /// The deepest reorg the node follows. Deeper divergence means the source serves another chain.
 pub const MAX_REORG_DEPTH: u32 = 100;

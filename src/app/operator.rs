@@ -1,0 +1,99 @@
+//! The operator contract ([`OperatorApi`]) for the whole program: node calls go to the node,
+//! order and coupon calls to the LSPS1 order service (refused with a sentence when the node
+//! sells no channels).
+
+use std::sync::Arc;
+
+use super::App;
+use crate::api::*;
+use crate::lsps1::operator as orders;
+use crate::lsps1::service::OrderService;
+
+impl App {
+    fn order_service_or_refuse(&self) -> OperatorResult<Arc<OrderService>> {
+        self.order_service().ok_or_else(|| {
+            OperatorError::Unavailable(
+                "this node does not sell channels: set `enabled = true` in the [lsps1] section"
+                    .to_string(),
+            )
+        })
+    }
+}
+
+impl OperatorApi for App {
+    async fn info(&self) -> OperatorResult<NodeInfo> {
+        self.node().info().await
+    }
+
+    async fn balances(&self) -> OperatorResult<Balances> {
+        self.node().balances().await
+    }
+
+    async fn new_address(&self) -> OperatorResult<NewAddress> {
+        self.node().new_address().await
+    }
+
+    async fn send_onchain(&self, req: SendOnchain) -> OperatorResult<Txid> {
+        self.node().send_onchain(req).await
+    }
+
+    async fn peers(&self) -> OperatorResult<Vec<PeerInfo>> {
+        self.node().peers().await
+    }
+
+    async fn connect_peer(&self, req: ConnectPeer) -> OperatorResult<Empty> {
+        self.node().connect_peer(req).await
+    }
+
+    async fn channels(&self) -> OperatorResult<Vec<ChannelInfo>> {
+        self.node().channels().await
+    }
+
+    async fn open_channel(&self, req: OpenChannel) -> OperatorResult<OpenedChannel> {
+        self.node().open_channel(req).await
+    }
+
+    async fn close_channel(&self, req: CloseChannel) -> OperatorResult<Empty> {
+        self.node().close_channel(req).await
+    }
+
+    async fn payments(&self) -> OperatorResult<Vec<PaymentInfo>> {
+        self.node().payments().await
+    }
+
+    async fn create_invoice(&self, req: CreateInvoice) -> OperatorResult<Invoice> {
+        self.node().create_invoice(req).await
+    }
+
+    async fn pay_invoice(&self, req: PayInvoice) -> OperatorResult<PaymentInfo> {
+        self.node().pay_invoice(req).await
+    }
+
+    async fn sync(&self) -> OperatorResult<SyncStatus> {
+        self.node().sync().await
+    }
+
+    async fn orders(&self, query: OrderQuery) -> OperatorResult<Vec<OrderSummary>> {
+        orders::list_orders(&*self.order_service_or_refuse()?, query)
+    }
+
+    async fn order(&self, order_id: String) -> OperatorResult<OrderDetail> {
+        orders::order_detail(&*self.order_service_or_refuse()?, &order_id)
+    }
+
+    async fn cancel_order(&self, req: CancelOrder) -> OperatorResult<OrderDetail> {
+        orders::cancel_order(&*self.order_service_or_refuse()?, req)
+    }
+
+    async fn coupons(&self) -> OperatorResult<Vec<CouponInfo>> {
+        orders::coupons(&*self.order_service_or_refuse()?)
+    }
+
+    async fn create_coupon(&self, req: CreateCoupon) -> OperatorResult<CouponInfo> {
+        orders::create_coupon(&*self.order_service_or_refuse()?, req)
+    }
+
+    async fn delete_coupon(&self, req: DeleteCoupon) -> OperatorResult<Empty> {
+        orders::delete_coupon(&*self.order_service_or_refuse()?, req)
+    }
+}

@@ -1,0 +1,142 @@
+//! The [`ServiceHook`] the node's event handler calls: an HTLC for an order invoice arrived
+//! (hold it, or fail it back), a channel we opened was funded (COMPLETED, then claim) or closed.
+
+use super::*;
+
+impl OrderService {
+    pub(super) fn order_for_channel(&self, user_channel_id: u128) -> Option<Order> {
+        let orders = self.book.orders_needing_attention().ok()?;
+        orders
+            .into_iter()
+            .find(|o| self::user_channel_id(&o.id) == user_channel_id)
+    }
+
+    pub(super) fn payment_for_order(
+        &self,
+        id: &OrderId,
+        payment: &ClaimablePayment,
+    ) -> ClaimDecision {
+        let order = match self.book.order(id) {
+            Ok(Some(order)) => order,
+            Ok(None) => return ClaimDecision::Fail,
+            Err(e) => {
+                tracing::error!(order = %id, error = %e, "cannot read the order of an incoming payment; failing it back");
+                return ClaimDecision::Fail;
+            }
+        };
+        let Some(bolt11) = &order.bolt11 else {
+            return ClaimDecision::Fail;
+        };
+        if bolt11.state == PaymentState::Hold {
+            return ClaimDecision::Hold; // Replayed after a restart: already ours to hold.
+        }
+        let expected_msat = bolt11.order_total_sat.saturating_mul(1_000);
+        if order.state != OrderState::Created
+            || bolt11.state != PaymentState::ExpectPayment
+            || payment.amount_msat != expected_msat
+        {
+            tracing::info!(order = %id, amount_msat = payment.amount_msat, expected_msat, state = %order.state_summary(), "failing back a payment the order does not accept");
+            return ClaimDecision::Fail;
+        }
+        let held = self
+            .book
+            .record_held_htlc(
+                &payment.payment_hash,
+                payment.amount_msat,
+                payment.claim_deadline,
+            )
+            .and_then(|()| {
+                self.book.apply(
+                    id,
+                    &OrderEvent::Bolt11HtlcHeld,
+                    "HTLC for the order total held",
+                )
+            });
+        match held {
+            Ok(_) => {
+                tracing::info!(order = %id, amount_msat = payment.amount_msat, claim_deadline = ?payment.claim_deadline, "payment held; opening the channel");
+                self.wake.notify_one();
+                ClaimDecision::Hold
+            }
+            Err(e) => {
+                tracing::error!(order = %id, error = %e, "could not record the held payment; failing it back");
+                ClaimDecision::Fail
+            }
+        }
+    }
+}
+
+impl ServiceHook for OrderService {
+    fn payment_claimable(&self, payment: &ClaimablePayment) -> ClaimDecision {
+        match self.book.order_for_payment_hash(&payment.payment_hash) {
+            Ok(Some(id)) => self.payment_for_order(&id, payment),
+            Ok(None) => ClaimEverything.payment_claimable(payment),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot look up an incoming payment; failing it back");
+                ClaimDecision::Fail
+            }
+        }
+    }
+
+    fn funding_fee_rate(&self, user_channel_id: u128) -> Option<FeeRate> {
+        let order = self.order_for_channel(user_channel_id)?;
+        Some(
+            self.node
+                .fee_estimator
+                .fee_rate_within_blocks(order.params.funding_confirms_within_blocks),
+        )
+    }
+
+    fn channel_pending(&self, channel: &PendingChannel) -> Result<(), ReplayEvent> {
+        let Some(order) = self.order_for_channel(channel.user_channel_id) else {
+            return Ok(());
+        };
+        let now = self.now();
+        let lease_secs = u64::from(order.params.channel_expiry_blocks) * SECS_PER_BLOCK;
+        let info = ChannelInfo {
+            funded_at: now,
+            funding_outpoint: channel.funding_txo.to_string(),
+            expires_at: now + lease_secs,
+        };
+        // The same lock as `fail_order`: an order is either failed or funded, never both.
+        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        let funded = self.book.apply(
+            &order.id,
+            &OrderEvent::ChannelFunded(info),
+            "funding transaction broadcast",
+        );
+        if funded.is_ok() {
+            opens.remove(&order.id);
+        }
+        drop(opens);
+        let funded = match funded {
+            Ok(funded) => funded,
+            Err(crate::lsps1::store::StoreError::Transition(e)) => {
+                tracing::error!(order = %order.id, channel_id = %channel.channel_id, error = %e, "a channel was funded for an order that cannot complete");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(order = %order.id, error = %e, "could not record the funded channel; will retry");
+                return Err(ReplayEvent());
+            }
+        };
+        let was_held = bolt11_held(&order);
+        if was_held {
+            self.claim_order_htlc(&order);
+        }
+        tracing::info!(order = %order.id, funding_outpoint = %channel.funding_txo, state = %funded.state_summary(), "order completed");
+        Ok(())
+    }
+
+    fn channel_closed(
+        &self,
+        user_channel_id: u128,
+        _counterparty: Option<bitcoin::secp256k1::PublicKey>,
+    ) {
+        let Some(order) = self.order_for_channel(user_channel_id) else {
+            return;
+        };
+        tracing::info!(order = %order.id, "the order's channel open did not complete; will retry while the order allows");
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,200 @@
+//! Opening the channel of a paid order, and failing an order (timeout, refused opens, HTLC
+//! deadline, expiry, cancel): FAILED in the book first, then the HTLC back and the on-chain
+//! refund. Failing and starting an open hold the same lock.
+
+use super::*;
+
+impl OrderService {
+    /// Starts (or waits for) the channel of a paid order.
+    pub(super) fn open_channel(&self, order: &Order, got: &Receipts) -> Result<(), String> {
+        let user_channel_id = user_channel_id(&order.id);
+        let manager = &self.node.channel_manager;
+        let existing = manager
+            .list_channels()
+            .into_iter()
+            .any(|c| c.user_channel_id == user_channel_id);
+        if existing {
+            return Ok(()); // Negotiating or waiting for ChannelPending.
+        }
+        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        // `order` was read before this pass's awaits; a cancel may have failed it since.
+        let current = self.book.order(&order.id).map_err(|e| e.to_string())?;
+        if current.is_none_or(|current| current.state != OrderState::Created) {
+            return Ok(());
+        }
+        let attempts = opens.entry(order.id.clone()).or_insert(0);
+        if *attempts >= MAX_OPEN_ATTEMPTS {
+            drop(opens);
+            return self.fail(
+                order,
+                got,
+                "the client refused the channel or the open failed repeatedly",
+            );
+        }
+        if !self.node.peers.is_connected(&order.client_node_id) {
+            return Ok(()); // It has until the open timeout to connect.
+        }
+        let params = &order.params;
+        let capacity = params.lsp_balance_sat + params.client_balance_sat;
+        let mut config = manager.get_current_config();
+        config.channel_handshake_config.announce_for_forwarding = params.announce_channel;
+        let push_msat = params.client_balance_sat * 1_000;
+        let open = if self.config.options.supports_zero_channel_reserve {
+            ChannelManager::create_channel_to_trusted_peer_0reserve
+        } else {
+            ChannelManager::create_channel
+        };
+        let opened = open(
+            manager,
+            order.client_node_id,
+            capacity,
+            push_msat,
+            user_channel_id,
+            None,
+            Some(config),
+        );
+        *attempts += 1;
+        match opened {
+            Ok(channel_id) => {
+                tracing::info!(order = %order.id, %channel_id, capacity, push_msat, attempt = *attempts, "opening the order's channel");
+            }
+            Err(e) => {
+                tracing::warn!(order = %order.id, error = ?e, attempt = *attempts, "could not start the order's channel");
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails `order`: persisted first, then the held HTLC is failed back; on-chain funds are
+    /// refunded by the next pass.
+    pub(crate) fn fail(&self, order: &Order, got: &Receipts, reason: &str) -> Result<(), String> {
+        match self.fail_order(&order.id, got, reason, UnderwayOpen::Abort)? {
+            FailOutcome::Ended(state) => {
+                tracing::debug!(order = %order.id, state = state.as_str(), reason, "not failing an order that has ended meanwhile");
+            }
+            FailOutcome::ChannelFunded => {
+                tracing::info!(order = %order.id, reason, "not failing an order whose channel is funded: it completes");
+            }
+            FailOutcome::Failed | FailOutcome::OpenUnderway => {}
+        }
+        Ok(())
+    }
+
+    /// Fails order `id` as it is in the book now (a caller's copy may be a pass old), unless
+    /// it has ended meanwhile or `underway` keeps an open already started; then nothing
+    /// changes.
+    pub(super) fn fail_order(
+        &self,
+        id: &OrderId,
+        got: &Receipts,
+        reason: &str,
+        underway: UnderwayOpen,
+    ) -> Result<FailOutcome, String> {
+        // Held until FAILED is persisted: no open starts and no funding is recorded meanwhile.
+        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        let order = self
+            .book
+            .order(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("order {id} does not exist"))?;
+        if order.state != OrderState::Created {
+            return Ok(FailOutcome::Ended(order.state));
+        }
+        let user_channel_id = user_channel_id(id);
+        let order_channels: Vec<_> = self
+            .node
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .filter(|channel| channel.user_channel_id == user_channel_id)
+            .collect();
+        if underway == UnderwayOpen::Keep && !order_channels.is_empty() {
+            return Ok(FailOutcome::OpenUnderway);
+        }
+        // Once `funding_signed` has arrived the channel has a monitor and its funding is (or is
+        // about to be) broadcast: its `ChannelPending`, not handled yet, completes the order.
+        let monitors = self.node.chain_monitor.list_monitors();
+        if order_channels
+            .iter()
+            .any(|channel| monitors.contains(&channel.channel_id))
+        {
+            return Ok(FailOutcome::ChannelFunded);
+        }
+        // An open under way must not be funded once the order has failed, or a client could
+        // hold back `funding_signed` until the order fails (refunding it) and then let the
+        // funding through. Before `funding_signed` the channel is unfunded: closing it only
+        // discards it, and its inputs are released on `DiscardFunding`.
+        for channel in order_channels {
+            tracing::info!(order = %id, channel_id = %channel.channel_id, "aborting the failed order's channel open");
+            let _ = self
+                .node
+                .channel_manager
+                .force_close_broadcasting_latest_txn(
+                    &channel.channel_id,
+                    &channel.counterparty.node_id,
+                    "the order failed".to_string(),
+                );
+        }
+        let onchain_refund_pending = order.onchain.is_some() && got.total_sat() > 0;
+        let failed = self
+            .book
+            .apply(
+                id,
+                &OrderEvent::Failed {
+                    onchain_refund_pending,
+                },
+                reason,
+            )
+            .map_err(|e| e.to_string())?;
+        opens.remove(id);
+        drop(opens);
+        if bolt11_held(&order) {
+            if let Some(hash) = order.bolt11.as_ref().and_then(|b| invoice_hash(&b.invoice)) {
+                self.node.channel_manager.fail_htlc_backwards(&hash);
+            }
+        }
+        tracing::info!(order = %id, reason, state = %failed.state_summary(), "order failed");
+        if onchain_refund_pending {
+            self.wake.notify_one();
+        }
+        Ok(FailOutcome::Failed)
+    }
+
+    /// Cancels an order that has not opened its channel: FAILED, and whatever was paid goes
+    /// back (the held HTLC at once, on-chain funds by the next pass). The operator may cancel
+    /// until the channel is funded; the client only until its open has started.
+    pub fn cancel_order(
+        &self,
+        id: &OrderId,
+        reason: &str,
+        by: Canceller,
+    ) -> Result<Order, CancelRefused> {
+        let store = |e: crate::lsps1::store::StoreError| CancelRefused::Store(e.to_string());
+        let read = || {
+            self.book
+                .order(id)
+                .map_err(store)?
+                .ok_or(CancelRefused::Unknown)
+        };
+        let order = read()?;
+        if order.state != OrderState::Created {
+            return Err(CancelRefused::TooLate(order.state));
+        }
+        let got = self
+            .receipts(std::iter::once(&order))
+            .remove(id)
+            .unwrap_or_default();
+        let underway = match by {
+            Canceller::Operator => UnderwayOpen::Abort,
+            Canceller::Client => UnderwayOpen::Keep,
+        };
+        match self.fail_order(id, &got, reason, underway) {
+            Ok(FailOutcome::Failed) => read(),
+            Ok(FailOutcome::OpenUnderway | FailOutcome::ChannelFunded) => {
+                Err(CancelRefused::OpenUnderway)
+            }
+            Ok(FailOutcome::Ended(state)) => Err(CancelRefused::TooLate(state)),
+            Err(error) => Err(CancelRefused::Store(error)),
+        }
+    }
+}

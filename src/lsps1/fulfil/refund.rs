@@ -1,0 +1,142 @@
+//! Refunds: what an order's address received beyond what the order consumed goes back to its
+//! refund address, recorded before broadcast; a refund stuck unconfirmed is replaced (RBF) by
+//! one paying a higher fee.
+
+use super::*;
+
+impl OrderService {
+    /// Sends back what `order`'s address received beyond what the order consumed, once
+    /// confirmed; marks a failed order's on-chain option REFUNDED when nothing is left owed.
+    pub(super) fn refund_owed(&self, order: &Order, got: &Receipts) -> Result<(), String> {
+        let Some(onchain) = &order.onchain else {
+            return Ok(());
+        };
+        let consumed = match (order.state, onchain.state) {
+            (OrderState::Completed, PaymentState::Paid) => onchain.order_total_sat,
+            (OrderState::Created, _) => return Ok(()),
+            _ => 0,
+        };
+        let refunds = self.book.refunds(&order.id).map_err(|e| e.to_string())?;
+        let refunded: u64 = refunds
+            .iter()
+            .filter(|r| r.replaced_by.is_none())
+            .map(|r| r.amount_sat + r.fee_sat)
+            .sum();
+        let owed = got
+            .confirmed_sat()
+            .saturating_sub(consumed)
+            .saturating_sub(refunded);
+        let fee_rate = self
+            .node
+            .fee_estimator
+            .fee_rate_within_blocks(REFUND_CONFIRM_BLOCKS);
+        let fee_sat = fee_for_weight(refund_tx_weight(), fee_rate.to_sat_per_kwu())
+            .map_err(|e| e.to_string())?;
+        if owed >= fee_sat + MIN_REFUND_SAT {
+            self.send_refund(
+                order,
+                &onchain.refund_onchain_address,
+                owed - fee_sat,
+                fee_sat,
+                fee_rate,
+            )?;
+        } else if owed > 0 {
+            tracing::debug!(order = %order.id, owed, "owed amount is too small to refund");
+        }
+        let awaiting_refund =
+            order.state == OrderState::Failed && onchain.state != PaymentState::Refunded;
+        if awaiting_refund && !got.has_unconfirmed() {
+            self.book
+                .apply(
+                    &order.id,
+                    &OrderEvent::OnchainRefunded,
+                    "on-chain funds returned to the refund address",
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Replaces every refund of `order` that is still unconfirmed `refund_bump_after_secs`
+    /// after it was sent by one paying a higher fee. The client receives the same amount; the
+    /// extra fee is the LSP's.
+    pub(super) async fn bump_stuck_refunds(&self, order: &Order, now: u64) -> Result<(), String> {
+        let refunds = self.book.refunds(&order.id).map_err(|e| e.to_string())?;
+        let due = refunds.into_iter().filter(|r| {
+            r.replaced_by.is_none()
+                && now
+                    >= r.created_at
+                        .saturating_add(self.config.refund_bump_after_secs)
+                && !self.node.wallet.is_confirmed(&r.txid)
+        });
+        for stuck in due {
+            // The wallet may not have synced the block that confirmed it yet.
+            if self.confirmed_on_chain(&stuck.txid).await != Some(false) {
+                continue;
+            }
+            let fee_rate = self
+                .node
+                .fee_estimator
+                .fee_rate_within_blocks(REFUND_CONFIRM_BLOCKS);
+            let tx = self
+                .node
+                .wallet
+                .sign_fee_bump(&stuck.txid, fee_rate)
+                .map_err(|e| e.to_string())?;
+            let replacement = Refund {
+                txid: tx.compute_txid(),
+                tx,
+                created_at: now,
+                replaced_by: None,
+                ..stuck.clone()
+            };
+            if let Err(e) = self
+                .book
+                .record_refund_replacement(&stuck.txid, &replacement)
+            {
+                let _ = self.node.wallet.abandon_transaction(&replacement.tx);
+                return Err(format!("could not record the fee bump: {e}"));
+            }
+            self.node.wallet.broadcast(&replacement.tx);
+            tracing::info!(order = %order.id, original = %stuck.txid, replacement = %replacement.txid, "refund fee bumped");
+        }
+        Ok(())
+    }
+
+    pub(super) fn send_refund(
+        &self,
+        order: &Order,
+        refund_address: &str,
+        amount_sat: u64,
+        fee_sat: u64,
+        fee_rate: FeeRate,
+    ) -> Result<(), String> {
+        let address = Address::from_str(refund_address)
+            .map_err(|e| e.to_string())?
+            .require_network(self.node.network)
+            .map_err(|e| e.to_string())?;
+        let tx = self
+            .node
+            .wallet
+            .sign_payment(&address, SendAmount::Exact(amount_sat), fee_rate)
+            .map_err(|e| format!("cannot sign the refund yet: {e}"))?;
+        let refund = Refund {
+            txid: tx.compute_txid(),
+            order_id: order.id.clone(),
+            address: refund_address.to_string(),
+            amount_sat,
+            fee_sat,
+            tx,
+            created_at: self.now(),
+            replaced_by: None,
+        };
+        if let Err(e) = self.book.record_refund(&refund) {
+            // Never broadcast an unrecorded refund: give its inputs back and retry later.
+            let _ = self.node.wallet.abandon_transaction(&refund.tx);
+            return Err(format!("could not record the refund: {e}"));
+        }
+        self.node.wallet.broadcast(&refund.tx);
+        tracing::info!(order = %order.id, txid = %refund.txid, amount_sat, fee_sat, address = refund_address, "refund sent");
+        Ok(())
+    }
+}
