@@ -14,6 +14,7 @@
 //! - [`devchain`]: a regtest chain speaking the Esplora HTTP API, for tests and sandboxes;
 //!   started only by [`app`] (`chain.source = "dev"`) and the binary.
 //! - [`cli`]: the operator command line, a client of the operator API.
+//! - [`fault_points`]: named crash points, live only in test builds.
 //!
 //! Layers, lowest first: `config` < `api` < `node` < `lsps1` < `http` < `app`; a room imports
 //! only rooms below it. Embedders use [`Builder`] to run the same program inside their own
@@ -24,6 +25,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod devchain;
+pub mod fault_points;
 pub mod http;
 pub mod lsps1;
 pub mod node;

@@ -312,6 +312,8 @@ pub enum TransitionError {
     NotPaid { order: OrderId },
     #[error("order {order} received on-chain funds that must be refunded before it can fail")]
     UnrefundedOnchainFunds { order: OrderId },
+    #[error("order {order} is already paid by {by}; a second payment is returned, never taken")]
+    AlreadyPaid { order: OrderId, by: &'static str },
 }
 
 impl Order {
@@ -349,10 +351,12 @@ impl Order {
         match event {
             OrderEvent::Bolt11HtlcHeld => {
                 next.require_order_state(OrderState::Created)?;
+                next.require_unpaid_by(PaymentKind::Onchain)?;
                 next.move_payment(PaymentKind::Bolt11, PaymentState::Hold)?;
             }
             OrderEvent::OnchainPaymentConfirmed => {
                 next.require_order_state(OrderState::Created)?;
+                next.require_unpaid_by(PaymentKind::Bolt11)?;
                 next.move_payment(PaymentKind::Onchain, PaymentState::Paid)?;
             }
             OrderEvent::ChannelFunded(channel) => {
@@ -399,6 +403,31 @@ impl Order {
         }
         next.updated_at = now;
         Ok(next)
+    }
+
+    /// An order is paid once: refuses taking a payment when `other` has already been taken.
+    fn require_unpaid_by(&self, other: PaymentKind) -> Result<(), TransitionError> {
+        let (taken, by) = match other {
+            PaymentKind::Bolt11 => (
+                self.bolt11
+                    .as_ref()
+                    .is_some_and(|b| matches!(b.state, PaymentState::Hold | PaymentState::Paid)),
+                "bolt11",
+            ),
+            PaymentKind::Onchain => (
+                self.onchain
+                    .as_ref()
+                    .is_some_and(|o| o.state == PaymentState::Paid),
+                "onchain",
+            ),
+        };
+        match taken {
+            true => Err(TransitionError::AlreadyPaid {
+                order: self.id.clone(),
+                by,
+            }),
+            false => Ok(()),
+        }
     }
 
     fn require_order_state(&self, required: OrderState) -> Result<(), TransitionError> {

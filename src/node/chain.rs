@@ -158,10 +158,13 @@ impl ChainSync {
         if let Err(e) = self.fee_estimator.refresh().await {
             tracing::warn!(error = %e, "fee estimates not refreshed; using the previous ones");
         }
-        self.wallet
+        // The wallet and LDK sync apart: a failing wallet sync must not keep the channel
+        // manager and chain monitor from seeing blocks (HTLC timeouts, justice transactions).
+        let wallet = self
+            .wallet
             .sync()
             .await
-            .map_err(|e| ChainError::Wallet(e.to_string()))?;
+            .map_err(|e| ChainError::Wallet(e.to_string()));
         let confirmables: Vec<&(dyn Confirm + Sync + Send)> = vec![
             &*self.channel_manager as &(dyn Confirm + Sync + Send),
             &*self.chain_monitor as &(dyn Confirm + Sync + Send),
@@ -183,6 +186,8 @@ impl ChainSync {
                 "could not (re)broadcast the sweep of spendable outputs; retrying later"
             );
         }
+        // Balances and payments are only as fresh as the wallet: without it the sync failed.
+        wallet?;
         let best = self.channel_manager.current_best_block();
         let snapshot = SyncSnapshot {
             synced_at: unix_now(),

@@ -2,6 +2,7 @@
 //! real HTTP, and deadline-bounded polling of real conditions.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod openapi_conformance;
 pub mod process;
 pub mod python;

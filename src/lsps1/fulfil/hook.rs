@@ -31,8 +31,13 @@ impl OrderService {
             return ClaimDecision::Hold; // Replayed after a restart: already ours to hold.
         }
         let expected_msat = bolt11.order_total_sat.saturating_mul(1_000);
+        let paid_onchain = order
+            .onchain
+            .as_ref()
+            .is_some_and(|o| o.state != PaymentState::ExpectPayment);
         if order.state != OrderState::Created
             || bolt11.state != PaymentState::ExpectPayment
+            || paid_onchain
             || payment.amount_msat != expected_msat
         {
             tracing::info!(order = %id, amount_msat = payment.amount_msat, expected_msat, state = %order.state_summary(), "failing back a payment the order does not accept");

@@ -171,6 +171,7 @@ impl OrderService {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         self.rebroadcast_refunds();
         self.reclaim_paid_htlcs();
+        self.fail_back_refunded_htlcs();
         loop {
             self.tick().await;
             tokio::select! {
@@ -215,6 +216,32 @@ impl OrderService {
                 .is_some_and(|b| b.state == PaymentState::Paid);
             if paid {
                 self.claim_order_htlc(&order);
+            }
+        }
+    }
+
+    /// Fails back again the HTLC of every recently failed bolt11 order that held one. The order
+    /// is marked FAILED (bolt11 REFUNDED) before its HTLC is failed back; after a crash between
+    /// the two, the HTLC would stay held until its deadline. LDK ignores a hash it no longer
+    /// holds.
+    pub(super) fn fail_back_refunded_htlcs(&self) {
+        let Ok(orders) = self.book.orders(&OrderFilter {
+            state: Some(OrderState::Failed),
+            created_from: Some(self.now().saturating_sub(REFUND_WATCH_SECS)),
+            ..OrderFilter::default()
+        }) else {
+            return;
+        };
+        for order in orders {
+            let refunded = order
+                .bolt11
+                .as_ref()
+                .is_some_and(|b| b.state == PaymentState::Refunded);
+            if !refunded || !matches!(self.book.held_htlc(&order.id), Ok(Some(_))) {
+                continue;
+            }
+            if let Some(hash) = order.bolt11.as_ref().and_then(|b| invoice_hash(&b.invoice)) {
+                self.node.channel_manager.fail_htlc_backwards(&hash);
             }
         }
     }

@@ -148,6 +148,7 @@ impl OrderService {
             .map_err(|e| e.to_string())?;
         opens.remove(id);
         drop(opens);
+        crate::fault_points::crash_point("order_failed.before_htlc_failed_back");
         if bolt11_held(&order) {
             if let Some(hash) = order.bolt11.as_ref().and_then(|b| invoice_hash(&b.invoice)) {
                 self.node.channel_manager.fail_htlc_backwards(&hash);

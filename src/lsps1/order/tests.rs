@@ -316,6 +316,31 @@ fn every_event_is_checked_against_every_reachable_state() {
 }
 
 #[test]
+fn an_order_is_paid_once_whichever_way_the_second_payment_comes() {
+    let order = sample_order(true, true);
+    let paid_onchain = order
+        .apply(&OrderEvent::OnchainPaymentConfirmed, 0)
+        .unwrap();
+    assert_eq!(
+        paid_onchain.apply(&OrderEvent::Bolt11HtlcHeld, 0),
+        Err(TransitionError::AlreadyPaid {
+            order: order.id.clone(),
+            by: "onchain"
+        }),
+        "an HTLC after the on-chain payment is failed back, not held and claimed"
+    );
+    let held = order.apply(&OrderEvent::Bolt11HtlcHeld, 0).unwrap();
+    assert_eq!(
+        held.apply(&OrderEvent::OnchainPaymentConfirmed, 0),
+        Err(TransitionError::AlreadyPaid {
+            order: order.id.clone(),
+            by: "bolt11"
+        }),
+        "an on-chain payment after the held HTLC is refunded, not taken"
+    );
+}
+
+#[test]
 fn specific_illegal_moves_are_refused() {
     let order = sample_order(true, false);
     assert!(matches!(
