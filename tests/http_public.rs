@@ -1212,3 +1212,44 @@ fn the_conformance_check_refuses_answers_the_document_does_not_describe() {
     )
     .is_err());
 }
+
+/// A refund address of the LSP's own wallet would send a refund back to the LSP: refused, and
+/// nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_address_of_the_lsps_own_wallet_is_refused() {
+    let public = Public::start(|_| {}).await;
+    let own = Operator::for_node(&public.node).address().await;
+    let (_, client) = client_key(11);
+    let body = |refund: &str| {
+        json!({
+            "public_key": client.to_string(),
+            "lsp_balance_sat": "500000",
+            "client_balance_sat": "0",
+            "required_channel_confirmations": 1,
+            "funding_confirms_within_blocks": 6,
+            "channel_expiry_blocks": 4320,
+            "announce_channel": false,
+            "refund_onchain_address": refund,
+        })
+    };
+    let before = public.store_snapshot();
+    let (status, refused) = public.post("/api/v1/create_order", &body(&own)).await;
+    assert_error(status, &refused, 400, -32602, "own refund address");
+    assert_eq!(refused["data"]["property"], "refund_onchain_address");
+    assert!(
+        refused["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("own wallet"),
+        "{refused}"
+    );
+    assert_eq!(public.store_snapshot(), before);
+
+    let foreign = regtest_address(12).to_string();
+    let (status, order) = public.post("/api/v1/create_order", &body(&foreign)).await;
+    assert_eq!(status, StatusCode::OK, "{order}");
+    assert_eq!(
+        order["payment"]["onchain"]["refund_onchain_address"],
+        foreign
+    );
+}

@@ -225,6 +225,12 @@ impl OrderService {
         }
         let params = &request.params;
         let refund_address = request.refund_address.as_ref();
+        if refund_address.is_some_and(|a| self.node.wallet.is_mine(&a.script_pubkey())) {
+            return Err(RpcError::invalid_property(
+                "refund_onchain_address",
+                "is an address of this LSP's own wallet: a refund there would never reach you; give an address you control",
+            ));
+        }
         let coupon = self.coupon_for(params.token.as_deref())?;
         let bolt11_price = self.price(params, PaymentMethod::Lightning, coupon.as_ref())?;
         let onchain_price = match refund_address {

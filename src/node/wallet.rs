@@ -319,6 +319,11 @@ impl Wallet {
     }
 
     /// Current balances, as of the last sync plus transactions signed since.
+    /// Whether `script` pays this wallet (any address it derived or could derive so far).
+    pub fn is_mine(&self, script: &bitcoin::Script) -> bool {
+        self.lock().wallet.is_mine(script.to_owned())
+    }
+
     pub fn balances(&self) -> WalletBalances {
         let balance = self.lock().wallet.balance();
         WalletBalances {
