@@ -202,21 +202,8 @@ impl OrderService {
     /// PAID before its HTLC is claimed; after a crash between the two, the HTLC would still be
     /// held. Claiming an already claimed payment does nothing.
     pub(super) fn reclaim_paid_htlcs(&self) {
-        let Ok(orders) = self.book.orders(&OrderFilter {
-            state: Some(OrderState::Completed),
-            created_from: Some(self.now().saturating_sub(REFUND_WATCH_SECS)),
-            ..OrderFilter::default()
-        }) else {
-            return;
-        };
-        for order in orders {
-            let paid = order
-                .bolt11
-                .as_ref()
-                .is_some_and(|b| b.state == PaymentState::Paid);
-            if paid {
-                self.claim_order_htlc(&order);
-            }
+        for order in self.recent_with_bolt11(OrderState::Completed, PaymentState::Paid) {
+            self.claim_order_htlc(&order);
         }
     }
 
@@ -225,23 +212,31 @@ impl OrderService {
     /// the two, the HTLC would stay held until its deadline. LDK ignores a hash it no longer
     /// holds.
     pub(super) fn fail_back_refunded_htlcs(&self) {
-        let Ok(orders) = self.book.orders(&OrderFilter {
-            state: Some(OrderState::Failed),
-            created_from: Some(self.now().saturating_sub(REFUND_WATCH_SECS)),
-            ..OrderFilter::default()
-        }) else {
-            return;
-        };
-        for order in orders {
-            let refunded = order
-                .bolt11
-                .as_ref()
-                .is_some_and(|b| b.state == PaymentState::Refunded);
-            if !refunded || !matches!(self.book.held_htlc(&order.id), Ok(Some(_))) {
+        for order in self.recent_with_bolt11(OrderState::Failed, PaymentState::Refunded) {
+            if !matches!(self.book.held_htlc(&order.id), Ok(Some(_))) {
                 continue;
             }
             if let Some(hash) = order.bolt11.as_ref().and_then(|b| invoice_hash(&b.invoice)) {
                 self.node.channel_manager.fail_htlc_backwards(&hash);
+            }
+        }
+    }
+
+    /// Orders of the last [`REFUND_WATCH_SECS`] in `state` whose bolt11 payment is `bolt11`.
+    fn recent_with_bolt11(&self, state: OrderState, bolt11: PaymentState) -> Vec<Order> {
+        let orders = self.book.orders(&OrderFilter {
+            state: Some(state),
+            created_from: Some(self.now().saturating_sub(REFUND_WATCH_SECS)),
+            ..OrderFilter::default()
+        });
+        match orders {
+            Ok(orders) => orders
+                .into_iter()
+                .filter(|o| o.bolt11.as_ref().is_some_and(|b| b.state == bolt11))
+                .collect(),
+            Err(error) => {
+                tracing::error!(%error, "cannot read recent orders at start");
+                Vec::new()
             }
         }
     }
