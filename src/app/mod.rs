@@ -65,11 +65,10 @@ impl AppError {
 
 /// A bound listener and the address it is bound to (port 0 resolved).
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), AppError> {
-    TcpListener::bind(addr)
-        .await
-        .and_then(|listener| Ok((listener.local_addr()?, listener)))
-        .map(|(bound, listener)| (listener, bound))
-        .map_err(|source| AppError::Listen { what, addr, source })
+    let listen = |source| AppError::Listen { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
+    Ok((listener, bound))
 }
 
 /// Starts the whole program from a [`Config`]. With `[lsps1] enabled` (the default) the node
@@ -112,12 +111,28 @@ impl Builder {
                 Some(devchain)
             }
         };
-        let started = start_services(config, p2p_listener, admin_listener, http_listener).await;
+        let started = start_services(
+            config,
+            devchain.clone(),
+            p2p_listener,
+            admin_listener,
+            http_listener,
+        )
+        .await;
         match started {
-            Ok(parts) => Ok(App {
-                inner: Arc::new(AppInner { devchain, ..parts }),
+            Ok((inner, listeners)) => {
+                // The operator API serves the finished App, so it starts last.
+                let app = App {
+                    inner: Arc::new(inner),
+                };
+                let tasks = serve::spawn(&app, listeners);
+                app.inner
+                    .tasks
+                    .lock()
+                    .expect("task list poisoned")
+                    .extend(tasks);
+                Ok(app)
             }
-            .serve_http()),
             Err(e) => {
                 if let Some(devchain) = devchain {
                     devchain.shutdown().await;
@@ -128,13 +143,15 @@ impl Builder {
     }
 }
 
-/// Everything after the devchain: the node, the order service and the HTTP listeners.
+/// Everything after the devchain: the node and the order service, running; the HTTP listeners
+/// bound, to be served once the App exists.
 async fn start_services(
     config: Config,
+    devchain: Option<Devchain>,
     p2p_listener: TcpListener,
     (admin_listener, admin_addr): (TcpListener, SocketAddr),
     http_listener: Option<(TcpListener, SocketAddr)>,
-) -> Result<AppInner, AppError> {
+) -> Result<(AppInner, serve::Listeners), AppError> {
     let built = node::Builder::new(config.clone())
         .with_p2p_listener(p2p_listener)
         .build()
@@ -176,21 +193,22 @@ async fn start_services(
         tasks.push(tokio::spawn(Arc::clone(service).run(shutdown_rx.clone())));
     }
     let http_addr = http_listener.as_ref().map(|(_, bound)| *bound);
-    Ok(AppInner {
+    let inner = AppInner {
         node,
         order_service,
-        devchain: None,
+        devchain,
         admin_addr,
         http_addr,
         admin_api_key,
         shutdown,
         tasks: Mutex::new(tasks),
-        listeners: Mutex::new(Some(serve::Listeners {
-            admin: admin_listener,
-            public: http_listener.map(|(listener, _)| listener),
-            shutdown: shutdown_rx,
-        })),
-    })
+    };
+    let listeners = serve::Listeners {
+        admin: admin_listener,
+        public: http_listener.map(|(listener, _)| listener),
+        shutdown: shutdown_rx,
+    };
+    Ok((inner, listeners))
 }
 
 /// The running program. Cheap to clone; every clone is the same program.
@@ -210,30 +228,9 @@ struct AppInner {
     /// Set to `true` once to stop the order service and the HTTP listeners.
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// The bound HTTP listeners until [`serve::spawn`] takes them.
-    listeners: Mutex<Option<serve::Listeners>>,
 }
 
 impl App {
-    /// Starts the HTTP listeners: the operator API needs the finished `App` it serves.
-    fn serve_http(self) -> App {
-        let listeners = self
-            .inner
-            .listeners
-            .lock()
-            .expect("listeners poisoned")
-            .take();
-        if let Some(listeners) = listeners {
-            let tasks = serve::spawn(&self, listeners);
-            self.inner
-                .tasks
-                .lock()
-                .expect("task list poisoned")
-                .extend(tasks);
-        }
-        self
-    }
-
     /// The Lightning node.
     pub fn node(&self) -> &Node {
         &self.inner.node
