@@ -409,3 +409,51 @@ fn an_existing_bad_key_file_is_an_error_and_is_left_alone() {
     );
     assert!(path.is_dir());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_prometheus_text_behind_the_key_given_either_way() {
+    let served = serve(FakeApi::new(), KEY);
+    let url = format!("{}/metrics", served.url());
+    let client = reqwest::Client::new();
+
+    let (status, answer) = call(&served.url(), "GET", "/metrics", None, None).await;
+    assert_eq!(status, 401);
+    assert!(error_sentence(&answer).contains("missing"), "{answer}");
+    let wrong = client
+        .get(&url)
+        .bearer_auth("not-the-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(served.api.calls().is_empty(), "{:?}", served.api.calls());
+
+    for request in [
+        client.get(&url).header(API_KEY_HEADER, KEY),
+        client.get(&url).bearer_auth(KEY),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            content_type.starts_with("text/plain; version=0.0.4"),
+            "{content_type}"
+        );
+        let text = response.text().await.unwrap();
+        for line in [
+            "lsp_block_height 144",
+            "lsp_broadcasts_open{state=\"sending\"} 1",
+            "lsp_orders{state=\"CREATED\"} 3",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
+        }
+    }
+    let names: Vec<&str> = served.api.calls().iter().map(|c| c.method).collect();
+    assert_eq!(names, ["metrics", "metrics"]);
+}

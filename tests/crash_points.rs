@@ -43,22 +43,7 @@ async fn e2e_held_htlc_of_a_failed_order_is_failed_back_after_a_crash() {
         ldk_dir.path(),
         |_| {},
     ));
-    let opened: OpenedChannel = operator
-        .post(
-            "/v1/channels",
-            &OpenChannel {
-                node_id: client.node_id().to_string(),
-                address: Some(client.listening_addresses().unwrap()[0].to_string()),
-                capacity_sat: 400_000,
-                push_msat: PUSH_MSAT,
-                announce: false,
-            },
-        )
-        .await
-        .expect("the LSP opens a channel to the client");
-    wait_for_mempool(&devchain, "the channel funding").await;
-    devchain.mine(6);
-    wait_channel_usable(&operator, &client, &opened.channel_id.unwrap()).await;
+    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
 
     let order: Value = reqwest::Client::new()
         .post(format!("{}/api/v1/create_order", lsp.public_api_url()))

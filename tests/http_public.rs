@@ -528,7 +528,21 @@ async fn signed_cancel_before_and_after_payment_refunds_on_chain() {
     .await;
     let order = service.order_book().order(&order_id).unwrap().unwrap();
     assert_eq!(order.state, OrderState::Failed);
-    assert_eq!(order.onchain.unwrap().state, PaymentState::Refunded);
+    assert_ne!(
+        order.onchain.unwrap().state,
+        PaymentState::Refunded,
+        "a refund in the mempool is not yet a refund"
+    );
+    public.devchain.mine(1);
+    wait_for(
+        "the refund to confirm and the order to say so",
+        DEADLINE,
+        || async {
+            let order = service.order_book().order(&order_id).unwrap().unwrap();
+            (order.onchain.unwrap().state == PaymentState::Refunded).then_some(())
+        },
+    )
+    .await;
     public.node.stop().await.unwrap();
 }
 

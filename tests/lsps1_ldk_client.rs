@@ -545,22 +545,27 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
     );
 
     let refunded = lsp
-        .wait_order(
-            &short.order_id.0,
-            "the underpaid order to be refunded",
-            |o| o.onchain.as_ref().unwrap().state == PaymentState::Refunded,
-        )
+        .wait_order(&short.order_id.0, "the underpaid order to fail", |o| {
+            o.state == OrderState::Failed
+        })
         .await;
-    assert_eq!(refunded.state, OrderState::Failed);
     let service = lsp.node.order_service().unwrap();
-    let refunds = service.order_book().refunds(&refunded.id).unwrap();
+    let refunds = wait_for("the underpaid order's refund", DEADLINE, || async {
+        let refunds = service.order_book().refunds(&refunded.id).unwrap();
+        (!refunds.is_empty()).then_some(refunds)
+    })
+    .await;
     assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_ne!(
+        lsp.order(&short.order_id.0).onchain.unwrap().state,
+        PaymentState::Refunded,
+        "an unconfirmed refund is not yet a refund"
+    );
     assert_eq!(refunds[0].amount_sat + refunds[0].fee_sat, paid);
     assert_eq!(refunds[0].address, refund_address.to_string());
-    assert_eq!(
-        service.order_book().reserved_sat().unwrap(),
-        0,
-        "reservations released"
+    assert!(
+        service.order_book().reserved_sat().unwrap() > 0,
+        "the sats owed back stay reserved until the refund confirms"
     );
 
     // Left unconfirmed, the refund is replaced by one paying more, same amount to the client.
@@ -582,7 +587,7 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
     );
     let refunds = [replacement];
 
-    // The refund confirms and reaches the client's wallet.
+    // The refund confirms and reaches the client's wallet; only then is the order REFUNDED.
     mine_once_broadcast(&devchain, refunds[0].txid).await;
     wait_for("the refund in the client's wallet", DEADLINE, || async {
         sync_client(&client).await;
@@ -590,6 +595,17 @@ async fn e2e_unpaid_order_expires_and_underpayment_is_refunded() {
         (now >= after_paying + refunds[0].amount_sat).then_some(())
     })
     .await;
+    lsp.wait_order(
+        &short.order_id.0,
+        "the underpaid order to be REFUNDED",
+        |o| o.onchain.as_ref().unwrap().state == PaymentState::Refunded,
+    )
+    .await;
+    assert_eq!(
+        service.order_book().reserved_sat().unwrap(),
+        0,
+        "reservations released"
+    );
     client.stop().unwrap();
 }
 
@@ -958,17 +974,19 @@ async fn e2e_operator_cancels_orders_and_a_client_that_never_returns_is_refunded
     client.stop().unwrap();
     devchain.mine(1);
 
-    let refunded = lsp
-        .wait_order(&id, "the refund after the open timed out", |o| {
-            o.onchain.as_ref().unwrap().state == PaymentState::Refunded
-        })
-        .await;
-    assert_eq!(refunded.state, OrderState::Failed);
-    let detail: OrderDetail = lsp
-        .operator
-        .get(&format!("/v1/orders/{id}"))
-        .await
-        .expect("order shown");
+    lsp.wait_order(&id, "the order to fail after the open timed out", |o| {
+        o.state == OrderState::Failed
+    })
+    .await;
+    let detail = wait_for("the refund", DEADLINE, || async {
+        let detail: OrderDetail = lsp
+            .operator
+            .get(&format!("/v1/orders/{id}"))
+            .await
+            .expect("order shown");
+        (!detail.refunds.is_empty()).then_some(detail)
+    })
+    .await;
     assert_eq!(detail.refunds.len(), 1, "{:?}", detail.refunds);
     let refund = &detail.refunds[0];
     assert_eq!(refund.address, refund_address.to_string());
@@ -976,6 +994,12 @@ async fn e2e_operator_cancels_orders_and_a_client_that_never_returns_is_refunded
     let refund_txid: bitcoin::Txid = refund.txid.parse().unwrap();
     mine_once_broadcast(&devchain, refund_txid).await;
     assert_eq!(devchain.confirmations(&refund_txid), Some(1));
+    lsp.wait_order(
+        &id,
+        "the order to be REFUNDED once its refund confirmed",
+        |o| o.onchain.as_ref().unwrap().state == PaymentState::Refunded,
+    )
+    .await;
 
     let failed: Vec<OrderSummary> = lsp
         .operator

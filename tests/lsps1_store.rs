@@ -93,6 +93,35 @@ fn new_order(
     }
 }
 
+#[test]
+fn a_failed_order_owing_a_refund_keeps_its_reservation_until_the_refund_confirms() {
+    let mut f = fixture();
+    let order = new_order(&mut f.rng, key(1), T0, None);
+    f.book
+        .create_order(&order, &reservation(&order, 2_500_000))
+        .unwrap();
+    f.book
+        .apply(
+            &order.id,
+            &OrderEvent::Failed {
+                onchain_refund_pending: true,
+            },
+            "expired underpaid",
+        )
+        .unwrap();
+    assert_eq!(
+        f.book.reserved_sat().unwrap(),
+        1_102_205,
+        "the sats to send back are not sold again"
+    );
+    f.book
+        .apply(&order.id, &OrderEvent::OnchainRefunded, "refund confirmed")
+        .unwrap();
+    assert_eq!(f.book.reserved_sat().unwrap(), 0);
+    let released = f.book.reservation(&order.id).unwrap().unwrap();
+    assert_eq!(released.release_reason.as_deref(), Some("onchain_refunded"));
+}
+
 fn reservation(order: &Order, spendable_sat: u64) -> Admission {
     let amount_sat = reservation_for(
         order.params.lsp_balance_sat,
@@ -353,7 +382,7 @@ fn listing_filters_and_attention_set() {
         vec![a1.id.clone(), a2.id.clone()]
     );
     f.book
-        .apply(&a1.id, &OrderEvent::OnchainRefunded, "refund broadcast")
+        .apply(&a1.id, &OrderEvent::OnchainRefunded, "refund confirmed")
         .unwrap();
     assert_eq!(
         ids(f.book.orders_needing_attention().unwrap()),
@@ -710,6 +739,8 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     // A version 2 database (before the HOLD spelling counts) is upgraded in place.
     conn.execute_batch(
         "DROP TABLE lsps1_hold_answers;
+         DROP INDEX lsps1_bolt11_unclaimed;
+         ALTER TABLE lsps1_bolt11_payments DROP COLUMN claimed_at;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (2);",
     )
     .unwrap();
@@ -722,6 +753,8 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
         )
         .unwrap();
     assert_eq!(hold_table, 1);
+    conn.prepare("SELECT claimed_at FROM lsps1_bolt11_payments")
+        .expect("the claim column is added back");
 
     // A version 1 database (before the ledger tables) is upgraded in place.
     conn.execute_batch(

@@ -5,30 +5,47 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bitcoin::{Amount, FeeRate, Network, ScriptBuf, Transaction};
-use lightning::chain::chaininterface::{BroadcasterInterface, TransactionType};
+use std::collections::HashSet;
+
+use bitcoin::{Amount, FeeRate, Network, ScriptBuf, Transaction, Txid};
 use lightning::util::wallet_utils::WalletSourceSync;
 use lsp_node::devchain::{Devchain, DevchainOptions};
+use lsp_node::node::chain::KeepBroadcasting;
 use lsp_node::node::keys::NodeSeed;
 use lsp_node::node::store::Store;
 use lsp_node::node::wallet::{SendAmount, Wallet, WalletError};
 
 /// Records what the wallet hands to the broadcaster; the test decides what reaches the chain.
+/// Like the node's broadcaster, it keeps every transaction the wallet signed until it is
+/// abandoned.
 #[derive(Default)]
-struct RecordingBroadcaster(Mutex<Vec<Transaction>>);
+struct RecordingBroadcaster {
+    sent: Mutex<Vec<Transaction>>,
+    kept: Mutex<HashSet<Txid>>,
+}
 
 impl RecordingBroadcaster {
     fn take(&self) -> Vec<Transaction> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+        std::mem::take(&mut *self.sent.lock().unwrap())
     }
 }
 
-impl BroadcasterInterface for RecordingBroadcaster {
-    fn broadcast_transactions(&self, txs: &[(&Transaction, TransactionType)]) {
-        self.0
-            .lock()
-            .unwrap()
-            .extend(txs.iter().map(|(tx, _)| (*tx).clone()));
+impl KeepBroadcasting for RecordingBroadcaster {
+    fn hold(&self, tx: &Transaction) {
+        self.kept.lock().unwrap().insert(tx.compute_txid());
+    }
+    fn broadcast_kept(&self, tx: &Transaction) {
+        self.hold(tx);
+        self.sent.lock().unwrap().push(tx.clone());
+    }
+    fn abandon(&self, txid: &Txid) {
+        self.kept.lock().unwrap().remove(txid);
+    }
+    fn replaced(&self, original: &Txid, _by: &Txid) {
+        self.abandon(original);
+    }
+    fn open_txids(&self) -> HashSet<Txid> {
+        self.kept.lock().unwrap().clone()
     }
 }
 
@@ -206,7 +223,16 @@ async fn e2e_wallet_fund_send_restart_and_fund_channel() {
         wallet.balances().spendable_sat,
         after_send.confirmed_sat - 50_000 - funding_fee
     );
-    // The reserved inputs cannot fund a second channel.
+    // The reserved inputs cannot fund a second channel, even after syncs that do not find the
+    // funding transaction on the chain source (it waits for the peer's `funding_signed`).
+    for _ in 0..2 {
+        wallet.sync().await.unwrap();
+        assert_eq!(
+            wallet.balances().spendable_sat,
+            after_send.confirmed_sat - 50_000 - funding_fee,
+            "a kept transaction is not evicted"
+        );
+    }
     let err = wallet
         .create_funding_transaction(channel_script.clone(), Amount::from_sat(50_000), rate)
         .unwrap_err();

@@ -30,6 +30,7 @@
 //! | GET    | `/v1/coupons`         |                      | `Vec<`[`CouponInfo`]`>`  |
 //! | POST   | `/v1/coupons`         | [`CreateCoupon`]     | [`CouponInfo`]           |
 //! | POST   | `/v1/coupons/delete`  | [`DeleteCoupon`]     | [`Empty`]                |
+//! | GET    | `/metrics`            |                      | [`Metrics`], as Prometheus text |
 //!
 //! Errors are `{"error": "<one sentence a person can act on>"}` with the status of
 //! [`OperatorError::status`].
@@ -39,9 +40,11 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 pub mod keys;
+mod metrics;
 mod node;
 mod orders;
 
+pub use metrics::*;
 pub use node::*;
 pub use orders::*;
 
@@ -134,6 +137,7 @@ pub trait OperatorApi: Send + Sync + 'static {
         &self,
         req: DeleteCoupon,
     ) -> impl Future<Output = OperatorResult<Empty>> + Send;
+    fn metrics(&self) -> impl Future<Output = OperatorResult<Metrics>> + Send;
 }
 
 /// An error with its causes: reqwest's top-level message is often just "error sending

@@ -96,4 +96,16 @@ impl OperatorApi for App {
     async fn delete_coupon(&self, req: DeleteCoupon) -> OperatorResult<Empty> {
         orders::delete_coupon(&*self.order_service_or_refuse()?, req)
     }
+
+    async fn metrics(&self) -> OperatorResult<Metrics> {
+        let node = self.node().metrics();
+        let orders = match self.order_service() {
+            Some(service) => Some(
+                crate::lsps1::metrics::order_metrics(&service, node.block_height)
+                    .map_err(|e| OperatorError::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Metrics { node, orders })
+    }
 }

@@ -1,7 +1,8 @@
 //! The operator (admin) HTTP router.
 //!
 //! [`router`] serves every route of the contract in [`crate::api`] on top of any
-//! [`OperatorApi`]. Every request must carry the API key in the `x-api-key` header; the key is
+//! [`OperatorApi`]. Every request must carry the API key in the `x-api-key` header (or as
+//! `Authorization: Bearer <key>`, for Prometheus, which scrapes `GET /metrics`); the key is
 //! checked (in constant time, on SHA-256 digests so its length does not leak either) before the
 //! body is read or the API is called, so a request without the right key has no effect.
 //! Errors are always `{"error": "<one sentence>"}`: malformed bodies are mapped from axum's
@@ -53,6 +54,7 @@ pub fn router<A: OperatorApi>(api: Arc<A>, api_key: String) -> Router {
         .route("/v1/orders/{id}", get(order::<A>))
         .route("/v1/coupons", get(coupons::<A>).post(create_coupon::<A>))
         .route("/v1/coupons/delete", post(delete_coupon::<A>))
+        .route("/metrics", get(metrics::<A>))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(api);
@@ -81,10 +83,18 @@ async fn require_api_key(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
+    // `Authorization: Bearer <key>` too: what Prometheus sends (`authorization` in its scrape
+    // configuration).
+    let headers = request.headers();
+    let presented = headers
         .get(API_KEY_HEADER)
-        .map(|v| KeyDigest::of(v.as_bytes()));
+        .map(|v| v.as_bytes())
+        .or_else(|| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        })
+        .map(KeyDigest::of);
     match presented {
         Some(digest) if digest.matches(&expected) => next.run(request).await,
         Some(_) => error_response(
@@ -165,6 +175,21 @@ fn json_rejection_response(rejection: JsonRejection) -> Response {
             StatusCode::BAD_REQUEST,
             format!("The request body could not be read: {}.", other.body_text()),
         ),
+    }
+}
+
+async fn metrics<A: OperatorApi>(State(api): State<Arc<A>>) -> Response {
+    match api.metrics().await {
+        Ok(metrics) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                super::metrics::CONTENT_TYPE,
+            )],
+            super::metrics::render(&metrics),
+        )
+            .into_response(),
+        Err(error) => reply::<()>(Err(error)),
     }
 }
 

@@ -2,4 +2,5 @@
 //! the public LSPS1 mirror (`public`).
 
 pub mod admin;
+pub mod metrics;
 pub mod public;

@@ -5,7 +5,8 @@
 //!   transaction that creates the order, so an HTLC for an order's invoice is always recognised as such, even
 //!   after the order has failed (it must then be failed back, never claimed as a plain payment).
 //!   The held HTLC's amount and claim deadline are added when it arrives: the deadline must
-//!   survive a restart, because held HTLCs are not announced again.
+//!   survive a restart, because held HTLCs are not announced again. `claimed_at` is set from
+//!   LDK's `PaymentClaimed`: until then a completed order's HTLC is claimed again.
 //! - `lsps1_refunds`: every refund transaction, recorded (with its raw bytes) *before* it is
 //!   broadcast. What is still owed to an order's refund address is computed from the chain and
 //!   this table, so a crash between signing and broadcasting neither loses the refund (it is
@@ -103,6 +104,37 @@ impl OrderBook {
                 },
             )
             .optional()?)
+    }
+
+    /// Remembers that the HTLC held for `payment_hash` was claimed (idempotent).
+    pub fn record_htlc_claimed(&self, payment_hash: &PaymentHash) -> Result<(), StoreError> {
+        let now = self.clock().now_unix_secs();
+        self.conn().execute(
+            "UPDATE lsps1_bolt11_payments SET claimed_at = COALESCE(claimed_at, ?2)
+             WHERE payment_hash = ?1",
+            params![payment_hash.to_string(), to_sql_u64(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Completed orders whose held HTLC is not claimed yet and can still be (its deadline, when
+    /// known, is above `height`).
+    pub fn completed_with_unclaimed_htlc(&self, height: u32) -> Result<Vec<OrderId>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT p.order_id FROM lsps1_bolt11_payments p
+             JOIN lsps1_orders o ON o.id = p.order_id
+             WHERE p.held_at IS NOT NULL AND p.claimed_at IS NULL
+               AND (p.claim_deadline IS NULL OR p.claim_deadline > ?1)
+               AND o.order_state = 'COMPLETED'
+             ORDER BY p.held_at",
+        )?;
+        let rows = statement.query_map(params![height], |row| row.get::<_, String>(0))?;
+        rows.map(|id| {
+            let id = id?;
+            OrderId::parse(&id).map_err(|_| StoreError::Corrupt(id))
+        })
+        .collect()
     }
 
     /// Records a signed refund before it is broadcast.

@@ -18,7 +18,8 @@
 //!   change one transaction. [`coupons`], [`ledger`] (invoice hashes, held HTLCs, refunds) and
 //!   [`hold_spelling`] keep their tables beside it.
 //! - [`liquidity`]: the reservation size and accept/reject decision.
-//! - [`operator`]: the operator's view of orders and coupons, in the [`crate::api`] types.
+//! - [`operator`]: the operator's view of orders and coupons, in the [`crate::api`] types;
+//!   [`metrics`] its figures for monitoring.
 //! - [`rpc`]: JSON-RPC error codes and objects shared by p2p and HTTP.
 //! - [`clock`]: the injected [`clock::Clock`] and RFC 3339 formatting.
 //!
@@ -34,6 +35,7 @@ pub mod guard;
 pub mod hold_spelling;
 pub mod ledger;
 pub mod liquidity;
+pub mod metrics;
 pub mod operator;
 pub mod order;
 pub mod pricing;

@@ -274,7 +274,7 @@ pub enum OrderEvent {
     /// and still have to be sent back; the on-chain option then keeps its state until
     /// [`OrderEvent::OnchainRefunded`].
     Failed { onchain_refund_pending: bool },
-    /// The refund of on-chain funds was broadcast.
+    /// Every refund of on-chain funds is confirmed (or nothing was owed).
     OnchainRefunded,
 }
 

@@ -44,3 +44,14 @@ pub const HOLD_ANSWERS_TABLE: &str = "
         last_at INTEGER NOT NULL,
         PRIMARY KEY (order_id, spelling)
     );";
+
+/// [`crate::lsps1::ledger`]: when the held HTLC of a completed order was claimed (the
+/// `PaymentClaimed` event). The HTLC is claimed only once the chain source has the funding
+/// transaction; orders completed before this column existed had theirs claimed at once.
+pub const HTLC_CLAIMS: &str = "
+    ALTER TABLE lsps1_bolt11_payments ADD COLUMN claimed_at INTEGER;
+    UPDATE lsps1_bolt11_payments SET claimed_at = held_at
+        WHERE held_at IS NOT NULL
+          AND order_id IN (SELECT id FROM lsps1_orders WHERE order_state = 'COMPLETED');
+    CREATE INDEX lsps1_bolt11_unclaimed ON lsps1_bolt11_payments (order_id)
+        WHERE held_at IS NOT NULL AND claimed_at IS NULL;";

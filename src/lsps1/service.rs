@@ -34,7 +34,7 @@ use crate::lsps1::order::{
 use crate::lsps1::pricing::{self, PaymentMethod, PriceBreakdown, PriceRequest};
 use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::store::{Admission, OrderBook, StoreError};
-use crate::node::chain::{ChainSync, EsploraFeeEstimator};
+use crate::node::chain::{ChainSync, EsploraBroadcaster, EsploraFeeEstimator};
 use crate::node::peers::PeerConnector;
 use crate::node::types::{ChainMonitor, ChannelManager};
 use crate::node::wallet::Wallet;
@@ -59,6 +59,9 @@ pub struct ServiceNode {
     /// Which channels are funded: a channel has a monitor once its `funding_signed` arrived.
     pub chain_monitor: Arc<ChainMonitor>,
     pub wallet: Arc<Wallet>,
+    /// Where our kept transactions stand (a funding transaction known to the chain source, a
+    /// refund confirmed).
+    pub broadcasts: Arc<EsploraBroadcaster>,
     pub fee_estimator: Arc<EsploraFeeEstimator>,
     pub peers: Arc<PeerConnector>,
     /// Esplora base URL, to read the fee rate of unconfirmed payments.
@@ -78,6 +81,7 @@ impl ServiceNode {
             channel_manager: Arc::clone(&inner.channel_manager),
             chain_monitor: Arc::clone(&inner.chain_monitor),
             wallet: Arc::clone(&inner.wallet),
+            broadcasts: Arc::clone(&inner.broadcaster),
             fee_estimator: Arc::clone(&inner.fee_estimator),
             peers: Arc::clone(&inner.peers),
             esplora_url: inner.esplora_url.clone(),

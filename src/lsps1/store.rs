@@ -14,7 +14,7 @@
 //! and the write that depends on it cannot interleave with another connection's), committed
 //! before the caller acknowledges anything: creating an order also redeems its coupon, enforces
 //! the per-peer limit and takes its reservation; a transition also writes its history row and
-//! releases the reservation when the order is funded or failed.
+//! releases the reservation when the order is funded, or failed with nothing left to refund.
 //!
 //! The node owns the SQLite file; [`OrderBook::open`] opens its own connection to it with the
 //! node's settings (WAL, `synchronous=FULL`, foreign keys enforced), and [`OrderBook::new`]
@@ -39,7 +39,7 @@ use crate::lsps1::schema;
 
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`]).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,6 +147,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 3 {
         tx.execute_batch(schema::HOLD_ANSWERS_TABLE)?;
+    }
+    if found < 4 {
+        tx.execute_batch(schema::HTLC_CLAIMS)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
@@ -332,7 +335,8 @@ impl OrderBook {
     }
 
     /// Applies `event` to order `id` and persists the result with its history row; releases
-    /// the order's reservation when the channel is funded or the order fails. Returns the
+    /// the order's reservation when the channel is funded, or the order fails with nothing to
+    /// refund on-chain, or its refund is confirmed. Returns the
     /// updated order. On any error nothing is written.
     pub fn apply(
         &self,
@@ -369,9 +373,15 @@ impl OrderBook {
             reason,
             Some(&detail),
         )?;
+        // A failed order that must refund on-chain funds keeps its reservation until the
+        // refund is confirmed: the sats it returns must not be sold to a new order meanwhile.
         if matches!(
             event,
-            OrderEvent::ChannelFunded(_) | OrderEvent::Failed { .. }
+            OrderEvent::ChannelFunded(_)
+                | OrderEvent::Failed {
+                    onchain_refund_pending: false
+                }
+                | OrderEvent::OnchainRefunded
         ) {
             tx.execute(
                 "UPDATE lsps1_reservations SET released_at = ?2, release_reason = ?3

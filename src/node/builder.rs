@@ -10,7 +10,6 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lightning::chain::chaininterface::BroadcasterInterface;
 use lightning::chain::BlockLocator;
 use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
 use lightning::ln::msgs::SocketAddress;
@@ -37,6 +36,7 @@ use lightning_transaction_sync::EsploraSyncClient;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::chain::broadcast::KeepBroadcasting;
 use super::chain::{
     check_genesis, fetch_tip, unix_now, ChainEndpoint, ChainSync, EsploraBroadcaster,
     EsploraFeeEstimator,
@@ -177,8 +177,13 @@ pub(super) async fn build(
     if let Err(e) = fee_estimator.refresh().await {
         tracing::warn!(error = %e, "no fee estimates yet; using fallbacks until the next sync");
     }
-    let (broadcaster, broadcast_task) =
-        EsploraBroadcaster::new(esplora_url.clone(), http.clone(), shutdown_rx.clone());
+    let (broadcaster, broadcast_task) = EsploraBroadcaster::new(
+        esplora_url.clone(),
+        http.clone(),
+        Store::clone(&store),
+        Duration::from_secs(config.chain.sync_interval_secs.max(1)),
+        shutdown_rx.clone(),
+    );
     let broadcaster = Arc::new(broadcaster);
 
     let now = std::time::SystemTime::now()
@@ -196,7 +201,7 @@ pub(super) async fn build(
         network,
         &db_path,
         &esplora_url,
-        Arc::clone(&broadcaster) as Arc<dyn BroadcasterInterface + Send + Sync>,
+        Arc::clone(&broadcaster) as Arc<dyn KeepBroadcasting>,
     )?);
 
     let signer_provider = Arc::new(WalletSignerProvider::new(
@@ -461,7 +466,7 @@ pub(super) async fn build(
         shutdown_rx,
         async_store,
         keys_manager,
-        broadcaster,
+        broadcaster: Arc::clone(&broadcaster),
         logger,
         sweeper,
         gossip_sync,
@@ -483,6 +488,7 @@ pub(super) async fn build(
             http,
             store,
             wallet,
+            broadcaster,
             fee_estimator,
             chain_monitor,
             channel_manager,

@@ -1,7 +1,8 @@
 //! The chain source: everything the node learns from, or tells, an Esplora server.
 //!
 //! - `chain/fees.rs`: [`EsploraFeeEstimator`], fee estimates for LDK and for our own spends.
-//! - `chain/broadcast.rs`: [`EsploraBroadcaster`], LDK's broadcaster, posting with retries.
+//! - `chain/broadcast.rs`: [`EsploraBroadcaster`], LDK's broadcaster, posting with retries, and
+//!   keeping our own transactions (funding, wallet payments) sent until the chain settles them.
 //! - `chain/error.rs`: [`ChainError`], and the request timeout.
 //! - [`ChainSync`] (this file): syncs the BDK wallet and LDK (ChannelManager, ChainMonitor, OutputSweeper)
 //!   through `lightning-transaction-sync`, on an interval and on demand, and remembers the last
@@ -25,7 +26,7 @@ pub(crate) mod error;
 pub(crate) mod fees;
 pub(crate) mod source;
 
-pub use broadcast::EsploraBroadcaster;
+pub use broadcast::{EsploraBroadcaster, KeepBroadcasting, FINAL_DEPTH};
 pub use error::ChainError;
 pub use fees::{EsploraFeeEstimator, OnchainTarget, FEERATE_FLOOR_SAT_PER_KW};
 pub use source::{check_continuity, check_genesis, fetch_tip, Continuity, MAX_REORG_DEPTH};

@@ -75,6 +75,11 @@ pub trait ServiceHook: Send + Sync + 'static {
         Ok(())
     }
 
+    /// An incoming payment was claimed. `Err` makes LDK replay the event.
+    fn payment_claimed(&self, _payment_hash: &PaymentHash) -> Result<(), ReplayEvent> {
+        Ok(())
+    }
+
     /// A channel closed (or, before `channel_pending`, its opening failed).
     fn channel_closed(&self, _user_channel_id: u128, _counterparty_node_id: Option<PublicKey>) {}
 }
@@ -169,6 +174,7 @@ impl EventHandler {
                 ..
             } => {
                 tracing::info!(%payment_hash, amount_msat, "payment received");
+                self.hook.payment_claimed(&payment_hash)?;
                 self.record_payment(
                     payment_hash,
                     purpose.preimage(),

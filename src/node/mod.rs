@@ -12,7 +12,7 @@
 //! Files: `builder.rs` constructs the components, `start.rs` runs and stops them, `types.rs`
 //! names them, `chain/` talks to Esplora, `events.rs` handles LDK events, `lsps.rs` is the
 //! LSPS message handler and its gate, `peers.rs` keeps connections, `operator.rs` answers the
-//! operator's node calls, `logger.rs` bridges LDK logs to `tracing`, `signer.rs` sends closing
+//! operator's node calls, `metrics.rs` reports its figures, `logger.rs` bridges LDK logs to `tracing`, `signer.rs` sends closing
 //! funds to the wallet; `keys.rs`, `store.rs` and `wallet.rs` hold the seed, the SQLite store
 //! and the on-chain wallet.
 
@@ -21,6 +21,7 @@ pub mod events;
 pub mod keys;
 pub mod logger;
 pub mod lsps;
+pub mod metrics;
 pub mod operator;
 pub mod peers;
 pub mod signer;
@@ -45,7 +46,7 @@ use crate::config::Config;
 pub use events::{ClaimDecision, ClaimEverything, ClaimablePayment, PendingChannel, ServiceHook};
 pub use start::{BuiltNode, NodeServices};
 
-use chain::{ChainSync, EsploraFeeEstimator};
+use chain::{ChainSync, EsploraBroadcaster, EsploraFeeEstimator};
 use peers::PeerConnector;
 use store::Store;
 use types::{ChainMonitor, ChannelManager, LiquidityManager, PeerManager};
@@ -131,6 +132,8 @@ pub(crate) struct NodeInner {
     pub(crate) http: reqwest::Client,
     pub(crate) store: Arc<Store>,
     pub(crate) wallet: Arc<Wallet>,
+    /// Posts transactions, and keeps ours (funding, wallet payments) until the chain settles them.
+    pub(crate) broadcaster: Arc<EsploraBroadcaster>,
     pub(crate) fee_estimator: Arc<EsploraFeeEstimator>,
     pub(crate) chain_monitor: Arc<ChainMonitor>,
     pub(crate) channel_manager: Arc<ChannelManager>,

@@ -7,6 +7,7 @@
 //!   through [`lightning::util::persist::KVStoreSync`].
 //! - `peers`: peers the node wants to stay connected to.
 //! - `payments`: Lightning payments sent and received (backs the operator API's payment list).
+//! - `broadcasts`: our transactions kept until the chain settles them (`store/broadcasts.rs`).
 //!
 //! The BDK wallet keeps its own `bdk_*` tables in the same file through its own connection
 //! (see [`crate::node::wallet`]); this module never touches them.
@@ -59,6 +60,8 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     CREATE INDEX payments_by_creation ON payments (created_at);",
+    // 2: transactions kept until the chain settles them.
+    broadcasts::MIGRATION,
 ];
 
 /// Errors of the store. Every message names the database file.
@@ -583,5 +586,8 @@ fn secs_to_sql(secs: u64) -> Result<i64, StoreError> {
         .map_err(|_| StoreError::InvalidInput(format!("timestamp {secs} is out of range")))
 }
 
+mod broadcasts;
 #[cfg(test)]
 mod tests;
+
+pub use broadcasts::{BroadcastState, KeptBroadcast};

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bdk_esplora::esplora_client::{self, AsyncClient};
 use bdk_esplora::EsploraAsyncExt;
-use bdk_wallet::chain::ChainPosition;
+use bdk_wallet::chain::{ChainPosition, ConfirmationBlockTime, TxUpdate};
 use bdk_wallet::coin_selection::InsufficientFunds as BdkInsufficientFunds;
 use bdk_wallet::error::CreateTxError;
 use bdk_wallet::{
@@ -44,11 +44,11 @@ use bitcoin::{
     Address, Amount, BlockHash, FeeRate, Network, OutPoint, ScriptBuf, Transaction, Txid,
     WPubkeyHash,
 };
-use lightning::chain::chaininterface::{BroadcasterInterface, TransactionType};
 use lightning::sign::ChangeDestinationSourceSync;
 use lightning::util::wallet_utils::{Utxo, WalletSourceSync};
 use rusqlite::Connection;
 
+use crate::node::chain::broadcast::KeepBroadcasting;
 use crate::node::keys::NodeSeed;
 use crate::node::store::open_connection;
 
@@ -156,7 +156,7 @@ pub struct Wallet {
     last_sync: Mutex<Option<WalletSyncInfo>>,
     esplora: AsyncClient,
     esplora_url: String,
-    broadcaster: Arc<dyn BroadcasterInterface + Send + Sync>,
+    broadcaster: Arc<dyn KeepBroadcasting>,
     network: Network,
     db_path: PathBuf,
 }
@@ -179,7 +179,7 @@ impl Wallet {
         network: Network,
         db_path: &Path,
         esplora_url: &str,
-        broadcaster: Arc<dyn BroadcasterInterface + Send + Sync>,
+        broadcaster: Arc<dyn KeepBroadcasting>,
     ) -> Result<Wallet, WalletError> {
         let path = db_path.to_path_buf();
         let esplora = esplora_client::Builder::new(esplora_url)
@@ -240,18 +240,28 @@ impl Wallet {
         let _one_sync_at_a_time = self.sync_serializer.lock().await;
         let request = self.chain_request();
         let full_scan = matches!(request, ChainRequest::FullScan(_));
+        // A kept transaction the chain source does not have yet (a funding transaction waiting
+        // for `funding_signed`, a refund whose broadcast failed) is not evicted: the broadcaster
+        // is still sending it, and its inputs must not be spent again meanwhile.
+        let kept = self.broadcaster.open_txids();
         let fetch = async {
             match request {
                 ChainRequest::FullScan(r) => self
                     .esplora
                     .full_scan(r, FULL_SCAN_STOP_GAP, SYNC_PARALLEL_REQUESTS)
                     .await
-                    .map(Update::from),
+                    .map(|mut response| {
+                        keep_kept(&mut response.tx_update, &kept);
+                        Update::from(response)
+                    }),
                 ChainRequest::Incremental(r) => self
                     .esplora
                     .sync(r, SYNC_PARALLEL_REQUESTS)
                     .await
-                    .map(Update::from),
+                    .map(|mut response| {
+                        keep_kept(&mut response.tx_update, &kept);
+                        Update::from(response)
+                    }),
             }
         };
         let update = tokio::time::timeout(SYNC_TIMEOUT, fetch)
@@ -390,20 +400,15 @@ impl Wallet {
         }
         let psbt = builder.finish().map_err(|e| create_tx_error(e, &script))?;
         let tx = state.sign_and_record(psbt, &self.db_path)?;
+        self.broadcaster.hold(&tx);
         tracing::info!(txid = %tx.compute_txid(), %address, ?amount, "signed on-chain payment");
         Ok(tx)
     }
 
-    /// Hands a transaction of ours to the broadcaster (which retries until Esplora takes it).
+    /// Hands a transaction of ours to the broadcaster, which keeps sending it until it is
+    /// final or conflicted.
     pub fn broadcast(&self, tx: &Transaction) {
-        // LDK's broadcaster interface has no "plain wallet payment" class; `Sweep` (funds moving
-        // into or out of our wallet outside any channel) with no channels is the closest.
-        self.broadcaster.broadcast_transactions(&[(
-            tx,
-            TransactionType::Sweep {
-                channels: Vec::new(),
-            },
-        )]);
+        self.broadcaster.broadcast_kept(tx);
     }
 
     /// Every output of a wallet transaction that pays one of `scripts` (which must be wallet
@@ -477,6 +482,7 @@ impl Wallet {
             ));
         }
         let tx = state.sign_and_record(psbt, &self.db_path)?;
+        self.broadcaster.hold(&tx);
         tracing::info!(txid = %tx.compute_txid(), value_sat = value.to_sat(), "signed channel funding transaction");
         Ok(tx)
     }
@@ -522,8 +528,17 @@ impl Wallet {
             .finish()
             .map_err(|e| WalletError::CreateTx(format!("cannot replace {txid}: {e}")))?;
         let tx = state.sign_and_record(psbt, &self.db_path)?;
+        self.broadcaster.hold(&tx);
         tracing::info!(original = %txid, replacement = %tx.compute_txid(), sat_per_vb = fee_rate.to_sat_per_vb_ceil(), "signed fee bump");
         Ok(tx)
+    }
+
+    /// Broadcasts `replacement`, a fee bump of `original` signed with
+    /// [`Wallet::sign_fee_bump`]; only the replacement is kept from then on.
+    pub fn broadcast_replacement(&self, original: &Txid, replacement: &Transaction) {
+        self.broadcaster
+            .replaced(original, &replacement.compute_txid());
+        self.broadcaster.broadcast_kept(replacement);
     }
 
     /// Forgets a transaction we signed but that will never be broadcast (e.g. a funding
@@ -535,7 +550,9 @@ impl Wallet {
             .wallet
             .apply_evicted_txs([(tx.compute_txid(), unix_now() + 1)]);
         state.wallet.cancel_tx(tx);
-        state.persist(&self.db_path)
+        state.persist(&self.db_path)?;
+        self.broadcaster.abandon(&tx.compute_txid());
+        Ok(())
     }
 
     fn chain_request(&self) -> ChainRequest {
@@ -740,6 +757,11 @@ fn check_fee_rate(fee_rate: FeeRate) -> Result<(), WalletError> {
         });
     }
     Ok(())
+}
+
+/// Drops the evictions of `kept` transactions from a sync result.
+fn keep_kept(update: &mut TxUpdate<ConfirmationBlockTime>, kept: &HashSet<Txid>) {
+    update.evicted_ats.retain(|(txid, _)| !kept.contains(txid));
 }
 
 fn unix_now() -> u64 {

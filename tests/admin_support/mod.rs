@@ -215,6 +215,27 @@ impl OperatorApi for FakeApi {
         self.record("delete_coupon", &req)?;
         Ok(Empty {})
     }
+
+    async fn metrics(&self) -> OperatorResult<Metrics> {
+        self.record("metrics", &())?;
+        Ok(Metrics {
+            node: NodeMetrics {
+                block_height: 144,
+                broadcasts_open: vec![StateCount {
+                    state: "sending".to_string(),
+                    count: 1,
+                }],
+                ..NodeMetrics::default()
+            },
+            orders: Some(OrderMetrics {
+                orders_by_state: vec![StateCount {
+                    state: "CREATED".to_string(),
+                    count: 3,
+                }],
+                ..OrderMetrics::default()
+            }),
+        })
+    }
 }
 
 impl FakeApi {

@@ -277,6 +277,33 @@ pub async fn wait_channel_usable(
     .await;
 }
 
+/// The node behind `operator` opens a `capacity_sat` channel to `ldk`, pushing `push_msat` to
+/// it (so it can pay the node over Lightning), and waits until both can use it.
+pub async fn open_channel_to_ldk(
+    devchain: &Devchain,
+    operator: &Operator,
+    ldk: &std::sync::Arc<ldk_node::Node>,
+    capacity_sat: u64,
+    push_msat: u64,
+) {
+    let opened: OpenedChannel = operator
+        .post(
+            "/v1/channels",
+            &OpenChannel {
+                node_id: ldk.node_id().to_string(),
+                address: Some(ldk.listening_addresses().unwrap()[0].to_string()),
+                capacity_sat,
+                push_msat,
+                announce: false,
+            },
+        )
+        .await
+        .expect("the node opens a channel to the ldk-node");
+    wait_for_mempool(devchain, "the channel funding").await;
+    devchain.mine(6);
+    wait_channel_usable(operator, ldk, &opened.channel_id.unwrap()).await;
+}
+
 /// The node behind `operator` pays an invoice of `ldk` and waits until the payment is settled
 /// in its channels.
 pub async fn pay_ldk(operator: &Operator, ldk: &ldk_node::Node, amount_msat: u64) {

@@ -125,12 +125,19 @@ impl ServiceHook for OrderService {
                 return Err(ReplayEvent());
             }
         };
-        let was_held = bolt11_held(&order);
-        if was_held {
-            self.claim_order_htlc(&order);
+        if bolt11_held(&order) {
+            // Claimed by the walk once the chain source has the funding transaction.
+            self.wake.notify_one();
         }
         tracing::info!(order = %order.id, funding_outpoint = %channel.funding_txo, state = %funded.state_summary(), "order completed");
         Ok(())
+    }
+
+    fn payment_claimed(&self, payment_hash: &PaymentHash) -> Result<(), ReplayEvent> {
+        self.book.record_htlc_claimed(payment_hash).map_err(|error| {
+            tracing::error!(%payment_hash, %error, "could not record a claimed HTLC; will retry");
+            ReplayEvent()
+        })
     }
 
     fn channel_closed(

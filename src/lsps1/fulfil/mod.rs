@@ -21,9 +21,12 @@
 //!   open is retried (at most [`MAX_OPEN_ATTEMPTS`]) until `open_timeout_secs` after payment.
 //!   Starting an open and failing an order hold the same lock, and an open starts only after
 //!   the order is read again under it, so no open starts for an order that has just failed.
-//! - Funded (`ChannelPending`: the funding transaction is broadcast): the order becomes
-//!   COMPLETED in the book, then the held HTLC is claimed (PAID). On start the HTLCs of
-//!   recently completed orders are claimed again, covering a crash between the two.
+//! - Funded (`ChannelPending`: the funding transaction is handed to the broadcaster, which
+//!   keeps sending it until it confirms): the order becomes COMPLETED (bolt11 PAID) in the
+//!   book. Its held HTLC is claimed by the walk once the chain source has the funding
+//!   transaction (or when the HTLC comes within `htlc_safety_margin_blocks` of its deadline:
+//!   the channel exists, and the funding is still being sent), and claimed again on every walk
+//!   until LDK reports it claimed, which covers a crash in between.
 //! - Failure (open timeout, too many refused opens, the HTLC within
 //!   `htlc_safety_margin_blocks` of its deadline, unpaid expiry, operator cancel): FAILED in
 //!   the book, then the HTLC is failed back (REFUNDED) and on-chain funds are refunded.
@@ -35,7 +38,9 @@
 //! - Refunds: whatever confirmed on an order's address and was not used to pay a completed
 //!   order is owed back to its refund address (underpayment, overpayment, payment after expiry
 //!   or failure), minus the refund transaction's fee. Refunds are recorded before broadcast
-//!   ([`crate::lsps1::ledger`]) and rebroadcast on start.
+//!   ([`crate::lsps1::ledger`]); the node's broadcaster keeps sending them until they confirm,
+//!   and they are handed to it again on start (covering a crash between recording and
+//!   broadcasting). The on-chain option becomes REFUNDED once every refund is confirmed.
 //!
 //!   A refund still unconfirmed after `refund_bump_after_secs` is replaced (RBF) by one paying
 //!   a higher fee, same amount to the client.
@@ -68,6 +73,7 @@ use crate::lsps1::store::OrderFilter;
 use crate::node::events::{
     ClaimDecision, ClaimEverything, ClaimablePayment, PendingChannel, ServiceHook,
 };
+use crate::node::store::BroadcastState;
 use crate::node::types::ChannelManager;
 use crate::node::wallet::{ReceivedOutput, SendAmount};
 
@@ -170,7 +176,6 @@ impl OrderService {
     /// Walks the order book until `shutdown`; first rebroadcasts recorded refunds.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         self.rebroadcast_refunds();
-        self.reclaim_paid_htlcs();
         self.fail_back_refunded_htlcs();
         loop {
             self.tick().await;
@@ -198,12 +203,42 @@ impl OrderService {
         }
     }
 
-    /// Claims again the HTLC of every recently completed bolt11 order. The order is marked
-    /// PAID before its HTLC is claimed; after a crash between the two, the HTLC would still be
-    /// held. Claiming an already claimed payment does nothing.
-    pub(super) fn reclaim_paid_htlcs(&self) {
-        for order in self.recent_with_bolt11(OrderState::Completed, PaymentState::Paid) {
-            self.claim_order_htlc(&order);
+    /// Claims the held HTLC of every completed order whose funding transaction the chain
+    /// source has (or whose HTLC is near its deadline), until LDK reports it claimed.
+    /// Claiming an already claimed payment does nothing.
+    pub(super) fn claim_funded_htlcs(&self, height: u32) {
+        let ids = match self.book.completed_with_unclaimed_htlc(height) {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the completed orders awaiting their claim");
+                return;
+            }
+        };
+        for id in ids {
+            let Ok(Some(order)) = self.book.order(&id) else {
+                continue;
+            };
+            let funding = order
+                .channel
+                .as_ref()
+                .and_then(|c| bitcoin::OutPoint::from_str(&c.funding_outpoint).ok());
+            let known = funding
+                .and_then(|f| self.node.broadcasts.state(&f.txid))
+                .is_some_and(|s| matches!(s, BroadcastState::Seen | BroadcastState::Final));
+            let deadline = self
+                .book
+                .held_htlc(&id)
+                .ok()
+                .flatten()
+                .and_then(|h| h.claim_deadline);
+            let near_deadline = deadline
+                .is_some_and(|d| height.saturating_add(self.config.htlc_safety_margin_blocks) >= d);
+            if known || near_deadline {
+                if !known {
+                    tracing::warn!(order = %id, "claiming the HTLC before the chain source has the funding transaction: its deadline is near");
+                }
+                self.claim_order_htlc(&order);
+            }
         }
     }
 
@@ -275,6 +310,7 @@ impl OrderService {
                 return;
             }
         };
+        self.claim_funded_htlcs(height);
         let watched = self.watched_orders(now).unwrap_or_default();
         let receipts = self.receipts(orders.iter().chain(watched.iter()));
         for order in &orders {

@@ -1,12 +1,14 @@
 //! Refunds: what an order's address received beyond what the order consumed goes back to its
-//! refund address, recorded before broadcast; a refund stuck unconfirmed is replaced (RBF) by
-//! one paying a higher fee.
+//! refund address, recorded before broadcast and kept by the broadcaster (sent again until it
+//! confirms); a refund stuck unconfirmed is replaced (RBF) by one paying a higher fee. A failed
+//! order's on-chain option becomes REFUNDED once every refund it sent is confirmed.
 
 use super::*;
 
 impl OrderService {
     /// Sends back what `order`'s address received beyond what the order consumed, once
-    /// confirmed; marks a failed order's on-chain option REFUNDED when nothing is left owed.
+    /// confirmed; marks a failed order's on-chain option REFUNDED when nothing is left owed and
+    /// every refund is confirmed.
     pub(super) fn refund_owed(&self, order: &Order, got: &Receipts) -> Result<(), String> {
         let Some(onchain) = &order.onchain else {
             return Ok(());
@@ -45,7 +47,16 @@ impl OrderService {
         }
         let awaiting_refund =
             order.state == OrderState::Failed && onchain.state != PaymentState::Refunded;
-        if awaiting_refund && !got.has_unconfirmed() {
+        // REFUNDED only when true: every refund sent is confirmed, and nothing unconfirmed is
+        // still arriving.
+        let refunds_confirmed = self
+            .book
+            .refunds(&order.id)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter(|r| r.replaced_by.is_none())
+            .all(|r| self.node.wallet.is_confirmed(&r.txid));
+        if awaiting_refund && !got.has_unconfirmed() && refunds_confirmed {
             self.book
                 .apply(
                     &order.id,
@@ -97,7 +108,9 @@ impl OrderService {
                 let _ = self.node.wallet.abandon_transaction(&replacement.tx);
                 return Err(format!("could not record the fee bump: {e}"));
             }
-            self.node.wallet.broadcast(&replacement.tx);
+            self.node
+                .wallet
+                .broadcast_replacement(&stuck.txid, &replacement.tx);
             tracing::info!(order = %order.id, original = %stuck.txid, replacement = %replacement.txid, "refund fee bumped");
         }
         Ok(())

@@ -313,3 +313,96 @@ fn data_acknowledged_before_a_crash_is_readable_after_reopen() {
         Some(payment(7, 7))
     );
 }
+
+fn dummy_tx(lock_time: u32) -> bitcoin::Transaction {
+    bitcoin::Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::from_consensus(lock_time),
+        input: Vec::new(),
+        output: vec![bitcoin::TxOut {
+            value: bitcoin::Amount::from_sat(10_000),
+            script_pubkey: bitcoin::ScriptBuf::new(),
+        }],
+    }
+}
+
+#[test]
+fn kept_broadcasts_move_from_signed_to_settled_and_settled_ones_stay_settled() {
+    let (dir, store) = open_temp();
+    let funding = dummy_tx(1);
+    let refund = dummy_tx(2);
+    assert!(!store
+        .keep_broadcast(&funding, BroadcastState::Signed, 100)
+        .unwrap());
+    assert!(store
+        .keep_broadcast(&refund, BroadcastState::Sending, 100)
+        .unwrap());
+    // LDK broadcasting the funding transaction we signed: from signed to sending, post now.
+    assert!(store
+        .keep_broadcast(&funding, BroadcastState::Sending, 101)
+        .unwrap());
+    // A second `Signed` (a replayed hold) does not take it back.
+    store
+        .keep_broadcast(&funding, BroadcastState::Signed, 102)
+        .unwrap();
+    let funding_id = funding.compute_txid();
+    let kept = store.kept_broadcast(&funding_id).unwrap().unwrap();
+    assert_eq!(kept.state, BroadcastState::Sending);
+    assert_eq!(kept.tx, funding);
+
+    store
+        .update_broadcast(&funding_id, BroadcastState::Sending, None, Some("503"), 103)
+        .unwrap();
+    store
+        .update_broadcast(&funding_id, BroadcastState::Seen, Some(7), None, 104)
+        .unwrap();
+    let kept = store.kept_broadcast(&funding_id).unwrap().unwrap();
+    assert_eq!(
+        (kept.state, kept.failed_posts, kept.confirmed_height),
+        (BroadcastState::Seen, 1, Some(7))
+    );
+    assert_eq!(kept.last_error.as_deref(), Some("503"));
+    // Reorganised out of its block: seen again without a height.
+    store
+        .update_broadcast(&funding_id, BroadcastState::Seen, None, None, 105)
+        .unwrap();
+    let kept = store.kept_broadcast(&funding_id).unwrap().unwrap();
+    assert_eq!(kept.confirmed_height, None);
+
+    store
+        .update_broadcast(&funding_id, BroadcastState::Final, Some(8), None, 106)
+        .unwrap();
+    store
+        .update_broadcast(
+            &funding_id,
+            BroadcastState::Sending,
+            None,
+            Some("late"),
+            107,
+        )
+        .unwrap();
+    assert!(!store
+        .keep_broadcast(&funding, BroadcastState::Sending, 108)
+        .unwrap());
+    let kept = store.kept_broadcast(&funding_id).unwrap().unwrap();
+    assert_eq!(
+        kept.state,
+        BroadcastState::Final,
+        "a settled one stays settled"
+    );
+
+    let open: Vec<_> = store
+        .open_broadcasts()
+        .unwrap()
+        .into_iter()
+        .map(|k| k.txid)
+        .collect();
+    assert_eq!(open, vec![refund.compute_txid()]);
+    drop(store);
+    let reopened = Store::open(&dir.path().join("node.sqlite")).unwrap();
+    assert_eq!(reopened.open_broadcasts().unwrap().len(), 1);
+    assert!(reopened
+        .kept_broadcast(&dummy_tx(3).compute_txid())
+        .unwrap()
+        .is_none());
+}

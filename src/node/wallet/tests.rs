@@ -13,12 +13,15 @@ const UNUSED_ESPLORA: &str = "http://127.0.0.1:9";
 #[derive(Default)]
 struct RecordingBroadcaster(Mutex<Vec<Transaction>>);
 
-impl BroadcasterInterface for RecordingBroadcaster {
-    fn broadcast_transactions(&self, txs: &[(&Transaction, TransactionType)]) {
-        self.0
-            .lock()
-            .unwrap()
-            .extend(txs.iter().map(|(tx, _)| (*tx).clone()));
+impl KeepBroadcasting for RecordingBroadcaster {
+    fn hold(&self, _tx: &Transaction) {}
+    fn broadcast_kept(&self, tx: &Transaction) {
+        self.0.lock().unwrap().push(tx.clone());
+    }
+    fn abandon(&self, _txid: &Txid) {}
+    fn replaced(&self, _original: &Txid, _by: &Txid) {}
+    fn open_txids(&self) -> HashSet<Txid> {
+        HashSet::new()
     }
 }
 

@@ -1,0 +1,252 @@
+//! A chain source that refuses broadcasts for longer than the broadcaster's own retries: the
+//! funding transaction of a sold channel and the refund of a failed order must still reach the
+//! chain once it takes them again, without a restart; the held HTLC is claimed only once the
+//! chain source has the funding transaction, and an on-chain option is REFUNDED only once its
+//! refund confirmed. Checked from the client's side (ldk-node) and on the devchain.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use common::fault_proxy::{Fault, FaultProxy};
+use common::*;
+use lsp_node::api::*;
+use lsp_node::Builder;
+use serde_json::{json, Value};
+
+/// The client's balance in the channel the LSP opens to it, so it can pay the LSP.
+const PUSH_MSAT: u64 = 150_000_000;
+
+/// `POST /tx` refusals that the broadcaster's own retries account for; more prove that the
+/// transaction was sent again later.
+const IMMEDIATE_ATTEMPTS: u64 = 5;
+
+async fn order_detail(operator: &Operator, id: &str) -> OrderDetail {
+    operator
+        .get(&format!("/v1/orders/{id}"))
+        .await
+        .expect("the order is known")
+}
+
+/// An Olympus-dialect order of a 100k channel for `client`, with a refund address when given.
+fn order_body(
+    client: &ldk_node::Node,
+    announce_channel: bool,
+    refund_address: Option<&bitcoin::Address>,
+) -> Value {
+    let mut body = json!({
+        "lsp_balance_sat": "100000",
+        "client_balance_sat": "0",
+        "required_channel_confirmations": 1,
+        "funding_confirms_within_blocks": 6,
+        "channel_expiry_blocks": 1000,
+        "announce_channel": announce_channel,
+        "public_key": client.node_id().to_string(),
+    });
+    if let Some(address) = refund_address {
+        body["refund_onchain_address"] = json!(address.to_string());
+    }
+    body
+}
+
+async fn create_order(public_api: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{public_api}/api/v1/create_order"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    response.json().await.unwrap()
+}
+
+fn funding_txid(detail: &OrderDetail) -> bitcoin::Txid {
+    let outpoint = detail.order["channel"]["funding_outpoint"]
+        .as_str()
+        .expect("a funded order names its funding outpoint");
+    outpoint.parse::<bitcoin::OutPoint>().unwrap().txid
+}
+
+/// Waits until the proxy has refused `count` more posts than it had at `from`.
+async fn wait_refusals(proxy: &FaultProxy, from: u64, count: u64, what: &str) {
+    wait_for(what, DEADLINE, || async {
+        (proxy.refused() >= from + count).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_for_a_while() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let proxy = FaultProxy::start(&devchain.base_url()).await;
+    let mut config = config_for(dir.path(), &proxy.url);
+    config.lsps1.open_timeout_secs = 60;
+    let lsp = Builder::new(config).start().await.expect("LSP starts");
+    let operator = Operator::for_node(&lsp);
+    let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
+    fund(&devchain, &operator, 2_000_000).await;
+
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
+    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+
+    // A bolt11 order, paid while the chain source refuses every broadcast.
+    let order = create_order(&public_api, order_body(&client, false, None)).await;
+    let bolt11_id = order["order_id"].as_str().unwrap().to_string();
+    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let wallet_before = operator.balance().await;
+    proxy.set_faults(vec![Fault::refuse(Some(Method::POST), "/tx", 503)]);
+    let refused_before = proxy.refused();
+    let payer = Arc::clone(&client);
+    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    let completed = wait_for(
+        "the bolt11 order's channel to be funded",
+        DEADLINE,
+        || async {
+            let detail = order_detail(&operator, &bolt11_id).await;
+            (detail.summary.state == "COMPLETED").then_some(detail)
+        },
+    )
+    .await;
+    let funding = funding_txid(&completed);
+    wait_refusals(
+        &proxy,
+        refused_before,
+        IMMEDIATE_ATTEMPTS + 2,
+        "the funding transaction to be sent again after the broadcaster's own retries",
+    )
+    .await;
+    assert!(!devchain.mempool_txids().contains(&funding));
+    assert_eq!(
+        client.payment(&payment_id).unwrap().status,
+        ldk_node::payment::PaymentStatus::Pending,
+        "the HTLC is not claimed while the chain source does not have the funding transaction"
+    );
+    // The wallet synced many times meanwhile without finding the funding transaction on the
+    // chain source; its inputs must still count as spent, or a refund or another open could
+    // spend them again.
+    let wallet_now = operator.balance().await;
+    assert!(
+        wallet_now.onchain_confirmed_sat + wallet_now.onchain_unconfirmed_sat + 100_000
+            <= wallet_before.onchain_confirmed_sat + wallet_before.onchain_unconfirmed_sat,
+        "before {wallet_before:?}, now {wallet_now:?}"
+    );
+
+    proxy.clear_faults();
+    wait_for(
+        "the funding transaction in the mempool",
+        DEADLINE,
+        || async { devchain.mempool_txids().contains(&funding).then_some(()) },
+    )
+    .await;
+    wait_for("the client's payment to be claimed", DEADLINE, || async {
+        let status = client.payment(&payment_id).map(|p| p.status);
+        (status == Some(ldk_node::payment::PaymentStatus::Succeeded)).then_some(())
+    })
+    .await;
+    devchain.mine(6);
+    wait_for(
+        "the sold channel to be usable at the client",
+        DEADLINE,
+        || async {
+            let client_ = Arc::clone(&client);
+            blocking(move || client_.sync_wallets().expect("client syncs")).await;
+            client
+                .list_channels()
+                .into_iter()
+                .find(|c| c.funding_txo.map(|o| o.txid) == Some(funding) && c.is_usable)
+        },
+    )
+    .await;
+
+    // An on-chain order that fails (ldk-node refuses announced channels), refunded while the
+    // chain source refuses every broadcast.
+    let refund_address = client.onchain_payment().new_address().unwrap();
+    let order = create_order(
+        &public_api,
+        order_body(&client, true, Some(&refund_address)),
+    )
+    .await;
+    let onchain_id = order["order_id"].as_str().unwrap().to_string();
+    let pay_to: bitcoin::Address = order["payment"]["onchain"]["address"]
+        .as_str()
+        .unwrap()
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .unwrap()
+        .assume_checked();
+    let total: u64 = order["payment"]["onchain"]["order_total_sat"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    proxy.set_faults(vec![Fault::refuse(Some(Method::POST), "/tx", 503)]);
+    devchain
+        .fund(&pay_to, total)
+        .expect("faucet pays the order");
+    devchain.mine(1);
+    let refund = wait_for("the refund to be signed and recorded", DEADLINE, || async {
+        let detail = order_detail(&operator, &onchain_id).await;
+        detail.refunds.first().cloned()
+    })
+    .await;
+    let refund_txid: bitcoin::Txid = refund.txid.parse().unwrap();
+    let refused_before = proxy.refused();
+    wait_refusals(
+        &proxy,
+        refused_before,
+        IMMEDIATE_ATTEMPTS + 2,
+        "the refund to be sent again after the broadcaster's own retries",
+    )
+    .await;
+    let detail = order_detail(&operator, &onchain_id).await;
+    assert_eq!(detail.summary.state, "FAILED");
+    assert_ne!(
+        detail.order["payment"]["onchain"]["state"], "REFUNDED",
+        "a refund that never reached the chain is not a refund"
+    );
+    assert!(!devchain.mempool_txids().contains(&refund_txid));
+
+    proxy.clear_faults();
+    wait_for("the refund in the mempool", DEADLINE, || async {
+        devchain
+            .mempool_txids()
+            .contains(&refund_txid)
+            .then_some(())
+    })
+    .await;
+    devchain.mine(1);
+    let refunded = wait_for("the on-chain option to be REFUNDED", DEADLINE, || async {
+        let detail = order_detail(&operator, &onchain_id).await;
+        (detail.order["payment"]["onchain"]["state"] == "REFUNDED").then_some(detail)
+    })
+    .await;
+    assert_eq!(refunded.refunds.len(), 1, "{:?}", refunded.refunds);
+    let refund_tx = devchain
+        .get_transaction(&refund_txid)
+        .expect("the refund is on the devchain");
+    let to_client: u64 = refund_tx
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == refund_address.script_pubkey())
+        .map(|o| o.value.to_sat())
+        .sum();
+    assert_eq!(to_client, refund.amount_sat);
+    assert_eq!(
+        to_client + refund.fee_sat,
+        total,
+        "the client is made whole, less the refund fee"
+    );
+    assert_eq!(devchain.confirmations(&refund_txid), Some(1));
+
+    lsp.stop().await.unwrap();
+    client.stop().unwrap();
+}
