@@ -6,8 +6,10 @@
 //!   the funding transaction was broadcast) | REFUNDED (HTLC failed back). EXPECT_PAYMENT ->
 //!   REFUNDED closes an option that was never paid (order failed or expired).
 //! - onchain payment: EXPECT_PAYMENT -> PAID (confirmed, or 0-conf at a high enough fee rate) ->
-//!   REFUNDED (refund transaction sent); EXPECT_PAYMENT -> REFUNDED when the order fails with
-//!   nothing, or too little, received (after the refund of any partial payment).
+//!   REFUNDED (refund confirmed); EXPECT_PAYMENT -> REFUNDED when the order fails with
+//!   nothing, or too little, received (after the refund of any partial payment). PAID ->
+//!   EXPECT_PAYMENT when the payment no longer counts before the channel is funded (a reorg
+//!   took its confirmation, or a fee replacement took the 0-conf payment away).
 //!
 //! Orders change only through [`Order::apply`] with an [`OrderEvent`]; anything else is a
 //! [`TransitionError`]. The order book persists the result and the event in one transaction.
@@ -164,7 +166,10 @@ impl PaymentKind {
             PaymentKind::Onchain => {
                 matches!(
                     (from, to),
-                    (ExpectPayment, Paid) | (ExpectPayment, Refunded) | (Paid, Refunded)
+                    (ExpectPayment, Paid)
+                        | (ExpectPayment, Refunded)
+                        | (Paid, Refunded)
+                        | (Paid, ExpectPayment)
                 )
             }
         }
@@ -276,6 +281,9 @@ pub enum OrderEvent {
     Failed { onchain_refund_pending: bool },
     /// Every refund of on-chain funds is confirmed (or nothing was owed).
     OnchainRefunded,
+    /// The on-chain payment no longer counts (reorganised out, or replaced) while the channel
+    /// is not funded yet: the order waits for payment again.
+    OnchainPaymentLost,
 }
 
 impl OrderEvent {
@@ -286,6 +294,7 @@ impl OrderEvent {
             OrderEvent::ChannelFunded(_) => "channel_funded",
             OrderEvent::Failed { .. } => "failed",
             OrderEvent::OnchainRefunded => "onchain_refunded",
+            OrderEvent::OnchainPaymentLost => "onchain_payment_lost",
         }
     }
 }
@@ -399,6 +408,10 @@ impl Order {
             OrderEvent::OnchainRefunded => {
                 next.require_order_state(OrderState::Failed)?;
                 next.move_payment(PaymentKind::Onchain, PaymentState::Refunded)?;
+            }
+            OrderEvent::OnchainPaymentLost => {
+                next.require_order_state(OrderState::Created)?;
+                next.move_payment(PaymentKind::Onchain, PaymentState::ExpectPayment)?;
             }
         }
         next.updated_at = now;

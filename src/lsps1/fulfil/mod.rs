@@ -12,7 +12,10 @@
 //! - on-chain: each order has its own wallet address. The payment is PAID once outputs paying
 //!   it sum to `order_total_sat` with `min_onchain_payment_confirmations` confirmations (with 0
 //!   configured: unconfirmed outputs count when their transaction pays at least
-//!   `min_fee_for_0conf` sat/vB).
+//!   `min_fee_for_0conf` sat/vB). It is checked again on every pass until the channel is
+//!   funded: a payment that no longer counts (a reorg took its confirmation, or a fee
+//!   replacement took a 0-conf payment away) puts the order back to waiting for payment and
+//!   aborts an open not yet funded, so it never buys a channel.
 //! - Opening: once paid, while the client is connected, `create_channel` with capacity
 //!   `lsp_balance_sat + client_balance_sat`, `client_balance_sat` pushed, the announce flag
 //!   of the order, zero reserve when advertised, and the funding fee rate for the order's
@@ -403,6 +406,9 @@ impl OrderService {
             }
             return Ok(());
         }
+        if paid_onchain && !self.onchain_payment_counts(order, height, got).await {
+            return self.onchain_payment_lost(order);
+        }
         if held {
             let htlc = self.book.held_htlc(&order.id).map_err(|e| e.to_string())?;
             let deadline = htlc.and_then(|h| h.claim_deadline);
@@ -431,8 +437,24 @@ impl OrderService {
         self.open_channel(order, got)
     }
 
-    /// Whether the on-chain option is paid in full under the confirmation rules.
+    /// Whether the on-chain option, still expecting payment, is paid in full under the
+    /// confirmation rules.
     pub(super) async fn onchain_payment_sufficient(
+        &self,
+        order: &Order,
+        height: u32,
+        got: &Receipts,
+    ) -> bool {
+        order
+            .onchain
+            .as_ref()
+            .is_some_and(|o| o.state == PaymentState::ExpectPayment)
+            && self.onchain_payment_counts(order, height, got).await
+    }
+
+    /// Whether what the order's address received pays the order total under the confirmation
+    /// rules, whatever the option's state says.
+    pub(super) async fn onchain_payment_counts(
         &self,
         order: &Order,
         height: u32,
@@ -441,7 +463,7 @@ impl OrderService {
         let Some(onchain) = &order.onchain else {
             return false;
         };
-        if onchain.state != PaymentState::ExpectPayment || got.outputs.is_empty() {
+        if got.outputs.is_empty() {
             return false;
         }
         let needed = u32::from(onchain.min_onchain_payment_confirmations);

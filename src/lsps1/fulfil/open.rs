@@ -4,6 +4,13 @@
 
 use super::*;
 
+/// Whether an order's channel is funded (has received `funding_signed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Funded {
+    Yes,
+    No,
+}
+
 impl OrderService {
     /// Starts (or waits for) the channel of a paid order.
     pub(super) fn open_channel(&self, order: &Order, got: &Receipts) -> Result<(), String> {
@@ -100,40 +107,15 @@ impl OrderService {
         if order.state != OrderState::Created {
             return Ok(FailOutcome::Ended(order.state));
         }
-        let user_channel_id = user_channel_id(id);
-        let order_channels: Vec<_> = self
-            .node
-            .channel_manager
-            .list_channels()
-            .into_iter()
-            .filter(|channel| channel.user_channel_id == user_channel_id)
-            .collect();
+        let order_channels = self.order_channels(id);
         if underway == UnderwayOpen::Keep && !order_channels.is_empty() {
             return Ok(FailOutcome::OpenUnderway);
         }
-        // Once `funding_signed` has arrived the channel has a monitor and its funding is (or is
-        // about to be) broadcast: its `ChannelPending`, not handled yet, completes the order.
-        let monitors = self.node.chain_monitor.list_monitors();
-        if order_channels
-            .iter()
-            .any(|channel| monitors.contains(&channel.channel_id))
-        {
-            return Ok(FailOutcome::ChannelFunded);
-        }
         // An open under way must not be funded once the order has failed, or a client could
         // hold back `funding_signed` until the order fails (refunding it) and then let the
-        // funding through. Before `funding_signed` the channel is unfunded: closing it only
-        // discards it, and its inputs are released on `DiscardFunding`.
-        for channel in order_channels {
-            tracing::info!(order = %id, channel_id = %channel.channel_id, "aborting the failed order's channel open");
-            let _ = self
-                .node
-                .channel_manager
-                .force_close_broadcasting_latest_txn(
-                    &channel.channel_id,
-                    &channel.counterparty.node_id,
-                    "the order failed".to_string(),
-                );
+        // funding through.
+        if self.abort_unfunded_open(id, order_channels, "the order failed") == Funded::Yes {
+            return Ok(FailOutcome::ChannelFunded);
         }
         let onchain_refund_pending = order.onchain.is_some() && got.total_sat() > 0;
         let failed = self
@@ -159,6 +141,74 @@ impl OrderService {
             self.wake.notify_one();
         }
         Ok(FailOutcome::Failed)
+    }
+
+    /// The on-chain payment of paid `order` no longer counts and its channel is not funded:
+    /// back to waiting for payment, with any open under way aborted and fresh open attempts.
+    pub(super) fn onchain_payment_lost(&self, order: &Order) -> Result<(), String> {
+        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.book.order(&order.id).map_err(|e| e.to_string())?;
+        let still_paid = current.is_some_and(|o| {
+            o.state == OrderState::Created
+                && o.onchain.is_some_and(|p| p.state == PaymentState::Paid)
+        });
+        if !still_paid {
+            return Ok(());
+        }
+        let channels = self.order_channels(&order.id);
+        let reason = "the on-chain payment no longer counts";
+        if self.abort_unfunded_open(&order.id, channels, reason) == Funded::Yes {
+            tracing::error!(order = %order.id, "the on-chain payment of an order vanished after its channel was funded");
+            return Ok(());
+        }
+        self.book
+            .apply(&order.id, &OrderEvent::OnchainPaymentLost, reason)
+            .map_err(|e| e.to_string())?;
+        opens.remove(&order.id);
+        tracing::warn!(order = %order.id, "the order's on-chain payment was reorganised out or replaced; waiting for payment again");
+        Ok(())
+    }
+
+    /// The channels (being opened, or open) of order `id`.
+    fn order_channels(&self, id: &OrderId) -> Vec<lightning::ln::channel_state::ChannelDetails> {
+        let user_channel_id = user_channel_id(id);
+        self.node
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .filter(|channel| channel.user_channel_id == user_channel_id)
+            .collect()
+    }
+
+    /// Closes `channels` of order `id` unless one is funded already. Once `funding_signed`
+    /// has arrived a channel has a monitor and its funding is (or is about to be) broadcast:
+    /// its `ChannelPending` completes the order. Before that the channel is unfunded: closing
+    /// it only discards it, and its inputs are released on `DiscardFunding`.
+    fn abort_unfunded_open(
+        &self,
+        id: &OrderId,
+        channels: Vec<lightning::ln::channel_state::ChannelDetails>,
+        why: &str,
+    ) -> Funded {
+        let monitors = self.node.chain_monitor.list_monitors();
+        if channels
+            .iter()
+            .any(|channel| monitors.contains(&channel.channel_id))
+        {
+            return Funded::Yes;
+        }
+        for channel in channels {
+            tracing::info!(order = %id, channel_id = %channel.channel_id, why, "aborting the order's channel open");
+            let _ = self
+                .node
+                .channel_manager
+                .force_close_broadcasting_latest_txn(
+                    &channel.channel_id,
+                    &channel.counterparty.node_id,
+                    why.to_string(),
+                );
+        }
+        Funded::No
     }
 
     /// Cancels an order that has not opened its channel: FAILED, and whatever was paid goes

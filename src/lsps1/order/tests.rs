@@ -112,6 +112,7 @@ fn payment_state_tables_are_exactly_the_documented_ones() {
         (ExpectPayment, Paid),
         (ExpectPayment, Refunded),
         (Paid, Refunded),
+        (Paid, ExpectPayment),
     ];
     for (kind, allowed) in [
         (PaymentKind::Bolt11, &bolt11[..]),
@@ -248,6 +249,7 @@ fn every_event_is_checked_against_every_reachable_state() {
             onchain_refund_pending: true,
         },
         OrderEvent::OnchainRefunded,
+        OrderEvent::OnchainPaymentLost,
     ];
     let mut seen: Vec<Order> = Vec::new();
     let mut queue: Vec<Order> = vec![
@@ -338,6 +340,44 @@ fn an_order_is_paid_once_whichever_way_the_second_payment_comes() {
         }),
         "an on-chain payment after the held HTLC is refunded, not taken"
     );
+}
+
+#[test]
+fn a_lost_onchain_payment_reopens_the_option_until_the_channel_is_funded() {
+    let order = sample_order(true, true);
+    let paid = order
+        .apply(&OrderEvent::OnchainPaymentConfirmed, 10)
+        .unwrap();
+    let lost = paid.apply(&OrderEvent::OnchainPaymentLost, 20).unwrap();
+    assert_eq!(lost.state, OrderState::Created);
+    assert_eq!(
+        lost.onchain.as_ref().unwrap().state,
+        PaymentState::ExpectPayment
+    );
+    assert_eq!(lost.updated_at, 20);
+    // Waiting again, it may be paid either way, or fail with nothing to refund.
+    assert!(lost.apply(&OrderEvent::OnchainPaymentConfirmed, 30).is_ok());
+    assert!(lost.apply(&OrderEvent::Bolt11HtlcHeld, 30).is_ok());
+    let failed = lost
+        .apply(
+            &OrderEvent::Failed {
+                onchain_refund_pending: false,
+            },
+            30,
+        )
+        .unwrap();
+    assert_eq!(
+        failed.onchain.as_ref().unwrap().state,
+        PaymentState::Refunded
+    );
+    // Nothing to lose before a payment, and nothing to take back once the channel is funded.
+    assert!(order.apply(&OrderEvent::OnchainPaymentLost, 30).is_err());
+    let completed = paid
+        .apply(&OrderEvent::ChannelFunded(channel()), 30)
+        .unwrap();
+    assert!(completed
+        .apply(&OrderEvent::OnchainPaymentLost, 40)
+        .is_err());
 }
 
 #[test]
