@@ -13,7 +13,6 @@ use common::fault_proxy::{Fault, FaultProxy};
 use common::*;
 use lsp_node::api::*;
 use lsp_node::Builder;
-use serde_json::{json, Value};
 
 /// The client's balance in the channel the LSP opens to it, so it can pay the LSP.
 const PUSH_MSAT: u64 = 150_000_000;
@@ -21,45 +20,6 @@ const PUSH_MSAT: u64 = 150_000_000;
 /// `POST /tx` refusals that the broadcaster's own retries account for; more prove that the
 /// transaction was sent again later.
 const IMMEDIATE_ATTEMPTS: u64 = 5;
-
-async fn order_detail(operator: &Operator, id: &str) -> OrderDetail {
-    operator
-        .get(&format!("/v1/orders/{id}"))
-        .await
-        .expect("the order is known")
-}
-
-/// An Olympus-dialect order of a 100k channel for `client`, with a refund address when given.
-fn order_body(
-    client: &ldk_node::Node,
-    announce_channel: bool,
-    refund_address: Option<&bitcoin::Address>,
-) -> Value {
-    let mut body = json!({
-        "lsp_balance_sat": "100000",
-        "client_balance_sat": "0",
-        "required_channel_confirmations": 1,
-        "funding_confirms_within_blocks": 6,
-        "channel_expiry_blocks": 1000,
-        "announce_channel": announce_channel,
-        "public_key": client.node_id().to_string(),
-    });
-    if let Some(address) = refund_address {
-        body["refund_onchain_address"] = json!(address.to_string());
-    }
-    body
-}
-
-async fn create_order(public_api: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{public_api}/api/v1/create_order"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{response:?}");
-    response.json().await.unwrap()
-}
 
 fn funding_txid(detail: &OrderDetail) -> bitcoin::Txid {
     let outpoint = detail.order["channel"]["funding_outpoint"]
@@ -94,7 +54,11 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
 
     // A bolt11 order, paid while the chain source refuses every broadcast.
-    let order = create_order(&public_api, order_body(&client, false, None)).await;
+    let order = create_olympus_order(
+        &public_api,
+        &olympus_order(&client.node_id().to_string(), false, None),
+    )
+    .await;
     let bolt11_id = order["order_id"].as_str().unwrap().to_string();
     let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
         .as_str()
@@ -112,7 +76,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
         "the bolt11 order's channel to be funded",
         DEADLINE,
         || async {
-            let detail = order_detail(&operator, &bolt11_id).await;
+            let detail = operator.order(&bolt11_id).await;
             (detail.summary.state == "COMPLETED").then_some(detail)
         },
     )
@@ -171,9 +135,9 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     // An on-chain order that fails (ldk-node refuses announced channels), refunded while the
     // chain source refuses every broadcast.
     let refund_address = client.onchain_payment().new_address().unwrap();
-    let order = create_order(
+    let order = create_olympus_order(
         &public_api,
-        order_body(&client, true, Some(&refund_address)),
+        &olympus_order(&client.node_id().to_string(), true, Some(&refund_address)),
     )
     .await;
     let onchain_id = order["order_id"].as_str().unwrap().to_string();
@@ -194,7 +158,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
         .expect("faucet pays the order");
     devchain.mine(1);
     let refund = wait_for("the refund to be signed and recorded", DEADLINE, || async {
-        let detail = order_detail(&operator, &onchain_id).await;
+        let detail = operator.order(&onchain_id).await;
         detail.refunds.first().cloned()
     })
     .await;
@@ -207,7 +171,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
         "the refund to be sent again after the broadcaster's own retries",
     )
     .await;
-    let detail = order_detail(&operator, &onchain_id).await;
+    let detail = operator.order(&onchain_id).await;
     assert_eq!(detail.summary.state, "FAILED");
     assert_ne!(
         detail.order["payment"]["onchain"]["state"], "REFUNDED",
@@ -225,7 +189,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     .await;
     devchain.mine(1);
     let refunded = wait_for("the on-chain option to be REFUNDED", DEADLINE, || async {
-        let detail = order_detail(&operator, &onchain_id).await;
+        let detail = operator.order(&onchain_id).await;
         (detail.order["payment"]["onchain"]["state"] == "REFUNDED").then_some(detail)
     })
     .await;

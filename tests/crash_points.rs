@@ -10,17 +10,9 @@ use common::process::{regtest_config, NodeProcess};
 use common::*;
 use lsp_node::api::*;
 use lsp_node::fault_points::CRASH_AT_VAR;
-use serde_json::{json, Value};
 
 /// The client's balance in the channel the LSP opens to it, so it can pay the LSP.
 const PUSH_MSAT: u64 = 150_000_000;
-
-async fn order_detail(operator: &Operator, id: &str) -> OrderDetail {
-    operator
-        .get(&format!("/v1/orders/{id}"))
-        .await
-        .expect("the order is known")
-}
 
 /// A crash after FAILED is persisted and before the held HTLC is failed back (the order fails
 /// because the client refuses every open of its channel): the restarted
@@ -45,25 +37,13 @@ async fn e2e_held_htlc_of_a_failed_order_is_failed_back_after_a_crash() {
     ));
     open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
 
-    let order: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/create_order", lsp.public_api_url()))
-        .json(&json!({
-            "lsp_balance_sat": "100000",
-            "client_balance_sat": "0",
-            "required_channel_confirmations": 1,
-            "funding_confirms_within_blocks": 6,
-            "channel_expiry_blocks": 1000,
-            // ldk-node refuses announced inbound channels: every open is refused, and after
-            // the last attempt the order fails with its HTLC held.
-            "announce_channel": true,
-            "public_key": client.node_id().to_string(),
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // ldk-node refuses announced inbound channels: every open is refused, and after the last
+    // attempt the order fails with its HTLC held.
+    let order = create_olympus_order(
+        &lsp.public_api_url(),
+        &olympus_order(&client.node_id().to_string(), true, None),
+    )
+    .await;
     let id = order["order_id"].as_str().expect("an order").to_string();
     let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
         .as_str()
@@ -86,7 +66,7 @@ async fn e2e_held_htlc_of_a_failed_order_is_failed_back_after_a_crash() {
 
     let mut lsp = NodeProcess::spawn(dir.path(), &config, &[]);
     let operator = lsp.wait_running(DEADLINE).await;
-    let detail = order_detail(&operator, &id).await;
+    let detail = operator.order(&id).await;
     assert_eq!(detail.summary.state, "FAILED");
     wait_for("the client's payment to fail back", DEADLINE, || async {
         let status = client.payment(&payment_id).map(|p| p.status);
@@ -96,4 +76,180 @@ async fn e2e_held_htlc_of_a_failed_order_is_failed_back_after_a_crash() {
     assert_eq!(detail.order["payment"]["bolt11"]["state"], "REFUNDED");
     lsp.terminate(DEADLINE).await;
     client.stop().unwrap();
+}
+
+/// A crash once the order's channel is funded and the chain source has its funding
+/// transaction, before the held HTLC is claimed: the restarted node claims it, and the client
+/// ends with its payment made and its channel usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_the_htlc_of_a_funded_order_is_claimed_after_a_crash() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let config = regtest_config(&dir.path().join("data"), &devchain.base_url(), 1);
+    let crash_at = [(CRASH_AT_VAR, "order_completed.before_htlc_claimed")];
+    let mut lsp = NodeProcess::spawn(dir.path(), &config, &crash_at);
+    let operator = lsp.wait_running(DEADLINE).await;
+    fund(&devchain, &operator, 2_000_000).await;
+    let ldk_dir = tempfile::tempdir().unwrap();
+    let client = Arc::new(start_ldk_node_on(
+        &devchain.base_url(),
+        ldk_dir.path(),
+        |_| {},
+    ));
+    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+
+    let order = create_olympus_order(
+        &lsp.public_api_url(),
+        &olympus_order(&client.node_id().to_string(), false, None),
+    )
+    .await;
+    let id = order["order_id"].as_str().expect("an order").to_string();
+    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let payer = Arc::clone(&client);
+    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    let status = lsp.wait_exit(DEADLINE).await;
+    assert!(!status.success(), "aborted at the crash point: {status:?}");
+    assert_eq!(
+        client.payment(&payment_id).unwrap().status,
+        ldk_node::payment::PaymentStatus::Pending,
+        "the HTLC is still held by the dead node"
+    );
+
+    let mut lsp = NodeProcess::spawn(dir.path(), &config, &[]);
+    let operator = lsp.wait_running(DEADLINE).await;
+    let detail = operator.order(&id).await;
+    assert_eq!(detail.summary.state, "COMPLETED");
+    wait_for("the client's payment to be claimed", DEADLINE, || async {
+        let status = client.payment(&payment_id).map(|p| p.status);
+        (status == Some(ldk_node::payment::PaymentStatus::Succeeded)).then_some(())
+    })
+    .await;
+    let funding: bitcoin::OutPoint = detail.order["channel"]["funding_outpoint"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(devchain.mempool_txids().contains(&funding.txid));
+    devchain.mine(6);
+    wait_for(
+        "the sold channel usable at the client",
+        DEADLINE,
+        || async {
+            let syncing = Arc::clone(&client);
+            blocking(move || syncing.sync_wallets().expect("client syncs")).await;
+            client
+                .list_channels()
+                .into_iter()
+                .find(|c| c.funding_txo.map(|o| o.txid) == Some(funding.txid) && c.is_usable)
+        },
+    )
+    .await;
+    lsp.terminate(DEADLINE).await;
+    client.stop().unwrap();
+}
+
+/// A crash after a refund is recorded and before it is broadcast: the restarted node sends
+/// that same refund (never a second one), and the client's refund address receives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_recorded_refund_is_sent_after_a_crash_and_only_once() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let config = regtest_config(&dir.path().join("data"), &devchain.base_url(), 1);
+    let crash_at = [(CRASH_AT_VAR, "refund.before_broadcast")];
+    let mut lsp = NodeProcess::spawn(dir.path(), &config, &crash_at);
+    let operator = lsp.wait_running(DEADLINE).await;
+    fund(&devchain, &operator, 1_000_000).await;
+
+    // A client that is a key only: the paid order waits for it, and the operator cancels.
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let key = |byte| bitcoin::secp256k1::SecretKey::from_slice(&[byte; 32]).unwrap();
+    let client = key(7).public_key(&secp).to_string();
+    let refund_address = bitcoin::Address::p2wpkh(
+        &bitcoin::CompressedPublicKey(key(8).public_key(&secp)),
+        bitcoin::Network::Regtest,
+    );
+    let order = create_olympus_order(
+        &lsp.public_api_url(),
+        &olympus_order(&client, false, Some(&refund_address)),
+    )
+    .await;
+    let id = order["order_id"].as_str().expect("an order").to_string();
+    let pay_to: bitcoin::Address = order["payment"]["onchain"]["address"]
+        .as_str()
+        .unwrap()
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .unwrap()
+        .assume_checked();
+    let total: u64 = order["payment"]["onchain"]["order_total_sat"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    devchain
+        .fund(&pay_to, total)
+        .expect("faucet pays the order");
+    devchain.mine(1);
+    wait_for("the payment to count", DEADLINE, || async {
+        let detail = operator.order(&id).await;
+        (detail.order["payment"]["onchain"]["state"] == "PAID").then_some(())
+    })
+    .await;
+    let _: OrderDetail = operator
+        .post(
+            "/v1/orders/cancel",
+            &CancelOrder {
+                order_id: id.clone(),
+                reason: Some("the client went away".into()),
+            },
+        )
+        .await
+        .expect("the operator cancels");
+    let status = lsp.wait_exit(DEADLINE).await;
+    assert!(!status.success(), "aborted at the crash point: {status:?}");
+    let mempool_at_crash = devchain.mempool_txids();
+
+    let mut lsp = NodeProcess::spawn(dir.path(), &config, &[]);
+    let operator = lsp.wait_running(DEADLINE).await;
+    let detail = operator.order(&id).await;
+    assert_eq!(detail.refunds.len(), 1, "{:?}", detail.refunds);
+    let refund = detail.refunds[0].clone();
+    let refund_txid: bitcoin::Txid = refund.txid.parse().unwrap();
+    assert!(
+        !mempool_at_crash.contains(&refund_txid),
+        "the refund had not left before the crash"
+    );
+    wait_for("the recorded refund in the mempool", DEADLINE, || async {
+        devchain
+            .mempool_txids()
+            .contains(&refund_txid)
+            .then_some(())
+    })
+    .await;
+    devchain.mine(1);
+    wait_for("the order to be REFUNDED", DEADLINE, || async {
+        let detail = operator.order(&id).await;
+        (detail.order["payment"]["onchain"]["state"] == "REFUNDED").then_some(())
+    })
+    .await;
+    let detail = operator.order(&id).await;
+    assert_eq!(detail.refunds.len(), 1, "one refund, never two");
+    let paid_back: u64 = devchain
+        .get_transaction(&refund_txid)
+        .expect("the refund is on the devchain")
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == refund_address.script_pubkey())
+        .map(|o| o.value.to_sat())
+        .sum();
+    assert_eq!(paid_back, refund.amount_sat);
+    assert_eq!(paid_back + refund.fee_sat, total);
+    lsp.terminate(DEADLINE).await;
 }

@@ -309,9 +309,15 @@ impl EventHandler {
                 reason,
                 counterparty_node_id,
                 channel_capacity_sats,
+                channel_funding_txo,
                 ..
             } => {
                 tracing::info!(%channel_id, ?counterparty_node_id, ?channel_capacity_sats, %reason, "channel closed");
+                // The funding of a closed channel is not sent again: should a reorg take it
+                // away, its inputs are ours again instead of locked in a channel that is gone.
+                if let Some(funding) = channel_funding_txo {
+                    self.wallet.stop_sending(&funding.txid);
+                }
                 self.hook
                     .channel_closed(user_channel_id, counterparty_node_id);
             }

@@ -126,6 +126,9 @@ pub struct ReceivedOutput {
     pub value_sat: u64,
     /// Height of the block that confirmed it; `None` while in the mempool.
     pub confirmation_height: Option<u32>,
+    /// Unix seconds it reached us: first seen in the mempool, or else the time of the block
+    /// that confirmed it.
+    pub arrived_at: Option<u64>,
 }
 
 /// On-chain balances in sats.
@@ -418,10 +421,13 @@ impl Wallet {
         let mut received = Vec::new();
         for wallet_tx in state.wallet.transactions() {
             let tx = &wallet_tx.tx_node.tx;
-            let confirmation_height = match &wallet_tx.chain_position {
-                ChainPosition::Confirmed { anchor, .. } => Some(anchor.block_id.height),
-                ChainPosition::Unconfirmed { .. } => None,
+            let (confirmation_height, block_time) = match &wallet_tx.chain_position {
+                ChainPosition::Confirmed { anchor, .. } => {
+                    (Some(anchor.block_id.height), Some(anchor.confirmation_time))
+                }
+                ChainPosition::Unconfirmed { .. } => (None, None),
             };
+            let arrived_at = wallet_tx.tx_node.first_seen.or(block_time);
             let txid = tx.compute_txid();
             for (vout, output) in tx.output.iter().enumerate() {
                 if scripts.contains(&output.script_pubkey) {
@@ -430,6 +436,7 @@ impl Wallet {
                         script_pubkey: output.script_pubkey.clone(),
                         value_sat: output.value.to_sat(),
                         confirmation_height,
+                        arrived_at,
                     });
                 }
             }
@@ -539,6 +546,12 @@ impl Wallet {
         self.broadcaster
             .replaced(original, &replacement.compute_txid());
         self.broadcaster.broadcast_kept(replacement);
+    }
+
+    /// Stops sending `txid` again (the funding of a channel that closed); if the chain source
+    /// does not have it, a later sync gives its inputs back.
+    pub fn stop_sending(&self, txid: &Txid) {
+        self.broadcaster.abandon(txid);
     }
 
     /// Forgets a transaction we signed but that will never be broadcast (e.g. a funding

@@ -178,6 +178,13 @@ impl Operator {
         self.get("/v1/payments").await.expect("payments")
     }
 
+    /// The operator's view of order `id`, which must exist.
+    pub async fn order(&self, id: &str) -> OrderDetail {
+        self.get(&format!("/v1/orders/{id}"))
+            .await
+            .expect("the order is known")
+    }
+
     pub async fn invoice(&self, amount_msat: u64) -> Invoice {
         let request = CreateInvoice {
             amount_msat: Some(amount_msat),
@@ -302,6 +309,40 @@ pub async fn open_channel_to_ldk(
     wait_for_mempool(devchain, "the channel funding").await;
     devchain.mine(6);
     wait_channel_usable(operator, ldk, &opened.channel_id.unwrap()).await;
+}
+
+/// An order request in the Olympus dialect (`POST /api/v1/create_order`): a 100k-sat channel
+/// for `public_key`, with a refund address when given.
+pub fn olympus_order(
+    public_key: &str,
+    announce_channel: bool,
+    refund_address: Option<&bitcoin::Address>,
+) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "lsp_balance_sat": "100000",
+        "client_balance_sat": "0",
+        "required_channel_confirmations": 1,
+        "funding_confirms_within_blocks": 6,
+        "channel_expiry_blocks": 1000,
+        "announce_channel": announce_channel,
+        "public_key": public_key,
+    });
+    if let Some(address) = refund_address {
+        body["refund_onchain_address"] = serde_json::json!(address.to_string());
+    }
+    body
+}
+
+/// Posts `body` to the public API at `public_api` (`http://host:port`) and returns the order.
+pub async fn create_olympus_order(public_api: &str, body: &serde_json::Value) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(format!("{public_api}/api/v1/create_order"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    response.json().await.unwrap()
 }
 
 /// The node behind `operator` pays an invoice of `ldk` and waits until the payment is settled

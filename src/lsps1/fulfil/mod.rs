@@ -170,10 +170,30 @@ impl Receipts {
             .sum()
     }
 
-    pub(super) fn has_unconfirmed(&self) -> bool {
-        self.outputs.iter().any(|o| o.confirmation_height.is_none())
+    /// What arrived with at least `depth` confirmations at `height`.
+    pub(super) fn settled_sat(&self, height: u32, depth: u32) -> u64 {
+        self.outputs
+            .iter()
+            .filter(|o| confirmations(o, height) >= depth)
+            .map(|o| o.value_sat)
+            .sum()
+    }
+
+    /// Whether anything arrived with fewer than `depth` confirmations at `height`.
+    pub(super) fn has_unsettled(&self, height: u32, depth: u32) -> bool {
+        self.outputs
+            .iter()
+            .any(|o| confirmations(o, height) < depth)
     }
 }
+
+fn confirmations(output: &ReceivedOutput, height: u32) -> u32 {
+    output
+        .confirmation_height
+        .map_or(0, |h| height.saturating_sub(h) + 1)
+}
+
+impl Receipts {}
 
 impl OrderService {
     /// Walks the order book until `shutdown`; first rebroadcasts recorded refunds.
@@ -240,6 +260,7 @@ impl OrderService {
                 if !known {
                     tracing::warn!(order = %id, "claiming the HTLC before the chain source has the funding transaction: its deadline is near");
                 }
+                crate::fault_points::crash_point("order_completed.before_htlc_claimed");
                 self.claim_order_htlc(&order);
             }
         }
@@ -333,7 +354,7 @@ impl OrderService {
                 continue;
             }
             let got = receipts.get(&order.id).cloned().unwrap_or_default();
-            if let Err(e) = self.refund_owed(order, &got) {
+            if let Err(e) = self.refund_owed(order, &got, height) {
                 tracing::error!(order = %order.id, error = %e, "could not refund");
             }
         }
@@ -382,7 +403,7 @@ impl OrderService {
     ) -> Result<(), String> {
         match order.state {
             OrderState::Created => {}
-            OrderState::Failed => return self.refund_owed(order, got),
+            OrderState::Failed => return self.refund_owed(order, got, height),
             OrderState::Completed => return Ok(()),
         }
         let held = bolt11_held(order);
@@ -467,11 +488,16 @@ impl OrderService {
             return false;
         }
         let needed = u32::from(onchain.min_onchain_payment_confirmations);
+        let now = self.now();
         let mut counted = 0u64;
-        for output in &got.outputs {
-            let confirmations = output
-                .confirmation_height
-                .map_or(0, |h| height.saturating_sub(h) + 1);
+        // A payment that reached us after the order expired is refunded, never used: its
+        // price is stale.
+        let in_time = got
+            .outputs
+            .iter()
+            .filter(|o| o.arrived_at.unwrap_or(now) <= order.expires_at);
+        for output in in_time {
+            let confirmations = confirmations(output, height);
             let counts = if confirmations == 0 {
                 needed == 0
                     && self

@@ -7,12 +7,20 @@ use super::*;
 
 impl OrderService {
     /// Sends back what `order`'s address received beyond what the order consumed, once
-    /// confirmed; marks a failed order's on-chain option REFUNDED when nothing is left owed and
+    /// confirmed `min_onchain_payment_confirmations` deep (at least one); marks a failed order's on-chain option REFUNDED when nothing is left owed and
     /// every refund is confirmed.
-    pub(super) fn refund_owed(&self, order: &Order, got: &Receipts) -> Result<(), String> {
+    pub(super) fn refund_owed(
+        &self,
+        order: &Order,
+        got: &Receipts,
+        height: u32,
+    ) -> Result<(), String> {
         let Some(onchain) = &order.onchain else {
             return Ok(());
         };
+        // Refunded only once as deep as a payment must be: a refund of a payment that a reorg
+        // then takes away is paid from the LSP's own coins.
+        let depth = u32::from(onchain.min_onchain_payment_confirmations).max(1);
         let consumed = match (order.state, onchain.state) {
             (OrderState::Completed, PaymentState::Paid) => onchain.order_total_sat,
             (OrderState::Created, _) => return Ok(()),
@@ -25,7 +33,7 @@ impl OrderService {
             .map(|r| r.amount_sat + r.fee_sat)
             .sum();
         let owed = got
-            .confirmed_sat()
+            .settled_sat(height, depth)
             .saturating_sub(consumed)
             .saturating_sub(refunded);
         let fee_rate = self
@@ -56,7 +64,7 @@ impl OrderService {
             .iter()
             .filter(|r| r.replaced_by.is_none())
             .all(|r| self.node.wallet.is_confirmed(&r.txid));
-        if awaiting_refund && !got.has_unconfirmed() && refunds_confirmed {
+        if awaiting_refund && !got.has_unsettled(height, depth) && refunds_confirmed {
             self.book
                 .apply(
                     &order.id,
@@ -148,6 +156,7 @@ impl OrderService {
             let _ = self.node.wallet.abandon_transaction(&refund.tx);
             return Err(format!("could not record the refund: {e}"));
         }
+        crate::fault_points::crash_point("refund.before_broadcast");
         self.node.wallet.broadcast(&refund.tx);
         tracing::info!(order = %order.id, txid = %refund.txid, amount_sat, fee_sat, address = refund_address, "refund sent");
         Ok(())

@@ -274,6 +274,13 @@ impl Poster {
                 self.record(&txid, BroadcastState::Seen, None, None);
             }
             Some(Known::Unconfirmed) => {}
+            // Reorganised out of its block and not back in the mempool: sent again at the next
+            // pass, not now. By then LDK has seen the reorg too, and the funding of a channel
+            // it closed for it is no longer kept (see the node's `ChannelClosed` handling).
+            Some(Known::Missing) if kept.confirmed_height.is_some() => {
+                tracing::warn!(%txid, "a kept transaction was reorganised out of its block");
+                self.record(&txid, BroadcastState::Sending, None, None);
+            }
             Some(Known::Missing) => match self.post(&kept.tx).await {
                 Ok(()) => {
                     tracing::info!(%txid, "sent a kept transaction again");

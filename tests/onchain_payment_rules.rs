@@ -1,0 +1,234 @@
+//! On-chain payments that must not buy a channel: one that a reorg takes away after the order
+//! counted it PAID (the order goes back to waiting, counts a new payment, and refunds only what
+//! exists), and one that reaches the LSP after the order expired (refunded, never used at the
+//! stale price). The client is a key only, never online, so nothing opens while the chain moves.
+
+mod common;
+
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use common::*;
+use lsp_node::api::*;
+use lsp_node::Builder;
+
+async fn wait_onchain_state(operator: &Operator, id: &str, state: &str, what: &str) -> OrderDetail {
+    wait_for(what, DEADLINE, || async {
+        let detail = operator.order(id).await;
+        (detail.order["payment"]["onchain"]["state"] == state).then_some(detail)
+    })
+    .await
+}
+
+/// An order over HTTP for a node that is never online, with a refund address of nobody's.
+struct OnchainOrder {
+    id: String,
+    pay_to: bitcoin::Address,
+    total: u64,
+    refund: bitcoin::Address,
+}
+
+impl OnchainOrder {
+    async fn create(lsp: &lsp_node::App) -> OnchainOrder {
+        let secp = Secp256k1::new();
+        let client = SecretKey::from_slice(&[7; 32]).unwrap().public_key(&secp);
+        let refund = bitcoin::Address::p2wpkh(
+            &bitcoin::CompressedPublicKey(
+                SecretKey::from_slice(&[8; 32]).unwrap().public_key(&secp),
+            ),
+            bitcoin::Network::Regtest,
+        );
+        let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
+        let order = create_olympus_order(
+            &public_api,
+            &olympus_order(&client.to_string(), false, Some(&refund)),
+        )
+        .await;
+        let onchain = &order["payment"]["onchain"];
+        OnchainOrder {
+            id: order["order_id"].as_str().expect("an order").to_string(),
+            pay_to: onchain["address"]
+                .as_str()
+                .unwrap()
+                .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+                .unwrap()
+                .assume_checked(),
+            total: onchain["order_total_sat"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+            refund,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_payment_taken_back_by_the_chain_puts_the_order_back_to_waiting() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
+        .start()
+        .await
+        .expect("LSP starts");
+    let operator = Operator::for_node(&lsp);
+    fund(&devchain, &operator, 1_000_000).await;
+
+    let order = OnchainOrder::create(&lsp).await;
+    let (id, pay_to, total, refund) = (
+        order.id.clone(),
+        order.pay_to.clone(),
+        order.total,
+        order.refund.clone(),
+    );
+    let payment = devchain
+        .fund(&pay_to, total)
+        .expect("faucet pays the order");
+    devchain.mine(1);
+    wait_onchain_state(&operator, &id, "PAID", "the payment to count").await;
+
+    // A reorg replaces the payment's block with a chain that leaves the payment out (a double
+    // spend of it confirmed instead, as far as the order can tell).
+    let outcome = devchain.reorg(1, &[payment]).expect("reorg");
+    assert!(outcome.dropped.contains(&payment), "{outcome:?}");
+    let waiting = wait_onchain_state(
+        &operator,
+        &id,
+        "EXPECT_PAYMENT",
+        "the order to wait for payment again",
+    )
+    .await;
+    assert_eq!(waiting.summary.state, "CREATED");
+    assert!(
+        waiting
+            .events
+            .iter()
+            .any(|e| e.event == "onchain_payment_lost"),
+        "{:?}",
+        waiting.events
+    );
+
+    // Paid again, it counts again.
+    // (A different amount: the faucet's coin is unspent again, and the same payment would be
+    // the same transaction.)
+    let second = devchain
+        .fund(&pay_to, total + 1_000)
+        .expect("faucet pays again");
+    assert_ne!(second, payment);
+    devchain.mine(1);
+    wait_onchain_state(&operator, &id, "PAID", "the second payment to count").await;
+
+    // Cancelled now, only the payment that exists is refunded.
+    let cancelled: OrderDetail = operator
+        .post(
+            "/v1/orders/cancel",
+            &CancelOrder {
+                order_id: id.clone(),
+                reason: Some("the client went away".into()),
+            },
+        )
+        .await
+        .expect("the operator cancels");
+    assert_eq!(cancelled.summary.state, "FAILED");
+    let sent = wait_for("the refund", DEADLINE, || async {
+        operator.order(&id).await.refunds.first().cloned()
+    })
+    .await;
+    assert_eq!(
+        sent.amount_sat + sent.fee_sat,
+        total + 1_000,
+        "the payment that exists comes back, and nothing of the vanished one"
+    );
+    let sent_txid: bitcoin::Txid = sent.txid.parse().unwrap();
+    let refund_tx = wait_for("the refund on the devchain", DEADLINE, || async {
+        devchain.get_transaction(&sent_txid)
+    })
+    .await;
+    let spent: Vec<bitcoin::Txid> = refund_tx
+        .input
+        .iter()
+        .map(|i| i.previous_output.txid)
+        .collect();
+    assert!(
+        !spent.contains(&payment),
+        "the vanished payment is not spent"
+    );
+    assert!(
+        spent.contains(&second),
+        "the refund returns the payment that exists"
+    );
+    let to_client: u64 = refund_tx
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == refund.script_pubkey())
+        .map(|o| o.value.to_sat())
+        .sum();
+    assert_eq!(to_client, sent.amount_sat);
+    lsp.stop().await.unwrap();
+}
+
+/// Order expiry in the late-payment test.
+const EXPIRY_SECS: u64 = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_payment_that_arrives_after_the_order_expired_is_refunded_not_used() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let mut config = config_for(dir.path(), &devchain.base_url());
+    config.lsps1.options.order_expiry_secs = EXPIRY_SECS;
+    config.lsps1.options.invoice_expiry_secs = EXPIRY_SECS;
+    let lsp = Builder::new(config.clone())
+        .start()
+        .await
+        .expect("LSP starts");
+    let operator = Operator::for_node(&lsp);
+    fund(&devchain, &operator, 1_000_000).await;
+    let order = OnchainOrder::create(&lsp).await;
+    let created_at = operator.order(&order.id).await.summary.created_at;
+
+    // The LSP is down when the order expires and when the payment comes: on its return it
+    // finds a full payment on an expired order.
+    lsp.stop().await.unwrap();
+    wait_for("the order's expiry to pass", DEADLINE, || async {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        (now > created_at + EXPIRY_SECS).then_some(())
+    })
+    .await;
+    let payment = devchain
+        .fund(&order.pay_to, order.total)
+        .expect("faucet pays the order late");
+    devchain.mine(1);
+    let lsp = Builder::new(config).start().await.expect("LSP restarts");
+    let operator = Operator::for_node(&lsp);
+
+    let failed = wait_for("the expired order to fail", DEADLINE, || async {
+        let detail = operator.order(&order.id).await;
+        (detail.summary.state != "CREATED").then_some(detail)
+    })
+    .await;
+    assert_eq!(failed.summary.state, "FAILED", "{:?}", failed.events);
+    assert_ne!(failed.order["payment"]["onchain"]["state"], "PAID");
+    let sent = wait_for("the refund of the late payment", DEADLINE, || async {
+        operator.order(&order.id).await.refunds.first().cloned()
+    })
+    .await;
+    assert_eq!(sent.amount_sat + sent.fee_sat, order.total);
+    let sent_txid: bitcoin::Txid = sent.txid.parse().unwrap();
+    let refund_tx = wait_for("the refund on the devchain", DEADLINE, || async {
+        devchain.get_transaction(&sent_txid)
+    })
+    .await;
+    assert!(refund_tx
+        .input
+        .iter()
+        .any(|i| i.previous_output.txid == payment));
+    assert!(refund_tx
+        .output
+        .iter()
+        .any(|o| o.script_pubkey == order.refund.script_pubkey()
+            && o.value.to_sat() == sent.amount_sat));
+    lsp.stop().await.unwrap();
+}
