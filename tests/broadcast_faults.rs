@@ -141,17 +141,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     )
     .await;
     let onchain_id = order["order_id"].as_str().unwrap().to_string();
-    let pay_to: bitcoin::Address = order["payment"]["onchain"]["address"]
-        .as_str()
-        .unwrap()
-        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
-        .unwrap()
-        .assume_checked();
-    let total: u64 = order["payment"]["onchain"]["order_total_sat"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (pay_to, total) = onchain_payment_of(&order);
     proxy.set_faults(vec![Fault::refuse(Some(Method::POST), "/tx", 503)]);
     devchain
         .fund(&pay_to, total)

@@ -14,68 +14,105 @@ use lsp_node::fault_points::CRASH_AT_VAR;
 /// The client's balance in the channel the LSP opens to it, so it can pay the LSP.
 const PUSH_MSAT: u64 = 150_000_000;
 
+/// A bolt11 order paid by an ldk-node client while the LSP runs with `crash_point`, up to the
+/// LSP's crash at that point; the client's payment is still pending.
+struct CrashedBolt11Order {
+    _dir: tempfile::TempDir,
+    _ldk_dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    devchain: lsp_node::devchain::Devchain,
+    config: String,
+    client: Arc<ldk_node::Node>,
+    id: String,
+    payment_id: ldk_node::lightning::ln::channelmanager::PaymentId,
+}
+
+impl CrashedBolt11Order {
+    async fn run(crash_point: &str, announce_channel: bool) -> CrashedBolt11Order {
+        init_logging();
+        let dir = tempfile::tempdir().unwrap();
+        let devchain = start_devchain().await;
+        let config = regtest_config(&dir.path().join("data"), &devchain.base_url(), 1);
+        let mut lsp = NodeProcess::spawn(dir.path(), &config, &[(CRASH_AT_VAR, crash_point)]);
+        let operator = lsp.wait_running(DEADLINE).await;
+        fund(&devchain, &operator, 2_000_000).await;
+        let ldk_dir = tempfile::tempdir().unwrap();
+        let client = Arc::new(start_ldk_node_on(
+            &devchain.base_url(),
+            ldk_dir.path(),
+            |_| {},
+        ));
+        open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+
+        let order = create_olympus_order(
+            &lsp.public_api_url(),
+            &olympus_order(&client.node_id().to_string(), announce_channel, None),
+        )
+        .await;
+        let id = order["order_id"].as_str().expect("an order").to_string();
+        let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]
+            ["invoice"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let payer = Arc::clone(&client);
+        let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
+            .await
+            .expect("payment sent");
+        let status = lsp.wait_exit(DEADLINE).await;
+        assert!(!status.success(), "aborted at the crash point: {status:?}");
+        assert_eq!(
+            client.payment(&payment_id).unwrap().status,
+            ldk_node::payment::PaymentStatus::Pending,
+            "the HTLC is still held by the dead node"
+        );
+        CrashedBolt11Order {
+            data: dir.path().to_path_buf(),
+            _dir: dir,
+            _ldk_dir: ldk_dir,
+            devchain,
+            config,
+            client,
+            id,
+            payment_id,
+        }
+    }
+
+    /// The LSP started again on the same data, without a crash point.
+    async fn restart(&self) -> (NodeProcess, Operator) {
+        let mut lsp = NodeProcess::spawn(&self.data, &self.config, &[]);
+        let operator = lsp.wait_running(DEADLINE).await;
+        (lsp, operator)
+    }
+
+    async fn wait_payment(&self, status: ldk_node::payment::PaymentStatus, what: &str) {
+        wait_for(what, DEADLINE, || async {
+            (self.client.payment(&self.payment_id).map(|p| p.status) == Some(status)).then_some(())
+        })
+        .await;
+    }
+}
+
 /// A crash after FAILED is persisted and before the held HTLC is failed back (the order fails
-/// because the client refuses every open of its channel): the restarted
-/// node fails it back at start, and the client's payment fails within seconds instead of
-/// staying locked until the HTLC's own deadline, hundreds of blocks away.
+/// because the client refuses every open of its channel: ldk-node refuses announced inbound
+/// channels): the restarted node fails it back at start, and the client's payment fails within
+/// seconds instead of staying locked until the HTLC's own deadline, hundreds of blocks away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_held_htlc_of_a_failed_order_is_failed_back_after_a_crash() {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let devchain = start_devchain().await;
-    let config = regtest_config(&dir.path().join("data"), &devchain.base_url(), 1);
-    let crash_at = [(CRASH_AT_VAR, "order_failed.before_htlc_failed_back")];
-    let mut lsp = NodeProcess::spawn(dir.path(), &config, &crash_at);
-    let operator = lsp.wait_running(DEADLINE).await;
-    fund(&devchain, &operator, 2_000_000).await;
-
-    let ldk_dir = tempfile::tempdir().unwrap();
-    let client = Arc::new(start_ldk_node_on(
-        &devchain.base_url(),
-        ldk_dir.path(),
-        |_| {},
-    ));
-    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
-
-    // ldk-node refuses announced inbound channels: every open is refused, and after the last
-    // attempt the order fails with its HTLC held.
-    let order = create_olympus_order(
-        &lsp.public_api_url(),
-        &olympus_order(&client.node_id().to_string(), true, None),
-    )
-    .await;
-    let id = order["order_id"].as_str().expect("an order").to_string();
-    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let payer = Arc::clone(&client);
-    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
-    // The refused opens fail the order; the process dies between FAILED and failing the HTLC
-    // back.
-    let status = lsp.wait_exit(DEADLINE).await;
-    assert!(!status.success(), "aborted at the crash point: {status:?}");
-    assert_eq!(
-        client.payment(&payment_id).unwrap().status,
-        ldk_node::payment::PaymentStatus::Pending,
-        "the HTLC is still held by the dead node"
-    );
-
-    let mut lsp = NodeProcess::spawn(dir.path(), &config, &[]);
-    let operator = lsp.wait_running(DEADLINE).await;
-    let detail = operator.order(&id).await;
+    let crashed = CrashedBolt11Order::run("order_failed.before_htlc_failed_back", true).await;
+    let (mut lsp, operator) = crashed.restart().await;
+    let detail = operator.order(&crashed.id).await;
     assert_eq!(detail.summary.state, "FAILED");
-    wait_for("the client's payment to fail back", DEADLINE, || async {
-        let status = client.payment(&payment_id).map(|p| p.status);
-        (status == Some(ldk_node::payment::PaymentStatus::Failed)).then_some(())
-    })
-    .await;
+    crashed
+        .wait_payment(
+            ldk_node::payment::PaymentStatus::Failed,
+            "the client's payment to fail back",
+        )
+        .await;
     assert_eq!(detail.order["payment"]["bolt11"]["state"], "REFUNDED");
     lsp.terminate(DEADLINE).await;
-    client.stop().unwrap();
+    crashed.client.stop().unwrap();
 }
 
 /// A crash once the order's channel is funded and the chain source has its funding
@@ -83,66 +120,29 @@ async fn e2e_held_htlc_of_a_failed_order_is_failed_back_after_a_crash() {
 /// ends with its payment made and its channel usable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_the_htlc_of_a_funded_order_is_claimed_after_a_crash() {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let devchain = start_devchain().await;
-    let config = regtest_config(&dir.path().join("data"), &devchain.base_url(), 1);
-    let crash_at = [(CRASH_AT_VAR, "order_completed.before_htlc_claimed")];
-    let mut lsp = NodeProcess::spawn(dir.path(), &config, &crash_at);
-    let operator = lsp.wait_running(DEADLINE).await;
-    fund(&devchain, &operator, 2_000_000).await;
-    let ldk_dir = tempfile::tempdir().unwrap();
-    let client = Arc::new(start_ldk_node_on(
-        &devchain.base_url(),
-        ldk_dir.path(),
-        |_| {},
-    ));
-    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
-
-    let order = create_olympus_order(
-        &lsp.public_api_url(),
-        &olympus_order(&client.node_id().to_string(), false, None),
-    )
-    .await;
-    let id = order["order_id"].as_str().expect("an order").to_string();
-    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let payer = Arc::clone(&client);
-    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
-    let status = lsp.wait_exit(DEADLINE).await;
-    assert!(!status.success(), "aborted at the crash point: {status:?}");
-    assert_eq!(
-        client.payment(&payment_id).unwrap().status,
-        ldk_node::payment::PaymentStatus::Pending,
-        "the HTLC is still held by the dead node"
-    );
-
-    let mut lsp = NodeProcess::spawn(dir.path(), &config, &[]);
-    let operator = lsp.wait_running(DEADLINE).await;
-    let detail = operator.order(&id).await;
+    let crashed = CrashedBolt11Order::run("order_completed.before_htlc_claimed", false).await;
+    let (mut lsp, operator) = crashed.restart().await;
+    let detail = operator.order(&crashed.id).await;
     assert_eq!(detail.summary.state, "COMPLETED");
-    wait_for("the client's payment to be claimed", DEADLINE, || async {
-        let status = client.payment(&payment_id).map(|p| p.status);
-        (status == Some(ldk_node::payment::PaymentStatus::Succeeded)).then_some(())
-    })
-    .await;
+    crashed
+        .wait_payment(
+            ldk_node::payment::PaymentStatus::Succeeded,
+            "the client's payment to be claimed",
+        )
+        .await;
     let funding: bitcoin::OutPoint = detail.order["channel"]["funding_outpoint"]
         .as_str()
         .unwrap()
         .parse()
         .unwrap();
+    let (devchain, client) = (&crashed.devchain, &crashed.client);
     assert!(devchain.mempool_txids().contains(&funding.txid));
     devchain.mine(6);
     wait_for(
         "the sold channel usable at the client",
         DEADLINE,
         || async {
-            let syncing = Arc::clone(&client);
+            let syncing = Arc::clone(client);
             blocking(move || syncing.sync_wallets().expect("client syncs")).await;
             client
                 .list_channels()
@@ -182,17 +182,7 @@ async fn e2e_a_recorded_refund_is_sent_after_a_crash_and_only_once() {
     )
     .await;
     let id = order["order_id"].as_str().expect("an order").to_string();
-    let pay_to: bitcoin::Address = order["payment"]["onchain"]["address"]
-        .as_str()
-        .unwrap()
-        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
-        .unwrap()
-        .assume_checked();
-    let total: u64 = order["payment"]["onchain"]["order_total_sat"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (pay_to, total) = onchain_payment_of(&order);
     devchain
         .fund(&pay_to, total)
         .expect("faucet pays the order");

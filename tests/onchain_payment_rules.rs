@@ -42,20 +42,11 @@ impl OnchainOrder {
             &olympus_order(&client.to_string(), false, Some(&refund)),
         )
         .await;
-        let onchain = &order["payment"]["onchain"];
+        let (pay_to, total) = onchain_payment_of(&order);
         OnchainOrder {
             id: order["order_id"].as_str().expect("an order").to_string(),
-            pay_to: onchain["address"]
-                .as_str()
-                .unwrap()
-                .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
-                .unwrap()
-                .assume_checked(),
-            total: onchain["order_total_sat"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap(),
+            pay_to,
+            total,
             refund,
         }
     }

@@ -333,6 +333,23 @@ pub fn olympus_order(
     body
 }
 
+/// The address to pay and the total of a bLIP-51 order's on-chain payment option.
+pub fn onchain_payment_of(order: &serde_json::Value) -> (bitcoin::Address, u64) {
+    let onchain = &order["payment"]["onchain"];
+    let address = onchain["address"]
+        .as_str()
+        .expect("an on-chain payment option")
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .unwrap()
+        .assume_checked();
+    let total = onchain["order_total_sat"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (address, total)
+}
+
 /// Posts `body` to the public API at `public_api` (`http://host:port`) and returns the order.
 pub async fn create_olympus_order(public_api: &str, body: &serde_json::Value) -> serde_json::Value {
     let response = reqwest::Client::new()
