@@ -214,7 +214,7 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
     assert_eq!(
         calls[13].request,
         json!({"state": "COMPLETED", "client_node_id": null, "created_from": null,
-               "created_until": null, "limit": 5})
+               "created_until": null, "limit": 5, "stuck": null})
     );
     assert_eq!(calls[14].request, json!("a3a06afbd700e7b94c38c2f5a4b94a1d"));
     assert_eq!(

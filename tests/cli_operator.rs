@@ -240,6 +240,21 @@ fn write_commands_send_the_requests_given_on_the_command_line() {
 }
 
 #[test]
+fn stuck_orders_are_listed_with_why() {
+    let served = serve(FakeApi::new(), KEY);
+    let plain = stdout_of(&operator(&served, &["orders"]));
+    assert!(!plain.contains("STUCK"), "{plain}");
+    let stuck = stdout_of(&operator(&served, &["orders", "--stuck"]));
+    assert!(
+        stuck.contains("STUCK") && stuck.contains("paid, but its channel is not funded"),
+        "{stuck}"
+    );
+    let calls = served.api.calls();
+    assert_eq!(calls[0].request["stuck"], serde_json::Value::Null);
+    assert_eq!(calls[1].request["stuck"], true);
+}
+
+#[test]
 fn order_and_coupon_commands_call_their_routes() {
     let served = serve(FakeApi::new(), KEY);
     let orders = stdout_of(&operator(&served, &["orders", "--state", "completed"]));

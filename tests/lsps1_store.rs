@@ -122,6 +122,62 @@ fn a_failed_order_owing_a_refund_keeps_its_reservation_until_the_refund_confirms
     assert_eq!(released.release_reason.as_deref(), Some("onchain_refunded"));
 }
 
+#[test]
+fn stuck_orders_are_those_whose_money_step_is_late_and_each_says_why() {
+    use lsp_node::lsps1::stuck::{EXPIRY_SECS, OPEN_SECS, REFUND_SECS};
+    let mut f = fixture();
+    let no_admission = Admission::default();
+    let held = new_order(&mut f.rng, key(1), T0, None);
+    let unpaid = new_order(&mut f.rng, key(2), T0, None);
+    let refunding = new_order(&mut f.rng, key(3), T0, None);
+    let fresh = new_order(&mut f.rng, key(4), T0 + EXPIRY, None);
+    for order in [&held, &unpaid, &refunding, &fresh] {
+        f.book.create_order(order, &no_admission).unwrap();
+    }
+    f.book
+        .apply(&held.id, &OrderEvent::Bolt11HtlcHeld, "held")
+        .unwrap();
+    f.book
+        .apply(&refunding.id, &OrderEvent::OnchainPaymentConfirmed, "paid")
+        .unwrap();
+    f.book
+        .apply(
+            &refunding.id,
+            &OrderEvent::Failed {
+                onchain_refund_pending: true,
+            },
+            "cancelled",
+        )
+        .unwrap();
+    assert!(f.book.stuck_orders(T0 + 1).unwrap().is_empty());
+
+    let why = |now: u64, id: &OrderId| {
+        f.book
+            .stuck_orders(now)
+            .unwrap()
+            .into_iter()
+            .find(|s| &s.order.id == id)
+            .map(|s| s.why)
+    };
+    // The held HTLC's order first: its channel should have been funded within minutes.
+    let now = T0 + OPEN_SECS + 1;
+    assert!(why(now, &held.id)
+        .unwrap()
+        .contains("channel is not funded"));
+    for id in [&unpaid.id, &refunding.id, &fresh.id] {
+        assert_eq!(why(now, id), None, "{id}");
+    }
+    // Then the refund that has not confirmed in an hour, and the order left unfailed past its
+    // expiry; the fresh order is still in time.
+    let now = T0 + EXPIRY + EXPIRY_SECS + 1;
+    assert!(now > T0 + REFUND_SECS);
+    assert!(why(now, &refunding.id)
+        .unwrap()
+        .contains("refund is not confirmed"));
+    assert!(why(now, &unpaid.id).unwrap().contains("expired unpaid"));
+    assert_eq!(why(now, &fresh.id), None);
+}
+
 fn reservation(order: &Order, spendable_sat: u64) -> Admission {
     let amount_sat = reservation_for(
         order.params.lsp_balance_sat,

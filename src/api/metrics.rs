@@ -44,6 +44,8 @@ pub struct OrderMetrics {
     pub htlcs_held: u64,
     /// Blocks from the best block to the nearest deadline among them.
     pub htlc_nearest_deadline_blocks: Option<u32>,
+    /// Orders with a money step pending longer than it should take (`orders --stuck`).
+    pub orders_stuck: u64,
 }
 
 /// Everything `GET /metrics` shows.

@@ -30,6 +30,10 @@ pub struct OrderQuery {
     pub created_until: Option<u64>,
     /// At most this many orders (default 100).
     pub limit: Option<u32>,
+    /// Only orders with a money step pending longer than it should take, oldest first, each
+    /// with [`OrderSummary::stuck`] saying why.
+    #[serde(default)]
+    pub stuck: Option<bool>,
 }
 
 /// One LSPS1 order in a list.
@@ -50,6 +54,9 @@ pub struct OrderSummary {
     pub created_at: u64,
     pub updated_at: u64,
     pub funding_outpoint: Option<String>,
+    /// Why the order is stuck, in a `stuck` listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck: Option<String>,
 }
 
 /// One transition in an order's history.

@@ -99,6 +99,9 @@ pub enum OperatorCommand {
         /// At most this many orders.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Only orders with a money step pending longer than it should take, and why.
+        #[arg(long)]
+        stuck: bool,
     },
     /// One order with its history and refunds.
     Order {
@@ -326,8 +329,12 @@ pub async fn run(
             state,
             client: client_id,
             limit,
+            stuck,
         } => {
             let mut query = format!("/v1/orders?limit={limit}");
+            if *stuck {
+                query.push_str("&stuck=true");
+            }
             if let Some(state) = state {
                 query.push_str(&format!("&state={}", state.to_ascii_uppercase()));
             }

@@ -9,10 +9,11 @@ pub(super) fn render_orders(orders: &[OrderSummary]) -> String {
     if orders.is_empty() {
         return "no orders".to_string();
     }
+    let stuck = orders.iter().any(|o| o.stuck.is_some());
     let rows = orders
         .iter()
         .map(|o| {
-            vec![
+            let mut row = vec![
                 o.order_id.clone(),
                 o.state.clone(),
                 payment_states(o),
@@ -20,21 +21,26 @@ pub(super) fn render_orders(orders: &[OrderSummary]) -> String {
                 o.lsp_balance_sat.to_string(),
                 o.client_balance_sat.to_string(),
                 unix_time(o.created_at),
-            ]
+            ];
+            if stuck {
+                row.push(o.stuck.clone().unwrap_or_default());
+            }
+            row
         })
         .collect::<Vec<_>>();
-    table(
-        &[
-            "ORDER",
-            "STATE",
-            "PAYMENT",
-            "CLIENT",
-            "LSP SAT",
-            "CLIENT SAT",
-            "CREATED",
-        ],
-        &rows,
-    )
+    let mut headers = vec![
+        "ORDER",
+        "STATE",
+        "PAYMENT",
+        "CLIENT",
+        "LSP SAT",
+        "CLIENT SAT",
+        "CREATED",
+    ];
+    if stuck {
+        headers.push("STUCK");
+    }
+    table(&headers, &rows)
 }
 
 fn payment_states(o: &OrderSummary) -> String {

@@ -73,6 +73,11 @@ pub fn render(metrics: &Metrics) -> String {
             "HTLCs held for orders, not yet claimed or failed back.",
             orders.htlcs_held,
         );
+        out.gauge(
+            "lsp_orders_stuck",
+            "Orders with a money step pending longer than it should take (lsp-node orders --stuck).",
+            orders.orders_stuck,
+        );
         out.optional(
             "lsp_htlc_nearest_deadline_blocks",
             "Blocks left before the nearest deadline of a held HTLC.",

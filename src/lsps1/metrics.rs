@@ -64,5 +64,6 @@ pub fn order_metrics(service: &OrderService, height: u32) -> Result<OrderMetrics
         refunds_pending: book.refunds_pending()?,
         htlcs_held,
         htlc_nearest_deadline_blocks: nearest_deadline.map(|d| d.saturating_sub(height)),
+        orders_stuck: book.stuck_orders(service.now())?.len() as u64,
     })
 }

@@ -19,7 +19,7 @@
 //!   [`hold_spelling`] keep their tables beside it.
 //! - [`liquidity`]: the reservation size and accept/reject decision.
 //! - [`operator`]: the operator's view of orders and coupons, in the [`crate::api`] types;
-//!   [`metrics`] its figures for monitoring.
+//!   [`metrics`] its figures for monitoring; [`stuck`] the orders whose money step is late.
 //! - [`rpc`]: JSON-RPC error codes and objects shared by p2p and HTTP.
 //! - [`clock`]: the injected [`clock::Clock`] and RFC 3339 formatting.
 //!
@@ -43,3 +43,4 @@ pub mod rpc;
 pub mod schema;
 pub mod service;
 pub mod store;
+pub mod stuck;

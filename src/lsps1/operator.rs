@@ -45,6 +45,23 @@ pub fn list_orders(service: &OrderService, query: OrderQuery) -> OperatorResult<
             })
         })
         .transpose()?;
+    if query.stuck == Some(true) {
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT) as usize;
+        let stuck = service
+            .order_book()
+            .stuck_orders(service.now())
+            .map_err(internal)?;
+        return Ok(stuck
+            .into_iter()
+            .filter(|s| state.is_none_or(|state| s.order.state == state))
+            .filter(|s| client_node_id.is_none_or(|id| s.order.client_node_id == id))
+            .take(limit)
+            .map(|s| OrderSummary {
+                stuck: Some(s.why),
+                ..summary(&s.order)
+            })
+            .collect());
+    }
     let orders = service
         .order_book()
         .orders(&OrderFilter {
@@ -197,6 +214,7 @@ fn summary(order: &Order) -> OrderSummary {
         created_at: order.created_at,
         updated_at: order.updated_at,
         funding_outpoint: order.channel.as_ref().map(|c| c.funding_outpoint.clone()),
+        stuck: None,
     }
 }
 

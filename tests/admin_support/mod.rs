@@ -188,7 +188,12 @@ impl OperatorApi for FakeApi {
 
     async fn orders(&self, query: OrderQuery) -> OperatorResult<Vec<OrderSummary>> {
         self.record("orders", &query)?;
-        Ok(vec![Self::order_summary()])
+        let stuck =
+            (query.stuck == Some(true)).then(|| "paid, but its channel is not funded".into());
+        Ok(vec![OrderSummary {
+            stuck,
+            ..Self::order_summary()
+        }])
     }
 
     async fn order(&self, order_id: String) -> OperatorResult<OrderDetail> {
@@ -253,6 +258,7 @@ impl FakeApi {
             created_at: 1_700_000_000,
             updated_at: 1_700_000_060,
             funding_outpoint: Some(format!("{FAKE_TXID}:0")),
+            stuck: None,
         }
     }
 
