@@ -95,6 +95,15 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
         ldk_node::payment::PaymentStatus::Pending,
         "the HTLC is not claimed while the chain source does not have the funding transaction"
     );
+    // The operator sees it: a kept transaction the chain source does not have, an HTLC held.
+    assert_eq!(
+        operator
+            .metric("lsp_broadcasts_open{state=\"sending\"}")
+            .await,
+        Some(1)
+    );
+    assert!(operator.metric("lsp_broadcast_failed_posts").await >= Some(IMMEDIATE_ATTEMPTS));
+    assert_eq!(operator.metric("lsp_htlcs_held").await, Some(1));
     // The wallet synced many times meanwhile without finding the funding transaction on the
     // chain source; its inputs must still count as spent, or a refund or another open could
     // spend them again.
@@ -178,6 +187,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     })
     .await;
     devchain.mine(1);
+    assert_eq!(operator.metric("lsp_refunds_pending").await, Some(1));
     let refunded = wait_for("the on-chain option to be REFUNDED", DEADLINE, || async {
         let detail = operator.order(&onchain_id).await;
         (detail.order["payment"]["onchain"]["state"] == "REFUNDED").then_some(detail)
@@ -200,6 +210,15 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
         "the client is made whole, less the refund fee"
     );
     assert_eq!(devchain.confirmations(&refund_txid), Some(1));
+    assert_eq!(operator.metric("lsp_refunds_pending").await, Some(0));
+    assert_eq!(
+        operator.metric("lsp_orders{state=\"FAILED\"}").await,
+        Some(1)
+    );
+    assert_eq!(
+        operator.metric("lsp_orders{state=\"COMPLETED\"}").await,
+        Some(1)
+    );
 
     lsp.stop().await.unwrap();
     client.stop().unwrap();

@@ -178,6 +178,25 @@ impl Operator {
         self.get("/v1/payments").await.expect("payments")
     }
 
+    /// `GET /metrics`: the value of the metric line `name` (with its labels, as in
+    /// `lsp_orders{state="FAILED"}`), if the node reports it.
+    pub async fn metric(&self, name: &str) -> Option<u64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter_map(|line| line.rsplit_once(' '))
+            .find(|(metric, _)| *metric == name)
+            .map(|(_, value)| value.parse().expect("a whole number"))
+    }
+
     /// The operator's view of order `id`, which must exist.
     pub async fn order(&self, id: &str) -> OrderDetail {
         self.get(&format!("/v1/orders/{id}"))

@@ -196,7 +196,6 @@ impl Poster {
     async fn post_with_retries(&self, tx: &Transaction) {
         let txid = tx.compute_txid();
         let mut backoff = Duration::from_millis(500);
-        let mut last_error = String::new();
         for attempt in 1..=BROADCAST_ATTEMPTS {
             match self.post(tx).await {
                 Ok(()) => {
@@ -205,7 +204,8 @@ impl Poster {
                 }
                 Err(reason) => {
                     tracing::warn!(%txid, reason, attempt, "chain source did not take the transaction");
-                    last_error = reason;
+                    // Counted on a kept transaction; nothing for the others.
+                    self.record(&txid, BroadcastState::Sending, None, Some(&reason));
                 }
             }
             if attempt < BROADCAST_ATTEMPTS {
@@ -213,10 +213,8 @@ impl Poster {
                 backoff *= 2;
             }
         }
-        let kept = self.is_kept(&txid);
-        if kept {
+        if self.is_kept(&txid) {
             tracing::warn!(%txid, "broadcast failed {BROADCAST_ATTEMPTS} times; the transaction is kept and sent again later");
-            self.record(&txid, BroadcastState::Sending, None, Some(&last_error));
         } else {
             tracing::error!(%txid, "giving up broadcasting transaction after {BROADCAST_ATTEMPTS} attempts");
         }
