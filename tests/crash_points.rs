@@ -243,3 +243,44 @@ async fn e2e_a_recorded_refund_is_sent_after_a_crash_and_only_once() {
     assert_eq!(paid_back + refund.fee_sat, total);
     lsp.terminate(DEADLINE).await;
 }
+
+/// A crash when LDK hands over the funding transaction of an order's channel (on the peer's
+/// `funding_signed`, before the ChannelManager that knows the channel is persisted; `#2`: the
+/// first funding is the operator's own channel). The restarted node has lost that channel (its
+/// monitor closes it): it must not open a second one and pay a second funding, but fail the
+/// order and return the client's payment, and not send the lost channel's funding either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_crash_at_funding_never_opens_the_order_twice() {
+    let crashed = CrashedBolt11Order::run("funding.kept_before_broadcast#2", false).await;
+    let (mut lsp, operator) = crashed.restart().await;
+    let failed = wait_for("the order to end", DEADLINE, || async {
+        let detail = operator.order(&crashed.id).await;
+        (detail.summary.state != "CREATED").then_some(detail)
+    })
+    .await;
+    assert_eq!(failed.summary.state, "FAILED", "{:?}", failed.events);
+    assert_eq!(failed.order["payment"]["bolt11"]["state"], "REFUNDED");
+    crashed
+        .wait_payment(
+            ldk_node::payment::PaymentStatus::Failed,
+            "the client's payment to fail back",
+        )
+        .await;
+    let sold: Vec<_> = operator
+        .channels()
+        .await
+        .into_iter()
+        .filter(|c| c.capacity_sat == 100_000)
+        .collect();
+    assert!(sold.is_empty(), "no second channel: {sold:?}");
+    assert_eq!(
+        operator
+            .metric("lsp_broadcasts_open{state=\"sending\"}")
+            .await,
+        Some(0),
+        "the lost channel's funding is not sent"
+    );
+    assert!(crashed.devchain.mempool_txids().is_empty());
+    lsp.terminate(DEADLINE).await;
+    crashed.client.stop().unwrap();
+}

@@ -178,6 +178,31 @@ fn stuck_orders_are_those_whose_money_step_is_late_and_each_says_why() {
     assert_eq!(why(now, &fresh.id), None);
 }
 
+#[test]
+fn channel_opens_and_their_fundings_are_counted_in_the_book() {
+    let mut f = fixture();
+    let order = new_order(&mut f.rng, key(1), T0, None);
+    f.book.create_order(&order, &Admission::default()).unwrap();
+    assert_eq!(f.book.open_attempts(&order.id).unwrap(), 0);
+    let no_open = <bitcoin::Txid as bitcoin::hashes::Hash>::from_byte_array([1; 32]);
+    assert!(
+        f.book.record_funding(&order.id, &no_open).is_err(),
+        "a funding belongs to an open"
+    );
+    assert_eq!(f.book.record_open_attempt(&order.id).unwrap(), 1);
+    assert_eq!(f.book.record_open_attempt(&order.id).unwrap(), 2);
+    let funding = <bitcoin::Txid as bitcoin::hashes::Hash>::from_byte_array([2; 32]);
+    f.book.record_funding(&order.id, &funding).unwrap();
+    drop(f.book);
+    let book = OrderBook::open(&f.path, f.clock.clone()).unwrap();
+    assert_eq!(
+        book.open_attempts(&order.id).unwrap(),
+        2,
+        "counted across restarts"
+    );
+    assert_eq!(book.fundings(&order.id).unwrap(), vec![funding]);
+}
+
 fn reservation(order: &Order, spendable_sat: u64) -> Admission {
     let amount_sat = reservation_for(
         order.params.lsp_balance_sat,
@@ -782,6 +807,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
         tables,
         [
             "lsps1_bolt11_payments",
+            "lsps1_channel_opens",
             "lsps1_coupons",
             "lsps1_hold_answers",
             "lsps1_order_events",
@@ -795,6 +821,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     // A version 2 database (before the HOLD spelling counts) is upgraded in place.
     conn.execute_batch(
         "DROP TABLE lsps1_hold_answers;
+         DROP TABLE lsps1_channel_opens;
          DROP INDEX lsps1_bolt11_unclaimed;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN claimed_at;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (2);",
@@ -815,6 +842,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     // A version 1 database (before the ledger tables) is upgraded in place.
     conn.execute_batch(
         "DROP TABLE lsps1_bolt11_payments; DROP TABLE lsps1_refunds; DROP TABLE lsps1_hold_answers;
+         DROP TABLE lsps1_channel_opens;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (1);",
     )
     .unwrap();

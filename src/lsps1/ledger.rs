@@ -7,6 +7,8 @@
 //!   The held HTLC's amount and claim deadline are added when it arrives: the deadline must
 //!   survive a restart, because held HTLCs are not announced again. `claimed_at` is set from
 //!   LDK's `PaymentClaimed`: until then a completed order's HTLC is claimed again.
+//! - `lsps1_channel_opens`: every channel open started for an order (the attempt count survives
+//!   a restart) and the funding transaction signed for it, recorded before LDK gets it.
 //! - `lsps1_refunds`: every refund transaction, recorded (with its raw bytes) *before* it is
 //!   broadcast. What is still owed to an order's refund address is computed from the chain and
 //!   this table, so a crash between signing and broadcasting neither loses the refund (it is
@@ -137,6 +139,56 @@ impl OrderBook {
         .collect()
     }
 
+    /// Records that a channel open starts for order `id`; returns how many have started.
+    pub fn record_open_attempt(&self, id: &OrderId) -> Result<u32, StoreError> {
+        let now = self.clock().now_unix_secs();
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO lsps1_channel_opens (order_id, attempt, started_at)
+             SELECT ?1, COALESCE(MAX(attempt), 0) + 1, ?2 FROM lsps1_channel_opens
+             WHERE order_id = ?1",
+            params![id.as_str(), to_sql_u64(now)],
+        )?;
+        open_attempts(&conn, id)
+    }
+
+    /// Channel opens started for order `id`.
+    pub fn open_attempts(&self, id: &OrderId) -> Result<u32, StoreError> {
+        open_attempts(&self.conn(), id)
+    }
+
+    /// Records the funding transaction signed for the latest open of order `id`, before LDK
+    /// gets it.
+    pub fn record_funding(&self, id: &OrderId, txid: &Txid) -> Result<(), StoreError> {
+        let updated = self.conn().execute(
+            "UPDATE lsps1_channel_opens SET funding_txid = ?2
+             WHERE order_id = ?1
+               AND attempt = (SELECT MAX(attempt) FROM lsps1_channel_opens WHERE order_id = ?1)",
+            params![id.as_str(), txid.to_string()],
+        )?;
+        if updated != 1 {
+            return Err(StoreError::Corrupt(format!(
+                "a funding transaction for order {id}, which started no open"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The funding transactions signed for order `id`'s opens, oldest first.
+    pub fn fundings(&self, id: &OrderId) -> Result<Vec<Txid>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT funding_txid FROM lsps1_channel_opens
+             WHERE order_id = ?1 AND funding_txid IS NOT NULL ORDER BY attempt",
+        )?;
+        let rows = statement.query_map(params![id.as_str()], |row| row.get::<_, String>(0))?;
+        rows.map(|txid| {
+            let txid = txid?;
+            txid.parse().map_err(|_| StoreError::Corrupt(txid))
+        })
+        .collect()
+    }
+
     /// Records a signed refund before it is broadcast.
     pub fn record_refund(&self, refund: &Refund) -> Result<(), StoreError> {
         insert_refund(&self.conn(), refund)
@@ -202,6 +254,15 @@ impl OrderBook {
         }
         Ok(refunds)
     }
+}
+
+fn open_attempts(conn: &Connection, id: &OrderId) -> Result<u32, StoreError> {
+    let count: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM lsps1_channel_opens WHERE order_id = ?1",
+        params![id.as_str()],
+        |row| row.get(0),
+    )?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
 fn insert_refund(conn: &Connection, refund: &Refund) -> Result<(), StoreError> {

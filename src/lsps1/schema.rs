@@ -55,3 +55,15 @@ pub const HTLC_CLAIMS: &str = "
           AND order_id IN (SELECT id FROM lsps1_orders WHERE order_state = 'COMPLETED');
     CREATE INDEX lsps1_bolt11_unclaimed ON lsps1_bolt11_payments (order_id)
         WHERE held_at IS NOT NULL AND claimed_at IS NULL;";
+
+/// [`crate::lsps1::ledger`]: every channel open started for an order, and the funding
+/// transaction signed for it, so that neither the attempt count nor a funding survives only in
+/// memory: an order whose funding LDK handed over is never opened again.
+pub const CHANNEL_OPENS_TABLE: &str = "
+    CREATE TABLE lsps1_channel_opens (
+        order_id TEXT NOT NULL REFERENCES lsps1_orders(id),
+        attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        funding_txid TEXT,
+        PRIMARY KEY (order_id, attempt)
+    );";

@@ -11,7 +11,6 @@
 //! order are made, and [`OrderBook::create_order`] commits the order with its coupon
 //! redemption and reservation. Only then is the order returned to be answered.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bitcoin::secp256k1::PublicKey;
@@ -96,9 +95,9 @@ pub struct OrderService {
     pub(crate) config: Lsps1Config,
     pub(crate) book: OrderBook,
     pub(crate) node: ServiceNode,
-    /// Channel opens started per paid order (in memory: a restart grants fresh attempts within
-    /// the same open timeout).
-    pub(crate) opens: Mutex<HashMap<OrderId, u32>>,
+    /// Held while an open starts, an order fails or a funded channel is recorded: an order is
+    /// either failed or funded, never both. (The opens themselves are in the order book.)
+    pub(crate) opening: Mutex<()>,
     /// Wakes the fulfilment loop when something happened (a payment held, a peer connected).
     pub(crate) wake: Notify,
     pub(crate) hold_warnings: HoldSpellingWarnings,
@@ -113,7 +112,7 @@ impl OrderService {
             config,
             book,
             node,
-            opens: Mutex::new(HashMap::new()),
+            opening: Mutex::new(()),
             wake: Notify::new(),
             hold_warnings: HoldSpellingWarnings::default(),
         }

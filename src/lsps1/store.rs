@@ -39,7 +39,7 @@ use crate::lsps1::schema;
 
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`]).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,6 +150,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 4 {
         tx.execute_batch(schema::HTLC_CLAIMS)?;
+    }
+    if found < 5 {
+        tx.execute_batch(schema::CHANNEL_OPENS_TABLE)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",

@@ -70,6 +70,13 @@ pub trait ServiceHook: Send + Sync + 'static {
         None
     }
 
+    /// We signed `funding_txid` for the channel with `user_channel_id`, and are about to hand
+    /// it to LDK (which broadcasts it on the peer's `funding_signed`). `false` (it could not be
+    /// recorded) abandons the channel instead.
+    fn funding_created(&self, _user_channel_id: u128, _funding_txid: &bitcoin::Txid) -> bool {
+        true
+    }
+
     /// The funding transaction of a channel is broadcast. `Err` makes LDK replay the event.
     fn channel_pending(&self, _channel: &PendingChannel) -> Result<(), ReplayEvent> {
         Ok(())
@@ -137,6 +144,7 @@ impl EventHandler {
                 self.fund_channel(
                     temporary_channel_id,
                     counterparty_node_id,
+                    user_channel_id,
                     channel_value_satoshis,
                     output_script,
                     fee_rate,
@@ -377,6 +385,7 @@ impl EventHandler {
         &self,
         temporary_channel_id: ChannelId,
         counterparty_node_id: PublicKey,
+        user_channel_id: u128,
         value_sat: u64,
         output_script: bitcoin::ScriptBuf,
         fee_rate: bitcoin::FeeRate,
@@ -386,7 +395,21 @@ impl EventHandler {
             Amount::from_sat(value_sat),
             fee_rate,
         );
+        let release = |tx: &bitcoin::Transaction| {
+            // LDK will never broadcast it: give its inputs back to the wallet.
+            if let Err(abandon) = self.wallet.abandon_transaction(tx) {
+                tracing::warn!(error = %abandon, "could not release the funding inputs");
+            }
+        };
         let outcome = match funding {
+            Ok(tx)
+                if !self
+                    .hook
+                    .funding_created(user_channel_id, &tx.compute_txid()) =>
+            {
+                release(&tx);
+                Err("the funding transaction could not be recorded".to_string())
+            }
             Ok(tx) => self
                 .channel_manager
                 .funding_transaction_generated(
@@ -395,10 +418,7 @@ impl EventHandler {
                     tx.clone(),
                 )
                 .map_err(|e| {
-                    // LDK will never broadcast it: give its inputs back to the wallet.
-                    if let Err(abandon) = self.wallet.abandon_transaction(&tx) {
-                        tracing::warn!(error = %abandon, "could not release the funding inputs");
-                    }
+                    release(&tx);
                     format!("{e:?}")
                 }),
             Err(e) => Err(e.to_string()),

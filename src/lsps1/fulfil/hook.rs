@@ -92,6 +92,19 @@ impl ServiceHook for OrderService {
         )
     }
 
+    fn funding_created(&self, user_channel_id: u128, funding_txid: &Txid) -> bool {
+        let Some(order) = self.order_for_channel(user_channel_id) else {
+            return true;
+        };
+        match self.book.record_funding(&order.id, funding_txid) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(order = %order.id, %funding_txid, %error, "could not record the funding transaction; abandoning this open");
+                false
+            }
+        }
+    }
+
     fn channel_pending(&self, channel: &PendingChannel) -> Result<(), ReplayEvent> {
         let Some(order) = self.order_for_channel(channel.user_channel_id) else {
             return Ok(());
@@ -104,16 +117,13 @@ impl ServiceHook for OrderService {
             expires_at: now + lease_secs,
         };
         // The same lock as `fail_order`: an order is either failed or funded, never both.
-        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        let opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
         let funded = self.book.apply(
             &order.id,
             &OrderEvent::ChannelFunded(info),
             "funding transaction broadcast",
         );
-        if funded.is_ok() {
-            opens.remove(&order.id);
-        }
-        drop(opens);
+        drop(opening);
         let funded = match funded {
             Ok(funded) => funded,
             Err(crate::lsps1::store::StoreError::Transition(e)) => {

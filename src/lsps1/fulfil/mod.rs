@@ -21,7 +21,11 @@
 //!   of the order, zero reserve when advertised, and the funding fee rate for the order's
 //!   `funding_confirms_within_blocks` (via [`ServiceHook::funding_fee_rate`]). The channel's
 //!   `user_channel_id` is derived from the order id, so a restart finds it again. A refused
-//!   open is retried (at most [`MAX_OPEN_ATTEMPTS`]) until `open_timeout_secs` after payment.
+//!   open is retried (at most [`MAX_OPEN_ATTEMPTS`], counted in the order book across restarts)
+//!   until `open_timeout_secs` after payment. The funding transaction of each open is recorded
+//!   before LDK gets it; once LDK has handed one over for broadcast (the peer's
+//!   `funding_signed`), the order is never opened again: if a crash lost that channel, the
+//!   order fails and its payment is returned.
 //!   Starting an open and failing an order hold the same lock, and an open starts only after
 //!   the order is read again under it, so no open starts for an order that has just failed.
 //! - Funded (`ChannelPending`: the funding transaction is handed to the broadcaster, which

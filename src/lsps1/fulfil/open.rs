@@ -23,15 +23,31 @@ impl OrderService {
         if existing {
             return Ok(()); // Negotiating or waiting for ChannelPending.
         }
-        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        let opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
         // `order` was read before this pass's awaits; a cancel may have failed it since.
         let current = self.book.order(&order.id).map_err(|e| e.to_string())?;
         if current.is_none_or(|current| current.state != OrderState::Created) {
             return Ok(());
         }
-        let attempts = opens.entry(order.id.clone()).or_insert(0);
-        if *attempts >= MAX_OPEN_ATTEMPTS {
-            drop(opens);
+        // LDK broadcasts a funding transaction on the peer's `funding_signed`. One handed over
+        // for this order while no channel of it exists means the channel was lost (a crash
+        // before the channel manager was persisted; its monitor closes it): never a second
+        // open, never a second funding.
+        if let Some(funding) = self.handed_over_funding(&order.id)? {
+            drop(opening);
+            self.node.wallet.stop_sending(&funding);
+            return self.fail(
+                order,
+                got,
+                "the order's funded channel was lost in a restart; the payment is returned",
+            );
+        }
+        let attempts = self
+            .book
+            .open_attempts(&order.id)
+            .map_err(|e| e.to_string())?;
+        if attempts >= MAX_OPEN_ATTEMPTS {
+            drop(opening);
             return self.fail(
                 order,
                 got,
@@ -51,6 +67,11 @@ impl OrderService {
         } else {
             ChannelManager::create_channel
         };
+        // The attempt counts from before it starts: a crash in between cannot grant more.
+        let attempt = self
+            .book
+            .record_open_attempt(&order.id)
+            .map_err(|e| e.to_string())?;
         let opened = open(
             manager,
             order.client_node_id,
@@ -60,16 +81,26 @@ impl OrderService {
             None,
             Some(config),
         );
-        *attempts += 1;
         match opened {
             Ok(channel_id) => {
-                tracing::info!(order = %order.id, %channel_id, capacity, push_msat, attempt = *attempts, "opening the order's channel");
+                tracing::info!(order = %order.id, %channel_id, capacity, push_msat, attempt, "opening the order's channel");
             }
             Err(e) => {
-                tracing::warn!(order = %order.id, error = ?e, attempt = *attempts, "could not start the order's channel");
+                tracing::warn!(order = %order.id, error = ?e, attempt, "could not start the order's channel");
             }
         }
         Ok(())
+    }
+
+    /// A funding transaction signed for one of `id`'s opens that LDK has handed over for
+    /// broadcast (it is past `signed` among the node's kept transactions).
+    fn handed_over_funding(&self, id: &OrderId) -> Result<Option<Txid>, String> {
+        let fundings = self.book.fundings(id).map_err(|e| e.to_string())?;
+        Ok(fundings.into_iter().find(|txid| {
+            self.node.broadcasts.state(txid).is_some_and(|state| {
+                state != BroadcastState::Signed && state != BroadcastState::Abandoned
+            })
+        }))
     }
 
     /// Fails `order`: persisted first, then the held HTLC is failed back; on-chain funds are
@@ -98,7 +129,7 @@ impl OrderService {
         underway: UnderwayOpen,
     ) -> Result<FailOutcome, String> {
         // Held until FAILED is persisted: no open starts and no funding is recorded meanwhile.
-        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        let opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
         let order = self
             .book
             .order(id)
@@ -128,8 +159,7 @@ impl OrderService {
                 reason,
             )
             .map_err(|e| e.to_string())?;
-        opens.remove(id);
-        drop(opens);
+        drop(opening);
         crate::fault_points::crash_point("order_failed.before_htlc_failed_back");
         if bolt11_held(&order) {
             if let Some(hash) = order.bolt11.as_ref().and_then(|b| invoice_hash(&b.invoice)) {
@@ -144,9 +174,9 @@ impl OrderService {
     }
 
     /// The on-chain payment of paid `order` no longer counts and its channel is not funded:
-    /// back to waiting for payment, with any open under way aborted and fresh open attempts.
+    /// back to waiting for payment, with any open under way aborted.
     pub(super) fn onchain_payment_lost(&self, order: &Order) -> Result<(), String> {
-        let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+        let _opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.book.order(&order.id).map_err(|e| e.to_string())?;
         let still_paid = current.is_some_and(|o| {
             o.state == OrderState::Created
@@ -164,7 +194,6 @@ impl OrderService {
         self.book
             .apply(&order.id, &OrderEvent::OnchainPaymentLost, reason)
             .map_err(|e| e.to_string())?;
-        opens.remove(&order.id);
         tracing::warn!(order = %order.id, "the order's on-chain payment was reorganised out or replaced; waiting for payment again");
         Ok(())
     }

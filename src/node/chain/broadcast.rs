@@ -145,6 +145,9 @@ impl BroadcasterInterface for EsploraBroadcaster {
             // LDK broadcasts a funding transaction once and never again.
             if matches!(kind, TransactionType::Funding { .. }) {
                 self.keep(tx, BroadcastState::Sending);
+                // LDK hands the funding over on `funding_signed`, before the ChannelManager
+                // that knows of it is persisted.
+                crate::fault_points::crash_point("funding.kept_before_broadcast");
             }
         }
         self.enqueue(txs.iter().map(|(tx, _)| (*tx).clone()).collect());
