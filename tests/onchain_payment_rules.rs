@@ -1,7 +1,8 @@
 //! On-chain payments that must not buy a channel: one that a reorg takes away after the order
 //! counted it PAID (the order goes back to waiting, counts a new payment, and refunds only what
 //! exists), and one that reaches the LSP after the order expired (refunded, never used at the
-//! stale price). The client is a key only, never online, so nothing opens while the chain moves.
+//! stale price), and the refund of a payment that a reorg then takes away. The client is a key
+//! only, never online, so nothing opens while the chain moves.
 
 mod common;
 
@@ -221,5 +222,75 @@ async fn e2e_a_payment_that_arrives_after_the_order_expired_is_refunded_not_used
         .iter()
         .any(|o| o.script_pubkey == order.refund.script_pubkey()
             && o.value.to_sat() == sent.amount_sat));
+    lsp.stop().await.unwrap();
+}
+
+/// A refund on its way when a reorg takes away the payment it returns (the refund spends it,
+/// so both vanish): the refund can never confirm and is not sent forever, nothing is owed any
+/// more, and the order settles as refunded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_refund_whose_payment_vanished_settles_with_nothing_owed() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
+        .start()
+        .await
+        .expect("LSP starts");
+    let operator = Operator::for_node(&lsp);
+    fund(&devchain, &operator, 1_000_000).await;
+    let order = OnchainOrder::create(&lsp).await;
+    let payment = devchain
+        .fund(&order.pay_to, order.total)
+        .expect("faucet pays the order");
+    devchain.mine(1);
+    wait_onchain_state(&operator, &order.id, "PAID", "the payment to count").await;
+    let _: OrderDetail = operator
+        .post(
+            "/v1/orders/cancel",
+            &CancelOrder {
+                order_id: order.id.clone(),
+                reason: Some("the client went away".into()),
+            },
+        )
+        .await
+        .expect("the operator cancels");
+    let sent = wait_for("the refund", DEADLINE, || async {
+        operator.order(&order.id).await.refunds.first().cloned()
+    })
+    .await;
+    let refund_txid: bitcoin::Txid = sent.txid.parse().unwrap();
+    wait_for("the refund in the mempool", DEADLINE, || async {
+        devchain
+            .mempool_txids()
+            .contains(&refund_txid)
+            .then_some(())
+    })
+    .await;
+
+    let outcome = devchain.reorg(1, &[payment]).expect("reorg");
+    assert!(outcome.dropped.contains(&payment), "{outcome:?}");
+    assert!(outcome.dropped.contains(&refund_txid), "{outcome:?}");
+    let settled = wait_onchain_state(
+        &operator,
+        &order.id,
+        "REFUNDED",
+        "the order to settle with nothing owed",
+    )
+    .await;
+    assert_eq!(
+        settled.refunds.len(),
+        1,
+        "no second refund: {:?}",
+        settled.refunds
+    );
+    wait_for("the dead refund to stop being sent", DEADLINE, || async {
+        let sending = operator
+            .metric("lsp_broadcasts_open{state=\"sending\"}")
+            .await;
+        (sending == Some(0)).then_some(())
+    })
+    .await;
+    assert!(!devchain.mempool_txids().contains(&refund_txid));
     lsp.stop().await.unwrap();
 }

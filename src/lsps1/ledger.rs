@@ -14,7 +14,7 @@
 //!   this table, so a crash between signing and broadcasting neither loses the refund (it is
 //!   rebroadcast) nor pays it twice. A refund replaced by a fee bump keeps its row, marked
 //!   `replaced_by` the replacement, which pays the client the same amount; only refunds not
-//!   replaced count as paid out.
+//!   replaced, and not conflicted among the node's kept transactions, count as paid out.
 
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
 use bitcoin::{Transaction, Txid};

@@ -26,12 +26,8 @@ impl OrderService {
             (OrderState::Created, _) => return Ok(()),
             _ => 0,
         };
-        let refunds = self.book.refunds(&order.id).map_err(|e| e.to_string())?;
-        let refunded: u64 = refunds
-            .iter()
-            .filter(|r| r.replaced_by.is_none())
-            .map(|r| r.amount_sat + r.fee_sat)
-            .sum();
+        let refunds = self.live_refunds(order)?;
+        let refunded: u64 = refunds.iter().map(|r| r.amount_sat + r.fee_sat).sum();
         let owed = got
             .settled_sat(height, depth)
             .saturating_sub(consumed)
@@ -58,11 +54,8 @@ impl OrderService {
         // REFUNDED only when true: every refund sent is confirmed, and nothing unconfirmed is
         // still arriving.
         let refunds_confirmed = self
-            .book
-            .refunds(&order.id)
-            .map_err(|e| e.to_string())?
+            .live_refunds(order)?
             .iter()
-            .filter(|r| r.replaced_by.is_none())
             .all(|r| self.node.wallet.is_confirmed(&r.txid));
         if awaiting_refund && !got.has_unsettled(height, depth) && refunds_confirmed {
             self.book
@@ -80,12 +73,11 @@ impl OrderService {
     /// after it was sent by one paying a higher fee. The client receives the same amount; the
     /// extra fee is the LSP's.
     pub(super) async fn bump_stuck_refunds(&self, order: &Order, now: u64) -> Result<(), String> {
-        let refunds = self.book.refunds(&order.id).map_err(|e| e.to_string())?;
+        let refunds = self.live_refunds(order)?;
         let due = refunds.into_iter().filter(|r| {
-            r.replaced_by.is_none()
-                && now
-                    >= r.created_at
-                        .saturating_add(self.config.refund_bump_after_secs)
+            now >= r
+                .created_at
+                .saturating_add(self.config.refund_bump_after_secs)
                 && !self.node.wallet.is_confirmed(&r.txid)
         });
         for stuck in due {
@@ -122,6 +114,18 @@ impl OrderService {
             tracing::info!(order = %order.id, original = %stuck.txid, replacement = %replacement.txid, "refund fee bumped");
         }
         Ok(())
+    }
+
+    /// The refunds of `order` that pay the client: not replaced by a fee bump, and not
+    /// conflicted (an input spent elsewhere, or gone in a reorg). What a conflicted refund
+    /// was to pay is owed again, and sent again from the coins that exist.
+    fn live_refunds(&self, order: &Order) -> Result<Vec<Refund>, String> {
+        let refunds = self.book.refunds(&order.id).map_err(|e| e.to_string())?;
+        Ok(refunds
+            .into_iter()
+            .filter(|r| r.replaced_by.is_none())
+            .filter(|r| self.node.broadcasts.state(&r.txid) != Some(BroadcastState::Conflicted))
+            .collect())
     }
 
     pub(super) fn send_refund(

@@ -7,7 +7,8 @@
 //! are *kept* ([`crate::node::store::KeptBroadcast`]), persisted before they are posted, and
 //! every `interval` the task asks the chain source about each kept transaction that may still
 //! confirm: one it does not have is posted again, one confirmed [`FINAL_DEPTH`] deep is done,
-//! one whose input another confirmed transaction spent is conflicted. A kept transaction stays
+//! one whose input another confirmed transaction spent, or whose input's transaction is gone,
+//! is conflicted (its owner re-issues what it paid, see the refunds). A kept transaction stays
 //! spent in the wallet while it may confirm (see [`KeepBroadcasting::open_txids`]).
 
 use std::collections::HashSet;
@@ -248,12 +249,13 @@ impl Poster {
         let Some(tip) = self.tip_height().await else {
             return;
         };
-        for kept in to_check {
-            self.look_after(&kept, tip).await;
+        let open: HashSet<Txid> = to_check.iter().map(|k| k.txid).collect();
+        for kept in &to_check {
+            self.look_after(kept, tip, &open).await;
         }
     }
 
-    async fn look_after(&self, kept: &KeptBroadcast, tip: u32) {
+    async fn look_after(&self, kept: &KeptBroadcast, tip: u32, open: &HashSet<Txid>) {
         let txid = kept.txid;
         match self.known(&txid).await {
             None => {}
@@ -288,9 +290,8 @@ impl Poster {
                     self.record(&txid, BroadcastState::Seen, None, None);
                 }
                 Err(reason) => {
-                    if let Some(spender) = self.confirmed_conflict(&kept.tx).await {
-                        tracing::warn!(%txid, %spender, "a kept transaction can no longer confirm: its input was spent by another");
-                        let why = format!("an input was spent by {spender}");
+                    if let Some(why) = self.dead_input(&kept.tx, open).await {
+                        tracing::warn!(%txid, why, "a kept transaction can no longer confirm");
                         self.record(&txid, BroadcastState::Conflicted, None, Some(&why));
                         return;
                     }
@@ -401,8 +402,10 @@ impl Poster {
         }
     }
 
-    /// The confirmed transaction, other than `tx`, spending one of `tx`'s inputs, if any.
-    async fn confirmed_conflict(&self, tx: &Transaction) -> Option<Txid> {
+    /// Why `tx` can never confirm, if it cannot: an input spent by another confirmed
+    /// transaction, or an input whose transaction the chain source no longer has (reorganised
+    /// out and gone) and that is not one of our kept transactions `open` still being sent.
+    async fn dead_input(&self, tx: &Transaction, open: &HashSet<Txid>) -> Option<String> {
         #[derive(serde::Deserialize)]
         struct Outspend {
             spent: bool,
@@ -416,6 +419,18 @@ impl Poster {
         let ours = tx.compute_txid();
         for input in &tx.input {
             let prev = input.previous_output;
+            if open.contains(&prev.txid) {
+                continue;
+            }
+            let parent = self
+                .http
+                .get(format!("{}/tx/{}", self.base_url, prev.txid))
+                .timeout(ESPLORA_TIMEOUT)
+                .send()
+                .await;
+            if parent.is_ok_and(|r| r.status() == reqwest::StatusCode::NOT_FOUND) {
+                return Some(format!("its input {prev} no longer exists"));
+            }
             let url = format!("{}/tx/{}/outspend/{}", self.base_url, prev.txid, prev.vout);
             let Ok(response) = self.http.get(url).timeout(ESPLORA_TIMEOUT).send().await else {
                 continue;
@@ -426,7 +441,7 @@ impl Poster {
             let confirmed = outspend.status.is_some_and(|s| s.confirmed);
             match outspend.txid {
                 Some(spender) if outspend.spent && confirmed && spender != ours => {
-                    return Some(spender)
+                    return Some(format!("its input {prev} was spent by {spender}"))
                 }
                 _ => {}
             }
