@@ -11,7 +11,7 @@ use lightning::ln::wire::CustomMessageReader;
 use lightning::types::features::{InitFeatures, NodeFeatures};
 use lightning::util::ser::{LengthLimitedRead, LengthReadable};
 use lightning_liquidity::lsps0::ser::{RawLSPSMessage, LSPS_MESSAGE_TYPE_ID};
-use lsp_node::config::lsps1::Lsps1Options;
+use lsp_node::config::lsps1::{Lsps1Limits, Lsps1Options};
 use lsp_node::lsps1::gate::{Lsps1Gate, Lsps1Server};
 use lsp_node::lsps1::guard::{Lsps1Request, RequestGuard, Verdict};
 use lsp_node::lsps1::rpc::RpcError;
@@ -677,7 +677,8 @@ fn an_installed_server_answers_lsps1_and_the_inner_handler_keeps_lsps0() {
     let guard = std::sync::Arc::new(guard());
     assert!(handler.install_gate(std::sync::Arc::new(Lsps1Gate::serving(
         guard.clone(),
-        server.clone()
+        server.clone(),
+        &Lsps1Limits::default(),
     ))));
     assert!(
         !handler.install_gate(std::sync::Arc::new(Lsps1Gate::refusing(guard))),
@@ -727,4 +728,81 @@ fn a_node_that_sells_nothing_answers_lsps1_method_not_found() {
     let answers = replies(&handler);
     assert_eq!(answers[0]["error"]["code"], -32601);
     assert!(handler.inner().received.lock().unwrap().is_empty());
+}
+
+/// Thousands of `create_order` from distinct node ids (which cost nothing to make): past the
+/// shared limit they are refused at the gate, before the server, with when to try again; a
+/// node over its own limit is refused without using up the shared one; other requests keep
+/// being served.
+#[test]
+fn a_flood_of_p2p_orders_from_fresh_node_ids_is_refused_at_the_gate() {
+    let limits = Lsps1Limits {
+        p2p_orders_per_hour_per_peer: 2,
+        p2p_orders_per_minute: 50,
+        ..Lsps1Limits::default()
+    };
+    let handler = GatedLspsHandler::new(FakeInner::default());
+    let server = std::sync::Arc::new(EchoServer::default());
+    assert!(handler.install_gate(std::sync::Arc::new(Lsps1Gate::serving(
+        std::sync::Arc::new(guard()),
+        server.clone(),
+        &limits,
+    ))));
+    let order = create_order_with(|_| {});
+    let send = |peer: PublicKey, payload: &str| {
+        let message = read_raw(&handler, payload.as_bytes());
+        handler.handle_custom_message(message, peer).unwrap();
+        replies(&handler).pop().expect("an answer")
+    };
+
+    // One node: its own limit first, and the shared budget is not spent by its refusals.
+    let alice = peer(1);
+    for _ in 0..2 {
+        assert!(send(alice, &order)["result"].is_object());
+    }
+    for _ in 0..5 {
+        let refused = send(alice, &order);
+        assert_eq!(refused["error"]["code"], -32003, "{refused}");
+        assert!(refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("from this node"));
+    }
+
+    // 3,000 fresh node ids: 48 more fit in the shared minute, the rest are refused.
+    let secp = Secp256k1::new();
+    let mut served = 2;
+    let mut refused = 0;
+    for i in 0..3_000u32 {
+        let mut secret = [0x42u8; 32];
+        secret[..4].copy_from_slice(&i.to_be_bytes());
+        let node = SecretKey::from_slice(&secret).unwrap().public_key(&secp);
+        let answer = send(node, &order);
+        if answer["result"].is_object() {
+            served += 1;
+        } else {
+            assert_eq!(answer["error"]["code"], -32003, "{answer}");
+            assert!(
+                answer["error"]["data"]["retry_after_secs"]
+                    .as_u64()
+                    .unwrap()
+                    >= 1
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(served, 50);
+    assert_eq!(refused, 2_952);
+    let orders_served = server
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, method)| method == "lsps1.create_order")
+        .count();
+    assert_eq!(orders_served, 50, "refused orders never reach the server");
+
+    // Everything else is still answered.
+    let info = send(peer(2), &request("lsps1.get_info", json!({})));
+    assert_eq!(info["result"]["served"], "lsps1.get_info");
 }

@@ -175,6 +175,7 @@ async fn start_services(
             lsps_gate: Some(Arc::new(Lsps1Gate::serving(
                 Arc::clone(service.guard()),
                 Arc::clone(service) as Arc<dyn Lsps1Server>,
+                &config.lsps1.limits,
             )) as Arc<dyn LspsGate>),
         },
         None => NodeServices {

@@ -251,12 +251,20 @@ pub enum TokenMode {
 pub struct Lsps1Limits {
     /// Orders a single client node may have waiting for payment at once. Default 3.
     pub max_unpaid_orders_per_peer: u32,
+    /// `create_order` requests one node may send over p2p per hour (all at once, refilled
+    /// over the hour). Default 20.
+    pub p2p_orders_per_hour_per_peer: u32,
+    /// `create_order` requests all p2p peers together may send per minute: node ids cost
+    /// nothing, so a per-peer limit alone does not bound a flood. Default 600.
+    pub p2p_orders_per_minute: u32,
 }
 
 impl Default for Lsps1Limits {
     fn default() -> Self {
         Lsps1Limits {
             max_unpaid_orders_per_peer: 3,
+            p2p_orders_per_hour_per_peer: 20,
+            p2p_orders_per_minute: 600,
         }
     }
 }
@@ -331,6 +339,12 @@ impl Lsps1Config {
         }
         if self.limits.max_unpaid_orders_per_peer == 0 {
             return Err(OptionsError::Zero("limits.max_unpaid_orders_per_peer"));
+        }
+        if self.limits.p2p_orders_per_hour_per_peer == 0 {
+            return Err(OptionsError::Zero("limits.p2p_orders_per_hour_per_peer"));
+        }
+        if self.limits.p2p_orders_per_minute == 0 {
+            return Err(OptionsError::Zero("limits.p2p_orders_per_minute"));
         }
         if self.open_timeout_secs == 0 {
             return Err(OptionsError::Zero("open_timeout_secs"));

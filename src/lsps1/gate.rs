@@ -1,7 +1,8 @@
 //! The LSPS1 gate the node's LSPS message handler consults: every message passes the
 //! [`RequestGuard`] first, and the `lsps1.*` requests that pass are answered by the
 //! [`Lsps1Server`] (the order service), not by lightning-liquidity's manager, which then only
-//! answers LSPS0.
+//! answers LSPS0. `create_order` is rate limited per node id and for all peers together
+//! ([`OrderRate`]) before it reaches the server: a refused request costs two map lookups.
 //!
 //! The order service needs this: lightning-liquidity 0.3's `send_payment_details` picks the
 //! order id itself and queues the answer before returning, so an order could not be persisted
@@ -9,12 +10,15 @@
 //! of payment states.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bitcoin::secp256k1::PublicKey;
 use serde_json::Value;
 
+use crate::config::lsps1::Lsps1Limits;
 use crate::lsps1::guard::{Lsps1Request, RequestGuard, Verdict};
-use crate::lsps1::rpc::RpcError;
+use crate::lsps1::rate::TokenBuckets;
+use crate::lsps1::rpc::{RpcError, RATE_LIMITED};
 use crate::node::lsps::LspsGate;
 
 /// Answers the `lsps1.*` methods (the order service).
@@ -32,18 +36,57 @@ enum Lsps1Answers {
     NotOffered,
 }
 
+/// How many `create_order` requests p2p peers may send.
+pub struct OrderRate {
+    per_peer: TokenBuckets<PublicKey>,
+    all_peers: TokenBuckets<()>,
+}
+
+impl OrderRate {
+    pub fn new(limits: &Lsps1Limits) -> Self {
+        OrderRate {
+            per_peer: TokenBuckets::per_period(limits.p2p_orders_per_hour_per_peer, 3_600),
+            all_peers: TokenBuckets::per_period(limits.p2p_orders_per_minute, 60),
+        }
+    }
+
+    /// Admits one order of `peer` at `now`, or says when to try again. A peer over its own
+    /// limit does not use up the shared one.
+    pub fn admit(&self, peer: PublicKey, now: Instant) -> Result<(), RpcError> {
+        let refused = |retry_after: u64, whose: &str| {
+            RpcError::new(
+                RATE_LIMITED,
+                format!("too many orders {whose}; try again in {retry_after} s"),
+            )
+            .with_data(serde_json::json!({ "retry_after_secs": retry_after }))
+        };
+        self.per_peer
+            .admit(peer, now)
+            .map_err(|after| refused(after, "from this node"))?;
+        self.all_peers
+            .admit((), now)
+            .map_err(|after| refused(after, "right now"))
+    }
+}
+
 /// The guard in front of the liquidity manager, with the server for `lsps1.*`.
 pub struct Lsps1Gate {
     guard: Arc<RequestGuard>,
     answers: Lsps1Answers,
+    order_rate: Option<OrderRate>,
 }
 
 impl Lsps1Gate {
-    /// `lsps1.*` requests are answered by `server`.
-    pub fn serving(guard: Arc<RequestGuard>, server: Arc<dyn Lsps1Server>) -> Self {
+    /// `lsps1.*` requests are answered by `server`; `create_order` within `limits`.
+    pub fn serving(
+        guard: Arc<RequestGuard>,
+        server: Arc<dyn Lsps1Server>,
+        limits: &Lsps1Limits,
+    ) -> Self {
         Lsps1Gate {
             guard,
             answers: Lsps1Answers::Server(server),
+            order_rate: Some(OrderRate::new(limits)),
         }
     }
 
@@ -52,6 +95,7 @@ impl Lsps1Gate {
         Lsps1Gate {
             guard,
             answers: Lsps1Answers::NotOffered,
+            order_rate: None,
         }
     }
 }
@@ -65,9 +109,14 @@ impl LspsGate for Lsps1Gate {
         let Some(request) = checked.lsps1 else {
             return Verdict::Forward(checked.payload);
         };
-        let answer = match &self.answers {
-            Lsps1Answers::Server(server) => server.serve(peer, request),
-            Lsps1Answers::NotOffered => Err(RpcError::method_not_found()),
+        let rate = match (&request, &self.order_rate) {
+            (Lsps1Request::CreateOrder(_), Some(rate)) => rate.admit(peer, Instant::now()),
+            _ => Ok(()),
+        };
+        let answer = match (&self.answers, rate) {
+            (_, Err(refused)) => Err(refused),
+            (Lsps1Answers::Server(server), Ok(())) => server.serve(peer, request),
+            (Lsps1Answers::NotOffered, Ok(())) => Err(RpcError::method_not_found()),
         };
         let response = match answer {
             Ok(result) => {

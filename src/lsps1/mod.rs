@@ -20,7 +20,8 @@
 //! - [`liquidity`]: the reservation size and accept/reject decision.
 //! - [`operator`]: the operator's view of orders and coupons, in the [`crate::api`] types;
 //!   [`metrics`] its figures for monitoring; [`stuck`] the orders whose money step is late.
-//! - [`rpc`]: JSON-RPC error codes and objects shared by p2p and HTTP.
+//! - [`rpc`]: JSON-RPC error codes and objects shared by p2p and HTTP; [`rate`] the token
+//!   buckets that limit both.
 //! - [`clock`]: the injected [`clock::Clock`] and RFC 3339 formatting.
 //!
 //! lightning-liquidity keeps its own copy of each order; the guard answers `lsps1.*` from the
@@ -39,6 +40,7 @@ pub mod metrics;
 pub mod operator;
 pub mod order;
 pub mod pricing;
+pub mod rate;
 pub mod rpc;
 pub mod schema;
 pub mod service;

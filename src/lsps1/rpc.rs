@@ -18,6 +18,9 @@ pub const OPTION_MISMATCH: i32 = 100;
 pub const ORDER_NOT_FOUND: i32 = 101;
 /// bLIP-51: unrecognized or stale token.
 pub const UNRECOGNIZED_TOKEN: i32 = 102;
+/// Too many requests from this client (per address over HTTP; per node id, or from all peers
+/// together, over p2p): `data.retry_after_secs` says when to try again.
+pub const RATE_LIMITED: i32 = -32003;
 
 /// One JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq)]

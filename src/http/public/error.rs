@@ -38,7 +38,7 @@ pub const ORDER_NOT_CANCELLABLE: i32 = -32001;
 /// A `cancel_order` signature that does not verify against the order's node id.
 pub const NOT_AUTHORIZED: i32 = -32002;
 /// The per-address rate limit was reached.
-pub const RATE_LIMITED: i32 = -32003;
+pub const RATE_LIMITED: i32 = crate::lsps1::rpc::RATE_LIMITED;
 /// A Kaleidoswap `rate_decision` for an order that awaits none (every order: no RGB assets).
 pub const NO_RATE_DECISION: i32 = -32004;
 

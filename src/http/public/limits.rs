@@ -15,9 +15,7 @@
 //! CORS is off unless origins are configured: then those origins (or `*`) get
 //! `Access-Control-Allow-Origin` on every answer, and preflight requests are answered 204.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -29,32 +27,16 @@ use serde_json::json;
 use super::error::{HttpError, RATE_LIMITED};
 use super::PublicState;
 use crate::config::HttpLimits;
+use crate::lsps1::rate::TokenBuckets;
 use crate::lsps1::rpc::RpcError;
 
-/// Addresses tracked before idle ones are forgotten.
-const MAX_TRACKED_ADDRESSES: usize = 10_000;
-
 /// Token buckets per client address.
-pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
+pub struct RateLimiter(TokenBuckets<IpAddr>);
 
 impl RateLimiter {
     /// `burst` at once, refilled at `per_second`.
     pub fn new(per_second: f64, burst: u32) -> Self {
-        RateLimiter {
-            per_second,
-            burst: f64::from(burst),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        RateLimiter(TokenBuckets::new(per_second, burst))
     }
 
     /// The limit on all requests of an address.
@@ -67,36 +49,12 @@ impl RateLimiter {
 
     /// The limit on the orders an address creates.
     pub fn for_orders(limits: &HttpLimits) -> Self {
-        RateLimiter::new(
-            f64::from(limits.orders_per_hour) / 3_600.0,
-            limits.orders_per_hour,
-        )
+        RateLimiter(TokenBuckets::per_period(limits.orders_per_hour, 3_600))
     }
 
     /// Takes one request from `client`'s bucket: `Ok`, or how many seconds until one is left.
     pub fn admit(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
-        let key = bucket_key(client);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_TRACKED_ADDRESSES && !buckets.contains_key(&key) {
-            buckets.retain(|_, bucket| self.refilled(bucket, now) < self.burst);
-        }
-        let bucket = buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
-        bucket.tokens = self.refilled(bucket, now);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - bucket.tokens) / self.per_second).ceil().max(1.0) as u64)
-        }
-    }
-
-    fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        (bucket.tokens + elapsed * self.per_second).min(self.burst)
+        self.0.admit(bucket_key(client), now)
     }
 }
 
@@ -283,19 +241,6 @@ mod tests {
         limiter
             .admit("2001:db8:0:1::1".parse().unwrap(), now)
             .expect("another /64");
-    }
-
-    #[test]
-    fn idle_addresses_are_forgotten_when_the_map_is_full() {
-        let limiter = limiter(60, 2);
-        let start = Instant::now();
-        for i in 0..MAX_TRACKED_ADDRESSES as u32 {
-            limiter.admit(IpAddr::V4(i.into()), start).unwrap();
-        }
-        let later = start + Duration::from_secs(5);
-        limiter.admit("192.0.2.1".parse().unwrap(), later).unwrap();
-        let tracked = limiter.buckets.lock().unwrap().len();
-        assert_eq!(tracked, 1, "every refilled bucket was dropped");
     }
 
     #[test]
