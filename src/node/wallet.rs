@@ -17,7 +17,9 @@
 //!
 //! For LDK, [`Wallet`] implements `WalletSourceSync` (confirmed UTXOs, change scripts and PSBT
 //! signing for anchor-channel fee bumping via `BumpTransactionEventHandlerSync`) and
-//! `ChangeDestinationSourceSync` (where the `OutputSweeper` sends swept funds).
+//! `ChangeDestinationSourceSync` (where the `OutputSweeper` sends swept funds), in
+//! `wallet/ldk.rs`. Spending (payments, funding transactions, fee bumps) is `wallet/spend.rs`;
+//! this file holds the wallet itself: loading, sync, addresses, balances, what was received.
 //!
 //! Locking: one `std::sync::Mutex` guards the BDK wallet and its connection together and is
 //! never held across an `.await`; a sync takes its request under the lock, releases it for the
@@ -346,74 +348,6 @@ impl Wallet {
         }
     }
 
-    /// Builds, signs, persists and broadcasts a payment to `address`.
-    pub fn send(
-        &self,
-        address: &Address,
-        amount: SendAmount,
-        fee_rate: FeeRate,
-    ) -> Result<Txid, WalletError> {
-        let tx = self.sign_payment(address, amount, fee_rate)?;
-        self.broadcast(&tx);
-        Ok(tx.compute_txid())
-    }
-
-    /// Builds and signs a payment to `address` and records it in the wallet (its inputs are
-    /// spent from then on), without broadcasting it: for callers that must persist the
-    /// transaction before it leaves the node. Broadcast with [`Wallet::broadcast`].
-    pub fn sign_payment(
-        &self,
-        address: &Address,
-        amount: SendAmount,
-        fee_rate: FeeRate,
-    ) -> Result<Transaction, WalletError> {
-        if !address.as_unchecked().is_valid_for_network(self.network) {
-            return Err(WalletError::WrongNetwork {
-                address: address.to_string(),
-                expected: self.network,
-            });
-        }
-        check_fee_rate(fee_rate)?;
-        let script = address.script_pubkey();
-        let mut state = self.lock();
-        let available = state.wallet.balance().trusted_spendable().to_sat();
-        let untrusted = state.untrusted_outpoints();
-        let mut builder = state.wallet.build_tx();
-        builder.unspendable(untrusted).fee_rate(fee_rate);
-        match amount {
-            SendAmount::Exact(sat) => {
-                check_above_dust(&script, sat)?;
-                if sat > available {
-                    return Err(WalletError::InsufficientFunds {
-                        needed: sat,
-                        available,
-                    });
-                }
-                builder.add_recipient(script.clone(), Amount::from_sat(sat));
-            }
-            SendAmount::All => {
-                if available == 0 {
-                    return Err(WalletError::InsufficientFunds {
-                        needed: 1,
-                        available,
-                    });
-                }
-                builder.drain_wallet().drain_to(script.clone());
-            }
-        }
-        let psbt = builder.finish().map_err(|e| create_tx_error(e, &script))?;
-        let tx = state.sign_and_record(psbt, &self.db_path)?;
-        self.broadcaster.hold(&tx);
-        tracing::info!(txid = %tx.compute_txid(), %address, ?amount, "signed on-chain payment");
-        Ok(tx)
-    }
-
-    /// Hands a transaction of ours to the broadcaster, which keeps sending it until it is
-    /// final or conflicted.
-    pub fn broadcast(&self, tx: &Transaction) {
-        self.broadcaster.broadcast_kept(tx);
-    }
-
     /// Every output of a wallet transaction that pays one of `scripts` (which must be wallet
     /// addresses, revealed with [`Wallet::new_address`], for the wallet to see them).
     pub fn received_outputs(&self, scripts: &HashSet<ScriptBuf>) -> Vec<ReceivedOutput> {
@@ -444,128 +378,12 @@ impl Wallet {
         received
     }
 
-    /// For LDK's `FundingGenerationReady`: a signed transaction paying exactly `value` to
-    /// `output_script`, change back to the wallet. Not broadcast (LDK does that once the peer
-    /// signed the commitment), but recorded as unconfirmed so its inputs stay reserved. If LDK
-    /// rejects it, release the inputs with [`Wallet::abandon_transaction`].
-    pub fn create_funding_transaction(
-        &self,
-        output_script: ScriptBuf,
-        value: Amount,
-        fee_rate: FeeRate,
-    ) -> Result<Transaction, WalletError> {
-        check_fee_rate(fee_rate)?;
-        check_above_dust(&output_script, value.to_sat())?;
-        let mut state = self.lock();
-        let available = state.wallet.balance().trusted_spendable().to_sat();
-        if value.to_sat() > available {
-            return Err(WalletError::InsufficientFunds {
-                needed: value.to_sat(),
-                available,
-            });
-        }
-        let untrusted = state.untrusted_outpoints();
-        let mut builder = state.wallet.build_tx();
-        builder
-            .unspendable(untrusted)
-            .fee_rate(fee_rate)
-            .add_recipient(output_script.clone(), value);
-        let psbt = builder
-            .finish()
-            .map_err(|e| create_tx_error(e, &output_script))?;
-        let pays_exactly = psbt
-            .unsigned_tx
-            .output
-            .iter()
-            .filter(|o| o.script_pubkey == output_script)
-            .map(|o| o.value)
-            .collect::<Vec<_>>()
-            == vec![value];
-        if !pays_exactly {
-            state.wallet.cancel_tx(&psbt.unsigned_tx);
-            return Err(WalletError::CreateTx(
-                "the funding transaction does not pay the requested amount to the channel script"
-                    .into(),
-            ));
-        }
-        let tx = state.sign_and_record(psbt, &self.db_path)?;
-        self.broadcaster.hold(&tx);
-        tracing::info!(txid = %tx.compute_txid(), value_sat = value.to_sat(), "signed channel funding transaction");
-        Ok(tx)
-    }
-
     /// Whether `txid` is a wallet transaction confirmed in the best chain it knows.
     pub fn is_confirmed(&self, txid: &Txid) -> bool {
         self.lock()
             .wallet
             .get_tx(*txid)
             .is_some_and(|tx| tx.chain_position.is_confirmed())
-    }
-
-    /// Signs and records a replacement of our unconfirmed transaction `txid` paying the same
-    /// recipients at a higher fee rate (at least `min_fee_rate`, and at least 1 sat/vB above the
-    /// original), taking the extra fee from change or added inputs. Not broadcast: persist it
-    /// first, then [`Wallet::broadcast`].
-    pub fn sign_fee_bump(
-        &self,
-        txid: &Txid,
-        min_fee_rate: FeeRate,
-    ) -> Result<Transaction, WalletError> {
-        let mut state = self.lock();
-        let original = state
-            .wallet
-            .get_tx(*txid)
-            .map(|tx| tx.tx_node.tx.clone())
-            .ok_or_else(|| {
-                WalletError::CreateTx(format!("transaction {txid} is not in the wallet"))
-            })?;
-        let old_rate = state
-            .wallet
-            .calculate_fee_rate(&original)
-            .map_err(|e| WalletError::CreateTx(format!("cannot compute the fee of {txid}: {e}")))?;
-        let bumped_rate = FeeRate::from_sat_per_kwu(old_rate.to_sat_per_kwu() + 250);
-        let fee_rate = bumped_rate.max(min_fee_rate);
-        check_fee_rate(fee_rate)?;
-        let mut builder = state
-            .wallet
-            .build_fee_bump(*txid)
-            .map_err(|e| WalletError::CreateTx(format!("cannot replace {txid}: {e}")))?;
-        builder.fee_rate(fee_rate);
-        let psbt = builder
-            .finish()
-            .map_err(|e| WalletError::CreateTx(format!("cannot replace {txid}: {e}")))?;
-        let tx = state.sign_and_record(psbt, &self.db_path)?;
-        self.broadcaster.hold(&tx);
-        tracing::info!(original = %txid, replacement = %tx.compute_txid(), sat_per_vb = fee_rate.to_sat_per_vb_ceil(), "signed fee bump");
-        Ok(tx)
-    }
-
-    /// Broadcasts `replacement`, a fee bump of `original` signed with
-    /// [`Wallet::sign_fee_bump`]; only the replacement is kept from then on.
-    pub fn broadcast_replacement(&self, original: &Txid, replacement: &Transaction) {
-        self.broadcaster
-            .replaced(original, &replacement.compute_txid());
-        self.broadcaster.broadcast_kept(replacement);
-    }
-
-    /// Stops sending `txid` again (the funding of a channel that closed); if the chain source
-    /// does not have it, a later sync gives its inputs back.
-    pub fn stop_sending(&self, txid: &Txid) {
-        self.broadcaster.abandon(txid);
-    }
-
-    /// Forgets a transaction we signed but that will never be broadcast (e.g. a funding
-    /// transaction LDK refused), releasing its inputs and change address.
-    pub fn abandon_transaction(&self, tx: &Transaction) -> Result<(), WalletError> {
-        let mut state = self.lock();
-        // Eviction must be later than the time we recorded it as seen.
-        state
-            .wallet
-            .apply_evicted_txs([(tx.compute_txid(), unix_now() + 1)]);
-        state.wallet.cancel_tx(tx);
-        state.persist(&self.db_path)?;
-        self.broadcaster.abandon(&tx.compute_txid());
-        Ok(())
     }
 
     fn chain_request(&self) -> ChainRequest {
@@ -611,107 +429,6 @@ impl WalletState {
                 detail: e.to_string(),
             })
     }
-
-    /// Unconfirmed outputs paid to us by others: never spent (the sender could replace them).
-    fn untrusted_outpoints(&self) -> Vec<OutPoint> {
-        self.wallet
-            .list_unspent()
-            .filter(|u| !u.chain_position.is_confirmed() && u.keychain == KeychainKind::External)
-            .map(|u| u.outpoint)
-            .collect()
-    }
-
-    /// Signs a PSBT built from our own inputs, records the transaction as unconfirmed (so its
-    /// inputs are not reused) and persists. On error the change address is released.
-    fn sign_and_record(&mut self, mut psbt: Psbt, path: &Path) -> Result<Transaction, WalletError> {
-        let signed = match self.wallet.sign(&mut psbt, SignOptions::default()) {
-            Ok(true) => psbt
-                .clone()
-                .extract_tx()
-                .map_err(|e| WalletError::Sign(e.to_string())),
-            Ok(false) => Err(WalletError::Sign("not every input could be signed".into())),
-            Err(e) => Err(WalletError::Sign(e.to_string())),
-        };
-        let tx = match signed {
-            Ok(tx) => tx,
-            Err(e) => {
-                self.wallet.cancel_tx(&psbt.unsigned_tx);
-                return Err(e);
-            }
-        };
-        self.wallet
-            .apply_unconfirmed_txs([(tx.clone(), unix_now())]);
-        self.persist(path)?;
-        Ok(tx)
-    }
-}
-
-impl WalletSourceSync for Wallet {
-    fn list_confirmed_utxos(&self) -> Result<Vec<Utxo>, ()> {
-        let state = self.lock();
-        let utxos = state
-            .wallet
-            .list_unspent()
-            .filter(|u| matches!(u.chain_position, ChainPosition::Confirmed { .. }))
-            .filter_map(|u| {
-                let script = &u.txout.script_pubkey;
-                if !script.is_p2wpkh() {
-                    // Our descriptors are wpkh only; anything else is not ours to spend here.
-                    tracing::warn!(outpoint = %u.outpoint, "skipping a non-P2WPKH wallet output");
-                    return None;
-                }
-                let hash = WPubkeyHash::from_slice(&script.as_bytes()[2..]).ok()?;
-                Some(Utxo::new_v0_p2wpkh(u.outpoint, u.txout.value, &hash))
-            })
-            .collect();
-        Ok(utxos)
-    }
-
-    fn get_prevtx(&self, outpoint: OutPoint) -> Result<Transaction, ()> {
-        match self.lock().wallet.get_tx(outpoint.txid) {
-            Some(tx) => Ok(tx.tx_node.tx.as_ref().clone()),
-            None => {
-                tracing::error!(%outpoint, "LDK asked for a transaction the wallet does not know");
-                Err(())
-            }
-        }
-    }
-
-    fn get_change_script(&self) -> Result<ScriptBuf, ()> {
-        let mut state = self.lock();
-        let info = state.wallet.next_unused_address(KeychainKind::Internal);
-        state
-            .persist(&self.db_path)
-            .map_err(|e| tracing::error!("{e}"))?;
-        Ok(info.address.script_pubkey())
-    }
-
-    fn sign_psbt(&self, mut psbt: Psbt) -> Result<Transaction, ()> {
-        let state = self.lock();
-        // LDK fills `witness_utxo` only; BDK must be told to trust it for segwit v0 inputs.
-        let options = SignOptions {
-            trust_witness_utxo: true,
-            ..Default::default()
-        };
-        // BDK cannot finalize LDK's own (anchor) inputs, so `finalized` is false by design.
-        state
-            .wallet
-            .sign(&mut psbt, options)
-            .map_err(|e| tracing::error!("cannot sign a fee-bumping PSBT: {e}"))?;
-        // LDK computes the fee itself; skip the absurd-fee check that needs every input value.
-        Ok(psbt.extract_tx_unchecked_fee_rate())
-    }
-}
-
-impl ChangeDestinationSourceSync for Wallet {
-    fn get_change_destination_script(&self) -> Result<ScriptBuf, ()> {
-        let mut state = self.lock();
-        let info = state.wallet.reveal_next_address(KeychainKind::Internal);
-        state
-            .persist(&self.db_path)
-            .map_err(|e| tracing::error!("{e}"))?;
-        Ok(info.address.script_pubkey())
-    }
 }
 
 fn load_error(path: &Path, e: LoadWithPersistError<rusqlite::Error>) -> WalletError {
@@ -736,42 +453,6 @@ fn load_error(path: &Path, e: LoadWithPersistError<rusqlite::Error>) -> WalletEr
     }
 }
 
-fn create_tx_error(e: CreateTxError, script: &ScriptBuf) -> WalletError {
-    match e {
-        CreateTxError::CoinSelection(BdkInsufficientFunds { needed, available }) => {
-            WalletError::InsufficientFunds {
-                needed: needed.to_sat(),
-                available: available.to_sat(),
-            }
-        }
-        CreateTxError::OutputBelowDustLimit(_) => WalletError::CreateTx(format!(
-            "an output would be below the dust limit of {} sat after fees",
-            script.minimal_non_dust().to_sat()
-        )),
-        other => WalletError::CreateTx(other.to_string()),
-    }
-}
-
-fn check_above_dust(script: &ScriptBuf, amount_sat: u64) -> Result<(), WalletError> {
-    let dust_limit_sat = script.minimal_non_dust().to_sat();
-    if amount_sat < dust_limit_sat {
-        return Err(WalletError::BelowDust {
-            amount_sat,
-            dust_limit_sat,
-        });
-    }
-    Ok(())
-}
-
-fn check_fee_rate(fee_rate: FeeRate) -> Result<(), WalletError> {
-    if fee_rate < FeeRate::BROADCAST_MIN {
-        return Err(WalletError::FeeRateTooLow {
-            sat_per_kwu: fee_rate.to_sat_per_kwu(),
-        });
-    }
-    Ok(())
-}
-
 /// Drops the evictions of `kept` transactions from a sync result.
 fn keep_kept(update: &mut TxUpdate<ConfirmationBlockTime>, kept: &HashSet<Txid>) {
     update.evicted_ats.retain(|(txid, _)| !kept.contains(txid));
@@ -784,5 +465,7 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+mod ldk;
+mod spend;
 #[cfg(test)]
 mod tests;
