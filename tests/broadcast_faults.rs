@@ -179,13 +179,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     assert!(!devchain.mempool_txids().contains(&refund_txid));
 
     proxy.clear_faults();
-    wait_for("the refund in the mempool", DEADLINE, || async {
-        devchain
-            .mempool_txids()
-            .contains(&refund_txid)
-            .then_some(())
-    })
-    .await;
+    wait_for_tx_in_mempool(&devchain, &refund_txid, "the refund in the mempool").await;
     devchain.mine(1);
     assert_eq!(operator.metric("lsp_refunds_pending").await, Some(1));
     let refunded = wait_for("the on-chain option to be REFUNDED", DEADLINE, || async {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use common::process::{regtest_config, NodeProcess};
 use common::*;
-use lsp_node::api::*;
 use lsp_node::fault_points::CRASH_AT_VAR;
 
 /// The client's balance in the channel the LSP opens to it, so it can pay the LSP.
@@ -192,16 +191,7 @@ async fn e2e_a_recorded_refund_is_sent_after_a_crash_and_only_once() {
         (detail.order["payment"]["onchain"]["state"] == "PAID").then_some(())
     })
     .await;
-    let _: OrderDetail = operator
-        .post(
-            "/v1/orders/cancel",
-            &CancelOrder {
-                order_id: id.clone(),
-                reason: Some("the client went away".into()),
-            },
-        )
-        .await
-        .expect("the operator cancels");
+    operator.cancel(&id, "the client went away").await;
     let status = lsp.wait_exit(DEADLINE).await;
     assert!(!status.success(), "aborted at the crash point: {status:?}");
     let mempool_at_crash = devchain.mempool_txids();
@@ -216,12 +206,11 @@ async fn e2e_a_recorded_refund_is_sent_after_a_crash_and_only_once() {
         !mempool_at_crash.contains(&refund_txid),
         "the refund had not left before the crash"
     );
-    wait_for("the recorded refund in the mempool", DEADLINE, || async {
-        devchain
-            .mempool_txids()
-            .contains(&refund_txid)
-            .then_some(())
-    })
+    wait_for_tx_in_mempool(
+        &devchain,
+        &refund_txid,
+        "the recorded refund in the mempool",
+    )
     .await;
     devchain.mine(1);
     wait_for("the order to be REFUNDED", DEADLINE, || async {

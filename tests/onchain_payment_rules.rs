@@ -53,17 +53,33 @@ impl OnchainOrder {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn e2e_a_payment_taken_back_by_the_chain_puts_the_order_back_to_waiting() {
+/// A devchain and, on it, an LSP on `dir` with 1,000,000 sat, `edit` applied to its config.
+async fn funded_lsp(
+    dir: &std::path::Path,
+    edit: impl FnOnce(&mut lsp_node::config::Config),
+) -> (
+    lsp_node::devchain::Devchain,
+    lsp_node::App,
+    Operator,
+    lsp_node::config::Config,
+) {
     init_logging();
-    let dir = tempfile::tempdir().unwrap();
     let devchain = start_devchain().await;
-    let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
+    let mut config = config_for(dir, &devchain.base_url());
+    edit(&mut config);
+    let lsp = Builder::new(config.clone())
         .start()
         .await
         .expect("LSP starts");
     let operator = Operator::for_node(&lsp);
     fund(&devchain, &operator, 1_000_000).await;
+    (devchain, lsp, operator, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_payment_taken_back_by_the_chain_puts_the_order_back_to_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (devchain, lsp, operator, _) = funded_lsp(dir.path(), |_| {}).await;
 
     let order = OnchainOrder::create(&lsp).await;
     let (id, pay_to, total, refund) = (
@@ -110,16 +126,7 @@ async fn e2e_a_payment_taken_back_by_the_chain_puts_the_order_back_to_waiting() 
     wait_onchain_state(&operator, &id, "PAID", "the second payment to count").await;
 
     // Cancelled now, only the payment that exists is refunded.
-    let cancelled: OrderDetail = operator
-        .post(
-            "/v1/orders/cancel",
-            &CancelOrder {
-                order_id: id.clone(),
-                reason: Some("the client went away".into()),
-            },
-        )
-        .await
-        .expect("the operator cancels");
+    let cancelled = operator.cancel(&id, "the client went away").await;
     assert_eq!(cancelled.summary.state, "FAILED");
     let sent = wait_for("the refund", DEADLINE, || async {
         operator.order(&id).await.refunds.first().cloned()
@@ -163,18 +170,12 @@ const EXPIRY_SECS: u64 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_payment_that_arrives_after_the_order_expired_is_refunded_not_used() {
-    init_logging();
     let dir = tempfile::tempdir().unwrap();
-    let devchain = start_devchain().await;
-    let mut config = config_for(dir.path(), &devchain.base_url());
-    config.lsps1.options.order_expiry_secs = EXPIRY_SECS;
-    config.lsps1.options.invoice_expiry_secs = EXPIRY_SECS;
-    let lsp = Builder::new(config.clone())
-        .start()
-        .await
-        .expect("LSP starts");
-    let operator = Operator::for_node(&lsp);
-    fund(&devchain, &operator, 1_000_000).await;
+    let (devchain, lsp, operator, config) = funded_lsp(dir.path(), |config| {
+        config.lsps1.options.order_expiry_secs = EXPIRY_SECS;
+        config.lsps1.options.invoice_expiry_secs = EXPIRY_SECS;
+    })
+    .await;
     let order = OnchainOrder::create(&lsp).await;
     let created_at = operator.order(&order.id).await.summary.created_at;
 
@@ -230,43 +231,21 @@ async fn e2e_a_payment_that_arrives_after_the_order_expired_is_refunded_not_used
 /// more, and the order settles as refunded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_refund_whose_payment_vanished_settles_with_nothing_owed() {
-    init_logging();
     let dir = tempfile::tempdir().unwrap();
-    let devchain = start_devchain().await;
-    let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
-        .start()
-        .await
-        .expect("LSP starts");
-    let operator = Operator::for_node(&lsp);
-    fund(&devchain, &operator, 1_000_000).await;
+    let (devchain, lsp, operator, _) = funded_lsp(dir.path(), |_| {}).await;
     let order = OnchainOrder::create(&lsp).await;
     let payment = devchain
         .fund(&order.pay_to, order.total)
         .expect("faucet pays the order");
     devchain.mine(1);
     wait_onchain_state(&operator, &order.id, "PAID", "the payment to count").await;
-    let _: OrderDetail = operator
-        .post(
-            "/v1/orders/cancel",
-            &CancelOrder {
-                order_id: order.id.clone(),
-                reason: Some("the client went away".into()),
-            },
-        )
-        .await
-        .expect("the operator cancels");
+    operator.cancel(&order.id, "the client went away").await;
     let sent = wait_for("the refund", DEADLINE, || async {
         operator.order(&order.id).await.refunds.first().cloned()
     })
     .await;
     let refund_txid: bitcoin::Txid = sent.txid.parse().unwrap();
-    wait_for("the refund in the mempool", DEADLINE, || async {
-        devchain
-            .mempool_txids()
-            .contains(&refund_txid)
-            .then_some(())
-    })
-    .await;
+    wait_for_tx_in_mempool(&devchain, &refund_txid, "the refund in the mempool").await;
 
     let outcome = devchain.reorg(1, &[payment]).expect("reorg");
     assert!(outcome.dropped.contains(&payment), "{outcome:?}");

@@ -197,6 +197,19 @@ impl Operator {
             .map(|(_, value)| value.parse().expect("a whole number"))
     }
 
+    /// Cancels order `id` as the operator, which must succeed.
+    pub async fn cancel(&self, id: &str, reason: &str) -> OrderDetail {
+        self.post(
+            "/v1/orders/cancel",
+            &CancelOrder {
+                order_id: id.to_string(),
+                reason: Some(reason.to_string()),
+            },
+        )
+        .await
+        .expect("the operator cancels the order")
+    }
+
     /// The operator's view of order `id`, which must exist.
     pub async fn order(&self, id: &str) -> OrderDetail {
         self.get(&format!("/v1/orders/{id}"))
@@ -270,6 +283,14 @@ pub async fn wait_for_mempool(devchain: &Devchain, what: &str) -> Vec<bitcoin::T
     wait_for(what, DEADLINE, || async {
         let mempool = devchain.mempool_txids();
         (!mempool.is_empty()).then_some(mempool)
+    })
+    .await
+}
+
+/// Waits until `txid` is in the devchain's mempool.
+pub async fn wait_for_tx_in_mempool(devchain: &Devchain, txid: &bitcoin::Txid, what: &str) {
+    wait_for(what, DEADLINE, || async {
+        devchain.mempool_txids().contains(txid).then_some(())
     })
     .await
 }
