@@ -2,7 +2,7 @@
 //! funding transaction of a sold channel and the refund of a failed order must still reach the
 //! chain once it takes them again, without a restart; the held HTLC is claimed only once the
 //! chain source has the funding transaction, and an on-chain option is REFUNDED only once its
-//! refund confirmed. Checked from the client's side (ldk-node) and on the devchain.
+//! refund is `refund_confirmations` deep. Checked from the client's side (ldk-node) and on the devchain.
 
 mod common;
 
@@ -44,6 +44,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     let proxy = FaultProxy::start(&devchain.base_url()).await;
     let mut config = config_for(dir.path(), &proxy.url);
     config.lsps1.open_timeout_secs = 60;
+    config.lsps1.refund_confirmations = 2;
     let lsp = Builder::new(config).start().await.expect("LSP starts");
     let operator = Operator::for_node(&lsp);
     let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
@@ -181,7 +182,21 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     proxy.clear_faults();
     wait_for_tx_in_mempool(&devchain, &refund_txid, "the refund in the mempool").await;
     devchain.mine(1);
+    // One confirmation of the two `refund_confirmations` asks for: still owed. Two more chain
+    // syncs after the one that saw the block leave the order passes time to get it wrong.
+    let synced = wait_synced_to_tip(&operator, &devchain)
+        .await
+        .last_sync_at
+        .unwrap();
+    wait_for("two more chain syncs", DEADLINE, || async {
+        let at = operator.info().await.last_sync_at.unwrap_or(0);
+        (at >= synced + 2).then_some(())
+    })
+    .await;
+    let detail = operator.order(&onchain_id).await;
+    assert_ne!(detail.order["payment"]["onchain"]["state"], "REFUNDED");
     assert_eq!(operator.metric("lsp_refunds_pending").await, Some(1));
+    devchain.mine(1);
     let refunded = wait_for("the on-chain option to be REFUNDED", DEADLINE, || async {
         let detail = operator.order(&onchain_id).await;
         (detail.order["payment"]["onchain"]["state"] == "REFUNDED").then_some(detail)
@@ -203,7 +218,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
         total,
         "the client is made whole, less the refund fee"
     );
-    assert_eq!(devchain.confirmations(&refund_txid), Some(1));
+    assert_eq!(devchain.confirmations(&refund_txid), Some(2));
     assert_eq!(operator.metric("lsp_refunds_pending").await, Some(0));
     assert_eq!(
         operator.metric("lsp_orders{state=\"FAILED\"}").await,

@@ -288,6 +288,9 @@ pub struct Lsps1Config {
     /// An on-chain refund still unconfirmed after this many seconds is replaced by one paying a
     /// higher fee (RBF). Default 21 600 (six hours, as bLIP-51 suggests).
     pub refund_bump_after_secs: u64,
+    /// A failed order's on-chain option reads REFUNDED once every refund it sent has this many
+    /// confirmations. Default 1.
+    pub refund_confirmations: u32,
     /// Clients whose p2p `get_order` answers spell the HOLD payment state as PAID: node ids, or
     /// `"*"` for every client. For wallets built on lightning-liquidity 0.2 (ldk-node 0.7),
     /// whose payment-state enum has no HOLD: such a client cannot parse an order while its HTLC
@@ -307,6 +310,7 @@ impl Default for Lsps1Config {
             htlc_safety_margin_blocks: 6,
             invoice_min_final_cltv_expiry_delta: 144,
             refund_bump_after_secs: 21_600,
+            refund_confirmations: 1,
             hold_as_paid_peers: Vec::new(),
             options: Lsps1Options::default(),
             pricing: PricingConfig::default(),
@@ -351,6 +355,9 @@ impl Lsps1Config {
         }
         if self.refund_bump_after_secs == 0 {
             return Err(OptionsError::Zero("refund_bump_after_secs"));
+        }
+        if self.refund_confirmations == 0 {
+            return Err(OptionsError::Zero("refund_confirmations"));
         }
         if u32::from(self.invoice_min_final_cltv_expiry_delta) <= self.htlc_safety_margin_blocks {
             return Err(OptionsError::MarginTooLarge {

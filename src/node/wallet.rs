@@ -378,6 +378,15 @@ impl Wallet {
         received
     }
 
+    /// The height of the block confirming wallet transaction `txid` in the best chain the
+    /// wallet knows; `None` while unconfirmed (or unknown).
+    pub fn confirmation_height(&self, txid: &Txid) -> Option<u32> {
+        match self.lock().wallet.get_tx(*txid)?.chain_position {
+            ChainPosition::Confirmed { anchor, .. } => Some(anchor.block_id.height),
+            ChainPosition::Unconfirmed { .. } => None,
+        }
+    }
+
     /// Whether `txid` is a wallet transaction confirmed in the best chain it knows.
     pub fn is_confirmed(&self, txid: &Txid) -> bool {
         self.lock()

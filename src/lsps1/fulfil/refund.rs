@@ -1,7 +1,8 @@
 //! Refunds: what an order's address received beyond what the order consumed goes back to its
 //! refund address, recorded before broadcast and kept by the broadcaster (sent again until it
 //! confirms); a refund stuck unconfirmed is replaced (RBF) by one paying a higher fee. A failed
-//! order's on-chain option becomes REFUNDED once every refund it sent is confirmed.
+//! order's on-chain option becomes REFUNDED once every refund it sent has
+//! `refund_confirmations` confirmations.
 
 use super::*;
 
@@ -51,12 +52,14 @@ impl OrderService {
         }
         let awaiting_refund =
             order.state == OrderState::Failed && onchain.state != PaymentState::Refunded;
-        // REFUNDED only when true: every refund sent is confirmed, and nothing unconfirmed is
-        // still arriving.
-        let refunds_confirmed = self
-            .live_refunds(order)?
-            .iter()
-            .all(|r| self.node.wallet.is_confirmed(&r.txid));
+        // REFUNDED only when true: every refund sent is `refund_confirmations` deep, and nothing
+        // unconfirmed is still arriving.
+        let refunds_confirmed = self.live_refunds(order)?.iter().all(|r| {
+            self.node
+                .wallet
+                .confirmation_height(&r.txid)
+                .is_some_and(|h| height.saturating_sub(h) + 1 >= self.config.refund_confirmations)
+        });
         if awaiting_refund && !got.has_unsettled(height, depth) && refunds_confirmed {
             self.book
                 .apply(
