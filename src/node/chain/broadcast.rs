@@ -20,6 +20,7 @@ use lightning::chain::chaininterface::{BroadcasterInterface, TransactionType};
 use tokio::sync::{mpsc, watch};
 
 use super::error::ESPLORA_TIMEOUT;
+use super::source::fetch_text;
 use super::unix_now;
 use crate::node::store::{BroadcastState, KeptBroadcast, Store};
 
@@ -350,20 +351,9 @@ impl Poster {
     }
 
     async fn tip_height(&self) -> Option<u32> {
-        let response = self
-            .http
-            .get(format!("{}/blocks/tip/height", self.base_url))
-            .timeout(ESPLORA_TIMEOUT)
-            .send()
+        fetch_text(&self.http, &self.base_url, "blocks/tip/height")
             .await
-            .ok()?;
-        response
-            .error_for_status()
-            .ok()?
-            .text()
-            .await
-            .ok()?
-            .trim()
+            .ok()??
             .parse()
             .ok()
     }
@@ -388,17 +378,10 @@ impl Poster {
         }
         // Esplora answers "unconfirmed" for a transaction it has never heard of; only the
         // transaction itself tells whether its mempool holds it.
-        let response = self
-            .http
-            .get(format!("{}/tx/{txid}", self.base_url))
-            .timeout(ESPLORA_TIMEOUT)
-            .send()
-            .await
-            .ok()?;
-        match response.status() {
-            reqwest::StatusCode::NOT_FOUND => Some(Known::Missing),
-            status if status.is_success() => Some(Known::Unconfirmed),
-            _ => None,
+        match fetch_text(&self.http, &self.base_url, &format!("tx/{txid}")).await {
+            Ok(None) => Some(Known::Missing),
+            Ok(Some(_)) => Some(Known::Unconfirmed),
+            Err(_) => None,
         }
     }
 
@@ -422,13 +405,8 @@ impl Poster {
             if open.contains(&prev.txid) {
                 continue;
             }
-            let parent = self
-                .http
-                .get(format!("{}/tx/{}", self.base_url, prev.txid))
-                .timeout(ESPLORA_TIMEOUT)
-                .send()
-                .await;
-            if parent.is_ok_and(|r| r.status() == reqwest::StatusCode::NOT_FOUND) {
+            let parent = fetch_text(&self.http, &self.base_url, &format!("tx/{}", prev.txid)).await;
+            if matches!(parent, Ok(None)) {
                 return Some(format!("its input {prev} no longer exists"));
             }
             let url = format!("{}/tx/{}/outspend/{}", self.base_url, prev.txid, prev.vout);

@@ -116,7 +116,8 @@ async fn fetch_block_hash(
 }
 
 /// `GET {base_url}/{path}` as trimmed text; None for 404.
-async fn fetch_text(
+/// GET `path` of the source as trimmed text; `None` when it answers 404.
+pub(crate) async fn fetch_text(
     http: &reqwest::Client,
     base_url: &str,
     path: &str,
