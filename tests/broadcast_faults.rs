@@ -1,7 +1,7 @@
 //! A chain source that refuses broadcasts for longer than the broadcaster's own retries: the
 //! funding transaction of a sold channel and the refund of a failed order must still reach the
 //! chain once it takes them again, without a restart; the held HTLC is claimed only once the
-//! chain source has the funding transaction, and an on-chain option is REFUNDED only once its
+//! funding transaction has confirmed, and an on-chain option is REFUNDED only once its
 //! refund is `refund_confirmations` deep. Checked from the client's side (ldk-node) and on the devchain.
 
 mod common;
@@ -122,12 +122,18 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
         || async { devchain.mempool_txids().contains(&funding).then_some(()) },
     )
     .await;
+    assert_eq!(
+        client.payment(&payment_id).unwrap().status,
+        ldk_node::payment::PaymentStatus::Pending,
+        "the HTLC is not claimed before the funding transaction confirms"
+    );
+    devchain.mine(1);
     wait_for("the client's payment to be claimed", DEADLINE, || async {
         let status = client.payment(&payment_id).map(|p| p.status);
         (status == Some(ldk_node::payment::PaymentStatus::Succeeded)).then_some(())
     })
     .await;
-    devchain.mine(6);
+    devchain.mine(5);
     wait_for(
         "the sold channel to be usable at the client",
         DEADLINE,

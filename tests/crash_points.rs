@@ -14,7 +14,8 @@ use lsp_node::fault_points::CRASH_AT_VAR;
 const PUSH_MSAT: u64 = 150_000_000;
 
 /// A bolt11 order paid by an ldk-node client while the LSP runs with `crash_point`, up to the
-/// LSP's crash at that point; the client's payment is still pending.
+/// LSP's crash at that point (with `confirm_funding`, a block is mined once the funding is in the
+/// mempool); the client's payment is still pending.
 struct CrashedBolt11Order {
     _dir: tempfile::TempDir,
     _ldk_dir: tempfile::TempDir,
@@ -27,7 +28,11 @@ struct CrashedBolt11Order {
 }
 
 impl CrashedBolt11Order {
-    async fn run(crash_point: &str, announce_channel: bool) -> CrashedBolt11Order {
+    async fn run(
+        crash_point: &str,
+        announce_channel: bool,
+        confirm_funding: bool,
+    ) -> CrashedBolt11Order {
         init_logging();
         let dir = tempfile::tempdir().unwrap();
         let devchain = start_devchain().await;
@@ -59,6 +64,10 @@ impl CrashedBolt11Order {
         let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
             .await
             .expect("payment sent");
+        if confirm_funding {
+            wait_for_mempool(&devchain, "the order's funding transaction").await;
+            devchain.mine(1);
+        }
         let status = lsp.wait_exit(DEADLINE).await;
         assert!(!status.success(), "aborted at the crash point: {status:?}");
         assert_eq!(
@@ -99,7 +108,8 @@ impl CrashedBolt11Order {
 /// seconds instead of staying locked until the HTLC's own deadline, hundreds of blocks away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_held_htlc_of_a_failed_order_is_failed_back_after_a_crash() {
-    let crashed = CrashedBolt11Order::run("order_failed.before_htlc_failed_back", true).await;
+    let crashed =
+        CrashedBolt11Order::run("order_failed.before_htlc_failed_back", true, false).await;
     let (mut lsp, operator) = crashed.restart().await;
     let detail = operator.order(&crashed.id).await;
     assert_eq!(detail.summary.state, "FAILED");
@@ -119,7 +129,7 @@ async fn e2e_held_htlc_of_a_failed_order_is_failed_back_after_a_crash() {
 /// ends with its payment made and its channel usable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_the_htlc_of_a_funded_order_is_claimed_after_a_crash() {
-    let crashed = CrashedBolt11Order::run("order_completed.before_htlc_claimed", false).await;
+    let crashed = CrashedBolt11Order::run("order_completed.before_htlc_claimed", false, true).await;
     let (mut lsp, operator) = crashed.restart().await;
     let detail = operator.order(&crashed.id).await;
     assert_eq!(detail.summary.state, "COMPLETED");
@@ -135,8 +145,8 @@ async fn e2e_the_htlc_of_a_funded_order_is_claimed_after_a_crash() {
         .parse()
         .unwrap();
     let (devchain, client) = (&crashed.devchain, &crashed.client);
-    assert!(devchain.mempool_txids().contains(&funding.txid));
-    devchain.mine(6);
+    assert_eq!(devchain.confirmations(&funding.txid), Some(1));
+    devchain.mine(5);
     wait_for(
         "the sold channel usable at the client",
         DEADLINE,
@@ -240,7 +250,7 @@ async fn e2e_a_recorded_refund_is_sent_after_a_crash_and_only_once() {
 /// order and return the client's payment, and not send the lost channel's funding either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_crash_at_funding_never_opens_the_order_twice() {
-    let crashed = CrashedBolt11Order::run("funding.kept_before_broadcast#2", false).await;
+    let crashed = CrashedBolt11Order::run("funding.kept_before_broadcast#2", false, false).await;
     let (mut lsp, operator) = crashed.restart().await;
     let failed = wait_for("the order to end", DEADLINE, || async {
         let detail = operator.order(&crashed.id).await;

@@ -410,10 +410,6 @@ async fn e2e_client_buys_inbound_over_lightning_with_a_hold_invoice() {
         .expect("order created");
     let id = status.order_id.0.clone();
     pay_bolt11(&client, &status).await;
-    wait_client_event(&client, "PaymentSuccessful", |e| {
-        matches!(e, Event::PaymentSuccessful { .. }).then_some(())
-    })
-    .await;
 
     let completed = lsp
         .wait_order(&id, "the order to complete", |o| {
@@ -432,6 +428,19 @@ async fn e2e_client_buys_inbound_over_lightning_with_a_hold_invoice() {
         "HOLD before the channel, PAID only once it was funded"
     );
     wait_usable_channel(&devchain, &lsp, &client, 200_000).await;
+    // The HTLC is claimed once the funding has confirmed.
+    wait_for("the client's payment to be claimed", DEADLINE, || async {
+        lsp.operator.sync().await;
+        let claimed = client.list_payments().iter().any(|p| {
+            matches!(p.kind, ldk_node::payment::PaymentKind::Bolt11 { .. })
+                && p.status == ldk_node::payment::PaymentStatus::Succeeded
+        });
+        if !claimed {
+            devchain.mine(1);
+        }
+        claimed.then_some(())
+    })
+    .await;
     client.stop().unwrap();
 }
 

@@ -186,13 +186,13 @@ fn channel_opens_and_their_fundings_are_counted_in_the_book() {
     assert_eq!(f.book.open_attempts(&order.id).unwrap(), 0);
     let no_open = <bitcoin::Txid as bitcoin::hashes::Hash>::from_byte_array([1; 32]);
     assert!(
-        f.book.record_funding(&order.id, &no_open).is_err(),
+        f.book.record_funding(&order.id, &no_open, 100).is_err(),
         "a funding belongs to an open"
     );
     assert_eq!(f.book.record_open_attempt(&order.id).unwrap(), 1);
     assert_eq!(f.book.record_open_attempt(&order.id).unwrap(), 2);
     let funding = <bitcoin::Txid as bitcoin::hashes::Hash>::from_byte_array([2; 32]);
-    f.book.record_funding(&order.id, &funding).unwrap();
+    f.book.record_funding(&order.id, &funding, 100).unwrap();
     drop(f.book);
     let book = OrderBook::open(&f.path, f.clock.clone()).unwrap();
     assert_eq!(
@@ -201,6 +201,18 @@ fn channel_opens_and_their_fundings_are_counted_in_the_book() {
         "counted across restarts"
     );
     assert_eq!(book.fundings(&order.id).unwrap(), vec![funding]);
+    assert_eq!(
+        book.order_for_funding(&funding).unwrap(),
+        Some((order.id.clone(), Some(100))),
+        "a funding leads back to its order and the height it was signed at"
+    );
+    assert_eq!(book.order_for_funding(&no_open).unwrap(), None);
+    assert_eq!(
+        book.unsettled_fundings().unwrap(),
+        vec![(order.id.clone(), funding, Some(100))]
+    );
+    book.settle_funding(&funding).unwrap();
+    assert!(book.unsettled_fundings().unwrap().is_empty());
 }
 
 fn reservation(order: &Order, spendable_sat: u64) -> Admission {
@@ -824,6 +836,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
          DROP TABLE lsps1_channel_opens;
          DROP INDEX lsps1_bolt11_unclaimed;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN claimed_at;
+         ALTER TABLE lsps1_bolt11_payments DROP COLUMN claim_requested_at;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (2);",
     )
     .unwrap();
@@ -836,8 +849,10 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
         )
         .unwrap();
     assert_eq!(hold_table, 1);
-    conn.prepare("SELECT claimed_at FROM lsps1_bolt11_payments")
-        .expect("the claim column is added back");
+    conn.prepare("SELECT claimed_at, claim_requested_at FROM lsps1_bolt11_payments")
+        .expect("the claim columns are added back");
+    conn.prepare("SELECT funding_height, funding_settled_at FROM lsps1_channel_opens")
+        .expect("the funding columns are added back");
 
     // A version 1 database (before the ledger tables) is upgraded in place.
     conn.execute_batch(

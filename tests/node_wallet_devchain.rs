@@ -314,3 +314,104 @@ async fn e2e_wallet_restored_from_mnemonic_finds_funds_by_full_scan() {
     sync_until_confirmed(&restored, 21_000).await;
     chain.shutdown().await;
 }
+
+/// Fee bumps of chained unconfirmed payments: the parent is never replaced while a child of
+/// ours spends its change (the replacement would kill the child); the child itself can be
+/// replaced; and a child paying for the parent (CPFP) makes the package pay the rate asked,
+/// replaced by a richer one when asked for more. The devchain's congestion only takes packages
+/// paying that rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_wallet_never_replaces_a_parent_of_its_own_child_and_pays_for_parents_by_child() {
+    use lsp_node::node::wallet::ChildBump;
+    let chain = start_devchain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let seed = NodeSeed::load_or_create(&dir.path().join("seed"))
+        .unwrap()
+        .0;
+    let (wallet, broadcaster) = open_wallet(&seed, &dir.path().join("node.sqlite"), &chain);
+    wallet.sync().await.unwrap();
+    chain.fund(&wallet.new_address().unwrap(), 100_000).unwrap();
+    chain.mine(1);
+    sync_until_confirmed(&wallet, 100_000).await;
+    let other = tempfile::tempdir().unwrap();
+    let other_seed = NodeSeed::load_or_create(&other.path().join("seed"))
+        .unwrap()
+        .0;
+    let (recipient, _) = open_wallet(&other_seed, &other.path().join("node.sqlite"), &chain);
+    let slow = FeeRate::from_sat_per_vb(1).unwrap();
+
+    // A pays 20k; B spends A's unconfirmed change.
+    let a = wallet
+        .send(
+            &recipient.new_address().unwrap(),
+            SendAmount::Exact(20_000),
+            slow,
+        )
+        .unwrap();
+    let b = wallet
+        .send(
+            &recipient.new_address().unwrap(),
+            SendAmount::Exact(20_000),
+            slow,
+        )
+        .unwrap();
+    let sent = broadcaster.take();
+    assert!(
+        sent[1].input.iter().any(|i| i.previous_output.txid == a),
+        "B spends A's change"
+    );
+    for tx in &sent {
+        broadcast(&chain, tx).await;
+    }
+    let faster = FeeRate::from_sat_per_vb(5).unwrap();
+    match wallet.sign_fee_bump(&a, faster) {
+        Err(WalletError::HasDescendants { txid, child }) => {
+            assert_eq!((txid, child), (a, b));
+        }
+        other => panic!("replacing A would kill B: {other:?}"),
+    }
+    assert!(broadcaster.take().is_empty(), "nothing signed");
+
+    // Blocks now take 10 sat/vB packages only: a child of B pays for A, B and itself.
+    chain.set_congestion(10.0);
+    let rate = FeeRate::from_sat_per_vb(10).unwrap();
+    let ChildBump::Sent(child) = wallet.bump_by_child(&b, rate).unwrap() else {
+        panic!("the 1 sat/vB package needs a child");
+    };
+    let sent = broadcaster.take();
+    assert_eq!(sent.len(), 1);
+    broadcast(&chain, &sent[0]).await;
+    assert_eq!(
+        wallet.bump_by_child(&b, rate).unwrap(),
+        ChildBump::NotNeeded,
+        "the package pays the rate now"
+    );
+    // Asked for more, the child is replaced by one paying more.
+    let richer = FeeRate::from_sat_per_vb(15).unwrap();
+    let ChildBump::Sent(replacement) = wallet.bump_by_child(&b, richer).unwrap() else {
+        panic!("15 sat/vB needs a richer child");
+    };
+    assert_ne!(replacement, child);
+    let sent = broadcaster.take();
+    broadcast(&chain, &sent[0]).await;
+    assert_eq!(
+        chain.confirmations(&child),
+        None,
+        "the first child was replaced"
+    );
+    let package = [a, b, replacement];
+    let fee: u64 = package.iter().map(|t| chain.fee_of(t).unwrap()).sum();
+    let vsize: usize = package
+        .iter()
+        .map(|t| chain.get_transaction(t).unwrap().vsize())
+        .sum();
+    assert!(
+        fee as f64 / vsize as f64 >= 15.0,
+        "{fee} sat for {vsize} vB"
+    );
+    chain.mine(1);
+    for txid in package {
+        assert_eq!(chain.confirmations(&txid), Some(1), "{txid} confirmed");
+    }
+    chain.shutdown().await;
+}

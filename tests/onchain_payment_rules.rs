@@ -1,8 +1,9 @@
 //! On-chain payments that must not buy a channel: one that a reorg takes away after the order
 //! counted it PAID (the order goes back to waiting, counts a new payment, and refunds only what
 //! exists), and one that reaches the LSP after the order expired (refunded, never used at the
-//! stale price), and the refund of a payment that a reorg then takes away. The client is a key
-//! only, never online, so nothing opens while the chain moves.
+//! stale price), the refund of a payment that a reorg then takes away, and a 0-conf payment
+//! replaced by fee. The client is a key only, never online, so nothing opens while the chain
+//! moves.
 
 mod common;
 
@@ -271,5 +272,72 @@ async fn e2e_a_refund_whose_payment_vanished_settles_with_nothing_owed() {
     })
     .await;
     assert!(!devchain.mempool_txids().contains(&refund_txid));
+    lsp.stop().await.unwrap();
+}
+
+/// With 0-conf payments accepted, a payment replaced by fee (full RBF, paying elsewhere) after
+/// the order counted it: the order goes back to waiting for payment, and nothing is refunded or
+/// opened for a payment that no longer exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_0conf_payment_replaced_by_fee_puts_the_order_back_to_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (devchain, lsp, operator, _) = funded_lsp(dir.path(), |config| {
+        config.lsps1.options.min_onchain_payment_confirmations = 0;
+    })
+    .await;
+    let order = OnchainOrder::create(&lsp).await;
+    // The payer's coin, confirmed; the payment spends it with change, paying 5,000 sat of fee
+    // (over 25 sat/vB, which 0-conf needs).
+    let payer = txs::address(3);
+    let coin_tx = devchain.fund(&payer, order.total + 100_000).unwrap();
+    devchain.mine(1);
+    let coin = txs::outpoint_paying(&devchain, coin_tx, &payer);
+    let mut payment_tx = txs::spend(coin, &order.pay_to, order.total);
+    payment_tx.output.push(bitcoin::TxOut {
+        value: bitcoin::Amount::from_sat(95_000),
+        script_pubkey: payer.script_pubkey(),
+    });
+    let payment = devchain
+        .send_raw(payment_tx)
+        .expect("the payment enters the mempool");
+    let paid =
+        wait_onchain_state(&operator, &order.id, "PAID", "the 0-conf payment to count").await;
+    assert_eq!(paid.summary.state, "CREATED");
+
+    // The payer replaces it by a transaction paying itself a higher fee.
+    let replacement = devchain
+        .send_raw(txs::spend(coin, &txs::address(4), order.total + 90_000))
+        .expect("full RBF replaces the payment");
+    assert_eq!(
+        devchain.confirmations(&payment),
+        None,
+        "the payment is gone"
+    );
+    let waiting = wait_onchain_state(
+        &operator,
+        &order.id,
+        "EXPECT_PAYMENT",
+        "the order to wait for payment again",
+    )
+    .await;
+    assert_eq!(waiting.summary.state, "CREATED");
+    assert!(waiting
+        .events
+        .iter()
+        .any(|e| e.event == "onchain_payment_lost"));
+    devchain.mine(1);
+    assert_eq!(devchain.confirmations(&replacement), Some(1));
+    wait_synced_to_tip(&operator, &devchain).await;
+    let after = operator.order(&order.id).await;
+    assert_eq!(after.order["payment"]["onchain"]["state"], "EXPECT_PAYMENT");
+    assert!(
+        after.refunds.is_empty(),
+        "nothing to refund: {:?}",
+        after.refunds
+    );
+    assert!(
+        after.order["channel"].is_null(),
+        "no channel for a vanished payment"
+    );
     lsp.stop().await.unwrap();
 }

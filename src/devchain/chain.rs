@@ -10,8 +10,9 @@
 //! restoring stored blocks.
 //!
 //! Invariants kept by every method:
-//! - every mempool transaction is valid for inclusion in the next block (so mining simply takes
-//!   the whole mempool, in arrival order, which keeps parents before children);
+//! - every mempool transaction is valid for inclusion in the next block (so mining takes the
+//!   whole mempool, or under congestion every package paying enough, in arrival order, which
+//!   keeps parents before children);
 //! - `spenders` holds exactly the inputs of best-chain and mempool transactions;
 //! - blocks are never forgotten: a block disconnected by [`ChainState::invalidate`] or
 //!   [`ChainState::reorg`] stays queryable with `in_best_chain = false`, as Esplora reports
@@ -154,6 +155,9 @@ pub struct ChainState {
     script_history: HashMap<ScriptKey, Vec<Txid>>,
     last_block_time: u32,
     faucet: Faucet,
+    /// Congestion: the lowest package fee rate (sat/vB) a block takes; 0 takes the whole
+    /// mempool. Not stored: a restarted devchain is uncongested.
+    block_min_fee_rate: f64,
 }
 
 impl ChainState {
@@ -182,12 +186,24 @@ impl ChainState {
             script_history: HashMap::new(),
             last_block_time: 0,
             faucet: Faucet::new(),
+            block_min_fee_rate: 0.0,
         };
         chain.connect(genesis_block(Network::Regtest));
         chain
     }
 
     // ----- chain queries -------------------------------------------------------------------
+
+    /// The lowest package fee rate (sat/vB) the next blocks take (0: everything).
+    pub fn block_min_fee_rate(&self) -> f64 {
+        self.block_min_fee_rate
+    }
+
+    /// Sets the congestion: blocks take only transactions whose package (with their
+    /// unconfirmed ancestors) pays at least `sat_per_vb`; the rest wait in the mempool.
+    pub fn set_block_min_fee_rate(&mut self, sat_per_vb: f64) {
+        self.block_min_fee_rate = sat_per_vb.max(0.0);
+    }
 
     /// Height and hash of the best block.
     pub fn tip(&self) -> (u32, BlockHash) {

@@ -387,20 +387,22 @@ const FEE_ESTIMATE_TARGETS: [u16; 28] = [
 
 /// Fee estimates in sat/vB keyed by confirmation target.
 ///
-/// The devchain has no fee market: every block takes the whole mempool, so any fee confirms in
-/// the next block. The estimates are therefore a fixed, sane schedule (2 sat/vB for the next six
-/// blocks, 1.5 up to 25 blocks, 1 sat/vB — the relay floor — beyond), decreasing with the target
-/// as on a real network, so code that picks rates per target sees distinct, plausible numbers.
-pub fn fee_estimates() -> BTreeMap<String, f64> {
+/// Uncongested, every block takes the whole mempool, so any fee confirms in the next block;
+/// the estimates are then a fixed, sane schedule (2 sat/vB for the next six blocks, 1.5 up to
+/// 25 blocks, 1 sat/vB — the relay floor — beyond), decreasing with the target as on a real
+/// network, so code that picks rates per target sees distinct, plausible numbers. Under
+/// congestion (`block_min_fee_rate` > 0, see `/dev/congestion`) no target is estimated below
+/// the rate blocks take.
+pub fn fee_estimates(block_min_fee_rate: f64) -> BTreeMap<String, f64> {
     FEE_ESTIMATE_TARGETS
         .iter()
         .map(|&target| {
-            let rate = match target {
+            let rate: f64 = match target {
                 0..=6 => 2.0,
                 7..=25 => 1.5,
                 _ => 1.0,
             };
-            (target.to_string(), rate)
+            (target.to_string(), rate.max(block_min_fee_rate))
         })
         .collect()
 }

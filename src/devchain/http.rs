@@ -105,6 +105,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/dev/fund", post(control::dev_fund))
         .route("/dev/invalidate", post(control::dev_invalidate))
         .route("/dev/reorg", post(control::dev_reorg))
+        .route("/dev/congestion", post(control::dev_congestion))
         .route("/dev/faucet", get(control::dev_faucet))
         .fallback(unknown_route)
         .layer(middleware::from_fn(log_request))
@@ -566,6 +567,9 @@ async fn mempool_recent(State(shared): State<Arc<Shared>>) -> Json<Vec<esplora::
     Json(esplora::mempool_recent(&shared.lock()))
 }
 
-async fn fee_estimates() -> Json<std::collections::BTreeMap<String, f64>> {
-    Json(esplora::fee_estimates())
+async fn fee_estimates(
+    State(shared): State<Arc<Shared>>,
+) -> Json<std::collections::BTreeMap<String, f64>> {
+    let block_min_fee_rate = shared.lock().block_min_fee_rate();
+    Json(esplora::fee_estimates(block_min_fee_rate))
 }

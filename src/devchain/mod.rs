@@ -69,9 +69,13 @@
 //! (P2WPKH-input) transaction paying the address at 2 sat/vB, change back to the faucet, and
 //! puts it in the mempool: mine a block to confirm it.
 //!
-//! # Fee estimates
-//! There is no fee market (every block takes the whole mempool), so `/fee-estimates` reports a
-//! fixed schedule: 2 sat/vB for targets 1-6, 1.5 for 7-25, 1.0 for 144, 504 and 1008.
+//! # Fee estimates and congestion
+//! Uncongested, every block takes the whole mempool and `/fee-estimates` reports a fixed
+//! schedule: 2 sat/vB for targets 1-6, 1.5 for 7-25, 1.0 for 144, 504 and 1008.
+//! `POST /dev/congestion` sets a minimum: blocks then take only the transactions whose package
+//! (with their unconfirmed ancestors) pays at least that rate, so a child paying enough carries
+//! its parent (CPFP), and no estimate is below it. The rest waits in the mempool. A restarted
+//! devchain is uncongested.
 //!
 //! # HTTP endpoints
 //! Esplora API at the root, as called by bdk_esplora 0.22 (full scan, sync),
@@ -115,6 +119,7 @@
 //! - `POST /dev/reorg {"depth": n, "exclude_txids": ["txid"]}` (`exclude_txids` optional) ->
 //!   `{"removed": ["hash"], "added": ["hash"], "dropped": ["txid"]}`, oldest first; `depth`
 //!   in 1..=100 and at most the height, every excluded txid in a replaced block
+//! - `POST /dev/congestion {"min_fee_rate_sat_per_vb": x}` -> the same; x in 0..=10000, 0 ends it
 //! - `GET /dev/faucet` -> `{"address", "spendable_sat"}`
 //!
 //! Every request is logged at `debug`; unknown routes at `warn`; a failed write to the file is a
@@ -372,8 +377,8 @@ impl Devchain {
         self.inner.local_addr
     }
 
-    /// Mines `blocks` blocks; the first one confirms the whole mempool. Returns their hashes,
-    /// oldest first.
+    /// Mines `blocks` blocks; the first one confirms the whole mempool (under congestion, what
+    /// pays enough). Returns their hashes, oldest first.
     ///
     /// # Panics
     /// If the devchain keeps a data directory and cannot write it; [`Devchain::try_mine`]
@@ -388,6 +393,15 @@ impl Devchain {
         self.inner
             .shared
             .change(|chain| chain.mine(blocks, unix_now()))
+    }
+
+    /// Sets the congestion: blocks take only packages paying at least `sat_per_vb`, and fee
+    /// estimates are no lower; 0 ends it (as `POST /dev/congestion`).
+    pub fn set_congestion(&self, sat_per_vb: f64) {
+        let _ = self
+            .inner
+            .shared
+            .change(|chain| chain.set_block_min_fee_rate(sat_per_vb));
     }
 
     /// Pays `sats` to `address` from the faucet. The transaction waits in the mempool.

@@ -33,6 +33,10 @@ pub struct HeldHtlc {
     pub claim_deadline: Option<u32>,
     /// Unix seconds.
     pub held_at: u64,
+    /// Unix seconds we first asked LDK to claim it.
+    pub claim_requested_at: Option<u64>,
+    /// Unix seconds LDK reported it claimed.
+    pub claimed_at: Option<u64>,
 }
 
 /// A refund transaction, as recorded before broadcast.
@@ -94,14 +98,16 @@ impl OrderBook {
         Ok(self
             .conn()
             .query_row(
-                "SELECT held_amount_msat, claim_deadline, held_at FROM lsps1_bolt11_payments
-                 WHERE order_id = ?1 AND held_at IS NOT NULL",
+                "SELECT held_amount_msat, claim_deadline, held_at, claim_requested_at, claimed_at
+                 FROM lsps1_bolt11_payments WHERE order_id = ?1 AND held_at IS NOT NULL",
                 params![id.as_str()],
                 |row| {
                     Ok(HeldHtlc {
                         amount_msat: from_sql_u64(row.get(0)?),
                         claim_deadline: row.get(1)?,
                         held_at: from_sql_u64(row.get(2)?),
+                        claim_requested_at: row.get::<_, Option<i64>>(3)?.map(from_sql_u64),
+                        claimed_at: row.get::<_, Option<i64>>(4)?.map(from_sql_u64),
                     })
                 },
             )
@@ -119,24 +125,16 @@ impl OrderBook {
         Ok(())
     }
 
-    /// Completed orders whose held HTLC is not claimed yet and can still be (its deadline, when
-    /// known, is above `height`).
-    pub fn completed_with_unclaimed_htlc(&self, height: u32) -> Result<Vec<OrderId>, StoreError> {
-        let conn = self.conn();
-        let mut statement = conn.prepare(
-            "SELECT p.order_id FROM lsps1_bolt11_payments p
-             JOIN lsps1_orders o ON o.id = p.order_id
-             WHERE p.held_at IS NOT NULL AND p.claimed_at IS NULL
-               AND (p.claim_deadline IS NULL OR p.claim_deadline > ?1)
-               AND o.order_state = 'COMPLETED'
-             ORDER BY p.held_at",
+    /// Remembers that LDK was asked to claim order `id`'s held HTLC, before it is asked
+    /// (idempotent): from then on the payment may be taken, so it is never failed back.
+    pub fn record_claim_requested(&self, id: &OrderId) -> Result<(), StoreError> {
+        let now = self.clock().now_unix_secs();
+        self.conn().execute(
+            "UPDATE lsps1_bolt11_payments SET claim_requested_at = COALESCE(claim_requested_at, ?2)
+             WHERE order_id = ?1 AND held_at IS NOT NULL",
+            params![id.as_str(), to_sql_u64(now)],
         )?;
-        let rows = statement.query_map(params![height], |row| row.get::<_, String>(0))?;
-        rows.map(|id| {
-            let id = id?;
-            OrderId::parse(&id).map_err(|_| StoreError::Corrupt(id))
-        })
-        .collect()
+        Ok(())
     }
 
     /// Records that a channel open starts for order `id`; returns how many have started.
@@ -159,18 +157,74 @@ impl OrderBook {
 
     /// Records the funding transaction signed for the latest open of order `id`, before LDK
     /// gets it.
-    pub fn record_funding(&self, id: &OrderId, txid: &Txid) -> Result<(), StoreError> {
+    pub fn record_funding(&self, id: &OrderId, txid: &Txid, height: u32) -> Result<(), StoreError> {
         let updated = self.conn().execute(
-            "UPDATE lsps1_channel_opens SET funding_txid = ?2
+            "UPDATE lsps1_channel_opens SET funding_txid = ?2, funding_height = ?3
              WHERE order_id = ?1
                AND attempt = (SELECT MAX(attempt) FROM lsps1_channel_opens WHERE order_id = ?1)",
-            params![id.as_str(), txid.to_string()],
+            params![id.as_str(), txid.to_string(), height],
         )?;
         if updated != 1 {
             return Err(StoreError::Corrupt(format!(
                 "a funding transaction for order {id}, which started no open"
             )));
         }
+        Ok(())
+    }
+
+    /// The order a funding transaction was signed for, and the height it was signed at (`None`
+    /// for fundings recorded before heights were).
+    pub fn order_for_funding(
+        &self,
+        txid: &Txid,
+    ) -> Result<Option<(OrderId, Option<u32>)>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT order_id, funding_height FROM lsps1_channel_opens WHERE funding_txid = ?1",
+                params![txid.to_string()],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<u32>>(1)?)),
+            )
+            .optional()?;
+        row.map(|(id, height)| {
+            OrderId::parse(&id)
+                .map(|id| (id, height))
+                .map_err(|_| StoreError::Corrupt(id))
+        })
+        .transpose()
+    }
+
+    /// Every funding transaction still watched: `(order, txid, height signed at)`.
+    pub fn unsettled_fundings(&self) -> Result<Vec<(OrderId, Txid, Option<u32>)>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT order_id, funding_txid, funding_height FROM lsps1_channel_opens
+             WHERE funding_txid IS NOT NULL AND funding_settled_at IS NULL",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<u32>>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, txid, height) = row?;
+            let id = OrderId::parse(&id).map_err(|_| StoreError::Corrupt(id))?;
+            let txid = txid.parse().map_err(|_| StoreError::Corrupt(txid))?;
+            Ok((id, txid, height))
+        })
+        .collect()
+    }
+
+    /// Stops watching funding transaction `txid`.
+    pub fn settle_funding(&self, txid: &Txid) -> Result<(), StoreError> {
+        let now = self.clock().now_unix_secs();
+        self.conn().execute(
+            "UPDATE lsps1_channel_opens SET funding_settled_at = ?2
+             WHERE funding_txid = ?1 AND funding_settled_at IS NULL",
+            params![txid.to_string(), to_sql_u64(now)],
+        )?;
         Ok(())
     }
 

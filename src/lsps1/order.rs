@@ -284,6 +284,11 @@ pub enum OrderEvent {
     /// The on-chain payment no longer counts (reorganised out, or replaced) while the channel
     /// is not funded yet: the order waits for payment again.
     OnchainPaymentLost,
+    /// The funding transaction of a completed order can no longer confirm (an input is gone),
+    /// and its held HTLC was not claimed: the order fails after all (COMPLETED -> FAILED), the
+    /// HTLC goes back (bolt11 PAID -> REFUNDED) and on-chain funds are refunded as for
+    /// [`OrderEvent::Failed`].
+    FundingLost { onchain_refund_pending: bool },
 }
 
 impl OrderEvent {
@@ -295,6 +300,7 @@ impl OrderEvent {
             OrderEvent::Failed { .. } => "failed",
             OrderEvent::OnchainRefunded => "onchain_refunded",
             OrderEvent::OnchainPaymentLost => "onchain_payment_lost",
+            OrderEvent::FundingLost { .. } => "funding_lost",
         }
     }
 }
@@ -412,6 +418,23 @@ impl Order {
             OrderEvent::OnchainPaymentLost => {
                 next.require_order_state(OrderState::Created)?;
                 next.move_payment(PaymentKind::Onchain, PaymentState::ExpectPayment)?;
+            }
+            OrderEvent::FundingLost {
+                onchain_refund_pending,
+            } => {
+                // The one way out of COMPLETED; the caller has checked that no HTLC was claimed.
+                next.require_order_state(OrderState::Completed)?;
+                next.state = OrderState::Failed;
+                if let Some(bolt11) = next.bolt11.as_mut() {
+                    if matches!(bolt11.state, PaymentState::Paid | PaymentState::Hold) {
+                        bolt11.state = PaymentState::Refunded;
+                    } else {
+                        next.move_payment(PaymentKind::Bolt11, PaymentState::Refunded)?;
+                    }
+                }
+                if !onchain_refund_pending && next.onchain.is_some() {
+                    next.move_payment(PaymentKind::Onchain, PaymentState::Refunded)?;
+                }
             }
         }
         next.updated_at = now;

@@ -67,3 +67,17 @@ pub const CHANNEL_OPENS_TABLE: &str = "
         funding_txid TEXT,
         PRIMARY KEY (order_id, attempt)
     );";
+
+/// [`crate::lsps1::ledger`]: the height at which each funding transaction was signed (its
+/// confirmation deadline counts from there), when the order stopped needing it watched
+/// (final, or the order failed), the lookup from a funding txid to its order, and when LDK was
+/// first asked to claim a held HTLC.
+pub const FUNDING_HEIGHTS: &str = "
+    ALTER TABLE lsps1_bolt11_payments ADD COLUMN claim_requested_at INTEGER;
+    UPDATE lsps1_bolt11_payments SET claim_requested_at = claimed_at WHERE claimed_at IS NOT NULL;
+    ALTER TABLE lsps1_channel_opens ADD COLUMN funding_height INTEGER;
+    ALTER TABLE lsps1_channel_opens ADD COLUMN funding_settled_at INTEGER;
+    CREATE INDEX lsps1_channel_opens_by_funding ON lsps1_channel_opens (funding_txid)
+        WHERE funding_txid IS NOT NULL;
+    CREATE INDEX lsps1_channel_opens_unsettled ON lsps1_channel_opens (order_id)
+        WHERE funding_txid IS NOT NULL AND funding_settled_at IS NULL;";

@@ -101,6 +101,8 @@ pub struct OrderService {
     /// Wakes the fulfilment loop when something happened (a payment held, a peer connected).
     pub(crate) wake: Notify,
     pub(crate) hold_warnings: HoldSpellingWarnings,
+    /// The best block height the fundings in flight were last checked for a fee bump at.
+    pub(crate) fundings_checked_at: std::sync::atomic::AtomicU32,
     /// The one check of order requests, for p2p and every HTTP dialect.
     guard: Arc<RequestGuard>,
 }
@@ -115,6 +117,7 @@ impl OrderService {
             opening: Mutex::new(()),
             wake: Notify::new(),
             hold_warnings: HoldSpellingWarnings::default(),
+            fundings_checked_at: std::sync::atomic::AtomicU32::new(0),
         }
     }
 

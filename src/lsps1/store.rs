@@ -38,8 +38,9 @@ use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::schema;
 
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
-/// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`]).
-pub const SCHEMA_VERSION: i64 = 5;
+/// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
+/// 4 HTLC claims, 5 channel opens, 6 funding heights; see [`crate::lsps1::schema`]).
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -153,6 +154,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 5 {
         tx.execute_batch(schema::CHANNEL_OPENS_TABLE)?;
+    }
+    if found < 6 {
+        tx.execute_batch(schema::FUNDING_HEIGHTS)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",

@@ -5,7 +5,7 @@
 //! | step pending | stuck after | usual cause |
 //! |---|---|---|
 //! | a paid order's channel is not funded | [`OPEN_SECS`] | the client is offline or refuses the channel |
-//! | a funded order's HTLC is not claimed | [`CLAIM_SECS`] | the chain source does not take the funding transaction |
+//! | a funded order's HTLC is not claimed | [`CLAIM_SECS`] | the funding transaction is not confirming (refused by the chain source, or paying too little) |
 //! | a failed order's refund is not confirmed | [`REFUND_SECS`] | the wallet cannot pay it, or it is not confirming |
 //! | an unpaid order past its expiry is not failed | [`EXPIRY_SECS`] | the order service is not running its passes |
 
@@ -17,8 +17,9 @@ use crate::lsps1::store::{OrderBook, StoreError};
 
 /// A paid order whose channel is not funded this long after the payment.
 pub const OPEN_SECS: u64 = 600;
-/// A completed order whose held HTLC is not claimed this long after it was held.
-pub const CLAIM_SECS: u64 = 600;
+/// A completed order whose held HTLC is not claimed this long after it was held. The claim
+/// waits for the funding's first confirmation: an hour is six blocks late.
+pub const CLAIM_SECS: u64 = 3_600;
 /// A failed order whose on-chain refund is not confirmed this long after it failed.
 pub const REFUND_SECS: u64 = 3_600;
 /// An unpaid order still CREATED this long after its expiry.
@@ -49,7 +50,7 @@ impl OrderBook {
                  WHERE o.order_state = 'COMPLETED' AND p.held_at IS NOT NULL
                    AND p.claimed_at IS NULL AND p.held_at <= ?1",
                 before(CLAIM_SECS),
-                "its channel is funded but its HTLC is not claimed: the chain source does not have the funding transaction",
+                "its channel is funded but its HTLC is not claimed: the funding transaction is not confirming (does the chain source have it, and does it pay enough?)",
             ),
             (
                 "SELECT id, updated_at FROM lsps1_orders

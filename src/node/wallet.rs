@@ -18,7 +18,8 @@
 //! For LDK, [`Wallet`] implements `WalletSourceSync` (confirmed UTXOs, change scripts and PSBT
 //! signing for anchor-channel fee bumping via `BumpTransactionEventHandlerSync`) and
 //! `ChangeDestinationSourceSync` (where the `OutputSweeper` sends swept funds), in
-//! `wallet/ldk.rs`. Spending (payments, funding transactions, fee bumps) is `wallet/spend.rs`;
+//! `wallet/ldk.rs`. Spending (payments, funding transactions) is `wallet/spend.rs`, fee bumps
+//! (RBF of payments, CPFP of fundings) `wallet/bump.rs`;
 //! this file holds the wallet itself: loading, sync, addresses, balances, what was received.
 //!
 //! Locking: one `std::sync::Mutex` guards the BDK wallet and its connection together and is
@@ -107,6 +108,8 @@ pub enum WalletError {
     FeeRateTooLow { sat_per_kwu: u64 },
     #[error("cannot build the transaction: {0}")]
     CreateTx(String),
+    #[error("transaction {txid} is not replaced: our unconfirmed transaction {child} spends its output and would be lost with it")]
+    HasDescendants { txid: Txid, child: Txid },
     #[error("cannot sign the transaction: {0}")]
     Sign(String),
 }
@@ -474,7 +477,10 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+mod bump;
 mod ldk;
 mod spend;
+
+pub use bump::ChildBump;
 #[cfg(test)]
 mod tests;

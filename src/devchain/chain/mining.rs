@@ -3,7 +3,8 @@
 use super::*;
 
 impl ChainState {
-    /// Mines `count` blocks; the first one takes the whole mempool. Block times are
+    /// Mines `count` blocks; the first one takes the whole mempool, or under congestion
+    /// ([`ChainState::set_block_min_fee_rate`]) every package paying the minimum. Block times are
     /// `max(now, previous block time + 1)`, so they strictly increase even when mining faster
     /// than one block per second.
     pub fn mine(&mut self, count: u32, now: u32) -> Vec<BlockHash> {
@@ -14,12 +15,12 @@ impl ChainState {
         let (tip_height, tip_hash) = self.tip();
         let height = tip_height + 1;
         let time = now.max(self.last_block_time + 1);
-        let transactions: Vec<Transaction> = self
-            .mempool_order
-            .values()
+        let included = self.block_template();
+        let transactions: Vec<Transaction> = included
+            .iter()
             .map(|txid| self.mempool[txid].tx.clone())
             .collect();
-        let fees: Amount = self.mempool.values().map(|entry| entry.fee).sum();
+        let fees: Amount = included.iter().map(|txid| self.mempool[txid].fee).sum();
         let has_witness = transactions
             .iter()
             .any(|tx| tx.input.iter().any(|input| !input.witness.is_empty()));
@@ -56,9 +57,60 @@ impl ChainState {
         while !target.is_met_by(block.header.block_hash()) {
             block.header.nonce = block.header.nonce.wrapping_add(1);
         }
-        self.mempool.clear();
-        self.mempool_order.clear();
+        if included.len() == self.mempool.len() {
+            self.mempool.clear();
+            self.mempool_order.clear();
+        } else {
+            // Their inputs stay in `spenders`: they are spent in the chain now.
+            for txid in &included {
+                self.mempool.remove(txid);
+            }
+            self.mempool_order
+                .retain(|_, txid| self.mempool.contains_key(txid));
+        }
         self.connect(block)
+    }
+
+    /// The mempool transactions the next block takes, in arrival order (parents before
+    /// children): all of them, or under congestion each one whose package (it and its
+    /// unconfirmed ancestors not yet taken) pays at least the minimum rate, with that package.
+    /// So a child paying enough carries its parent (CPFP), as with Core's ancestor-feerate
+    /// block assembly.
+    fn block_template(&self) -> Vec<Txid> {
+        let arrival_order = self.mempool_order.values().copied();
+        if self.block_min_fee_rate <= 0.0 {
+            return arrival_order.collect();
+        }
+        let mut taken: HashSet<Txid> = HashSet::new();
+        for txid in self.mempool_order.values() {
+            if taken.contains(txid) {
+                continue;
+            }
+            let package = self.untaken_ancestors(*txid, &taken);
+            let fee: u64 = package.iter().map(|t| self.mempool[t].fee.to_sat()).sum();
+            let vsize: usize = package.iter().map(|t| self.mempool[t].tx.vsize()).sum();
+            if fee as f64 >= self.block_min_fee_rate * vsize as f64 {
+                taken.extend(package);
+            }
+        }
+        arrival_order.filter(|txid| taken.contains(txid)).collect()
+    }
+
+    /// `txid` and its mempool ancestors that are not in `taken`.
+    fn untaken_ancestors(&self, txid: Txid, taken: &HashSet<Txid>) -> Vec<Txid> {
+        let mut found = Vec::new();
+        let mut queue = vec![txid];
+        while let Some(next) = queue.pop() {
+            if found.contains(&next) || taken.contains(&next) {
+                continue;
+            }
+            let Some(entry) = self.mempool.get(&next) else {
+                continue;
+            };
+            queue.extend(entry.tx.input.iter().map(|i| i.previous_output.txid));
+            found.push(next);
+        }
+        found
     }
 
     /// A coinbase paying `value` to the faucet. Its scriptSig carries the BIP34 height and the

@@ -491,3 +491,48 @@ fn faucet_refuses_dust_and_more_than_it_has() {
     ));
     assert!(chain.mempool_txids().is_empty());
 }
+
+#[test]
+fn under_congestion_blocks_take_packages_paying_enough_and_a_child_carries_its_parent() {
+    let mut chain = ChainState::new(NOW);
+    chain.set_block_min_fee_rate(5.0);
+    // The faucet pays 2 sat/vB: below the congestion, it waits.
+    let alice = funded(&mut chain, "alice", 100_000);
+    let bob = funded(&mut chain, "bob", 100_000);
+    chain.mine(1, NOW);
+    assert_eq!(
+        chain.confirmations(&alice.txid),
+        Some(0),
+        "a 2 sat/vB payment waits"
+    );
+    assert_eq!(chain.confirmations(&bob.txid), Some(0));
+
+    // Alice spends her unconfirmed output paying enough for both: the package is mined.
+    let parent_vsize = chain.mempool_tx(&alice.txid).unwrap().vsize() as u64;
+    let parent_fee = chain.mempool_fee(&alice.txid).unwrap().to_sat();
+    let probe = spend(&[alice], vec![pay("carol", 1)]);
+    let child_fee = 5 * (parent_vsize + probe.vsize() as u64) - parent_fee + 1;
+    let child = spend(&[alice], vec![pay("carol", 100_000 - child_fee)]);
+    let child_txid = child.compute_txid();
+    chain.accept(child).expect("child accepted");
+    chain.mine(1, NOW);
+    assert_eq!(
+        chain.confirmations(&alice.txid),
+        Some(1),
+        "the child carried its parent"
+    );
+    assert_eq!(chain.confirmations(&child_txid), Some(1));
+    if bob.txid != alice.txid {
+        assert_eq!(
+            chain.confirmations(&bob.txid),
+            Some(0),
+            "bob's payment still waits"
+        );
+    }
+
+    // The congestion ends: the next block takes what waited.
+    chain.set_block_min_fee_rate(0.0);
+    chain.mine(1, NOW);
+    assert_eq!(chain.confirmations(&bob.txid), Some(1));
+    assert!(chain.mempool_txids().is_empty());
+}

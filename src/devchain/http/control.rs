@@ -1,4 +1,5 @@
-//! The `/dev/*` control routes, for scripts and people: mine, fund, invalidate, reorg, faucet.
+//! The `/dev/*` control routes, for scripts and people: mine, fund, invalidate, reorg,
+//! congestion, faucet.
 //!
 //! Bad input is a 400 with one sentence and changes nothing; every change is written to the
 //! devchain's file (when it has one) before the answer.
@@ -118,6 +119,34 @@ pub(super) async fn dev_reorg(
         "added": outcome.added,
         "dropped": outcome.dropped,
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CongestionRequest {
+    min_fee_rate_sat_per_vb: f64,
+}
+
+/// Highest congestion `/dev/congestion` accepts, in sat/vB.
+const MAX_CONGESTION_SAT_PER_VB: f64 = 10_000.0;
+
+/// `POST /dev/congestion {"min_fee_rate_sat_per_vb": x}` -> `{"min_fee_rate_sat_per_vb": x}`:
+/// from now on blocks take only packages paying at least `x` sat/vB and `/fee-estimates`
+/// reports no target below it; 0 ends the congestion.
+pub(super) async fn dev_congestion(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let request: CongestionRequest = parse_json(&body, r#"{"min_fee_rate_sat_per_vb": 10}"#)?;
+    let rate = request.min_fee_rate_sat_per_vb;
+    if !(0.0..=MAX_CONGESTION_SAT_PER_VB).contains(&rate) {
+        return Err(ApiError::BadRequest(format!(
+            "min_fee_rate_sat_per_vb must be between 0 and {MAX_CONGESTION_SAT_PER_VB}."
+        )));
+    }
+    shared.change(|chain| chain.set_block_min_fee_rate(rate))?;
+    tracing::info!(min_fee_rate_sat_per_vb = rate, "devchain congestion set");
+    Ok(Json(json!({ "min_fee_rate_sat_per_vb": rate })))
 }
 
 /// `GET /dev/faucet` -> `{"address", "spendable_sat"}`.

@@ -1,5 +1,6 @@
 //! The [`ServiceHook`] the node's event handler calls: an HTLC for an order invoice arrived
-//! (hold it, or fail it back), a channel we opened was funded (COMPLETED, then claim) or closed.
+//! (hold it, or fail it back), a channel we opened was funded (COMPLETED; the claim follows
+//! its confirmation, see `funding.rs`) or closed.
 
 use super::*;
 
@@ -96,7 +97,8 @@ impl ServiceHook for OrderService {
         let Some(order) = self.order_for_channel(user_channel_id) else {
             return true;
         };
-        match self.book.record_funding(&order.id, funding_txid) {
+        let height = self.node.channel_manager.current_best_block().height;
+        match self.book.record_funding(&order.id, funding_txid, height) {
             Ok(()) => true,
             Err(error) => {
                 tracing::error!(order = %order.id, %funding_txid, %error, "could not record the funding transaction; abandoning this open");
@@ -135,10 +137,7 @@ impl ServiceHook for OrderService {
                 return Err(ReplayEvent());
             }
         };
-        if bolt11_held(&order) {
-            // Claimed by the walk once the chain source has the funding transaction.
-            self.wake.notify_one();
-        }
+        // A held HTLC is claimed by the walk once the funding confirms (`funding.rs`).
         tracing::info!(order = %order.id, funding_outpoint = %channel.funding_txo, state = %funded.state_summary(), "order completed");
         Ok(())
     }

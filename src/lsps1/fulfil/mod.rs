@@ -30,10 +30,10 @@
 //!   the order is read again under it, so no open starts for an order that has just failed.
 //! - Funded (`ChannelPending`: the funding transaction is handed to the broadcaster, which
 //!   keeps sending it until it confirms): the order becomes COMPLETED (bolt11 PAID) in the
-//!   book. Its held HTLC is claimed by the walk once the chain source has the funding
-//!   transaction (or when the HTLC comes within `htlc_safety_margin_blocks` of its deadline:
-//!   the channel exists, and the funding is still being sent), and claimed again on every walk
-//!   until LDK reports it claimed, which covers a crash in between.
+//!   book. `funding.rs` follows the funding from there: the held HTLC is claimed once it has
+//!   its first confirmation (or near the HTLC's deadline), a child pays for it when it would
+//!   miss `funding_confirms_within_blocks`, and a funding that can no longer confirm before
+//!   the HTLC was claimed fails the order after all, returning the payment.
 //! - Failure (open timeout, too many refused opens, the HTLC within
 //!   `htlc_safety_margin_blocks` of its deadline, unpaid expiry, operator cancel): FAILED in
 //!   the book, then the HTLC is failed back (REFUNDED) and on-chain funds are refunded.
@@ -53,8 +53,9 @@
 //!   a higher fee, same amount to the client.
 //!
 //! Files: this one holds the loop (restart reconciliation, the walk, payment detection);
-//! `hook.rs` the [`ServiceHook`] side; `open.rs` opens and failures (and cancels); `refund.rs`
-//! refunds and their fee bumps.
+//! `hook.rs` the [`ServiceHook`] side; `open.rs` opens and failures (and cancels);
+//! `funding.rs` funded orders until their funding is final; `refund.rs` refunds and their fee
+//! bumps.
 //!
 //! Not done yet: holding back `channel_ready` until `required_channel_confirmations` (the
 //! client, as the accepting side, sets the funding depth); opening several orders in one
@@ -84,6 +85,7 @@ use crate::node::store::BroadcastState;
 use crate::node::types::ChannelManager;
 use crate::node::wallet::{ReceivedOutput, SendAmount};
 
+mod funding;
 mod hook;
 mod open;
 mod refund;
@@ -230,46 +232,6 @@ impl OrderService {
         }
     }
 
-    /// Claims the held HTLC of every completed order whose funding transaction the chain
-    /// source has (or whose HTLC is near its deadline), until LDK reports it claimed.
-    /// Claiming an already claimed payment does nothing.
-    pub(super) fn claim_funded_htlcs(&self, height: u32) {
-        let ids = match self.book.completed_with_unclaimed_htlc(height) {
-            Ok(ids) => ids,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the completed orders awaiting their claim");
-                return;
-            }
-        };
-        for id in ids {
-            let Ok(Some(order)) = self.book.order(&id) else {
-                continue;
-            };
-            let funding = order
-                .channel
-                .as_ref()
-                .and_then(|c| bitcoin::OutPoint::from_str(&c.funding_outpoint).ok());
-            let known = funding
-                .and_then(|f| self.node.broadcasts.state(&f.txid))
-                .is_some_and(|s| matches!(s, BroadcastState::Seen | BroadcastState::Final));
-            let deadline = self
-                .book
-                .held_htlc(&id)
-                .ok()
-                .flatten()
-                .and_then(|h| h.claim_deadline);
-            let near_deadline = deadline
-                .is_some_and(|d| height.saturating_add(self.config.htlc_safety_margin_blocks) >= d);
-            if known || near_deadline {
-                if !known {
-                    tracing::warn!(order = %id, "claiming the HTLC before the chain source has the funding transaction: its deadline is near");
-                }
-                crate::fault_points::crash_point("order_completed.before_htlc_claimed");
-                self.claim_order_htlc(&order);
-            }
-        }
-    }
-
     /// Fails back again the HTLC of every recently failed bolt11 order that held one. The order
     /// is marked FAILED (bolt11 REFUNDED) before its HTLC is failed back; after a crash between
     /// the two, the HTLC would stay held until its deadline. LDK ignores a hash it no longer
@@ -338,7 +300,7 @@ impl OrderService {
                 return;
             }
         };
-        self.claim_funded_htlcs(height);
+        self.look_after_fundings(height);
         let watched = self.watched_orders(now).unwrap_or_default();
         let receipts = self.receipts(orders.iter().chain(watched.iter()));
         for order in &orders {

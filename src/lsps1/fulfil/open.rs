@@ -199,7 +199,10 @@ impl OrderService {
     }
 
     /// The channels (being opened, or open) of order `id`.
-    fn order_channels(&self, id: &OrderId) -> Vec<lightning::ln::channel_state::ChannelDetails> {
+    pub(super) fn order_channels(
+        &self,
+        id: &OrderId,
+    ) -> Vec<lightning::ln::channel_state::ChannelDetails> {
         let user_channel_id = user_channel_id(id);
         self.node
             .channel_manager

@@ -1,6 +1,7 @@
 //! Refunds: what an order's address received beyond what the order consumed goes back to its
 //! refund address, recorded before broadcast and kept by the broadcaster (sent again until it
-//! confirms); a refund stuck unconfirmed is replaced (RBF) by one paying a higher fee. A failed
+//! confirms); a refund stuck unconfirmed is replaced (RBF) by one paying a higher fee, unless
+//! a transaction of ours spends its change (the replacement would kill it). A failed
 //! order's on-chain option becomes REFUNDED once every refund it sent has
 //! `refund_confirmations` confirmations.
 
@@ -92,11 +93,16 @@ impl OrderService {
                 .node
                 .fee_estimator
                 .fee_rate_within_blocks(REFUND_CONFIRM_BLOCKS);
-            let tx = self
-                .node
-                .wallet
-                .sign_fee_bump(&stuck.txid, fee_rate)
-                .map_err(|e| e.to_string())?;
+            let tx = match self.node.wallet.sign_fee_bump(&stuck.txid, fee_rate) {
+                Ok(tx) => tx,
+                // Replacing it would kill the child (a funding spending its change, say); the
+                // child's own fee carries it.
+                Err(error @ crate::node::wallet::WalletError::HasDescendants { .. }) => {
+                    tracing::debug!(order = %order.id, %error, "not bumping a refund with a child");
+                    continue;
+                }
+                Err(error) => return Err(error.to_string()),
+            };
             let replacement = Refund {
                 txid: tx.compute_txid(),
                 tx,

@@ -97,13 +97,15 @@ impl EsploraBroadcaster {
 
     /// Where the kept transaction `txid` stands; `None` when it is not kept (or unreadable).
     pub fn state(&self, txid: &Txid) -> Option<BroadcastState> {
-        match self.store.kept_broadcast(txid) {
-            Ok(kept) => kept.map(|k| k.state),
-            Err(error) => {
-                tracing::error!(%txid, %error, "cannot read a kept transaction");
-                None
-            }
-        }
+        self.kept(txid).map(|k| k.state)
+    }
+
+    /// The kept transaction `txid`; `None` when it is not kept (or unreadable).
+    pub fn kept(&self, txid: &Txid) -> Option<KeptBroadcast> {
+        self.store.kept_broadcast(txid).unwrap_or_else(|error| {
+            tracing::error!(%txid, %error, "cannot read a kept transaction");
+            None
+        })
     }
 
     /// The kept transactions that may still confirm.

@@ -1,5 +1,5 @@
-//! Spending from the wallet: payments (`send`, refunds), channel funding transactions, fee
-//! bumps and abandoning a transaction that will never be broadcast. Everything signed here is
+//! Spending from the wallet: payments (`send`, refunds), channel funding transactions and
+//! abandoning a transaction that will never be broadcast (fee bumps are `bump.rs`). Everything signed here is
 //! recorded in the wallet as unconfirmed (its inputs stay spent) and kept by the broadcaster
 //! from the moment it is signed.
 
@@ -124,52 +124,6 @@ impl Wallet {
         Ok(tx)
     }
 
-    /// Signs and records a replacement of our unconfirmed transaction `txid` paying the same
-    /// recipients at a higher fee rate (at least `min_fee_rate`, and at least 1 sat/vB above the
-    /// original), taking the extra fee from change or added inputs. Not broadcast: persist it
-    /// first, then [`Wallet::broadcast`].
-    pub fn sign_fee_bump(
-        &self,
-        txid: &Txid,
-        min_fee_rate: FeeRate,
-    ) -> Result<Transaction, WalletError> {
-        let mut state = self.lock();
-        let original = state
-            .wallet
-            .get_tx(*txid)
-            .map(|tx| tx.tx_node.tx.clone())
-            .ok_or_else(|| {
-                WalletError::CreateTx(format!("transaction {txid} is not in the wallet"))
-            })?;
-        let old_rate = state
-            .wallet
-            .calculate_fee_rate(&original)
-            .map_err(|e| WalletError::CreateTx(format!("cannot compute the fee of {txid}: {e}")))?;
-        let bumped_rate = FeeRate::from_sat_per_kwu(old_rate.to_sat_per_kwu() + 250);
-        let fee_rate = bumped_rate.max(min_fee_rate);
-        check_fee_rate(fee_rate)?;
-        let mut builder = state
-            .wallet
-            .build_fee_bump(*txid)
-            .map_err(|e| WalletError::CreateTx(format!("cannot replace {txid}: {e}")))?;
-        builder.fee_rate(fee_rate);
-        let psbt = builder
-            .finish()
-            .map_err(|e| WalletError::CreateTx(format!("cannot replace {txid}: {e}")))?;
-        let tx = state.sign_and_record(psbt, &self.db_path)?;
-        self.broadcaster.hold(&tx);
-        tracing::info!(original = %txid, replacement = %tx.compute_txid(), sat_per_vb = fee_rate.to_sat_per_vb_ceil(), "signed fee bump");
-        Ok(tx)
-    }
-
-    /// Broadcasts `replacement`, a fee bump of `original` signed with
-    /// [`Wallet::sign_fee_bump`]; only the replacement is kept from then on.
-    pub fn broadcast_replacement(&self, original: &Txid, replacement: &Transaction) {
-        self.broadcaster
-            .replaced(original, &replacement.compute_txid());
-        self.broadcaster.broadcast_kept(replacement);
-    }
-
     /// Stops sending `txid` again (the funding of a channel that closed); if the chain source
     /// does not have it, a later sync gives its inputs back.
     pub fn stop_sending(&self, txid: &Txid) {
@@ -203,7 +157,11 @@ impl WalletState {
 
     /// Signs a PSBT built from our own inputs, records the transaction as unconfirmed (so its
     /// inputs are not reused) and persists. On error the change address is released.
-    fn sign_and_record(&mut self, mut psbt: Psbt, path: &Path) -> Result<Transaction, WalletError> {
+    pub(super) fn sign_and_record(
+        &mut self,
+        mut psbt: Psbt,
+        path: &Path,
+    ) -> Result<Transaction, WalletError> {
         let signed = match self.wallet.sign(&mut psbt, SignOptions::default()) {
             Ok(true) => psbt
                 .clone()
@@ -253,7 +211,7 @@ fn check_above_dust(script: &ScriptBuf, amount_sat: u64) -> Result<(), WalletErr
     Ok(())
 }
 
-fn check_fee_rate(fee_rate: FeeRate) -> Result<(), WalletError> {
+pub(super) fn check_fee_rate(fee_rate: FeeRate) -> Result<(), WalletError> {
     if fee_rate < FeeRate::BROADCAST_MIN {
         return Err(WalletError::FeeRateTooLow {
             sat_per_kwu: fee_rate.to_sat_per_kwu(),

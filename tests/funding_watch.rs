@@ -1,0 +1,264 @@
+//! A sold channel's funding transaction after `ChannelPending`, checked from the client's side
+//! (ldk-node) and on the devchain:
+//! - fees rose past it: the devchain's blocks take only packages paying the congestion rate, so
+//!   the funding (signed at the quiet rate) waits; the LSP pays for it by a child before the
+//!   order's `funding_confirms_within_blocks` runs out, the next block confirms both, and the
+//!   client's held HTLC is claimed only once the funding has confirmed;
+//! - its input vanished in a reorg (the payment that funded the LSP's wallet was double spent):
+//!   the funding can never confirm, so the completed order fails after all and the client's HTLC
+//!   goes back.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use lsp_node::devchain::Devchain;
+use lsp_node::Builder;
+
+/// The client's balance in the channel the LSP opens to it, so it can pay the LSP.
+const PUSH_MSAT: u64 = 150_000_000;
+
+/// The devchain's congestion during the test, in sat/vB.
+const CONGESTION_SAT_PER_VB: f64 = 20.0;
+
+/// Fee rate in sat/vB of the devchain transactions `txids` together.
+fn package_rate(devchain: &Devchain, txids: &[bitcoin::Txid]) -> f64 {
+    let (mut fee, mut vsize) = (0u64, 0usize);
+    for txid in txids {
+        fee += devchain.fee_of(txid).expect("a known transaction");
+        vsize += devchain.get_transaction(txid).unwrap().vsize();
+    }
+    fee as f64 / vsize as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits_for_its_confirmation(
+) {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
+        .start()
+        .await
+        .expect("LSP starts");
+    let operator = Operator::for_node(&lsp);
+    let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
+    fund(&devchain, &operator, 2_000_000).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
+    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+
+    let order = create_olympus_order(
+        &public_api,
+        &olympus_order(&client.node_id().to_string(), false, None),
+    )
+    .await;
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let payer = Arc::clone(&client);
+    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    let completed = wait_for("the order's channel to be funded", DEADLINE, || async {
+        let detail = operator.order(&id).await;
+        (detail.summary.state == "COMPLETED").then_some(detail)
+    })
+    .await;
+    let funding: bitcoin::OutPoint = completed.order["channel"]["funding_outpoint"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let funding = funding.txid;
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    let signed_rate = package_rate(&devchain, &[funding]);
+    assert!(
+        signed_rate < CONGESTION_SAT_PER_VB,
+        "funded at the quiet rate: {signed_rate}"
+    );
+
+    // Fees rise: blocks now take only packages paying the congestion rate.
+    let response = reqwest::Client::new()
+        .post(format!("{}/dev/congestion", devchain.base_url()))
+        .json(&serde_json::json!({ "min_fee_rate_sat_per_vb": CONGESTION_SAT_PER_VB }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    devchain.mine(1);
+    assert_eq!(
+        devchain.confirmations(&funding),
+        Some(0),
+        "the funding waits under congestion"
+    );
+    assert_eq!(
+        client.payment(&payment_id).unwrap().status,
+        ldk_node::payment::PaymentStatus::Pending,
+        "the HTLC is not claimed while the funding is unconfirmed"
+    );
+
+    let child = wait_for(
+        "a child paying for the funding transaction",
+        DEADLINE,
+        || async {
+            devchain.mempool_txids().into_iter().find(|txid| {
+                devchain.get_transaction(txid).is_some_and(|tx| {
+                    tx.input
+                        .iter()
+                        .any(|input| input.previous_output.txid == funding)
+                })
+            })
+        },
+    )
+    .await;
+    let carried = package_rate(&devchain, &[funding, child]);
+    assert!(
+        carried >= CONGESTION_SAT_PER_VB,
+        "the package pays the congestion rate: {carried}"
+    );
+    assert_eq!(
+        devchain.get_transaction(&child).unwrap().output.len(),
+        1,
+        "the child pays the funding's change back to the LSP's wallet"
+    );
+
+    devchain.mine(1);
+    assert_eq!(
+        devchain.confirmations(&funding),
+        Some(1),
+        "the child carried it"
+    );
+    assert_eq!(devchain.confirmations(&child), Some(1));
+    wait_for(
+        "the client's payment to be claimed after the confirmation",
+        DEADLINE,
+        || async {
+            let status = client.payment(&payment_id).map(|p| p.status);
+            (status == Some(ldk_node::payment::PaymentStatus::Succeeded)).then_some(())
+        },
+    )
+    .await;
+    devchain.set_congestion(0.0);
+    devchain.mine(6);
+    wait_for(
+        "the sold channel to be usable at the client",
+        DEADLINE,
+        || async {
+            let client_ = Arc::clone(&client);
+            blocking(move || client_.sync_wallets().expect("client syncs")).await;
+            client
+                .list_channels()
+                .into_iter()
+                .find(|c| c.funding_txo.map(|o| o.txid) == Some(funding) && c.is_usable)
+        },
+    )
+    .await;
+    let detail = operator.order(&id).await;
+    assert_eq!(detail.summary.state, "COMPLETED");
+    lsp.stop().await.unwrap();
+    client.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_funding_whose_input_vanished_fails_the_order_and_returns_the_htlc() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
+        .start()
+        .await
+        .expect("LSP starts");
+    let operator = Operator::for_node(&lsp);
+    let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
+    fund(&devchain, &operator, 1_000_000).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
+    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+    // The wallet is emptied, then holds one payment only, confirmed in the tip block.
+    let _: serde_json::Value = operator
+        .post(
+            "/v1/send",
+            &serde_json::json!({ "address": txs::address(9).to_string(), "send_all": true }),
+        )
+        .await
+        .expect("the wallet is swept");
+    wait_for_mempool(&devchain, "the sweep").await;
+    devchain.mine(1);
+    wait_for("the sweep to confirm in the wallet", DEADLINE, || async {
+        operator.sync().await;
+        let balance = operator.balance().await;
+        (balance.onchain_confirmed_sat + balance.onchain_unconfirmed_sat == 0).then_some(())
+    })
+    .await;
+    fund(&devchain, &operator, 500_000).await;
+
+    let order = create_olympus_order(
+        &public_api,
+        &olympus_order(&client.node_id().to_string(), false, None),
+    )
+    .await;
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let payer = Arc::clone(&client);
+    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    let completed = wait_for("the order's channel to be funded", DEADLINE, || async {
+        let detail = operator.order(&id).await;
+        (detail.summary.state == "COMPLETED").then_some(detail)
+    })
+    .await;
+    let funding: bitcoin::OutPoint = completed.order["channel"]["funding_outpoint"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let funding = funding.txid;
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    let parent = devchain.get_transaction(&funding).unwrap().input[0]
+        .previous_output
+        .txid;
+    assert_eq!(
+        devchain.confirmations(&parent),
+        Some(1),
+        "the funding spends the payment in the tip block"
+    );
+
+    // The block is replaced by a longer branch without that payment: the funding can never
+    // confirm.
+    devchain.reorg(1, &[parent]).expect("reorg");
+    assert_eq!(devchain.confirmations(&parent), None);
+    assert_eq!(devchain.confirmations(&funding), None);
+    let failed = wait_for(
+        "the order to fail for its lost funding",
+        DEADLINE,
+        || async {
+            let detail = operator.order(&id).await;
+            (detail.summary.state == "FAILED").then_some(detail)
+        },
+    )
+    .await;
+    assert_eq!(failed.order["payment"]["bolt11"]["state"], "REFUNDED");
+    wait_for("the client's payment to fail back", DEADLINE, || async {
+        let status = client.payment(&payment_id).map(|p| p.status);
+        (status == Some(ldk_node::payment::PaymentStatus::Failed)).then_some(())
+    })
+    .await;
+    devchain.mine(6);
+    assert_eq!(
+        devchain.confirmations(&funding),
+        None,
+        "the lost funding never reaches the chain"
+    );
+    lsp.stop().await.unwrap();
+    client.stop().unwrap();
+}
