@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod lsps0_peer;
 pub mod openapi_conformance;
 pub mod process;
 pub mod python;

@@ -1,0 +1,178 @@
+//! A bare Lightning peer that speaks LSPS0 only: it connects to a node over real TCP (BOLT8
+//! handshake, LDK's `PeerManager`), sends raw LSPS JSON-RPC requests in custom messages of type
+//! 37913 and collects the answers. Each peer has its own fresh node key, as a flood of throwaway
+//! node ids would.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bitcoin::secp256k1::PublicKey;
+use lightning::ln::msgs::{DecodeError, Init, LightningError};
+use lightning::ln::peer_handler::{
+    CustomMessageHandler, ErroringMessageHandler, IgnoringMessageHandler, MessageHandler,
+    PeerManager,
+};
+use lightning::ln::wire::CustomMessageReader;
+use lightning::sign::{KeysManager, NodeSigner, Recipient};
+use lightning::types::features::{InitFeatures, NodeFeatures};
+use lightning::util::logger::{Logger, Record};
+use lightning::util::ser::{LengthLimitedRead, LengthReadable};
+use lightning_liquidity::lsps0::ser::{RawLSPSMessage, LSPS_MESSAGE_TYPE_ID};
+use tokio::sync::Notify;
+
+struct Silent;
+
+impl Logger for Silent {
+    fn log(&self, _record: Record) {}
+}
+
+/// Queues requests out and answers in.
+#[derive(Default)]
+struct RawLsps {
+    outbox: Mutex<Vec<(PublicKey, RawLSPSMessage)>>,
+    answers: Mutex<Vec<String>>,
+    answered: Notify,
+}
+
+impl CustomMessageReader for RawLsps {
+    type CustomMessage = RawLSPSMessage;
+
+    fn read<R: LengthLimitedRead>(
+        &self,
+        message_type: u16,
+        buffer: &mut R,
+    ) -> Result<Option<RawLSPSMessage>, DecodeError> {
+        if message_type != LSPS_MESSAGE_TYPE_ID {
+            return Ok(None);
+        }
+        RawLSPSMessage::read_from_fixed_length_buffer(buffer).map(Some)
+    }
+}
+
+impl CustomMessageHandler for RawLsps {
+    fn handle_custom_message(
+        &self,
+        msg: RawLSPSMessage,
+        _sender_node_id: PublicKey,
+    ) -> Result<(), LightningError> {
+        self.answers.lock().unwrap().push(msg.payload);
+        self.answered.notify_one();
+        Ok(())
+    }
+
+    fn get_and_clear_pending_msg(&self) -> Vec<(PublicKey, RawLSPSMessage)> {
+        std::mem::take(&mut *self.outbox.lock().unwrap())
+    }
+
+    fn peer_disconnected(&self, _their_node_id: PublicKey) {}
+
+    fn peer_connected(&self, _: PublicKey, _: &Init, _: bool) -> Result<(), ()> {
+        Ok(())
+    }
+
+    fn provided_node_features(&self) -> NodeFeatures {
+        NodeFeatures::empty()
+    }
+
+    fn provided_init_features(&self, _their_node_id: PublicKey) -> InitFeatures {
+        InitFeatures::empty()
+    }
+}
+
+type BarePeerManager = PeerManager<
+    lightning_net_tokio::SocketDescriptor,
+    Arc<ErroringMessageHandler>,
+    Arc<IgnoringMessageHandler>,
+    Arc<IgnoringMessageHandler>,
+    Arc<Silent>,
+    Arc<RawLsps>,
+    Arc<KeysManager>,
+    IgnoringMessageHandler,
+>;
+
+/// One connected LSPS0 peer.
+pub struct Lsps0Peer {
+    peer_manager: Arc<BarePeerManager>,
+    handler: Arc<RawLsps>,
+    node: PublicKey,
+    pub node_id: PublicKey,
+}
+
+impl Lsps0Peer {
+    /// Connects a peer with a fresh node key to `node` at `address`, waiting for the handshake
+    /// until `deadline`.
+    pub async fn connect(node: PublicKey, address: SocketAddr, deadline: Duration) -> Lsps0Peer {
+        let seed: [u8; 32] = rand::random();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let keys = Arc::new(KeysManager::new(
+            &seed,
+            now.as_secs(),
+            now.subsec_nanos(),
+            true,
+        ));
+        let node_id = keys.get_node_id(Recipient::Node).expect("a node key");
+        let handler = Arc::new(RawLsps::default());
+        let ephemeral: [u8; 32] = rand::random();
+        let peer_manager = Arc::new(PeerManager::new(
+            MessageHandler {
+                chan_handler: Arc::new(ErroringMessageHandler::new()),
+                route_handler: Arc::new(IgnoringMessageHandler {}),
+                onion_message_handler: Arc::new(IgnoringMessageHandler {}),
+                custom_message_handler: Arc::clone(&handler),
+                send_only_message_handler: IgnoringMessageHandler {},
+            },
+            now.as_secs() as u32,
+            &ephemeral,
+            Arc::new(Silent),
+            keys,
+        ));
+        let connection =
+            lightning_net_tokio::connect_outbound(Arc::clone(&peer_manager), node, address)
+                .await
+                .expect("TCP connection to the node");
+        tokio::spawn(connection);
+        let peer = Lsps0Peer {
+            peer_manager,
+            handler,
+            node,
+            node_id,
+        };
+        tokio::time::timeout(deadline, async {
+            while peer.peer_manager.peer_by_node_id(&node).is_none() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the handshake completes");
+        peer
+    }
+
+    /// Sends one JSON-RPC request and waits (until `deadline`) for the next answer.
+    pub async fn call(&self, request: &serde_json::Value, deadline: Duration) -> serde_json::Value {
+        self.handler.outbox.lock().unwrap().push((
+            self.node,
+            RawLSPSMessage {
+                payload: request.to_string(),
+            },
+        ));
+        self.peer_manager.process_events();
+        tokio::time::timeout(deadline, async {
+            loop {
+                let answered = self.handler.answered.notified();
+                if let Some(answer) = self.handler.answers.lock().unwrap().pop() {
+                    return serde_json::from_str(&answer).expect("the answer is JSON");
+                }
+                answered.await;
+            }
+        })
+        .await
+        .expect("the node answers")
+    }
+
+    pub fn disconnect(&self) {
+        self.peer_manager.disconnect_all_peers();
+    }
+}
