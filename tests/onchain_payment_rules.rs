@@ -1,8 +1,8 @@
 //! On-chain payments that must not buy a channel: one that a reorg takes away after the order
 //! counted it PAID (the order goes back to waiting, counts a new payment, and refunds only what
 //! exists), and one that reaches the LSP after the order expired (refunded, never used at the
-//! stale price), the refund of a payment that a reorg then takes away, and a 0-conf payment
-//! replaced by fee. The client is a key only, never online, so nothing opens while the chain
+//! stale price), the refund of a payment that a reorg then takes away, a 0-conf payment
+//! replaced by fee, and a confirmed refund that a reorg takes out of the chain. The client is a key only, never online, so nothing opens while the chain
 //! moves.
 
 mod common;
@@ -339,5 +339,57 @@ async fn e2e_a_0conf_payment_replaced_by_fee_puts_the_order_back_to_waiting() {
         after.order["channel"].is_null(),
         "no channel for a vanished payment"
     );
+    lsp.stop().await.unwrap();
+}
+
+/// A confirmed refund that a reorg takes out of the chain (and out of the mempool, as a miner
+/// that never saw it would): the node sends the same refund again, never a second one, and
+/// the client's address ends up paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_refund_reorganised_out_is_sent_again_and_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (devchain, lsp, operator, _) = funded_lsp(dir.path(), |_| {}).await;
+    let order = OnchainOrder::create(&lsp).await;
+    devchain
+        .fund(&order.pay_to, order.total)
+        .expect("faucet pays the order");
+    devchain.mine(1);
+    wait_onchain_state(&operator, &order.id, "PAID", "the payment to count").await;
+    operator.cancel(&order.id, "the client went away").await;
+    let sent = wait_for("the refund", DEADLINE, || async {
+        operator.order(&order.id).await.refunds.first().cloned()
+    })
+    .await;
+    let refund_txid: bitcoin::Txid = sent.txid.parse().unwrap();
+    wait_for_tx_in_mempool(&devchain, &refund_txid, "the refund in the mempool").await;
+    devchain.mine(1);
+    wait_onchain_state(&operator, &order.id, "REFUNDED", "the refund to confirm").await;
+
+    let outcome = devchain.reorg(1, &[refund_txid]).expect("reorg");
+    assert!(outcome.dropped.contains(&refund_txid), "{outcome:?}");
+    assert_eq!(devchain.confirmations(&refund_txid), None);
+    wait_for_tx_in_mempool(&devchain, &refund_txid, "the same refund sent again").await;
+    devchain.mine(1);
+    assert_eq!(devchain.confirmations(&refund_txid), Some(1));
+    let refund = devchain.get_transaction(&refund_txid).unwrap();
+    let paid: u64 = refund
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == order.refund.script_pubkey())
+        .map(|o| o.value.to_sat())
+        .sum();
+    assert_eq!(
+        paid, sent.amount_sat,
+        "the refund pays the client its amount"
+    );
+    wait_synced_to_tip(&operator, &devchain).await;
+    let settled = operator.order(&order.id).await;
+    assert_eq!(
+        settled.refunds.len(),
+        1,
+        "no second refund: {:?}",
+        settled.refunds
+    );
+    assert_eq!(settled.order["payment"]["onchain"]["state"], "REFUNDED");
     lsp.stop().await.unwrap();
 }

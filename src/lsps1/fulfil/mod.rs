@@ -311,7 +311,7 @@ impl OrderService {
             }
         }
         for order in &watched {
-            if let Err(e) = self.bump_stuck_refunds(order, now).await {
+            if let Err(e) = self.bump_stuck_refunds(order, now) {
                 tracing::warn!(order = %order.id, error = %e, "could not bump a refund's fee");
             }
         }
@@ -490,16 +490,6 @@ impl OrderService {
         }
         let tx: TxFee = self.esplora_get(&format!("/tx/{txid}")).await?;
         (tx.weight > 0).then(|| tx.fee as f64 * 4.0 / tx.weight as f64)
-    }
-
-    /// Whether Esplora has `txid` confirmed; `None` when it cannot tell.
-    pub(super) async fn confirmed_on_chain(&self, txid: &Txid) -> Option<bool> {
-        #[derive(serde::Deserialize)]
-        struct TxStatus {
-            confirmed: bool,
-        }
-        let status: TxStatus = self.esplora_get(&format!("/tx/{txid}/status")).await?;
-        Some(status.confirmed)
     }
 
     /// GET `path` from the node's Esplora as JSON; `None` on any failure.

@@ -76,7 +76,7 @@ impl OrderService {
     /// Replaces every refund of `order` that is still unconfirmed `refund_bump_after_secs`
     /// after it was sent by one paying a higher fee. The client receives the same amount; the
     /// extra fee is the LSP's.
-    pub(super) async fn bump_stuck_refunds(&self, order: &Order, now: u64) -> Result<(), String> {
+    pub(super) fn bump_stuck_refunds(&self, order: &Order, now: u64) -> Result<(), String> {
         let refunds = self.live_refunds(order)?;
         let due = refunds.into_iter().filter(|r| {
             now >= r
@@ -85,8 +85,15 @@ impl OrderService {
                 && !self.node.wallet.is_confirmed(&r.txid)
         });
         for stuck in due {
-            // The wallet may not have synced the block that confirmed it yet.
-            if self.confirmed_on_chain(&stuck.txid).await != Some(false) {
+            // The wallet may not have synced the block that confirmed it yet; the broadcaster
+            // knows what the chain source says. (Every refund is kept: those recorded before
+            // the broadcaster kept transactions are handed to it at start.)
+            let waiting = self
+                .node
+                .broadcasts
+                .kept(&stuck.txid)
+                .is_some_and(|kept| kept.state.is_open() && kept.confirmed_height.is_none());
+            if !waiting {
                 continue;
             }
             let fee_rate = self
