@@ -11,7 +11,6 @@ use std::sync::Arc;
 use axum::http::Method;
 use common::fault_proxy::{Fault, FaultProxy};
 use common::*;
-use lsp_node::api::*;
 use lsp_node::Builder;
 
 /// The client's balance in the channel the LSP opens to it, so it can pay the LSP.
@@ -20,13 +19,6 @@ const PUSH_MSAT: u64 = 150_000_000;
 /// `POST /tx` refusals that the broadcaster's own retries account for; more prove that the
 /// transaction was sent again later.
 const IMMEDIATE_ATTEMPTS: u64 = 5;
-
-fn funding_txid(detail: &OrderDetail) -> bitcoin::Txid {
-    let outpoint = detail.order["channel"]["funding_outpoint"]
-        .as_str()
-        .expect("a funded order names its funding outpoint");
-    outpoint.parse::<bitcoin::OutPoint>().unwrap().txid
-}
 
 /// Waits until the proxy has refused `count` more posts than it had at `from`.
 async fn wait_refusals(proxy: &FaultProxy, from: u64, count: u64, what: &str) {
@@ -55,34 +47,11 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
 
     // A bolt11 order, paid while the chain source refuses every broadcast.
-    let order = create_olympus_order(
-        &public_api,
-        &olympus_order(&client.node_id().to_string(), false, None),
-    )
-    .await;
-    let bolt11_id = order["order_id"].as_str().unwrap().to_string();
-    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
     let wallet_before = operator.balance().await;
     proxy.set_faults(vec![Fault::refuse(Some(Method::POST), "/tx", 503)]);
     let refused_before = proxy.refused();
-    let payer = Arc::clone(&client);
-    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
-    let completed = wait_for(
-        "the bolt11 order's channel to be funded",
-        DEADLINE,
-        || async {
-            let detail = operator.order(&bolt11_id).await;
-            (detail.summary.state == "COMPLETED").then_some(detail)
-        },
-    )
-    .await;
-    let funding = funding_txid(&completed);
+    let (bolt11_id, payment_id) = buy_over_lightning(&public_api, &client, false).await;
+    let (_, funding) = wait_order_funded(&operator, &bolt11_id).await;
     wait_refusals(
         &proxy,
         refused_before,

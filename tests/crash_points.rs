@@ -48,22 +48,8 @@ impl CrashedBolt11Order {
         ));
         open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
 
-        let order = create_olympus_order(
-            &lsp.public_api_url(),
-            &olympus_order(&client.node_id().to_string(), announce_channel, None),
-        )
-        .await;
-        let id = order["order_id"].as_str().expect("an order").to_string();
-        let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]
-            ["invoice"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let payer = Arc::clone(&client);
-        let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
-            .await
-            .expect("payment sent");
+        let (id, payment_id) =
+            buy_over_lightning(&lsp.public_api_url(), &client, announce_channel).await;
         if confirm_funding {
             wait_for_mempool(&devchain, "the order's funding transaction").await;
             devchain.mine(1);

@@ -49,32 +49,8 @@ async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits
     let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
     open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
 
-    let order = create_olympus_order(
-        &public_api,
-        &olympus_order(&client.node_id().to_string(), false, None),
-    )
-    .await;
-    let id = order["order_id"].as_str().unwrap().to_string();
-    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let payer = Arc::clone(&client);
-    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
-    let completed = wait_for("the order's channel to be funded", DEADLINE, || async {
-        let detail = operator.order(&id).await;
-        (detail.summary.state == "COMPLETED").then_some(detail)
-    })
-    .await;
-    let funding: bitcoin::OutPoint = completed.order["channel"]["funding_outpoint"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let funding = funding.txid;
+    let (id, payment_id) = buy_over_lightning(&public_api, &client, false).await;
+    let (_, funding) = wait_order_funded(&operator, &id).await;
     wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
     let signed_rate = package_rate(&devchain, &[funding]);
     assert!(
@@ -197,32 +173,8 @@ async fn e2e_a_funding_whose_input_vanished_fails_the_order_and_returns_the_htlc
     .await;
     fund(&devchain, &operator, 500_000).await;
 
-    let order = create_olympus_order(
-        &public_api,
-        &olympus_order(&client.node_id().to_string(), false, None),
-    )
-    .await;
-    let id = order["order_id"].as_str().unwrap().to_string();
-    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let payer = Arc::clone(&client);
-    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
-    let completed = wait_for("the order's channel to be funded", DEADLINE, || async {
-        let detail = operator.order(&id).await;
-        (detail.summary.state == "COMPLETED").then_some(detail)
-    })
-    .await;
-    let funding: bitcoin::OutPoint = completed.order["channel"]["funding_outpoint"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let funding = funding.txid;
+    let (id, payment_id) = buy_over_lightning(&public_api, &client, false).await;
+    let (_, funding) = wait_order_funded(&operator, &id).await;
     wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
     let parent = devchain.get_transaction(&funding).unwrap().input[0]
         .previous_output

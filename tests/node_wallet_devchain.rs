@@ -75,6 +75,16 @@ fn open_wallet(
     (wallet, broadcaster)
 }
 
+/// A wallet on a new seed in a temporary directory (kept alive by the returned guard).
+fn fresh_wallet(chain: &Devchain) -> (tempfile::TempDir, Wallet, Arc<RecordingBroadcaster>) {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = NodeSeed::load_or_create(&dir.path().join("seed"))
+        .unwrap()
+        .0;
+    let (wallet, broadcaster) = open_wallet(&seed, &dir.path().join("node.sqlite"), chain);
+    (dir, wallet, broadcaster)
+}
+
 /// Posts a transaction to the devchain's Esplora API, as the node's broadcaster would.
 async fn broadcast(chain: &Devchain, tx: &Transaction) {
     let client = esplora_client::Builder::new(&chain.base_url())
@@ -252,22 +262,14 @@ async fn e2e_wallet_fund_send_restart_and_fund_channel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_wallet_send_all_empties_the_wallet() {
     let chain = start_devchain().await;
-    let dir = tempfile::tempdir().unwrap();
-    let seed = NodeSeed::load_or_create(&dir.path().join("seed"))
-        .unwrap()
-        .0;
-    let (wallet, broadcaster) = open_wallet(&seed, &dir.path().join("node.sqlite"), &chain);
+    let (_dir, wallet, broadcaster) = fresh_wallet(&chain);
     wallet.sync().await.unwrap();
     chain.fund(&wallet.new_address().unwrap(), 40_000).unwrap();
     chain.fund(&wallet.new_address().unwrap(), 25_000).unwrap();
     chain.mine(1);
     sync_until_confirmed(&wallet, 65_000).await;
 
-    let other = tempfile::tempdir().unwrap();
-    let other_seed = NodeSeed::load_or_create(&other.path().join("seed"))
-        .unwrap()
-        .0;
-    let (recipient, _) = open_wallet(&other_seed, &other.path().join("node.sqlite"), &chain);
+    let (_other, recipient, _) = fresh_wallet(&chain);
     let rate = FeeRate::from_sat_per_vb(1).unwrap();
     wallet
         .send(&recipient.new_address().unwrap(), SendAmount::All, rate)
@@ -324,20 +326,12 @@ async fn e2e_wallet_restored_from_mnemonic_finds_funds_by_full_scan() {
 async fn e2e_wallet_never_replaces_a_parent_of_its_own_child_and_pays_for_parents_by_child() {
     use lsp_node::node::wallet::ChildBump;
     let chain = start_devchain().await;
-    let dir = tempfile::tempdir().unwrap();
-    let seed = NodeSeed::load_or_create(&dir.path().join("seed"))
-        .unwrap()
-        .0;
-    let (wallet, broadcaster) = open_wallet(&seed, &dir.path().join("node.sqlite"), &chain);
+    let (_dir, wallet, broadcaster) = fresh_wallet(&chain);
     wallet.sync().await.unwrap();
     chain.fund(&wallet.new_address().unwrap(), 100_000).unwrap();
     chain.mine(1);
     sync_until_confirmed(&wallet, 100_000).await;
-    let other = tempfile::tempdir().unwrap();
-    let other_seed = NodeSeed::load_or_create(&other.path().join("seed"))
-        .unwrap()
-        .0;
-    let (recipient, _) = open_wallet(&other_seed, &other.path().join("node.sqlite"), &chain);
+    let (_other, recipient, _) = fresh_wallet(&chain);
     let slow = FeeRate::from_sat_per_vb(1).unwrap();
 
     // A pays 20k; B spends A's unconfirmed change.

@@ -54,6 +54,28 @@ impl OnchainOrder {
     }
 }
 
+/// `order` paid in full (confirmed), then cancelled by the operator: returns the payment, the
+/// refund as the operator sees it and its txid, once the refund is in the mempool.
+async fn paid_then_cancelled(
+    devchain: &lsp_node::devchain::Devchain,
+    operator: &Operator,
+    order: &OnchainOrder,
+) -> (bitcoin::Txid, RefundInfo, bitcoin::Txid) {
+    let payment = devchain
+        .fund(&order.pay_to, order.total)
+        .expect("faucet pays the order");
+    devchain.mine(1);
+    wait_onchain_state(operator, &order.id, "PAID", "the payment to count").await;
+    operator.cancel(&order.id, "the client went away").await;
+    let sent = wait_for("the refund", DEADLINE, || async {
+        operator.order(&order.id).await.refunds.first().cloned()
+    })
+    .await;
+    let refund_txid: bitcoin::Txid = sent.txid.parse().unwrap();
+    wait_for_tx_in_mempool(devchain, &refund_txid, "the refund in the mempool").await;
+    (payment, sent, refund_txid)
+}
+
 /// A devchain and, on it, an LSP on `dir` with 1,000,000 sat, `edit` applied to its config.
 async fn funded_lsp(
     dir: &std::path::Path,
@@ -235,18 +257,7 @@ async fn e2e_a_refund_whose_payment_vanished_settles_with_nothing_owed() {
     let dir = tempfile::tempdir().unwrap();
     let (devchain, lsp, operator, _) = funded_lsp(dir.path(), |_| {}).await;
     let order = OnchainOrder::create(&lsp).await;
-    let payment = devchain
-        .fund(&order.pay_to, order.total)
-        .expect("faucet pays the order");
-    devchain.mine(1);
-    wait_onchain_state(&operator, &order.id, "PAID", "the payment to count").await;
-    operator.cancel(&order.id, "the client went away").await;
-    let sent = wait_for("the refund", DEADLINE, || async {
-        operator.order(&order.id).await.refunds.first().cloned()
-    })
-    .await;
-    let refund_txid: bitcoin::Txid = sent.txid.parse().unwrap();
-    wait_for_tx_in_mempool(&devchain, &refund_txid, "the refund in the mempool").await;
+    let (payment, _, refund_txid) = paid_then_cancelled(&devchain, &operator, &order).await;
 
     let outcome = devchain.reorg(1, &[payment]).expect("reorg");
     assert!(outcome.dropped.contains(&payment), "{outcome:?}");
@@ -350,18 +361,7 @@ async fn e2e_a_refund_reorganised_out_is_sent_again_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
     let (devchain, lsp, operator, _) = funded_lsp(dir.path(), |_| {}).await;
     let order = OnchainOrder::create(&lsp).await;
-    devchain
-        .fund(&order.pay_to, order.total)
-        .expect("faucet pays the order");
-    devchain.mine(1);
-    wait_onchain_state(&operator, &order.id, "PAID", "the payment to count").await;
-    operator.cancel(&order.id, "the client went away").await;
-    let sent = wait_for("the refund", DEADLINE, || async {
-        operator.order(&order.id).await.refunds.first().cloned()
-    })
-    .await;
-    let refund_txid: bitcoin::Txid = sent.txid.parse().unwrap();
-    wait_for_tx_in_mempool(&devchain, &refund_txid, "the refund in the mempool").await;
+    let (_, sent, refund_txid) = paid_then_cancelled(&devchain, &operator, &order).await;
     devchain.mine(1);
     wait_onchain_state(&operator, &order.id, "REFUNDED", "the refund to confirm").await;
 

@@ -403,6 +403,47 @@ pub async fn create_olympus_order(public_api: &str, body: &serde_json::Value) ->
     response.json().await.unwrap()
 }
 
+/// Buys a channel for `client` over Lightning: a bolt11 order in the Olympus dialect at
+/// `public_api` (`http://host:port`), paid by `client`. Returns the order id and the client's
+/// payment id; the payment stays pending while the LSP holds it.
+pub async fn buy_over_lightning(
+    public_api: &str,
+    client: &std::sync::Arc<ldk_node::Node>,
+    announce_channel: bool,
+) -> (String, ldk_node::lightning::ln::channelmanager::PaymentId) {
+    let order = create_olympus_order(
+        public_api,
+        &olympus_order(&client.node_id().to_string(), announce_channel, None),
+    )
+    .await;
+    let id = order["order_id"].as_str().expect("an order").to_string();
+    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
+        .as_str()
+        .expect("a bolt11 option")
+        .parse()
+        .unwrap();
+    let payer = std::sync::Arc::clone(client);
+    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    (id, payment_id)
+}
+
+/// Waits until order `id` is COMPLETED; returns it and its funding transaction's txid.
+pub async fn wait_order_funded(operator: &Operator, id: &str) -> (OrderDetail, bitcoin::Txid) {
+    let detail = wait_for("the order's channel to be funded", DEADLINE, || async {
+        let detail = operator.order(id).await;
+        (detail.summary.state == "COMPLETED").then_some(detail)
+    })
+    .await;
+    let funding: bitcoin::OutPoint = detail.order["channel"]["funding_outpoint"]
+        .as_str()
+        .expect("a funded order names its funding outpoint")
+        .parse()
+        .unwrap();
+    (detail, funding.txid)
+}
+
 /// The node behind `operator` pays an invoice of `ldk` and waits until the payment is settled
 /// in its channels.
 pub async fn pay_ldk(operator: &Operator, ldk: &ldk_node::Node, amount_msat: u64) {

@@ -220,16 +220,7 @@ impl OrderService {
         if let Some(hash) = order.bolt11.as_ref().and_then(|b| invoice_hash(&b.invoice)) {
             self.node.channel_manager.fail_htlc_backwards(&hash);
         }
-        for channel in self.order_channels(&order.id) {
-            let _ = self
-                .node
-                .channel_manager
-                .force_close_broadcasting_latest_txn(
-                    &channel.channel_id,
-                    &channel.counterparty.node_id,
-                    why.to_string(),
-                );
-        }
+        self.close_order_channels(&order.id, self.order_channels(&order.id), why);
         tracing::warn!(order = %order.id, why, state = %failed.state_summary(), "the order's funding can no longer confirm; the order failed and its payment is returned");
         self.wake.notify_one();
         Ok(())

@@ -229,8 +229,19 @@ impl OrderService {
         {
             return Funded::Yes;
         }
+        self.close_order_channels(id, channels, why);
+        Funded::No
+    }
+
+    /// Force-closes `channels` of order `id`, saying `why`.
+    pub(super) fn close_order_channels(
+        &self,
+        id: &OrderId,
+        channels: Vec<lightning::ln::channel_state::ChannelDetails>,
+        why: &str,
+    ) {
         for channel in channels {
-            tracing::info!(order = %id, channel_id = %channel.channel_id, why, "aborting the order's channel open");
+            tracing::info!(order = %id, channel_id = %channel.channel_id, why, "closing the order's channel");
             let _ = self
                 .node
                 .channel_manager
@@ -240,7 +251,6 @@ impl OrderService {
                     why.to_string(),
                 );
         }
-        Funded::No
     }
 
     /// Cancels an order that has not opened its channel: FAILED, and whatever was paid goes
