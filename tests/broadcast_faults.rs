@@ -103,19 +103,7 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
     })
     .await;
     devchain.mine(5);
-    wait_for(
-        "the sold channel to be usable at the client",
-        DEADLINE,
-        || async {
-            let client_ = Arc::clone(&client);
-            blocking(move || client_.sync_wallets().expect("client syncs")).await;
-            client
-                .list_channels()
-                .into_iter()
-                .find(|c| c.funding_txo.map(|o| o.txid) == Some(funding) && c.is_usable)
-        },
-    )
-    .await;
+    wait_sold_channel_usable(&client, funding).await;
 
     // An on-chain order that fails (ldk-node refuses announced channels), refunded while the
     // chain source refuses every broadcast.

@@ -133,19 +133,7 @@ async fn e2e_the_htlc_of_a_funded_order_is_claimed_after_a_crash() {
     let (devchain, client) = (&crashed.devchain, &crashed.client);
     assert_eq!(devchain.confirmations(&funding.txid), Some(1));
     devchain.mine(5);
-    wait_for(
-        "the sold channel usable at the client",
-        DEADLINE,
-        || async {
-            let syncing = Arc::clone(client);
-            blocking(move || syncing.sync_wallets().expect("client syncs")).await;
-            client
-                .list_channels()
-                .into_iter()
-                .find(|c| c.funding_txo.map(|o| o.txid) == Some(funding.txid) && c.is_usable)
-        },
-    )
-    .await;
+    wait_sold_channel_usable(client, funding.txid).await;
     lsp.terminate(DEADLINE).await;
     client.stop().unwrap();
 }

@@ -32,22 +32,54 @@ fn package_rate(devchain: &Devchain, txids: &[bitcoin::Txid]) -> f64 {
     fee as f64 / vsize as f64
 }
 
+/// A devchain, an LSP with `lsp_sats` on it, and an ldk-node client with a channel from the
+/// LSP (its balance pushed to the client, so it can pay over Lightning).
+struct Scene {
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    devchain: Devchain,
+    lsp: lsp_node::App,
+    operator: Operator,
+    public_api: String,
+    client: Arc<ldk_node::Node>,
+}
+
+impl Scene {
+    async fn start(lsp_sats: u64) -> Scene {
+        init_logging();
+        let dir = tempfile::tempdir().unwrap();
+        let devchain = start_devchain().await;
+        let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
+            .start()
+            .await
+            .expect("LSP starts");
+        let operator = Operator::for_node(&lsp);
+        let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
+        fund(&devchain, &operator, lsp_sats).await;
+        let client_dir = tempfile::tempdir().unwrap();
+        let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
+        open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+        Scene {
+            _dirs: (dir, client_dir),
+            devchain,
+            lsp,
+            operator,
+            public_api,
+            client,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits_for_its_confirmation(
 ) {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let devchain = start_devchain().await;
-    let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
-        .start()
-        .await
-        .expect("LSP starts");
-    let operator = Operator::for_node(&lsp);
-    let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
-    fund(&devchain, &operator, 2_000_000).await;
-    let client_dir = tempfile::tempdir().unwrap();
-    let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
-    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+    let Scene {
+        _dirs,
+        devchain,
+        lsp,
+        operator,
+        public_api,
+        client,
+    } = Scene::start(2_000_000).await;
 
     let (id, payment_id) = buy_over_lightning(&public_api, &client, false).await;
     let (_, funding) = wait_order_funded(&operator, &id).await;
@@ -121,19 +153,7 @@ async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits
     .await;
     devchain.set_congestion(0.0);
     devchain.mine(6);
-    wait_for(
-        "the sold channel to be usable at the client",
-        DEADLINE,
-        || async {
-            let client_ = Arc::clone(&client);
-            blocking(move || client_.sync_wallets().expect("client syncs")).await;
-            client
-                .list_channels()
-                .into_iter()
-                .find(|c| c.funding_txo.map(|o| o.txid) == Some(funding) && c.is_usable)
-        },
-    )
-    .await;
+    wait_sold_channel_usable(&client, funding).await;
     let detail = operator.order(&id).await;
     assert_eq!(detail.summary.state, "COMPLETED");
     lsp.stop().await.unwrap();
@@ -142,19 +162,14 @@ async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_funding_whose_input_vanished_fails_the_order_and_returns_the_htlc() {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let devchain = start_devchain().await;
-    let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
-        .start()
-        .await
-        .expect("LSP starts");
-    let operator = Operator::for_node(&lsp);
-    let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
-    fund(&devchain, &operator, 1_000_000).await;
-    let client_dir = tempfile::tempdir().unwrap();
-    let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
-    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+    let Scene {
+        _dirs,
+        devchain,
+        lsp,
+        operator,
+        public_api,
+        client,
+    } = Scene::start(1_000_000).await;
     // The wallet is emptied, then holds one payment only, confirmed in the tip block.
     let _: serde_json::Value = operator
         .post(

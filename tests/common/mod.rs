@@ -444,6 +444,26 @@ pub async fn wait_order_funded(operator: &Operator, id: &str) -> (OrderDetail, b
     (detail, funding.txid)
 }
 
+/// Waits until `client` sees a usable channel funded by `funding` (syncing it meanwhile).
+pub async fn wait_sold_channel_usable(
+    client: &std::sync::Arc<ldk_node::Node>,
+    funding: bitcoin::Txid,
+) -> ldk_node::ChannelDetails {
+    wait_for(
+        "the sold channel to be usable at the client",
+        DEADLINE,
+        || async {
+            let syncing = std::sync::Arc::clone(client);
+            blocking(move || syncing.sync_wallets().expect("client syncs")).await;
+            client
+                .list_channels()
+                .into_iter()
+                .find(|c| c.funding_txo.map(|o| o.txid) == Some(funding) && c.is_usable)
+        },
+    )
+    .await
+}
+
 /// The node behind `operator` pays an invoice of `ldk` and waits until the payment is settled
 /// in its channels.
 pub async fn pay_ldk(operator: &Operator, ldk: &ldk_node::Node, amount_msat: u64) {
