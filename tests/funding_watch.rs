@@ -6,7 +6,10 @@
 //!   client's held HTLC is claimed only once the funding has confirmed;
 //! - its input vanished in a reorg (the payment that funded the LSP's wallet was double spent):
 //!   the funding can never confirm, so the completed order fails after all and the client's HTLC
-//!   goes back.
+//!   goes back;
+//! - the client force-closed the channel before the funding confirmed: its close carries the
+//!   funding into a block, so the client had the channel (and its pushed balance) and the HTLC is
+//!   claimed, never failed back.
 
 mod common;
 
@@ -226,6 +229,97 @@ async fn e2e_a_funding_whose_input_vanished_fails_the_order_and_returns_the_htlc
         None,
         "the lost funding never reaches the chain"
     );
+    lsp.stop().await.unwrap();
+    client.stop().unwrap();
+}
+
+/// The client force-closes its new channel (with a balance the LSP pushed to it) before the
+/// funding confirmed: the LSP stops sending the funding, but the client's close carries it
+/// into a block, so the client had its channel and its balance: the HTLC is claimed, never
+/// failed back as if the channel had not been delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_channel_closed_by_the_client_before_its_funding_confirmed_is_still_paid_for() {
+    let Scene {
+        _dirs,
+        devchain,
+        lsp,
+        operator,
+        public_api,
+        client,
+    } = Scene::start(2_000_000).await;
+    let mut body = olympus_order(&client.node_id().to_string(), false, None);
+    body["client_balance_sat"] = serde_json::json!("20000");
+    let order = create_olympus_order(&public_api, &body).await;
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let payer = Arc::clone(&client);
+    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
+        .await
+        .expect("payment sent");
+    let (_, funding) = wait_order_funded(&operator, &id).await;
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    let sold = wait_for("the sold channel at the client", DEADLINE, || async {
+        client
+            .list_channels()
+            .into_iter()
+            .find(|c| c.funding_txo.map(|o| o.txid) == Some(funding))
+    })
+    .await;
+    assert!(
+        sold.outbound_capacity_msat + sold.unspendable_punishment_reserve.unwrap_or(0) * 1000
+            >= 19_000_000,
+        "the pushed balance is the client's: {sold:?}"
+    );
+    let closer = Arc::clone(&client);
+    blocking(move || {
+        closer.force_close_channel(&sold.user_channel_id, sold.counterparty_node_id, None)
+    })
+    .await
+    .expect("the client force-closes");
+    let close = wait_for(
+        "the client's commitment in the mempool",
+        DEADLINE,
+        || async {
+            devchain.mempool_txids().into_iter().find(|txid| {
+                devchain.get_transaction(txid).is_some_and(|tx| {
+                    tx.input
+                        .iter()
+                        .any(|input| input.previous_output.txid == funding)
+                })
+            })
+        },
+    )
+    .await;
+    wait_for("the LSP to see the channel closed", DEADLINE, || async {
+        let open = operator.channels().await.into_iter().any(|c| {
+            c.funding_txo
+                .as_deref()
+                .is_some_and(|o| o.starts_with(&funding.to_string()))
+        });
+        (!open).then_some(())
+    })
+    .await;
+    assert_eq!(
+        client.payment(&payment_id).unwrap().status,
+        ldk_node::payment::PaymentStatus::Pending,
+        "nothing claimed while the funding is unconfirmed"
+    );
+
+    devchain.mine(1);
+    assert_eq!(devchain.confirmations(&funding), Some(1));
+    assert_eq!(devchain.confirmations(&close), Some(1));
+    wait_for("the client's payment to be claimed", DEADLINE, || async {
+        let status = client.payment(&payment_id).map(|p| p.status);
+        (status == Some(ldk_node::payment::PaymentStatus::Succeeded)).then_some(())
+    })
+    .await;
+    let detail = operator.order(&id).await;
+    assert_eq!(detail.summary.state, "COMPLETED");
+    assert_eq!(detail.order["payment"]["bolt11"]["state"], "PAID");
     lsp.stop().await.unwrap();
     client.stop().unwrap();
 }

@@ -390,6 +390,13 @@ impl Wallet {
         }
     }
 
+    /// Whether `txid` is a wallet transaction that is confirmed or may still confirm (in the
+    /// chain source's mempool at the last sync, or ours and kept); `false` once it was evicted
+    /// or conflicted.
+    pub fn is_canonical(&self, txid: &Txid) -> bool {
+        self.lock().wallet.get_tx(*txid).is_some()
+    }
+
     /// Whether `txid` is a wallet transaction confirmed in the best chain it knows.
     pub fn is_confirmed(&self, txid: &Txid) -> bool {
         self.lock()

@@ -7,7 +7,8 @@
 //!   moment, it would miss the order's `funding_confirms_within_blocks` counted from the
 //!   height it was signed at (or the HTLC's claim deadline, if that comes first);
 //! - fails the order when the funding can no longer confirm (an input spent elsewhere or gone,
-//!   or its channel closed before it ever confirmed) while its payment is still ours to return:
+//!   or its channel closed and the funding left the chain source unconfirmed; a funding whose
+//!   channel closed may still confirm, with the close) while its payment is still ours to return:
 //!   COMPLETED -> FAILED, the HTLC failed back, on-chain funds refunded. A bolt11 payment
 //!   claimed before that (the funding confirmed, then a reorg took an input away) cannot be
 //!   returned that way; it is logged as an error for the operator.
@@ -17,7 +18,6 @@
 use std::sync::atomic::Ordering;
 
 use super::*;
-use crate::node::store::KeptBroadcast;
 use crate::node::wallet::ChildBump;
 
 /// What the chain says of a completed order's funding.
@@ -28,27 +28,41 @@ enum FundingStanding {
     Final,
     /// Unconfirmed and still able to confirm.
     Pending,
+    /// Its channel closed before it confirmed; the broadcaster no longer sends it, but it may
+    /// still confirm (the client's closing transaction needs it): nothing is decided yet.
+    ClosedUnconfirmed,
     /// Can never confirm.
     Lost(&'static str),
     /// Not kept by the broadcaster (recorded before it kept fundings): not watched.
     Unknown,
 }
 
-fn standing(kept: Option<&KeptBroadcast>) -> FundingStanding {
-    let Some(kept) = kept else {
-        return FundingStanding::Unknown;
-    };
-    match kept.state {
-        BroadcastState::Final => FundingStanding::Final,
-        BroadcastState::Conflicted => {
-            FundingStanding::Lost("an input of the funding transaction is spent elsewhere or gone")
+impl OrderService {
+    fn funding_standing(&self, txid: &Txid) -> FundingStanding {
+        let Some(kept) = self.node.broadcasts.kept(txid) else {
+            return FundingStanding::Unknown;
+        };
+        match kept.state {
+            BroadcastState::Final => FundingStanding::Final,
+            BroadcastState::Conflicted => FundingStanding::Lost(
+                "an input of the funding transaction is spent elsewhere or gone",
+            ),
+            // The wallet still follows it: it confirmed, waits in the chain source's mempool,
+            // or is gone (evicted, its inputs free again).
+            BroadcastState::Abandoned => {
+                if self.node.wallet.confirmation_height(txid).is_some() {
+                    FundingStanding::Confirmed
+                } else if self.node.wallet.is_canonical(txid) {
+                    FundingStanding::ClosedUnconfirmed
+                } else {
+                    FundingStanding::Lost(
+                        "the channel closed and its funding transaction left the chain source",
+                    )
+                }
+            }
+            _ if kept.confirmed_height.is_some() => FundingStanding::Confirmed,
+            _ => FundingStanding::Pending,
         }
-        BroadcastState::Abandoned if kept.confirmed_height.is_none() => {
-            FundingStanding::Lost("the channel closed before its funding transaction confirmed")
-        }
-        BroadcastState::Abandoned => FundingStanding::Final,
-        _ if kept.confirmed_height.is_some() => FundingStanding::Confirmed,
-        _ => FundingStanding::Pending,
     }
 }
 
@@ -99,7 +113,7 @@ impl OrderService {
         let unclaimed = htlc
             .as_ref()
             .filter(|h| h.claimed_at.is_none() && h.claim_deadline.is_none_or(|d| d > height));
-        match standing(self.node.broadcasts.kept(txid).as_ref()) {
+        match self.funding_standing(txid) {
             FundingStanding::Final | FundingStanding::Unknown => match unclaimed {
                 Some(htlc) => self.claim(&order, htlc, height, true),
                 None => settle()?,
@@ -109,6 +123,7 @@ impl OrderService {
                     self.claim(&order, htlc, height, true);
                 }
             }
+            FundingStanding::ClosedUnconfirmed => {}
             FundingStanding::Pending => {
                 if let Some(htlc) = unclaimed {
                     self.claim(&order, htlc, height, false);
