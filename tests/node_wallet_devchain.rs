@@ -366,6 +366,12 @@ async fn e2e_wallet_never_replaces_a_parent_of_its_own_child_and_pays_for_parent
     }
     assert!(broadcaster.take().is_empty(), "nothing signed");
 
+    // A's change is B's input, and B pays a recipient: B is not a child to replace, and A has
+    // no change left to pay for it with.
+    let refused = wallet.bump_by_child(&a, FeeRate::from_sat_per_vb(10).unwrap());
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(broadcaster.take().is_empty(), "B keeps its recipient");
+
     // Blocks now take 10 sat/vB packages only: a child of B pays for A, B and itself.
     chain.set_congestion(10.0);
     let rate = FeeRate::from_sat_per_vb(10).unwrap();

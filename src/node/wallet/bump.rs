@@ -101,10 +101,13 @@ impl Wallet {
             }
         };
         let (ancestry_fee, ancestry_vsize) = state.unconfirmed_ancestry(&parent_tx)?;
+        // Only a child of this kind is ever replaced here: any other spender of the change (a
+        // refund paying a client, say) keeps its recipients.
         let earlier_child = state
             .unconfirmed_children(parent, &parent_tx)
             .into_iter()
-            .find_map(|txid| state.wallet.get_tx(txid).map(|tx| tx.tx_node.tx.clone()));
+            .filter_map(|txid| state.wallet.get_tx(txid).map(|tx| tx.tx_node.tx.clone()))
+            .find(|tx| state.is_bump_child_of(tx, parent));
         let (child_fee_now, child_weight) = match &earlier_child {
             Some(child) => (state.fee_of(child)?, child.weight().max(CHILD_WEIGHT)),
             None => (Amount::ZERO, CHILD_WEIGHT),
@@ -197,6 +200,19 @@ impl WalletState {
             }
         }
         children
+    }
+
+    /// Whether `tx` is a child [`Wallet::bump_by_child`] signs for `parent`: it spends only
+    /// `parent`'s outputs and pays everything to one change address of ours.
+    fn is_bump_child_of(&self, tx: &Transaction, parent: &Txid) -> bool {
+        let [output] = tx.output.as_slice() else {
+            return false;
+        };
+        let change = self
+            .wallet
+            .derivation_of_spk(output.script_pubkey.clone())
+            .is_some_and(|(keychain, _)| keychain == KeychainKind::Internal);
+        change && tx.input.iter().all(|i| i.previous_output.txid == *parent)
     }
 
     /// Fee and vsize of `tx` with every unconfirmed ancestor (all ours: unconfirmed coins of
