@@ -97,10 +97,12 @@ async fn e2e_funding_and_refund_reach_the_chain_after_broadcasts_were_refused_fo
         "the HTLC is not claimed before the funding transaction confirms"
     );
     devchain.mine(1);
-    wait_for("the client's payment to be claimed", DEADLINE, || async {
-        let status = client.payment(&payment_id).map(|p| p.status);
-        (status == Some(ldk_node::payment::PaymentStatus::Succeeded)).then_some(())
-    })
+    wait_payment_status(
+        &client,
+        &payment_id,
+        ldk_node::payment::PaymentStatus::Succeeded,
+        "the client's payment to be claimed",
+    )
     .await;
     devchain.mine(5);
     wait_sold_channel_usable(&client, funding).await;

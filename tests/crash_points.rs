@@ -81,10 +81,7 @@ impl CrashedBolt11Order {
     }
 
     async fn wait_payment(&self, status: ldk_node::payment::PaymentStatus, what: &str) {
-        wait_for(what, DEADLINE, || async {
-            (self.client.payment(&self.payment_id).map(|p| p.status) == Some(status)).then_some(())
-        })
-        .await;
+        wait_payment_status(&self.client, &self.payment_id, status, what).await;
     }
 }
 

@@ -113,18 +113,10 @@ async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits
         "the HTLC is not claimed while the funding is unconfirmed"
     );
 
-    let child = wait_for(
+    let child = wait_mempool_spender(
+        &devchain,
+        &funding,
         "a child paying for the funding transaction",
-        DEADLINE,
-        || async {
-            devchain.mempool_txids().into_iter().find(|txid| {
-                devchain.get_transaction(txid).is_some_and(|tx| {
-                    tx.input
-                        .iter()
-                        .any(|input| input.previous_output.txid == funding)
-                })
-            })
-        },
     )
     .await;
     let carried = package_rate(&devchain, &[funding, child]);
@@ -145,13 +137,11 @@ async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits
         "the child carried it"
     );
     assert_eq!(devchain.confirmations(&child), Some(1));
-    wait_for(
+    wait_payment_status(
+        &client,
+        &payment_id,
+        ldk_node::payment::PaymentStatus::Succeeded,
         "the client's payment to be claimed after the confirmation",
-        DEADLINE,
-        || async {
-            let status = client.payment(&payment_id).map(|p| p.status);
-            (status == Some(ldk_node::payment::PaymentStatus::Succeeded)).then_some(())
-        },
     )
     .await;
     devchain.set_congestion(0.0);
@@ -218,10 +208,12 @@ async fn e2e_a_funding_whose_input_vanished_fails_the_order_and_returns_the_htlc
     )
     .await;
     assert_eq!(failed.order["payment"]["bolt11"]["state"], "REFUNDED");
-    wait_for("the client's payment to fail back", DEADLINE, || async {
-        let status = client.payment(&payment_id).map(|p| p.status);
-        (status == Some(ldk_node::payment::PaymentStatus::Failed)).then_some(())
-    })
+    wait_payment_status(
+        &client,
+        &payment_id,
+        ldk_node::payment::PaymentStatus::Failed,
+        "the client's payment to fail back",
+    )
     .await;
     devchain.mine(6);
     assert_eq!(
@@ -251,15 +243,7 @@ async fn e2e_a_channel_closed_by_the_client_before_its_funding_confirmed_is_stil
     body["client_balance_sat"] = serde_json::json!("20000");
     let order = create_olympus_order(&public_api, &body).await;
     let id = order["order_id"].as_str().unwrap().to_string();
-    let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let payer = Arc::clone(&client);
-    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
-        .await
-        .expect("payment sent");
+    let payment_id = pay_order_over_lightning(&client, &order).await;
     let (_, funding) = wait_order_funded(&operator, &id).await;
     wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
     let sold = wait_for("the sold channel at the client", DEADLINE, || async {
@@ -280,18 +264,10 @@ async fn e2e_a_channel_closed_by_the_client_before_its_funding_confirmed_is_stil
     })
     .await
     .expect("the client force-closes");
-    let close = wait_for(
+    let close = wait_mempool_spender(
+        &devchain,
+        &funding,
         "the client's commitment in the mempool",
-        DEADLINE,
-        || async {
-            devchain.mempool_txids().into_iter().find(|txid| {
-                devchain.get_transaction(txid).is_some_and(|tx| {
-                    tx.input
-                        .iter()
-                        .any(|input| input.previous_output.txid == funding)
-                })
-            })
-        },
     )
     .await;
     wait_for("the LSP to see the channel closed", DEADLINE, || async {
@@ -312,10 +288,12 @@ async fn e2e_a_channel_closed_by_the_client_before_its_funding_confirmed_is_stil
     devchain.mine(1);
     assert_eq!(devchain.confirmations(&funding), Some(1));
     assert_eq!(devchain.confirmations(&close), Some(1));
-    wait_for("the client's payment to be claimed", DEADLINE, || async {
-        let status = client.payment(&payment_id).map(|p| p.status);
-        (status == Some(ldk_node::payment::PaymentStatus::Succeeded)).then_some(())
-    })
+    wait_payment_status(
+        &client,
+        &payment_id,
+        ldk_node::payment::PaymentStatus::Succeeded,
+        "the client's payment to be claimed",
+    )
     .await;
     let detail = operator.order(&id).await;
     assert_eq!(detail.summary.state, "COMPLETED");

@@ -390,11 +390,14 @@ impl Wallet {
         }
     }
 
-    /// Whether `txid` is a wallet transaction that is confirmed or may still confirm (in the
-    /// chain source's mempool at the last sync, or ours and kept); `false` once it was evicted
-    /// or conflicted.
-    pub fn is_canonical(&self, txid: &Txid) -> bool {
-        self.lock().wallet.get_tx(*txid).is_some()
+    /// Where wallet transaction `txid` stands: `None` when it is not (or no longer) one that
+    /// may confirm (evicted, conflicted, unknown); `Some(None)` unconfirmed (in the chain
+    /// source's mempool at the last sync, or ours and kept); `Some(Some(height))` confirmed.
+    pub fn chain_position(&self, txid: &Txid) -> Option<Option<u32>> {
+        match self.lock().wallet.get_tx(*txid)?.chain_position {
+            ChainPosition::Confirmed { anchor, .. } => Some(Some(anchor.block_id.height)),
+            ChainPosition::Unconfirmed { .. } => Some(None),
+        }
     }
 
     /// Whether `txid` is a wallet transaction confirmed in the best chain it knows.

@@ -411,22 +411,60 @@ pub async fn buy_over_lightning(
     client: &std::sync::Arc<ldk_node::Node>,
     announce_channel: bool,
 ) -> (String, ldk_node::lightning::ln::channelmanager::PaymentId) {
-    let order = create_olympus_order(
-        public_api,
-        &olympus_order(&client.node_id().to_string(), announce_channel, None),
+    let body = olympus_order(&client.node_id().to_string(), announce_channel, None);
+    let order = create_olympus_order(public_api, &body).await;
+    let payment_id = pay_order_over_lightning(client, &order).await;
+    (
+        order["order_id"].as_str().expect("an order").to_string(),
+        payment_id,
     )
-    .await;
-    let id = order["order_id"].as_str().expect("an order").to_string();
+}
+
+/// `client` pays the bolt11 invoice of bLIP-51 `order`; returns its payment id.
+pub async fn pay_order_over_lightning(
+    client: &std::sync::Arc<ldk_node::Node>,
+    order: &serde_json::Value,
+) -> ldk_node::lightning::ln::channelmanager::PaymentId {
     let invoice: ldk_node::lightning_invoice::Bolt11Invoice = order["payment"]["bolt11"]["invoice"]
         .as_str()
         .expect("a bolt11 option")
         .parse()
         .unwrap();
     let payer = std::sync::Arc::clone(client);
-    let payment_id = blocking(move || payer.bolt11_payment().send(&invoice, None))
+    blocking(move || payer.bolt11_payment().send(&invoice, None))
         .await
-        .expect("payment sent");
-    (id, payment_id)
+        .expect("payment sent")
+}
+
+/// Waits until `client`'s payment `payment_id` has `status`.
+pub async fn wait_payment_status(
+    client: &ldk_node::Node,
+    payment_id: &ldk_node::lightning::ln::channelmanager::PaymentId,
+    status: ldk_node::payment::PaymentStatus,
+    what: &str,
+) {
+    wait_for(what, DEADLINE, || async {
+        (client.payment(payment_id).map(|p| p.status) == Some(status)).then_some(())
+    })
+    .await;
+}
+
+/// Waits until a devchain mempool transaction spends an output of `parent`; returns its txid.
+pub async fn wait_mempool_spender(
+    devchain: &Devchain,
+    parent: &bitcoin::Txid,
+    what: &str,
+) -> bitcoin::Txid {
+    wait_for(what, DEADLINE, || async {
+        devchain.mempool_txids().into_iter().find(|txid| {
+            devchain.get_transaction(txid).is_some_and(|tx| {
+                tx.input
+                    .iter()
+                    .any(|input| input.previous_output.txid == *parent)
+            })
+        })
+    })
+    .await
 }
 
 /// Waits until order `id` is COMPLETED; returns it and its funding transaction's txid.

@@ -49,17 +49,13 @@ impl OrderService {
             ),
             // The wallet still follows it: it confirmed, waits in the chain source's mempool,
             // or is gone (evicted, its inputs free again).
-            BroadcastState::Abandoned => {
-                if self.node.wallet.confirmation_height(txid).is_some() {
-                    FundingStanding::Confirmed
-                } else if self.node.wallet.is_canonical(txid) {
-                    FundingStanding::ClosedUnconfirmed
-                } else {
-                    FundingStanding::Lost(
-                        "the channel closed and its funding transaction left the chain source",
-                    )
-                }
-            }
+            BroadcastState::Abandoned => match self.node.wallet.chain_position(txid) {
+                Some(Some(_)) => FundingStanding::Confirmed,
+                Some(None) => FundingStanding::ClosedUnconfirmed,
+                None => FundingStanding::Lost(
+                    "the channel closed and its funding transaction left the chain source",
+                ),
+            },
             _ if kept.confirmed_height.is_some() => FundingStanding::Confirmed,
             _ => FundingStanding::Pending,
         }
