@@ -55,6 +55,11 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
             "/v1/orders/cancel",
             Some(json!({"order_id": "a3a06afbd700e7b94c38c2f5a4b94a1d"})),
         ),
+        (
+            "POST",
+            "/v1/orders/rescan",
+            Some(json!({"order_id": "a3a06afbd700e7b94c38c2f5a4b94a1d"})),
+        ),
         ("GET", "/v1/coupons", None),
         (
             "POST",
@@ -187,6 +192,7 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
         "orders",
         "order",
         "cancel_order",
+        "rescan_order",
         "coupons",
         "create_coupon",
         "delete_coupon",
@@ -218,7 +224,11 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
     );
     assert_eq!(calls[14].request, json!("a3a06afbd700e7b94c38c2f5a4b94a1d"));
     assert_eq!(
-        calls[17].request,
+        calls[16].request,
+        json!({"order_id": "a3a06afbd700e7b94c38c2f5a4b94a1d"})
+    );
+    assert_eq!(
+        calls[18].request,
         json!({"code": "FRIENDS", "percent": 50, "fixed_sat": null, "max_uses": null,
                "expires_at": null})
     );

@@ -279,6 +279,14 @@ fn order_and_coupon_commands_call_their_routes() {
             "client asked",
         ],
     ));
+    let rescan = stdout_of(&operator(
+        &served,
+        &["rescan", "a3a06afbd700e7b94c38c2f5a4b94a1d"],
+    ));
+    assert!(
+        rescan.contains("60000 sat") && rescan.contains("done"),
+        "{rescan}"
+    );
     let coupons = stdout_of(&operator(&served, &["coupons"]));
     assert!(
         coupons.contains("FRIENDS") && coupons.contains("50%"),
@@ -305,6 +313,7 @@ fn order_and_coupon_commands_call_their_routes() {
             "orders",
             "order",
             "cancel_order",
+            "rescan_order",
             "coupons",
             "create_coupon",
             "delete_coupon"
@@ -312,8 +321,12 @@ fn order_and_coupon_commands_call_their_routes() {
     );
     assert_eq!(calls[0].request["state"], "COMPLETED");
     assert_eq!(calls[2].request["reason"], "client asked");
-    assert_eq!(calls[4].request["fixed_sat"], 500);
-    assert_eq!(calls[4].request["max_uses"], 3);
+    assert_eq!(
+        calls[3].request["order_id"],
+        "a3a06afbd700e7b94c38c2f5a4b94a1d"
+    );
+    assert_eq!(calls[5].request["fixed_sat"], 500);
+    assert_eq!(calls[5].request["max_uses"], 3);
 
     // A coupon needs exactly one kind of discount; clap refuses before any call.
     let refused = operator(
@@ -321,7 +334,7 @@ fn order_and_coupon_commands_call_their_routes() {
         &["add-coupon", "BOTH", "--percent", "5", "--fixed-sat", "5"],
     );
     assert!(!refused.status.success());
-    assert_eq!(served.api.calls().len(), 6, "nothing reached the API");
+    assert_eq!(served.api.calls().len(), 7, "nothing reached the API");
 }
 
 #[test]

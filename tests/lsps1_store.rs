@@ -818,6 +818,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     assert_eq!(
         tables,
         [
+            "lsps1_address_watch",
             "lsps1_bolt11_payments",
             "lsps1_channel_opens",
             "lsps1_coupons",
@@ -830,10 +831,31 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
         ]
     );
 
+    // A version 6 database (before address retirement) watches its on-chain orders from their
+    // expiry.
+    let mut f = f;
+    let order = new_order(&mut f.rng, key(9), T0, None);
+    f.book.create_order(&order, &Admission::default()).unwrap();
+    conn.execute_batch(
+        "DROP TABLE lsps1_address_watch;
+         DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (6);",
+    )
+    .unwrap();
+    migrate(&conn).unwrap();
+    let watched_from: i64 = conn
+        .query_row(
+            "SELECT watch_from FROM lsps1_address_watch WHERE order_id = ?1 AND retired_at IS NULL",
+            [order.id.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(watched_from as u64, order.expires_at);
+
     // A version 2 database (before the HOLD spelling counts) is upgraded in place.
     conn.execute_batch(
         "DROP TABLE lsps1_hold_answers;
          DROP TABLE lsps1_channel_opens;
+         DROP TABLE lsps1_address_watch;
          DROP INDEX lsps1_bolt11_unclaimed;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN claimed_at;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN claim_requested_at;
@@ -857,7 +879,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     // A version 1 database (before the ledger tables) is upgraded in place.
     conn.execute_batch(
         "DROP TABLE lsps1_bolt11_payments; DROP TABLE lsps1_refunds; DROP TABLE lsps1_hold_answers;
-         DROP TABLE lsps1_channel_opens;
+         DROP TABLE lsps1_channel_opens; DROP TABLE lsps1_address_watch;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (1);",
     )
     .unwrap();

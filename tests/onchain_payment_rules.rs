@@ -2,8 +2,9 @@
 //! counted it PAID (the order goes back to waiting, counts a new payment, and refunds only what
 //! exists), and one that reaches the LSP after the order expired (refunded, never used at the
 //! stale price), the refund of a payment that a reorg then takes away, a 0-conf payment
-//! replaced by fee, and a confirmed refund that a reorg takes out of the chain. The client is a key only, never online, so nothing opens while the chain
-//! moves.
+//! replaced by fee, a confirmed refund that a reorg takes out of the chain, and a payment to
+//! an order address the wallet no longer watches (found by a rescan, then refunded). The
+//! client is a key only, never online, so nothing opens while the chain moves.
 
 mod common;
 
@@ -391,5 +392,108 @@ async fn e2e_a_refund_reorganised_out_is_sent_again_and_only_once() {
         settled.refunds
     );
     assert_eq!(settled.order["payment"]["onchain"]["state"], "REFUNDED");
+    lsp.stop().await.unwrap();
+}
+
+/// The order's history rows named `event`.
+async fn events_named(operator: &Operator, id: &str, event: &str) -> usize {
+    let detail = operator.order(id).await;
+    detail.events.iter().filter(|e| e.event == event).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_retired_order_address_is_not_synced_until_a_rescan_finds_a_late_payment_and_refunds_it(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (devchain, lsp, operator, _) = funded_lsp(dir.path(), |config| {
+        config.lsps1.address_watch_secs = 0;
+        config.lsps1.options.order_expiry_secs = EXPIRY_SECS;
+        config.lsps1.options.invoice_expiry_secs = EXPIRY_SECS;
+    })
+    .await;
+    let order = OnchainOrder::create(&lsp).await;
+    let watched = operator
+        .metric("lsp_wallet_watched_scripts")
+        .await
+        .expect("the figure");
+    operator.cancel(&order.id, "the client went away").await;
+    wait_onchain_state(&operator, &order.id, "REFUNDED", "nothing to return").await;
+    wait_for("the address to be retired", DEADLINE, || async {
+        (events_named(&operator, &order.id, "address_retired").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        operator.metric("lsp_wallet_watched_scripts").await,
+        Some(watched - 1)
+    );
+
+    // Paid after retirement: a sync past the payment's block does not see it.
+    let before = operator.balance().await;
+    let payment = devchain
+        .fund(&order.pay_to, order.total)
+        .expect("faucet pays the retired address");
+    devchain.mine(1);
+    let synced = operator.sync().await;
+    assert_eq!(synced.block_height, devchain.tip().0);
+    assert_eq!(
+        operator.balance().await,
+        before,
+        "the wallet does not know the payment"
+    );
+    assert!(operator.order(&order.id).await.refunds.is_empty());
+
+    let rescan: RescanResult = operator
+        .post(
+            "/v1/orders/rescan",
+            &RescanOrder {
+                order_id: order.id.clone(),
+            },
+        )
+        .await
+        .expect("rescan");
+    assert_eq!(rescan.address, order.pay_to.to_string());
+    assert_eq!(
+        (rescan.received_sat, rescan.confirmed_sat),
+        (order.total, order.total)
+    );
+    assert_eq!(rescan.sync_error, None);
+    assert_eq!(
+        operator.metric("lsp_wallet_watched_scripts").await,
+        Some(watched)
+    );
+    assert_eq!(
+        events_named(&operator, &order.id, "address_watched").await,
+        1
+    );
+
+    let sent = wait_for("the refund of the late payment", DEADLINE, || async {
+        operator.order(&order.id).await.refunds.first().cloned()
+    })
+    .await;
+    assert_eq!(sent.amount_sat + sent.fee_sat, order.total);
+    let sent_txid: bitcoin::Txid = sent.txid.parse().unwrap();
+    wait_for_tx_in_mempool(&devchain, &sent_txid, "the refund in the mempool").await;
+    let refund_tx = devchain.get_transaction(&sent_txid).expect("the refund");
+    assert!(refund_tx
+        .input
+        .iter()
+        .any(|i| i.previous_output.txid == payment));
+    assert!(refund_tx
+        .output
+        .iter()
+        .any(|o| o.script_pubkey == order.refund.script_pubkey()
+            && o.value.to_sat() == sent.amount_sat));
+
+    // Retired again only once the refund is confirmed.
+    assert_eq!(
+        events_named(&operator, &order.id, "address_retired").await,
+        1
+    );
+    devchain.mine(1);
+    wait_for("the address to be retired again", DEADLINE, || async {
+        (events_named(&operator, &order.id, "address_retired").await == 2).then_some(())
+    })
+    .await;
+    assert_eq!(operator.order(&order.id).await.refunds.len(), 1);
     lsp.stop().await.unwrap();
 }

@@ -21,6 +21,9 @@ pub struct NodeMetrics {
     pub chain_sync_consecutive_failures: u32,
     /// Seconds since the on-chain wallet last synced; `None` before the first.
     pub wallet_sync_age_secs: Option<u64>,
+    /// Wallet scripts each sync asks the chain source about (retired order addresses are not).
+    #[serde(default)]
+    pub wallet_watched_scripts: u64,
     /// Kept transactions (funding, wallet payments) that may still confirm, by state
     /// (`signed`, `sending`, `seen`).
     pub broadcasts_open: Vec<StateCount>,

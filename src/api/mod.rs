@@ -27,6 +27,7 @@
 //! | GET    | `/v1/orders`          | query [`OrderQuery`] | `Vec<`[`OrderSummary`]`>`|
 //! | GET    | `/v1/orders/{id}`     |                      | [`OrderDetail`]          |
 //! | POST   | `/v1/orders/cancel`   | [`CancelOrder`]      | [`OrderDetail`]          |
+//! | POST   | `/v1/orders/rescan`   | [`RescanOrder`]      | [`RescanResult`]         |
 //! | GET    | `/v1/coupons`         |                      | `Vec<`[`CouponInfo`]`>`  |
 //! | POST   | `/v1/coupons`         | [`CreateCoupon`]     | [`CouponInfo`]           |
 //! | POST   | `/v1/coupons/delete`  | [`DeleteCoupon`]     | [`Empty`]                |
@@ -128,6 +129,10 @@ pub trait OperatorApi: Send + Sync + 'static {
         &self,
         req: CancelOrder,
     ) -> impl Future<Output = OperatorResult<OrderDetail>> + Send;
+    fn rescan_order(
+        &self,
+        req: RescanOrder,
+    ) -> impl Future<Output = OperatorResult<RescanResult>> + Send;
     fn coupons(&self) -> impl Future<Output = OperatorResult<Vec<CouponInfo>>> + Send;
     fn create_coupon(
         &self,

@@ -1,5 +1,5 @@
 //! The operator contract for channel sales: listing and inspecting LSPS1 orders, cancelling
-//! one, and coupons, as request and response types.
+//! one, rescanning an order's address, and coupons, as request and response types.
 
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +114,30 @@ pub struct CancelOrder {
     pub order_id: String,
     /// Recorded in the order's history.
     pub reason: Option<String>,
+}
+
+/// Watch an order's on-chain address again and read its whole history from the chain source
+/// (for a payment that arrived after the address was retired).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RescanOrder {
+    pub order_id: String,
+}
+
+/// What a rescan found on the order's address.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RescanResult {
+    pub order_id: String,
+    pub address: String,
+    /// Everything the address received, in the mempool or in blocks.
+    pub received_sat: u64,
+    pub confirmed_sat: u64,
+    /// Unix seconds: the address stays watched at least until then; what it received beyond
+    /// what the order used is refunded once deep enough.
+    pub watched_until: u64,
+    /// Why the wallet sync after the rescan failed, if it did: the next periodic sync reads
+    /// the address then.
+    pub sync_error: Option<String>,
 }
 
 /// A coupon, as LSPS1 clients present it in the `token` field.

@@ -85,6 +85,10 @@ impl OperatorApi for App {
         orders::cancel_order(&*self.order_service_or_refuse()?, req)
     }
 
+    async fn rescan_order(&self, req: RescanOrder) -> OperatorResult<RescanResult> {
+        orders::rescan_order(&*self.order_service_or_refuse()?, req).await
+    }
+
     async fn coupons(&self) -> OperatorResult<Vec<CouponInfo>> {
         orders::coupons(&*self.order_service_or_refuse()?)
     }

@@ -116,6 +116,13 @@ pub enum OperatorCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Watch an order's on-chain address again and read its whole history (a payment that
+    /// arrived after the address was retired); what it received beyond the order's use is
+    /// refunded.
+    Rescan {
+        /// Order id.
+        order_id: String,
+    },
     /// Coupons clients can give as their LSPS1 token.
     Coupons,
     /// Create a coupon: a percentage or a fixed number of sats off the service fee.
@@ -359,6 +366,15 @@ pub async fn run(
             let answer: Answer<OrderDetail> =
                 client.post("/v1/orders/cancel", Some(&request)).await?;
             Ok(out.render(answer, render_order))
+        }
+        OperatorCommand::Rescan { order_id } => {
+            check_order_id(order_id)?;
+            let request = RescanOrder {
+                order_id: order_id.clone(),
+            };
+            let answer: Answer<RescanResult> =
+                client.post("/v1/orders/rescan", Some(&request)).await?;
+            Ok(out.render(answer, render_rescan))
         }
         OperatorCommand::Coupons => {
             let answer: Answer<Vec<CouponInfo>> = client.get("/v1/coupons").await?;

@@ -54,6 +54,23 @@ fn payment_states(o: &OrderSummary) -> String {
     parts.join(" ")
 }
 
+pub(super) fn render_rescan(rescan: &RescanResult) -> String {
+    fields(&[
+        ("order", rescan.order_id.clone()),
+        ("address", rescan.address.clone()),
+        ("received", format!("{} sat", rescan.received_sat)),
+        ("confirmed", format!("{} sat", rescan.confirmed_sat)),
+        ("watched until", unix_time(rescan.watched_until)),
+        (
+            "wallet sync",
+            rescan
+                .sync_error
+                .clone()
+                .unwrap_or_else(|| "done".to_string()),
+        ),
+    ])
+}
+
 pub(super) fn render_order(detail: &OrderDetail) -> String {
     let o = &detail.summary;
     let mut text = fields(&[

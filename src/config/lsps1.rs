@@ -291,6 +291,11 @@ pub struct Lsps1Config {
     /// A failed order's on-chain option reads REFUNDED once every refund it sent has this many
     /// confirmations. Default 1.
     pub refund_confirmations: u32,
+    /// An order's on-chain address is watched for late and extra payments this many seconds
+    /// past the order's expiry; after that, once nothing is in flight on it, the wallet stops
+    /// asking the chain source about it (`lsp-node rescan ORDER` watches it again). Default
+    /// 2 592 000 (30 days); 0 retires it as soon as the order has ended and settled.
+    pub address_watch_secs: u64,
     /// Clients whose p2p `get_order` answers spell the HOLD payment state as PAID: node ids, or
     /// `"*"` for every client. For wallets built on lightning-liquidity 0.2 (ldk-node 0.7),
     /// whose payment-state enum has no HOLD: such a client cannot parse an order while its HTLC
@@ -311,6 +316,7 @@ impl Default for Lsps1Config {
             invoice_min_final_cltv_expiry_delta: 144,
             refund_bump_after_secs: 21_600,
             refund_confirmations: 1,
+            address_watch_secs: 2_592_000,
             hold_as_paid_peers: Vec::new(),
             options: Lsps1Options::default(),
             pricing: PricingConfig::default(),

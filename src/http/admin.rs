@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api::{
     CancelOrder, CreateCoupon, DeleteCoupon, ErrorBody, OperatorApi, OperatorError, OperatorResult,
-    OrderQuery, API_KEY_HEADER,
+    OrderQuery, RescanOrder, API_KEY_HEADER,
 };
 
 /// Largest request body the operator API accepts.
@@ -51,6 +51,7 @@ pub fn router<A: OperatorApi>(api: Arc<A>, api_key: String) -> Router {
         .route("/v1/sync", post(sync::<A>))
         .route("/v1/orders", get(orders::<A>))
         .route("/v1/orders/cancel", post(cancel_order::<A>))
+        .route("/v1/orders/rescan", post(rescan_order::<A>))
         .route("/v1/orders/{id}", get(order::<A>))
         .route("/v1/coupons", get(coupons::<A>).post(create_coupon::<A>))
         .route("/v1/coupons/delete", post(delete_coupon::<A>))
@@ -307,6 +308,13 @@ async fn cancel_order<A: OperatorApi>(
     JsonBody(req): JsonBody<CancelOrder>,
 ) -> Response {
     reply(api.cancel_order(req).await)
+}
+
+async fn rescan_order<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<RescanOrder>,
+) -> Response {
+    reply(api.rescan_order(req).await)
 }
 
 async fn coupons<A: OperatorApi>(State(api): Api<A>) -> Response {

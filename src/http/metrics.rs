@@ -33,6 +33,11 @@ pub fn render(metrics: &Metrics) -> String {
         "Seconds since the on-chain wallet last synced.",
         node.wallet_sync_age_secs,
     );
+    out.gauge(
+        "lsp_wallet_watched_scripts",
+        "Wallet scripts each sync asks the chain source about.",
+        node.wallet_watched_scripts,
+    );
     out.states(
         "lsp_broadcasts_open",
         "Kept transactions (funding, refunds, wallet payments) that may still confirm, by state.",

@@ -28,6 +28,7 @@
 //! order book instead, so p2p and HTTP see one rendering. bLIP-51 gives `min_fee_for_0conf` in
 //! sat/vB; lightning-liquidity serializes that field in sat/kWU.
 
+pub mod address_watch;
 pub mod clock;
 pub mod coupons;
 pub mod fulfil;

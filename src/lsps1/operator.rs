@@ -1,5 +1,5 @@
 //! The operator's view of the order service: listing and inspecting orders, cancelling one,
-//! managing coupons. The node's operator API ([`crate::api::OperatorApi`]) delegates
+//! rescanning an order's address, managing coupons. The node's operator API ([`crate::api::OperatorApi`]) delegates
 //! here; this file turns order-book records into the API's types and its errors into
 //! [`OperatorError`]s.
 
@@ -9,10 +9,11 @@ use bitcoin::secp256k1::PublicKey;
 
 use crate::api::{
     CancelOrder, CouponInfo, CreateCoupon, DeleteCoupon, Empty, HoldAnswerInfo, OperatorError,
-    OperatorResult, OrderDetail, OrderEventInfo, OrderQuery, OrderSummary, RefundInfo,
+    OperatorResult, OrderDetail, OrderEventInfo, OrderQuery, OrderSummary, RefundInfo, RescanOrder,
+    RescanResult,
 };
 use crate::lsps1::coupons::{Coupon, Discount, NewCoupon};
-use crate::lsps1::fulfil::{CancelRefused, Canceller};
+use crate::lsps1::fulfil::{CancelRefused, Canceller, RescanRefused};
 use crate::lsps1::order::{Order, OrderId, OrderState};
 use crate::lsps1::service::OrderService;
 use crate::lsps1::store::{OrderFilter, StoreError};
@@ -150,6 +151,29 @@ pub fn cancel_order(service: &OrderService, req: CancelOrder) -> OperatorResult<
             "order {id}'s channel is being opened"
         ))),
         Err(CancelRefused::Store(error)) => Err(OperatorError::Internal(error)),
+    }
+}
+
+pub async fn rescan_order(
+    service: &OrderService,
+    req: RescanOrder,
+) -> OperatorResult<RescanResult> {
+    let not_found = || OperatorError::NotFound(format!("there is no order {}", req.order_id));
+    let id = OrderId::parse(&req.order_id).map_err(|_| not_found())?;
+    match service.rescan_order(&id).await {
+        Ok(rescan) => Ok(RescanResult {
+            order_id: id.to_string(),
+            address: rescan.address,
+            received_sat: rescan.received_sat,
+            confirmed_sat: rescan.confirmed_sat,
+            watched_until: rescan.watched_until,
+            sync_error: rescan.sync_error,
+        }),
+        Err(RescanRefused::Unknown) => Err(not_found()),
+        Err(RescanRefused::NoAddress) => Err(OperatorError::InvalidRequest(format!(
+            "order {id} was not offered on-chain payment: it has no address to rescan"
+        ))),
+        Err(RescanRefused::Store(error)) => Err(OperatorError::Internal(error)),
     }
 }
 

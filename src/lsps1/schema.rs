@@ -81,3 +81,17 @@ pub const FUNDING_HEIGHTS: &str = "
         WHERE funding_txid IS NOT NULL;
     CREATE INDEX lsps1_channel_opens_unsettled ON lsps1_channel_opens (order_id)
         WHERE funding_txid IS NOT NULL AND funding_settled_at IS NULL;";
+
+/// [`crate::lsps1::address_watch`]: which order addresses the wallet still watches for
+/// payments, from when (the order's expiry, or the operator's last rescan), and when each was
+/// retired. Orders stored before this table watch from their expiry.
+pub const ADDRESS_WATCH_TABLE: &str = "
+    CREATE TABLE lsps1_address_watch (
+        order_id TEXT PRIMARY KEY NOT NULL REFERENCES lsps1_orders(id),
+        watch_from INTEGER NOT NULL,
+        retired_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX lsps1_address_watch_live ON lsps1_address_watch (watch_from)
+        WHERE retired_at IS NULL;
+    INSERT INTO lsps1_address_watch (order_id, watch_from)
+        SELECT id, expires_at FROM lsps1_orders WHERE onchain_state IS NOT NULL;";

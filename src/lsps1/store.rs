@@ -40,7 +40,7 @@ use crate::lsps1::schema;
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
 /// 4 HTLC claims, 5 channel opens, 6 funding heights; see [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -157,6 +157,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 6 {
         tx.execute_batch(schema::FUNDING_HEIGHTS)?;
+    }
+    if found < 7 {
+        tx.execute_batch(schema::ADDRESS_WATCH_TABLE)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
@@ -321,6 +324,7 @@ impl OrderBook {
             ],
         )?;
         index_invoice(&tx, order)?;
+        watch_address(&tx, order)?;
         if let Some(request) = admission.reservation {
             tx.execute(
                 "INSERT INTO lsps1_reservations (order_id, amount_sat, created_at) VALUES (?1, ?2, ?3)",
@@ -521,7 +525,7 @@ fn reserved_sat(conn: &Connection) -> Result<u64, StoreError> {
     Ok(from_sql_u64(total))
 }
 
-fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {
+pub(crate) fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {
     let record: Option<String> = conn
         .query_row(
             "SELECT record FROM lsps1_orders WHERE id = ?1",
@@ -533,7 +537,7 @@ fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreErr
 }
 
 #[allow(clippy::too_many_arguments)]
-fn insert_event(
+pub(crate) fn insert_event(
     conn: &Connection,
     id: &OrderId,
     at: u64,
@@ -572,6 +576,18 @@ fn index_invoice(conn: &Connection, order: &Order) -> Result<(), StoreError> {
         "INSERT INTO lsps1_bolt11_payments (payment_hash, order_id) VALUES (?1, ?2)",
         params![invoice.payment_hash().to_string(), order.id.as_str()],
     )?;
+    Ok(())
+}
+
+/// The `lsps1_address_watch` row of a new order with an on-chain option
+/// ([`crate::lsps1::address_watch`]): watched from the order's expiry.
+fn watch_address(conn: &Connection, order: &Order) -> Result<(), StoreError> {
+    if order.onchain.is_some() {
+        conn.execute(
+            "INSERT INTO lsps1_address_watch (order_id, watch_from) VALUES (?1, ?2)",
+            params![order.id.as_str(), to_sql_u64(order.expires_at)],
+        )?;
+    }
     Ok(())
 }
 

@@ -33,6 +33,7 @@ impl Node {
                 .failure()
                 .map_or(0, |f| f.consecutive),
             wallet_sync_age_secs: inner.wallet.last_sync().map(|s| age(s.synced_at)),
+            wallet_watched_scripts: inner.wallet.watched_script_count() as u64,
             broadcasts_open: by_state
                 .into_iter()
                 .map(|(state, count)| StateCount {

@@ -9,8 +9,9 @@
 //! - `payments`: Lightning payments sent and received (backs the operator API's payment list).
 //! - `broadcasts`: our transactions kept until the chain settles them (`store/broadcasts.rs`).
 //!
-//! The BDK wallet keeps its own `bdk_*` tables in the same file through its own connection
-//! (see [`crate::node::wallet`]); this module never touches them.
+//! The BDK wallet keeps its own `bdk_*` tables (and `wallet_unwatched_scripts`) in the same
+//! file through its own connection (see [`crate::node::wallet`]); this module never touches
+//! them.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so every write is on disk when the call
 //! returns. LDK acknowledges channel updates to peers only after the monitor write returned, so

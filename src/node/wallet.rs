@@ -6,7 +6,8 @@
 //!
 //! - the first sync of a wallet that has never seen a block is a full scan (stop gap
 //!   [`FULL_SCAN_STOP_GAP`]) so a restored seed finds its funds; later syncs check the revealed
-//!   scripts, the unconfirmed transactions and the unspent outputs only;
+//!   scripts still watched (`wallet/watch.rs`), the unconfirmed transactions and the unspent
+//!   outputs only;
 //! - every change (sync result, revealed address, signed transaction) is persisted before the
 //!   call returns;
 //! - a transaction we sign (send or channel funding) is inserted into the wallet as unconfirmed
@@ -172,6 +173,8 @@ pub struct Wallet {
 struct WalletState {
     wallet: PersistedWallet<Connection>,
     conn: Connection,
+    /// Revealed scripts syncs no longer ask about (`wallet/watch.rs`).
+    unwatched: HashSet<ScriptBuf>,
 }
 
 enum ChainRequest {
@@ -225,8 +228,16 @@ impl Wallet {
             }
         };
 
+        let unwatched = watch::load_unwatched(&conn).map_err(|e| WalletError::Load {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
         Ok(Wallet {
-            state: Mutex::new(WalletState { wallet, conn }),
+            state: Mutex::new(WalletState {
+                wallet,
+                conn,
+                unwatched,
+            }),
             sync_serializer: tokio::sync::Mutex::new(()),
             last_sync: Mutex::new(None),
             esplora,
@@ -336,12 +347,12 @@ impl Wallet {
         Ok(info.address)
     }
 
-    /// Current balances, as of the last sync plus transactions signed since.
     /// Whether `script` pays this wallet (any address it derived or could derive so far).
     pub fn is_mine(&self, script: &bitcoin::Script) -> bool {
         self.lock().wallet.is_mine(script.to_owned())
     }
 
+    /// Current balances, as of the last sync plus transactions signed since.
     pub fn balances(&self) -> WalletBalances {
         let balance = self.lock().wallet.balance();
         WalletBalances {
@@ -414,22 +425,7 @@ impl Wallet {
         if wallet.latest_checkpoint().height() == 0 {
             return ChainRequest::FullScan(wallet.start_full_scan().build());
         }
-        let unconfirmed = wallet
-            .transactions()
-            .filter(|t| !t.chain_position.is_confirmed())
-            .map(|t| t.tx_node.txid)
-            .collect::<Vec<_>>();
-        let unspent = wallet
-            .list_unspent()
-            .map(|u| u.outpoint)
-            .collect::<Vec<_>>();
-        ChainRequest::Incremental(
-            wallet
-                .start_sync_with_revealed_spks()
-                .txids(unconfirmed)
-                .outpoints(unspent)
-                .build(),
-        )
+        ChainRequest::Incremental(watch::sync_request(&state))
     }
 
     fn lock(&self) -> MutexGuard<'_, WalletState> {
@@ -490,6 +486,7 @@ fn unix_now() -> u64 {
 mod bump;
 mod ldk;
 mod spend;
+mod watch;
 
 pub use bump::ChildBump;
 #[cfg(test)]

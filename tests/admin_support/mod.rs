@@ -206,6 +206,18 @@ impl OperatorApi for FakeApi {
         Ok(Self::order_detail())
     }
 
+    async fn rescan_order(&self, req: RescanOrder) -> OperatorResult<RescanResult> {
+        self.record("rescan_order", &req)?;
+        Ok(RescanResult {
+            order_id: req.order_id,
+            address: FAKE_ADDRESS.to_string(),
+            received_sat: 60_000,
+            confirmed_sat: 60_000,
+            watched_until: 1_700_000_000,
+            sync_error: None,
+        })
+    }
+
     async fn coupons(&self) -> OperatorResult<Vec<CouponInfo>> {
         self.record("coupons", &())?;
         Ok(vec![Self::coupon()])

@@ -85,10 +85,13 @@ use crate::node::store::BroadcastState;
 use crate::node::types::ChannelManager;
 use crate::node::wallet::{ReceivedOutput, SendAmount};
 
+mod addresses;
 mod funding;
 mod hook;
 mod open;
 mod refund;
+
+pub use addresses::{Rescan, RescanRefused};
 
 /// How often the order book is walked when nothing wakes the service.
 const TICK: Duration = Duration::from_secs(1);
@@ -96,8 +99,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// Opens refused by the client (or failing to negotiate) before the order fails.
 pub const MAX_OPEN_ATTEMPTS: u32 = 3;
 
-/// Seconds an order's address stays watched for late or extra payments after creation.
-const REFUND_WATCH_SECS: u64 = 30 * 24 * 3600;
+/// How far back the start-up pass looks for failed orders whose HTLC may still be held.
+const FAIL_BACK_LOOKBACK_SECS: u64 = 30 * 24 * 3600;
 
 /// Refund outputs below this are not worth a transaction (P2TR/P2WSH dust is 330 sat).
 const MIN_REFUND_SAT: u64 = 546;
@@ -199,8 +202,6 @@ fn confirmations(output: &ReceivedOutput, height: u32) -> u32 {
         .map_or(0, |h| height.saturating_sub(h) + 1)
 }
 
-impl Receipts {}
-
 impl OrderService {
     /// Walks the order book until `shutdown`; first rebroadcasts recorded refunds.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -219,7 +220,7 @@ impl OrderService {
     /// Hands every recorded refund to the broadcaster again (a no-op for confirmed ones as far
     /// as the client is concerned); covers a crash between recording and broadcasting.
     pub(super) fn rebroadcast_refunds(&self) {
-        let Ok(orders) = self.watched_orders(self.now()) else {
+        let Ok(orders) = self.book.watched_onchain_orders() else {
             return;
         };
         for order in orders {
@@ -247,11 +248,11 @@ impl OrderService {
         }
     }
 
-    /// Orders of the last [`REFUND_WATCH_SECS`] in `state` whose bolt11 payment is `bolt11`.
+    /// Orders of the last [`FAIL_BACK_LOOKBACK_SECS`] in `state` whose bolt11 payment is `bolt11`.
     fn recent_with_bolt11(&self, state: OrderState, bolt11: PaymentState) -> Vec<Order> {
         let orders = self.book.orders(&OrderFilter {
             state: Some(state),
-            created_from: Some(self.now().saturating_sub(REFUND_WATCH_SECS)),
+            created_from: Some(self.now().saturating_sub(FAIL_BACK_LOOKBACK_SECS)),
             ..OrderFilter::default()
         });
         match orders {
@@ -301,7 +302,13 @@ impl OrderService {
             }
         };
         self.look_after_fundings(height);
-        let watched = self.watched_orders(now).unwrap_or_default();
+        let watched = match self.book.watched_onchain_orders() {
+            Ok(watched) => watched,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the watched order addresses");
+                Vec::new()
+            }
+        };
         let receipts = self.receipts(orders.iter().chain(watched.iter()));
         for order in &orders {
             let got = receipts.get(&order.id).cloned().unwrap_or_default();
@@ -324,17 +331,7 @@ impl OrderService {
                 tracing::error!(order = %order.id, error = %e, "could not refund");
             }
         }
-    }
-
-    pub(super) fn watched_orders(
-        &self,
-        now: u64,
-    ) -> Result<Vec<Order>, crate::lsps1::store::StoreError> {
-        let recent = self.book.orders(&OrderFilter {
-            created_from: Some(now.saturating_sub(REFUND_WATCH_SECS)),
-            ..OrderFilter::default()
-        })?;
-        Ok(recent.into_iter().filter(|o| o.onchain.is_some()).collect())
+        self.retire_settled_addresses(now, height, &watched, &receipts);
     }
 
     pub(super) fn receipts<'a>(

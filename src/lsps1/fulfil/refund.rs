@@ -7,61 +7,68 @@
 
 use super::*;
 
+/// What an order's address owes back, as [`OrderService::refund_balance`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RefundBalance {
+    /// Received deep enough, minus what the order consumed and what refunds paid out.
+    pub owed_sat: u64,
+    /// What a refund transaction would pay in fees now, at `fee_rate`.
+    pub fee_sat: u64,
+    pub fee_rate: FeeRate,
+    /// Something arrived that is not deep enough to refund yet.
+    pub arriving: bool,
+    /// Every refund sent is `refund_confirmations` deep.
+    pub refunds_confirmed: bool,
+}
+
+impl RefundBalance {
+    /// Worth a refund transaction now.
+    pub fn refundable(&self) -> bool {
+        self.owed_sat >= self.fee_sat + MIN_REFUND_SAT
+    }
+
+    /// Nothing in flight and nothing left to send: REFUNDED is true.
+    pub fn settled(&self) -> bool {
+        !self.refundable() && !self.arriving && self.refunds_confirmed
+    }
+}
+
 impl OrderService {
     /// Sends back what `order`'s address received beyond what the order consumed, once
-    /// confirmed `min_onchain_payment_confirmations` deep (at least one); marks a failed order's on-chain option REFUNDED when nothing is left owed and
-    /// every refund is confirmed.
+    /// confirmed `min_onchain_payment_confirmations` deep (at least one); marks a failed
+    /// order's on-chain option REFUNDED when nothing is left owed and every refund is
+    /// confirmed.
     pub(super) fn refund_owed(
         &self,
         order: &Order,
         got: &Receipts,
         height: u32,
     ) -> Result<(), String> {
-        let Some(onchain) = &order.onchain else {
+        let Some(balance) = self.refund_balance(order, got, height)? else {
             return Ok(());
         };
-        // Refunded only once as deep as a payment must be: a refund of a payment that a reorg
-        // then takes away is paid from the LSP's own coins.
-        let depth = u32::from(onchain.min_onchain_payment_confirmations).max(1);
-        let consumed = match (order.state, onchain.state) {
-            (OrderState::Completed, PaymentState::Paid) => onchain.order_total_sat,
-            (OrderState::Created, _) => return Ok(()),
-            _ => 0,
-        };
-        let refunds = self.live_refunds(order)?;
-        let refunded: u64 = refunds.iter().map(|r| r.amount_sat + r.fee_sat).sum();
-        let owed = got
-            .settled_sat(height, depth)
-            .saturating_sub(consumed)
-            .saturating_sub(refunded);
-        let fee_rate = self
-            .node
-            .fee_estimator
-            .fee_rate_within_blocks(REFUND_CONFIRM_BLOCKS);
-        let fee_sat = fee_for_weight(refund_tx_weight(), fee_rate.to_sat_per_kwu())
-            .map_err(|e| e.to_string())?;
-        if owed >= fee_sat + MIN_REFUND_SAT {
+        if balance.refundable() {
+            let onchain = order
+                .onchain
+                .as_ref()
+                .expect("a refund balance has an option");
             self.send_refund(
                 order,
                 &onchain.refund_onchain_address,
-                owed - fee_sat,
-                fee_sat,
-                fee_rate,
+                balance.owed_sat - balance.fee_sat,
+                balance.fee_sat,
+                balance.fee_rate,
             )?;
-        } else if owed > 0 {
-            tracing::debug!(order = %order.id, owed, "owed amount is too small to refund");
+            return Ok(());
+        } else if balance.owed_sat > 0 {
+            tracing::debug!(order = %order.id, owed = balance.owed_sat, "owed amount is too small to refund");
         }
-        let awaiting_refund =
-            order.state == OrderState::Failed && onchain.state != PaymentState::Refunded;
-        // REFUNDED only when true: every refund sent is `refund_confirmations` deep, and nothing
-        // unconfirmed is still arriving.
-        let refunds_confirmed = self.live_refunds(order)?.iter().all(|r| {
-            self.node
-                .wallet
-                .confirmation_height(&r.txid)
-                .is_some_and(|h| height.saturating_sub(h) + 1 >= self.config.refund_confirmations)
-        });
-        if awaiting_refund && !got.has_unsettled(height, depth) && refunds_confirmed {
+        let awaiting_refund = order.state == OrderState::Failed
+            && order
+                .onchain
+                .as_ref()
+                .is_some_and(|o| o.state != PaymentState::Refunded);
+        if awaiting_refund && balance.settled() {
             self.book
                 .apply(
                     &order.id,
@@ -71,6 +78,52 @@ impl OrderService {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Where `order`'s address stands between what it received, what the order consumed and
+    /// what was refunded; `None` for an order without an on-chain option or still CREATED.
+    pub(super) fn refund_balance(
+        &self,
+        order: &Order,
+        got: &Receipts,
+        height: u32,
+    ) -> Result<Option<RefundBalance>, String> {
+        let Some(onchain) = &order.onchain else {
+            return Ok(None);
+        };
+        // Refunded only once as deep as a payment must be: a refund of a payment that a reorg
+        // then takes away is paid from the LSP's own coins.
+        let depth = u32::from(onchain.min_onchain_payment_confirmations).max(1);
+        let consumed = match (order.state, onchain.state) {
+            (OrderState::Completed, PaymentState::Paid) => onchain.order_total_sat,
+            (OrderState::Created, _) => return Ok(None),
+            _ => 0,
+        };
+        let refunds = self.live_refunds(order)?;
+        let refunded: u64 = refunds.iter().map(|r| r.amount_sat + r.fee_sat).sum();
+        let fee_rate = self
+            .node
+            .fee_estimator
+            .fee_rate_within_blocks(REFUND_CONFIRM_BLOCKS);
+        let fee_sat = fee_for_weight(refund_tx_weight(), fee_rate.to_sat_per_kwu())
+            .map_err(|e| e.to_string())?;
+        Ok(Some(RefundBalance {
+            owed_sat: got
+                .settled_sat(height, depth)
+                .saturating_sub(consumed)
+                .saturating_sub(refunded),
+            fee_sat,
+            fee_rate,
+            arriving: got.has_unsettled(height, depth),
+            refunds_confirmed: refunds.iter().all(|r| {
+                self.node
+                    .wallet
+                    .confirmation_height(&r.txid)
+                    .is_some_and(|h| {
+                        height.saturating_sub(h) + 1 >= self.config.refund_confirmations
+                    })
+            }),
+        }))
     }
 
     /// Replaces every refund of `order` that is still unconfirmed `refund_bump_after_secs`

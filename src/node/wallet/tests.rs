@@ -188,3 +188,40 @@ fn unreachable_esplora_is_a_sync_error() {
     assert!(err.to_string().contains(UNUSED_ESPLORA), "{err}");
     assert!(wallet.last_sync().is_none());
 }
+
+#[test]
+fn an_unwatched_script_leaves_the_sync_request_and_stays_off_after_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("node.sqlite");
+    let (wallet, _) = open(PHRASE, Network::Regtest, &db).unwrap();
+    let kept = wallet.new_address().unwrap().script_pubkey();
+    let retired = wallet.new_address().unwrap().script_pubkey();
+    let synced = |wallet: &Wallet| -> Vec<ScriptBuf> {
+        let mut request = watch::sync_request(&wallet.lock());
+        let spks = request.iter_spks_with_expected_txids().map(|s| s.spk);
+        spks.collect()
+    };
+    assert!(synced(&wallet).contains(&retired));
+    let before = wallet.watched_script_count();
+
+    wallet.stop_watching(&retired).unwrap();
+    wallet.stop_watching(&retired).unwrap();
+    assert!(!synced(&wallet).contains(&retired));
+    assert!(synced(&wallet).contains(&kept));
+    assert_eq!(wallet.watched_script_count(), before - 1);
+    assert!(!wallet.is_watched(&retired) && wallet.is_watched(&kept));
+    assert!(wallet.is_mine(&retired), "still the wallet's own script");
+    drop(wallet);
+
+    let (reloaded, _) = open(PHRASE, Network::Regtest, &db).unwrap();
+    assert!(
+        !synced(&reloaded).contains(&retired),
+        "the list is persisted"
+    );
+    reloaded.watch_again(&retired).unwrap();
+    assert!(synced(&reloaded).contains(&retired));
+    drop(reloaded);
+    let (reloaded, _) = open(PHRASE, Network::Regtest, &db).unwrap();
+    assert!(reloaded.is_watched(&retired));
+    assert_eq!(reloaded.watched_script_count(), before);
+}
