@@ -100,7 +100,9 @@ async fn create_order(
         )
         .into());
     }
-    let order = state.service.create_order(request.into_new_order(email))?;
+    let order = state
+        .with_service(move |service| service.create_order(request.into_new_order(email)))
+        .await?;
     Ok(Json(render(&state, &order)))
 }
 
@@ -111,7 +113,7 @@ async fn get_order(
     let fields = json_object(&body)?;
     refuse_unknown_fields(&fields, &["order_id", "access_token"])?;
     check_access_token(&fields)?;
-    let order = state.service.get_order(None, order_id_of(&fields)?)?;
+    let order = stored_order(&state, order_id_of(&fields)?).await?;
     Ok(Json(render(&state, &order)))
 }
 
@@ -128,7 +130,7 @@ async fn rate_decision(
             RpcError::invalid_property("accept_new_rate", "is required: true or false").into(),
         );
     }
-    let order = state.service.get_order(None, order_id_of(&fields)?)?;
+    let order = stored_order(&state, order_id_of(&fields)?).await?;
     Err(RpcError::new(NO_RATE_DECISION, "No rate decision pending")
         .with_data(json!({
             "message": "this order awaits no rate decision: this LSP sells no RGB assets, so an \
@@ -145,11 +147,19 @@ async fn retry_delivery(
 ) -> Result<Json<Value>, HttpError> {
     let fields = json_object(&body)?;
     refuse_unknown_fields(&fields, &["order_id"])?;
-    state.service.get_order(None, order_id_of(&fields)?)?;
+    stored_order(&state, order_id_of(&fields)?).await?;
     Ok(Json(json!({
         "status": "no_pending_delivery",
         "message": "this order has no asset delivery: this LSP sells no RGB assets",
     })))
+}
+
+/// The order `id`, as any client may read it.
+async fn stored_order(state: &PublicState, id: &str) -> Result<Order, RpcError> {
+    let id = id.to_string();
+    state
+        .with_service(move |service| service.get_order(None, &id))
+        .await
 }
 
 /// `access_token` may be absent, null or empty: this LSP issues none.

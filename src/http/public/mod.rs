@@ -67,6 +67,21 @@ impl PublicState {
             limits: Arc::new(limits),
         }
     }
+
+    /// Runs `work` against the order service on the blocking pool: order-book reads and
+    /// writes wait on SQLite (a commit is an fsync) and `create_order` on the wallet, which
+    /// must not stall the async workers that serve every other request. A panic in `work`
+    /// resumes here, as if it had run inline.
+    pub async fn with_service<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&OrderService) -> T + Send + 'static,
+    ) -> T {
+        let service = Arc::clone(&self.service);
+        match tokio::task::spawn_blocking(move || work(&service)).await {
+            Ok(answer) => answer,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
 }
 
 /// Largest request body accepted; an LSPS1 request is a few hundred bytes.

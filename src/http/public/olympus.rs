@@ -54,7 +54,9 @@ pub(super) async fn create_order(
         "public_key",
         Pubkey::Required,
     )?;
-    let order = state.service.create_order(request.into_new_order(None))?;
+    let order = state
+        .with_service(move |service| service.create_order(request.into_new_order(None)))
+        .await?;
     Ok(Json(state.service.render_http(&order)))
 }
 
@@ -65,6 +67,9 @@ pub(super) async fn get_order(
     let id = query
         .get("order_id")
         .ok_or_else(|| RpcError::invalid_property("order_id", "is required"))?;
-    let order = state.service.get_order(None, id)?;
+    let id = id.clone();
+    let order = state
+        .with_service(move |service| service.get_order(None, &id))
+        .await?;
     Ok(Json(state.service.render_http(&order)))
 }

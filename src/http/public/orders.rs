@@ -95,8 +95,12 @@ async fn cancel_order(
             .into())
         }
     };
-    let service = &state.service;
-    let order = service.get_order(None, id)?;
+    let order = {
+        let id = id.to_string();
+        state
+            .with_service(move |service| service.get_order(None, &id))
+            .await?
+    };
     if !message_signing::verify(
         cancel_message(id).as_bytes(),
         signature,
@@ -108,31 +112,36 @@ async fn cancel_order(
             }))
             .into());
     }
-    let cancelled =
-        match service.cancel_order(&order.id, "cancelled by the client", Canceller::Client) {
-            Ok(cancelled) => cancelled,
-            Err(CancelRefused::Unknown) => {
-                return Err(RpcError::new(rpc::ORDER_NOT_FOUND, "Order not found").into())
-            }
-            Err(CancelRefused::TooLate(state)) => {
-                let message = format!(
-                    "the order is {} and can no longer be cancelled",
-                    state.as_str()
-                );
-                return Err(not_cancellable(state, message).into());
-            }
-            Err(CancelRefused::OpenUnderway) => {
-                let message = "the order's channel is being opened: the open completes the order, \
+    let order_id = order.id.clone();
+    let cancelled = state
+        .with_service(move |service| {
+            service.cancel_order(&order_id, "cancelled by the client", Canceller::Client)
+        })
+        .await;
+    let cancelled = match cancelled {
+        Ok(cancelled) => cancelled,
+        Err(CancelRefused::Unknown) => {
+            return Err(RpcError::new(rpc::ORDER_NOT_FOUND, "Order not found").into())
+        }
+        Err(CancelRefused::TooLate(state)) => {
+            let message = format!(
+                "the order is {} and can no longer be cancelled",
+                state.as_str()
+            );
+            return Err(not_cancellable(state, message).into());
+        }
+        Err(CancelRefused::OpenUnderway) => {
+            let message = "the order's channel is being opened: the open completes the order, \
                                or fails it and returns the payment";
-                return Err(not_cancellable(OrderState::Created, message.to_string()).into());
-            }
-            Err(CancelRefused::Store(error)) => {
-                tracing::error!(order = %order.id, %error, "client cancel failed");
-                return Err(RpcError::new(rpc::INTERNAL_ERROR, "Internal error").into());
-            }
-        };
+            return Err(not_cancellable(OrderState::Created, message.to_string()).into());
+        }
+        Err(CancelRefused::Store(error)) => {
+            tracing::error!(order = %order.id, %error, "client cancel failed");
+            return Err(RpcError::new(rpc::INTERNAL_ERROR, "Internal error").into());
+        }
+    };
     tracing::info!(order = %cancelled.id, "order cancelled by its client");
-    Ok(Json(service.render_http(&cancelled)))
+    Ok(Json(state.service.render_http(&cancelled)))
 }
 
 fn not_cancellable(state: OrderState, message: String) -> RpcError {
