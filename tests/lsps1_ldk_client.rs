@@ -72,6 +72,23 @@ impl Lsp {
             .map(|e| format!("{}: {}", e.event, e.to_state))
             .collect()
     }
+
+    /// The order's history once LDK's report that its held HTLC went back is recorded; the
+    /// row before it is the order's failure.
+    async fn history_after_fail_back(&self, id: &str) -> Vec<String> {
+        let history = wait_for("the failed-back HTLC in the history", DEADLINE, || async {
+            let history = self.history(id);
+            (history.last().map(String::as_str) == Some("htlc_failed_back: FAILED bolt11=REFUNDED"))
+                .then_some(history)
+        })
+        .await;
+        assert_eq!(
+            history[history.len() - 2],
+            "failed: FAILED bolt11=REFUNDED",
+            "{history:?}"
+        );
+        history
+    }
 }
 
 fn lsp_config(
@@ -1412,12 +1429,7 @@ async fn e2e_http_order_held_over_lightning_is_cancelled_by_its_node_and_the_htl
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["order_state"], "FAILED");
     assert_eq!(cancelled["payment"]["bolt11"]["state"], "REFUNDED");
-    let history = lsp.history(&id);
-    assert_eq!(
-        history.last().unwrap(),
-        "failed: FAILED bolt11=REFUNDED",
-        "{history:?}"
-    );
+    lsp.history_after_fail_back(&id).await;
     wait_payment_returned(&client, balance_before).await;
     client.stop().unwrap();
 }
@@ -1461,14 +1473,10 @@ async fn e2e_held_htlc_is_failed_back_before_its_deadline_when_no_channel_opens(
         failed.bolt11.as_ref().unwrap().state,
         PaymentState::Refunded
     );
-    let history = lsp.history(&id);
-    assert_eq!(history.last().unwrap(), "failed: FAILED bolt11=REFUNDED");
+    lsp.history_after_fail_back(&id).await;
     let events = service.order_book().events(&order_id).unwrap();
-    assert!(
-        events.last().unwrap().reason.contains("deadline"),
-        "{:?}",
-        events.last()
-    );
+    let failure = events.iter().rev().find(|e| e.event == "failed").unwrap();
+    assert!(failure.reason.contains("deadline"), "{failure:?}");
     wait_payment_returned(&client, balance_before).await;
     let still_open = client
         .list_channels()

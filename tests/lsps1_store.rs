@@ -838,6 +838,8 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     f.book.create_order(&order, &Admission::default()).unwrap();
     conn.execute_batch(
         "DROP TABLE lsps1_address_watch;
+         DROP INDEX lsps1_bolt11_unclaimed;
+         ALTER TABLE lsps1_bolt11_payments DROP COLUMN failed_back_at;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (6);",
     )
     .unwrap();
@@ -857,6 +859,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
          DROP TABLE lsps1_channel_opens;
          DROP TABLE lsps1_address_watch;
          DROP INDEX lsps1_bolt11_unclaimed;
+         ALTER TABLE lsps1_bolt11_payments DROP COLUMN failed_back_at;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN claimed_at;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN claim_requested_at;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (2);",
@@ -871,8 +874,10 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
         )
         .unwrap();
     assert_eq!(hold_table, 1);
-    conn.prepare("SELECT claimed_at, claim_requested_at FROM lsps1_bolt11_payments")
-        .expect("the claim columns are added back");
+    conn.prepare(
+        "SELECT claimed_at, claim_requested_at, failed_back_at FROM lsps1_bolt11_payments",
+    )
+    .expect("the claim columns are added back");
     conn.prepare("SELECT funding_height, funding_settled_at FROM lsps1_channel_opens")
         .expect("the funding columns are added back");
 

@@ -12,7 +12,7 @@ use rusqlite::params;
 
 use crate::lsps1::coupons::{from_sql_u64, to_sql_u64};
 use crate::lsps1::order::{Order, OrderId};
-use crate::lsps1::store::{decode, insert_event, load_order, OrderBook, StoreError};
+use crate::lsps1::store::{decode, insert_note, OrderBook, StoreError};
 
 /// Where an order's address stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +102,7 @@ impl OrderBook {
         if tx.execute(update, params![id.as_str(), to_sql_u64(now)])? == 0 {
             return Ok(false);
         }
-        let order = load_order(&tx, id)?.ok_or_else(|| StoreError::Corrupt(id.to_string()))?;
-        let state = order.state_summary();
-        insert_event(&tx, id, now, event, Some(&state), &state, reason, None)?;
+        insert_note(&tx, id, now, event, reason)?;
         tx.commit()?;
         Ok(true)
     }

@@ -6,7 +6,9 @@
 //!   after the order has failed (it must then be failed back, never claimed as a plain payment).
 //!   The held HTLC's amount and claim deadline are added when it arrives: the deadline must
 //!   survive a restart, because held HTLCs are not announced again. `claimed_at` is set from
-//!   LDK's `PaymentClaimed`: until then a completed order's HTLC is claimed again.
+//!   LDK's `PaymentClaimed`: until then a completed order's HTLC is claimed again;
+//!   `failed_back_at` from LDK's `HTLCHandlingFailed`: until then a failed order's HTLC is
+//!   failed back again at start.
 //! - `lsps1_channel_opens`: every channel open started for an order (the attempt count survives
 //!   a restart) and the funding transaction signed for it, recorded before LDK gets it.
 //! - `lsps1_refunds`: every refund transaction, recorded (with its raw bytes) *before* it is
@@ -17,6 +19,7 @@
 //!   replaced, and not conflicted among the node's kept transactions, count as paid out.
 
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
+use bitcoin::hex::FromHex;
 use bitcoin::{Transaction, Txid};
 use lightning::types::payment::PaymentHash;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -37,6 +40,16 @@ pub struct HeldHtlc {
     pub claim_requested_at: Option<u64>,
     /// Unix seconds LDK reported it claimed.
     pub claimed_at: Option<u64>,
+}
+
+fn held_htlc_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<HeldHtlc> {
+    Ok(HeldHtlc {
+        amount_msat: from_sql_u64(row.get(0)?),
+        claim_deadline: row.get(1)?,
+        held_at: from_sql_u64(row.get(2)?),
+        claim_requested_at: row.get::<_, Option<i64>>(3)?.map(from_sql_u64),
+        claimed_at: row.get::<_, Option<i64>>(4)?.map(from_sql_u64),
+    })
 }
 
 /// A refund transaction, as recorded before broadcast.
@@ -101,15 +114,7 @@ impl OrderBook {
                 "SELECT held_amount_msat, claim_deadline, held_at, claim_requested_at, claimed_at
                  FROM lsps1_bolt11_payments WHERE order_id = ?1 AND held_at IS NOT NULL",
                 params![id.as_str()],
-                |row| {
-                    Ok(HeldHtlc {
-                        amount_msat: from_sql_u64(row.get(0)?),
-                        claim_deadline: row.get(1)?,
-                        held_at: from_sql_u64(row.get(2)?),
-                        claim_requested_at: row.get::<_, Option<i64>>(3)?.map(from_sql_u64),
-                        claimed_at: row.get::<_, Option<i64>>(4)?.map(from_sql_u64),
-                    })
-                },
+                held_htlc_row,
             )
             .optional()?)
     }
@@ -123,6 +128,55 @@ impl OrderBook {
             params![payment_hash.to_string(), to_sql_u64(now)],
         )?;
         Ok(())
+    }
+
+    /// Remembers that LDK failed back the HTLC held for `payment_hash` (idempotent). Returns
+    /// the HTLC as it stood before, if one was held and not yet recorded as failed back.
+    pub fn record_htlc_failed_back(
+        &self,
+        payment_hash: &PaymentHash,
+    ) -> Result<Option<HeldHtlc>, StoreError> {
+        let now = self.clock().now_unix_secs();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let held = tx
+            .query_row(
+                "SELECT held_amount_msat, claim_deadline, held_at, claim_requested_at, claimed_at
+                 FROM lsps1_bolt11_payments
+                 WHERE payment_hash = ?1 AND held_at IS NOT NULL AND failed_back_at IS NULL",
+                params![payment_hash.to_string()],
+                held_htlc_row,
+            )
+            .optional()?;
+        if held.is_some() {
+            tx.execute(
+                "UPDATE lsps1_bolt11_payments SET failed_back_at = ?2 WHERE payment_hash = ?1",
+                params![payment_hash.to_string(), to_sql_u64(now)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(held)
+    }
+
+    /// Failed orders whose held HTLC LDK has not reported failed back.
+    pub fn failed_orders_holding_htlcs(&self) -> Result<Vec<(OrderId, PaymentHash)>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT p.order_id, p.payment_hash FROM lsps1_bolt11_payments p
+             JOIN lsps1_orders o ON o.id = p.order_id
+             WHERE p.held_at IS NOT NULL AND p.claimed_at IS NULL AND p.failed_back_at IS NULL
+               AND o.order_state = 'FAILED'",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (id, hash) = row?;
+            let id = OrderId::parse(&id).map_err(|_| StoreError::Corrupt(id))?;
+            let bytes = <[u8; 32]>::from_hex(&hash).map_err(|_| StoreError::Corrupt(hash))?;
+            Ok((id, PaymentHash(bytes)))
+        })
+        .collect()
     }
 
     /// Remembers that LDK was asked to claim order `id`'s held HTLC, before it is asked

@@ -46,7 +46,7 @@ impl OrderBook {
         let (count, deadline): (i64, Option<u32>) = self.conn().query_row(
             "SELECT COUNT(*), MIN(p.claim_deadline) FROM lsps1_bolt11_payments p
              JOIN lsps1_orders o ON o.id = p.order_id
-             WHERE p.held_at IS NOT NULL AND p.claimed_at IS NULL
+             WHERE p.held_at IS NOT NULL AND p.claimed_at IS NULL AND p.failed_back_at IS NULL
                AND o.bolt11_state IN ('HOLD', 'PAID')",
             params![],
             |row| Ok((row.get(0)?, row.get(1)?)),

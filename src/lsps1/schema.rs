@@ -95,3 +95,16 @@ pub const ADDRESS_WATCH_TABLE: &str = "
         WHERE retired_at IS NULL;
     INSERT INTO lsps1_address_watch (order_id, watch_from)
         SELECT id, expires_at FROM lsps1_orders WHERE onchain_state IS NOT NULL;";
+
+/// [`crate::lsps1::ledger`]: when LDK reported a held HTLC failed back (by the service, or by
+/// LDK itself at the HTLC's deadline). The start-up pass fails back again only the held HTLCs
+/// of failed orders without it; those held before this column and over a month old are taken
+/// as failed back (LDK gives up an HTLC at its deadline, far sooner).
+pub const HTLC_FAILED_BACK: &str = "
+    ALTER TABLE lsps1_bolt11_payments ADD COLUMN failed_back_at INTEGER;
+    UPDATE lsps1_bolt11_payments SET failed_back_at = held_at
+        WHERE held_at IS NOT NULL AND claimed_at IS NULL
+          AND held_at < CAST(strftime('%s', 'now') AS INTEGER) - 2592000;
+    DROP INDEX IF EXISTS lsps1_bolt11_unclaimed;
+    CREATE INDEX lsps1_bolt11_unclaimed ON lsps1_bolt11_payments (order_id)
+        WHERE held_at IS NOT NULL AND claimed_at IS NULL AND failed_back_at IS NULL;";

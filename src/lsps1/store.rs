@@ -40,7 +40,7 @@ use crate::lsps1::schema;
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
 /// 4 HTLC claims, 5 channel opens, 6 funding heights; see [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,6 +160,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 7 {
         tx.execute_batch(schema::ADDRESS_WATCH_TABLE)?;
+    }
+    if found < 8 {
+        tx.execute_batch(schema::HTLC_FAILED_BACK)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
@@ -448,6 +451,13 @@ impl OrderBook {
         rows.map(|record| decode(&record?)).collect()
     }
 
+    /// Adds a row to order `id`'s history that changes none of its states: something the
+    /// node observed or did beside the state machine.
+    pub fn note(&self, id: &OrderId, event: &str, reason: &str) -> Result<(), StoreError> {
+        let now = self.clock.now_unix_secs();
+        insert_note(&self.conn(), id, now, event, reason)
+    }
+
     /// The history of one order, oldest first.
     pub fn events(&self, id: &OrderId) -> Result<Vec<OrderEventRecord>, StoreError> {
         let conn = self.conn();
@@ -525,7 +535,7 @@ fn reserved_sat(conn: &Connection) -> Result<u64, StoreError> {
     Ok(from_sql_u64(total))
 }
 
-pub(crate) fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {
+fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {
     let record: Option<String> = conn
         .query_row(
             "SELECT record FROM lsps1_orders WHERE id = ?1",
@@ -537,7 +547,7 @@ pub(crate) fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn insert_event(
+fn insert_event(
     conn: &Connection,
     id: &OrderId,
     at: u64,
@@ -577,6 +587,19 @@ fn index_invoice(conn: &Connection, order: &Order) -> Result<(), StoreError> {
         params![invoice.payment_hash().to_string(), order.id.as_str()],
     )?;
     Ok(())
+}
+
+/// A history row of order `id` at its current states (see [`OrderBook::note`]).
+pub(crate) fn insert_note(
+    conn: &Connection,
+    id: &OrderId,
+    at: u64,
+    event: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let order = load_order(conn, id)?.ok_or_else(|| StoreError::Corrupt(id.to_string()))?;
+    let state = order.state_summary();
+    insert_event(conn, id, at, event, Some(&state), &state, reason, None)
 }
 
 /// The `lsps1_address_watch` row of a new order with an on-chain option

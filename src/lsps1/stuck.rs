@@ -48,7 +48,7 @@ impl OrderBook {
                 "SELECT p.order_id, p.held_at FROM lsps1_bolt11_payments p
                  JOIN lsps1_orders o ON o.id = p.order_id
                  WHERE o.order_state = 'COMPLETED' AND p.held_at IS NOT NULL
-                   AND p.claimed_at IS NULL AND p.held_at <= ?1",
+                   AND p.claimed_at IS NULL AND p.failed_back_at IS NULL AND p.held_at <= ?1",
                 before(CLAIM_SECS),
                 "its channel is funded but its HTLC is not claimed: the funding transaction is not confirming (does the chain source have it, and does it pay enough?)",
             ),

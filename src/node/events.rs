@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::Amount;
-use lightning::events::{Event, FundingInfo, PaymentPurpose, ReplayEvent};
+use lightning::events::{Event, FundingInfo, HTLCHandlingFailureType, PaymentPurpose, ReplayEvent};
 use lightning::ln::types::ChannelId;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
 
@@ -89,6 +89,16 @@ pub trait ServiceHook: Send + Sync + 'static {
 
     /// A channel closed (or, before `channel_pending`, its opening failed).
     fn channel_closed(&self, _user_channel_id: u128, _counterparty_node_id: Option<PublicKey>) {}
+
+    /// An HTLC paying us was failed back: by our own decision, or by LDK at its deadline.
+    /// `Err` makes LDK replay the event.
+    fn payment_failed_back(
+        &self,
+        _payment_hash: &PaymentHash,
+        _reason: &str,
+    ) -> Result<(), ReplayEvent> {
+        Ok(())
+    }
 }
 
 /// The default hook: claim whatever we can claim, fail the rest.
@@ -257,6 +267,11 @@ impl EventHandler {
                     ?failure_reason,
                     "HTLC handling failed"
                 );
+                if let HTLCHandlingFailureType::Receive { payment_hash } = failure_type {
+                    let reason =
+                        failure_reason.map_or_else(|| "unknown".to_string(), |r| format!("{r:?}"));
+                    self.hook.payment_failed_back(&payment_hash, &reason)?;
+                }
             }
             Event::PaymentForwarded {
                 total_fee_earned_msat,

@@ -160,4 +160,62 @@ impl ServiceHook for OrderService {
         tracing::info!(order = %order.id, "the order's channel open did not complete; will retry while the order allows");
         self.wake.notify_one();
     }
+
+    fn payment_failed_back(
+        &self,
+        payment_hash: &PaymentHash,
+        reason: &str,
+    ) -> Result<(), ReplayEvent> {
+        let replay = |error: crate::lsps1::store::StoreError| {
+            tracing::error!(%payment_hash, %error, "could not record a failed-back HTLC; will retry");
+            ReplayEvent()
+        };
+        let Some(id) = self
+            .book
+            .order_for_payment_hash(payment_hash)
+            .map_err(replay)?
+        else {
+            return Ok(());
+        };
+        let Some(held) = self
+            .book
+            .record_htlc_failed_back(payment_hash)
+            .map_err(replay)?
+        else {
+            return Ok(()); // Never held (refused on arrival), or already recorded.
+        };
+        let Some(order) = self.book.order(&id).map_err(replay)? else {
+            return Ok(());
+        };
+        self.book
+            .note(
+                &id,
+                "htlc_failed_back",
+                &format!("the held HTLC went back to the payer ({reason})"),
+            )
+            .map_err(replay)?;
+        match order.state {
+            OrderState::Failed => {}
+            // LDK gave the HTLC up (its deadline) before the channel was funded: the order can
+            // no longer be paid this way, and must not open a channel.
+            OrderState::Created => {
+                let got = self
+                    .receipts(std::iter::once(&order))
+                    .remove(&id)
+                    .unwrap_or_default();
+                if let Err(error) = self.fail(
+                    &order,
+                    &got,
+                    "the held payment went back to the payer before the channel was funded",
+                ) {
+                    tracing::error!(order = %id, %error, "could not fail an order whose HTLC went back");
+                }
+            }
+            OrderState::Completed if held.claimed_at.is_none() => {
+                tracing::error!(order = %id, reason, claim_requested = held.claim_requested_at.is_some(), "the HTLC of a completed order went back to the payer unclaimed: its channel was opened without payment");
+            }
+            OrderState::Completed => {}
+        }
+        Ok(())
+    }
 }

@@ -77,7 +77,6 @@ use crate::lsps1::ledger::Refund;
 use crate::lsps1::order::{ChannelInfo, Order, OrderEvent, OrderId, OrderState, PaymentState};
 use crate::lsps1::pricing::{fee_for_weight, refund_tx_weight};
 use crate::lsps1::service::OrderService;
-use crate::lsps1::store::OrderFilter;
 use crate::node::events::{
     ClaimDecision, ClaimEverything, ClaimablePayment, PendingChannel, ServiceHook,
 };
@@ -98,9 +97,6 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Opens refused by the client (or failing to negotiate) before the order fails.
 pub const MAX_OPEN_ATTEMPTS: u32 = 3;
-
-/// How far back the start-up pass looks for failed orders whose HTLC may still be held.
-const FAIL_BACK_LOOKBACK_SECS: u64 = 30 * 24 * 3600;
 
 /// Refund outputs below this are not worth a transaction (P2TR/P2WSH dust is 330 sat).
 const MIN_REFUND_SAT: u64 = 546;
@@ -233,36 +229,19 @@ impl OrderService {
         }
     }
 
-    /// Fails back again the HTLC of every recently failed bolt11 order that held one. The order
-    /// is marked FAILED (bolt11 REFUNDED) before its HTLC is failed back; after a crash between
-    /// the two, the HTLC would stay held until its deadline. LDK ignores a hash it no longer
-    /// holds.
+    /// Fails back again the HTLC of every failed order that LDK has not reported failed back.
+    /// The order is marked FAILED (bolt11 REFUNDED) before its HTLC is failed back; after a
+    /// crash between the two, the HTLC would stay held until its deadline. LDK ignores a hash
+    /// it no longer holds.
     pub(super) fn fail_back_refunded_htlcs(&self) {
-        for order in self.recent_with_bolt11(OrderState::Failed, PaymentState::Refunded) {
-            if !matches!(self.book.held_htlc(&order.id), Ok(Some(_))) {
-                continue;
+        match self.book.failed_orders_holding_htlcs() {
+            Ok(held) => {
+                for (_, hash) in held {
+                    self.node.channel_manager.fail_htlc_backwards(&hash);
+                }
             }
-            if let Some(hash) = order.bolt11.as_ref().and_then(|b| invoice_hash(&b.invoice)) {
-                self.node.channel_manager.fail_htlc_backwards(&hash);
-            }
-        }
-    }
-
-    /// Orders of the last [`FAIL_BACK_LOOKBACK_SECS`] in `state` whose bolt11 payment is `bolt11`.
-    fn recent_with_bolt11(&self, state: OrderState, bolt11: PaymentState) -> Vec<Order> {
-        let orders = self.book.orders(&OrderFilter {
-            state: Some(state),
-            created_from: Some(self.now().saturating_sub(FAIL_BACK_LOOKBACK_SECS)),
-            ..OrderFilter::default()
-        });
-        match orders {
-            Ok(orders) => orders
-                .into_iter()
-                .filter(|o| o.bolt11.as_ref().is_some_and(|b| b.state == bolt11))
-                .collect(),
             Err(error) => {
-                tracing::error!(%error, "cannot read recent orders at start");
-                Vec::new()
+                tracing::error!(%error, "cannot read the HTLCs of failed orders at start")
             }
         }
     }
