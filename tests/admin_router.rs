@@ -60,6 +60,11 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
             "/v1/orders/rescan",
             Some(json!({"order_id": "a3a06afbd700e7b94c38c2f5a4b94a1d"})),
         ),
+        (
+            "GET",
+            "/v1/leases?state=ACTIVE&ending_within_blocks=144",
+            None,
+        ),
         ("GET", "/v1/coupons", None),
         (
             "POST",
@@ -193,6 +198,7 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
         "order",
         "cancel_order",
         "rescan_order",
+        "leases",
         "coupons",
         "create_coupon",
         "delete_coupon",
@@ -228,7 +234,11 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
         json!({"order_id": "a3a06afbd700e7b94c38c2f5a4b94a1d"})
     );
     assert_eq!(
-        calls[18].request,
+        calls[17].request,
+        json!({"state": "ACTIVE", "ending_within_blocks": 144})
+    );
+    assert_eq!(
+        calls[19].request,
         json!({"code": "FRIENDS", "percent": 50, "fixed_sat": null, "max_uses": null,
                "expires_at": null})
     );

@@ -287,6 +287,13 @@ fn order_and_coupon_commands_call_their_routes() {
         rescan.contains("60000 sat") && rescan.contains("done"),
         "{rescan}"
     );
+    let leases = stdout_of(&operator(&served, &["leases", "--ending-within", "144"]));
+    assert!(
+        leases.contains("ACTIVE")
+            && leases.contains("1056")
+            && leases.contains("leased out 100000 sat, freed by closes 0 sat, revenue 2345 sat"),
+        "{leases}"
+    );
     let coupons = stdout_of(&operator(&served, &["coupons"]));
     assert!(
         coupons.contains("FRIENDS") && coupons.contains("50%"),
@@ -314,6 +321,7 @@ fn order_and_coupon_commands_call_their_routes() {
             "order",
             "cancel_order",
             "rescan_order",
+            "leases",
             "coupons",
             "create_coupon",
             "delete_coupon"
@@ -325,8 +333,9 @@ fn order_and_coupon_commands_call_their_routes() {
         calls[3].request["order_id"],
         "a3a06afbd700e7b94c38c2f5a4b94a1d"
     );
-    assert_eq!(calls[5].request["fixed_sat"], 500);
-    assert_eq!(calls[5].request["max_uses"], 3);
+    assert_eq!(calls[4].request["ending_within_blocks"], 144);
+    assert_eq!(calls[6].request["fixed_sat"], 500);
+    assert_eq!(calls[6].request["max_uses"], 3);
 
     // A coupon needs exactly one kind of discount; clap refuses before any call.
     let refused = operator(
@@ -334,7 +343,7 @@ fn order_and_coupon_commands_call_their_routes() {
         &["add-coupon", "BOTH", "--percent", "5", "--fixed-sat", "5"],
     );
     assert!(!refused.status.success());
-    assert_eq!(served.api.calls().len(), 7, "nothing reached the API");
+    assert_eq!(served.api.calls().len(), 8, "nothing reached the API");
 }
 
 #[test]

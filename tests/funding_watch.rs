@@ -15,12 +15,9 @@ mod common;
 
 use std::sync::Arc;
 
+use common::client_scene::ClientScene;
 use common::*;
 use lsp_node::devchain::Devchain;
-use lsp_node::Builder;
-
-/// The client's balance in the channel the LSP opens to it, so it can pay the LSP.
-const PUSH_MSAT: u64 = 150_000_000;
 
 /// The devchain's congestion during the test, in sat/vB.
 const CONGESTION_SAT_PER_VB: f64 = 20.0;
@@ -35,54 +32,17 @@ fn package_rate(devchain: &Devchain, txids: &[bitcoin::Txid]) -> f64 {
     fee as f64 / vsize as f64
 }
 
-/// A devchain, an LSP with `lsp_sats` on it, and an ldk-node client with a channel from the
-/// LSP (its balance pushed to the client, so it can pay over Lightning).
-struct Scene {
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-    devchain: Devchain,
-    lsp: lsp_node::App,
-    operator: Operator,
-    public_api: String,
-    client: Arc<ldk_node::Node>,
-}
-
-impl Scene {
-    async fn start(lsp_sats: u64) -> Scene {
-        init_logging();
-        let dir = tempfile::tempdir().unwrap();
-        let devchain = start_devchain().await;
-        let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
-            .start()
-            .await
-            .expect("LSP starts");
-        let operator = Operator::for_node(&lsp);
-        let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
-        fund(&devchain, &operator, lsp_sats).await;
-        let client_dir = tempfile::tempdir().unwrap();
-        let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
-        open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
-        Scene {
-            _dirs: (dir, client_dir),
-            devchain,
-            lsp,
-            operator,
-            public_api,
-            client,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits_for_its_confirmation(
 ) {
-    let Scene {
+    let ClientScene {
         _dirs,
         devchain,
         lsp,
         operator,
         public_api,
         client,
-    } = Scene::start(2_000_000).await;
+    } = ClientScene::start(2_000_000).await;
 
     let (id, payment_id) = buy_over_lightning(&public_api, &client, false).await;
     let (_, funding) = wait_order_funded(&operator, &id).await;
@@ -155,14 +115,14 @@ async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_funding_whose_input_vanished_fails_the_order_and_returns_the_htlc() {
-    let Scene {
+    let ClientScene {
         _dirs,
         devchain,
         lsp,
         operator,
         public_api,
         client,
-    } = Scene::start(1_000_000).await;
+    } = ClientScene::start(1_000_000).await;
     // The wallet is emptied, then holds one payment only, confirmed in the tip block.
     let _: serde_json::Value = operator
         .post(
@@ -231,14 +191,14 @@ async fn e2e_a_funding_whose_input_vanished_fails_the_order_and_returns_the_htlc
 /// failed back as if the channel had not been delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_channel_closed_by_the_client_before_its_funding_confirmed_is_still_paid_for() {
-    let Scene {
+    let ClientScene {
         _dirs,
         devchain,
         lsp,
         operator,
         public_api,
         client,
-    } = Scene::start(2_000_000).await;
+    } = ClientScene::start(2_000_000).await;
     let mut body = olympus_order(&client.node_id().to_string(), false, None);
     body["client_balance_sat"] = serde_json::json!("20000");
     let order = create_olympus_order(&public_api, &body).await;

@@ -28,6 +28,7 @@
 //! | GET    | `/v1/orders/{id}`     |                      | [`OrderDetail`]          |
 //! | POST   | `/v1/orders/cancel`   | [`CancelOrder`]      | [`OrderDetail`]          |
 //! | POST   | `/v1/orders/rescan`   | [`RescanOrder`]      | [`RescanResult`]         |
+//! | GET    | `/v1/leases`          | query [`LeaseQuery`] | [`LeaseList`]            |
 //! | GET    | `/v1/coupons`         |                      | `Vec<`[`CouponInfo`]`>`  |
 //! | POST   | `/v1/coupons`         | [`CreateCoupon`]     | [`CouponInfo`]           |
 //! | POST   | `/v1/coupons/delete`  | [`DeleteCoupon`]     | [`Empty`]                |
@@ -41,10 +42,12 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 pub mod keys;
+mod leases;
 mod metrics;
 mod node;
 mod orders;
 
+pub use leases::*;
 pub use metrics::*;
 pub use node::*;
 pub use orders::*;
@@ -133,6 +136,7 @@ pub trait OperatorApi: Send + Sync + 'static {
         &self,
         req: RescanOrder,
     ) -> impl Future<Output = OperatorResult<RescanResult>> + Send;
+    fn leases(&self, query: LeaseQuery) -> impl Future<Output = OperatorResult<LeaseList>> + Send;
     fn coupons(&self) -> impl Future<Output = OperatorResult<Vec<CouponInfo>>> + Send;
     fn create_coupon(
         &self,

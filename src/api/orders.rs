@@ -96,6 +96,9 @@ pub struct OrderDetail {
     /// How p2p answers spelled the order's held payment (empty if none was sent while held).
     #[serde(default)]
     pub hold_answers: Vec<HoldAnswerInfo>,
+    /// The lease of the order's channel, once funded.
+    #[serde(default)]
+    pub lease: Option<super::LeaseInfo>,
 }
 
 /// The p2p answers that told a client its payment was held, under one spelling: `HOLD`

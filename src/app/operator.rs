@@ -89,6 +89,10 @@ impl OperatorApi for App {
         orders::rescan_order(&*self.order_service_or_refuse()?, req).await
     }
 
+    async fn leases(&self, query: LeaseQuery) -> OperatorResult<LeaseList> {
+        orders::leases(&*self.order_service_or_refuse()?, query)
+    }
+
     async fn coupons(&self) -> OperatorResult<Vec<CouponInfo>> {
         orders::coupons(&*self.order_service_or_refuse()?)
     }

@@ -123,6 +123,15 @@ pub enum OperatorCommand {
         /// Order id.
         order_id: String,
     },
+    /// Leases of sold channels (soonest to end first), with totals.
+    Leases {
+        /// Only leases in this state: PENDING, ACTIVE, ENDED, CLOSING or CLOSED.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only open leases ending within this many blocks.
+        #[arg(long, value_name = "BLOCKS")]
+        ending_within: Option<u32>,
+    },
     /// Coupons clients can give as their LSPS1 token.
     Coupons,
     /// Create a coupon: a percentage or a fixed number of sats off the service fee.
@@ -375,6 +384,24 @@ pub async fn run(
             let answer: Answer<RescanResult> =
                 client.post("/v1/orders/rescan", Some(&request)).await?;
             Ok(out.render(answer, render_rescan))
+        }
+        OperatorCommand::Leases {
+            state,
+            ending_within,
+        } => {
+            let mut query = Vec::new();
+            if let Some(state) = state {
+                query.push(format!("state={}", state.to_ascii_uppercase()));
+            }
+            if let Some(blocks) = ending_within {
+                query.push(format!("ending_within_blocks={blocks}"));
+            }
+            let path = match query.is_empty() {
+                true => "/v1/leases".to_string(),
+                false => format!("/v1/leases?{}", query.join("&")),
+            };
+            let answer: Answer<LeaseList> = client.get(&path).await?;
+            Ok(out.render(answer, render_leases))
         }
         OperatorCommand::Coupons => {
             let answer: Answer<Vec<CouponInfo>> = client.get("/v1/coupons").await?;

@@ -54,6 +54,55 @@ fn payment_states(o: &OrderSummary) -> String {
     parts.join(" ")
 }
 
+pub(super) fn render_leases(list: &LeaseList) -> String {
+    let height = |h: Option<u32>| h.map_or_else(|| "-".to_string(), |h| h.to_string());
+    let rows = list
+        .leases
+        .iter()
+        .map(|l| {
+            vec![
+                l.order_id.clone(),
+                l.state.clone(),
+                l.client_node_id.clone(),
+                l.capacity_sat.to_string(),
+                height(l.start_height),
+                height(l.end_height),
+                height(l.blocks_left),
+                l.revenue_sat.to_string(),
+                match (&l.closed_by, &l.close_kind) {
+                    (Some(by), Some(kind)) => format!("{by} ({kind})"),
+                    _ => "-".to_string(),
+                },
+            ]
+        })
+        .collect::<Vec<_>>();
+    let mut text = match rows.is_empty() {
+        true => "no leases\n".to_string(),
+        false => table(
+            &[
+                "ORDER",
+                "STATE",
+                "CLIENT",
+                "CAPACITY",
+                "START",
+                "END",
+                "LEFT",
+                "REVENUE",
+                "CLOSED BY",
+            ],
+            &rows,
+        ),
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "leased out {} sat, freed by closes {} sat, revenue {} sat",
+        list.leased_out_sat, list.freed_sat, list.revenue_sat
+    ));
+    text
+}
+
 pub(super) fn render_rescan(rescan: &RescanResult) -> String {
     fields(&[
         ("order", rescan.order_id.clone()),

@@ -27,8 +27,8 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::api::{
-    CancelOrder, CreateCoupon, DeleteCoupon, ErrorBody, OperatorApi, OperatorError, OperatorResult,
-    OrderQuery, RescanOrder, API_KEY_HEADER,
+    CancelOrder, CreateCoupon, DeleteCoupon, ErrorBody, LeaseQuery, OperatorApi, OperatorError,
+    OperatorResult, OrderQuery, RescanOrder, API_KEY_HEADER,
 };
 
 /// Largest request body the operator API accepts.
@@ -52,6 +52,7 @@ pub fn router<A: OperatorApi>(api: Arc<A>, api_key: String) -> Router {
         .route("/v1/orders", get(orders::<A>))
         .route("/v1/orders/cancel", post(cancel_order::<A>))
         .route("/v1/orders/rescan", post(rescan_order::<A>))
+        .route("/v1/leases", get(leases::<A>))
         .route("/v1/orders/{id}", get(order::<A>))
         .route("/v1/coupons", get(coupons::<A>).post(create_coupon::<A>))
         .route("/v1/coupons/delete", post(delete_coupon::<A>))
@@ -308,6 +309,19 @@ async fn cancel_order<A: OperatorApi>(
     JsonBody(req): JsonBody<CancelOrder>,
 ) -> Response {
     reply(api.cancel_order(req).await)
+}
+
+async fn leases<A: OperatorApi>(
+    State(api): Api<A>,
+    query: Result<axum::extract::Query<LeaseQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query {
+        Ok(axum::extract::Query(query)) => reply(api.leases(query).await),
+        Err(rejection) => error_response(
+            StatusCode::BAD_REQUEST,
+            format!("invalid lease query: {}", rejection.body_text()),
+        ),
+    }
 }
 
 async fn rescan_order<A: OperatorApi>(

@@ -35,6 +35,7 @@ pub mod fulfil;
 pub mod gate;
 pub mod guard;
 pub mod hold_spelling;
+pub mod leases;
 pub mod ledger;
 pub mod liquidity;
 pub mod metrics;

@@ -8,12 +8,13 @@ use std::str::FromStr;
 use bitcoin::secp256k1::PublicKey;
 
 use crate::api::{
-    CancelOrder, CouponInfo, CreateCoupon, DeleteCoupon, Empty, HoldAnswerInfo, OperatorError,
-    OperatorResult, OrderDetail, OrderEventInfo, OrderQuery, OrderSummary, RefundInfo, RescanOrder,
-    RescanResult,
+    CancelOrder, CouponInfo, CreateCoupon, DeleteCoupon, Empty, HoldAnswerInfo, LeaseInfo,
+    LeaseList, LeaseQuery, OperatorError, OperatorResult, OrderDetail, OrderEventInfo, OrderQuery,
+    OrderSummary, RefundInfo, RescanOrder, RescanResult,
 };
 use crate::lsps1::coupons::{Coupon, Discount, NewCoupon};
 use crate::lsps1::fulfil::{CancelRefused, Canceller, RescanRefused};
+use crate::lsps1::leases::{Lease, LeaseFilter, LeaseState};
 use crate::lsps1::order::{Order, OrderId, OrderState};
 use crate::lsps1::service::OrderService;
 use crate::lsps1::store::{OrderFilter, StoreError};
@@ -117,7 +118,13 @@ pub fn order_detail(service: &OrderService, id: &str) -> OperatorResult<OrderDet
             last_at: h.last_at,
         })
         .collect();
+    let height = service.best_block_height();
+    let lease = book
+        .lease(&id)
+        .map_err(internal)?
+        .map(|l| lease_info(&l, height));
     Ok(OrderDetail {
+        lease,
         summary: summary(&order),
         order: service.render_http(&order),
         price: serde_json::to_value(order.price).unwrap_or_default(),
@@ -174,6 +181,65 @@ pub async fn rescan_order(
             "order {id} was not offered on-chain payment: it has no address to rescan"
         ))),
         Err(RescanRefused::Store(error)) => Err(OperatorError::Internal(error)),
+    }
+}
+
+pub fn leases(service: &OrderService, query: LeaseQuery) -> OperatorResult<LeaseList> {
+    let state = query
+        .state
+        .as_deref()
+        .map(|s| {
+            LeaseState::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+                OperatorError::InvalidRequest(format!(
+                    "state \"{s}\" is not one of PENDING, ACTIVE, ENDED, CLOSING, CLOSED"
+                ))
+            })
+        })
+        .transpose()?;
+    let height = service.best_block_height();
+    let book = service.order_book();
+    let every = book.leases(&LeaseFilter::default()).map_err(internal)?;
+    let sum = |closed: bool| {
+        every
+            .iter()
+            .filter(|l| (l.state == LeaseState::Closed) == closed)
+            .map(|l| l.lsp_balance_sat)
+            .sum()
+    };
+    let (leased_out_sat, freed_sat) = (sum(false), sum(true));
+    let revenue_sat = every.iter().map(|l| l.revenue_sat).sum();
+    let listed = book
+        .leases(&LeaseFilter {
+            state,
+            ending_by_height: query
+                .ending_within_blocks
+                .map(|blocks| height.saturating_add(blocks)),
+        })
+        .map_err(internal)?;
+    Ok(LeaseList {
+        leases: listed.iter().map(|l| lease_info(l, height)).collect(),
+        leased_out_sat,
+        freed_sat,
+        revenue_sat,
+    })
+}
+
+fn lease_info(lease: &Lease, height: u32) -> LeaseInfo {
+    LeaseInfo {
+        order_id: lease.order_id.to_string(),
+        channel: lease.funding_outpoint.clone(),
+        client_node_id: lease.client_node_id.to_string(),
+        capacity_sat: lease.capacity_sat,
+        lsp_balance_sat: lease.lsp_balance_sat,
+        lease_blocks: lease.lease_blocks,
+        start_height: lease.start_height,
+        end_height: lease.end_height,
+        blocks_left: lease.blocks_left(height),
+        state: lease.state.as_str().to_string(),
+        revenue_sat: lease.revenue_sat,
+        closed_by: lease.closed_by.clone(),
+        close_kind: lease.close_kind.clone(),
+        closed_at: lease.closed_at,
     }
 }
 

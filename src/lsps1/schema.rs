@@ -108,3 +108,26 @@ pub const HTLC_FAILED_BACK: &str = "
     DROP INDEX IF EXISTS lsps1_bolt11_unclaimed;
     CREATE INDEX lsps1_bolt11_unclaimed ON lsps1_bolt11_payments (order_id)
         WHERE held_at IS NOT NULL AND claimed_at IS NULL AND failed_back_at IS NULL;";
+
+/// [`crate::lsps1::leases`]: the lease of every sold channel, from its funding to its close.
+pub const LEASES_TABLE: &str = "
+    CREATE TABLE lsps1_leases (
+        order_id TEXT PRIMARY KEY NOT NULL REFERENCES lsps1_orders(id),
+        user_channel_id TEXT NOT NULL,
+        funding_outpoint TEXT NOT NULL,
+        client_node_id TEXT NOT NULL,
+        capacity_sat INTEGER NOT NULL,
+        lsp_balance_sat INTEGER NOT NULL,
+        lease_blocks INTEGER NOT NULL,
+        revenue_sat INTEGER NOT NULL,
+        start_height INTEGER,
+        end_height INTEGER,
+        state TEXT NOT NULL
+            CHECK (state IN ('PENDING', 'ACTIVE', 'ENDED', 'CLOSING', 'CLOSED')),
+        closed_by TEXT,
+        close_kind TEXT,
+        closed_at INTEGER,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX lsps1_leases_by_channel ON lsps1_leases (user_channel_id);
+    CREATE INDEX lsps1_leases_by_end ON lsps1_leases (end_height) WHERE state != 'CLOSED';";

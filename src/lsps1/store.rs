@@ -40,7 +40,7 @@ use crate::lsps1::schema;
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
 /// 4 HTLC claims, 5 channel opens, 6 funding heights; see [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,6 +163,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 8 {
         tx.execute_batch(schema::HTLC_FAILED_BACK)?;
+    }
+    if found < 9 {
+        tx.execute_batch(schema::LEASES_TABLE)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",

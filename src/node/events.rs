@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::Amount;
-use lightning::events::{Event, FundingInfo, HTLCHandlingFailureType, PaymentPurpose, ReplayEvent};
+use lightning::events::{
+    ClosureReason, Event, FundingInfo, HTLCHandlingFailureType, PaymentPurpose, ReplayEvent,
+};
 use lightning::ln::types::ChannelId;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
 
@@ -87,8 +89,14 @@ pub trait ServiceHook: Send + Sync + 'static {
         Ok(())
     }
 
-    /// A channel closed (or, before `channel_pending`, its opening failed).
-    fn channel_closed(&self, _user_channel_id: u128, _counterparty_node_id: Option<PublicKey>) {}
+    /// A channel closed (or, before `channel_pending`, its opening failed), for `reason`.
+    fn channel_closed(
+        &self,
+        _user_channel_id: u128,
+        _counterparty_node_id: Option<PublicKey>,
+        _reason: &ClosureReason,
+    ) {
+    }
 
     /// An HTLC paying us was failed back: by our own decision, or by LDK at its deadline.
     /// `Err` makes LDK replay the event.
@@ -342,7 +350,7 @@ impl EventHandler {
                     self.wallet.stop_sending(&funding.txid);
                 }
                 self.hook
-                    .channel_closed(user_channel_id, counterparty_node_id);
+                    .channel_closed(user_channel_id, counterparty_node_id, &reason);
             }
             Event::DiscardFunding {
                 channel_id,

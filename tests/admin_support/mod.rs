@@ -218,6 +218,31 @@ impl OperatorApi for FakeApi {
         })
     }
 
+    async fn leases(&self, query: LeaseQuery) -> OperatorResult<LeaseList> {
+        self.record("leases", &query)?;
+        Ok(LeaseList {
+            leases: vec![LeaseInfo {
+                order_id: "a3a06afbd700e7b94c38c2f5a4b94a1d".to_string(),
+                channel: format!("{FAKE_TXID}:0"),
+                client_node_id: FAKE_NODE_ID.to_string(),
+                capacity_sat: 100_000,
+                lsp_balance_sat: 100_000,
+                lease_blocks: 1_000,
+                start_height: Some(200),
+                end_height: Some(1_200),
+                blocks_left: Some(1_056),
+                state: "ACTIVE".to_string(),
+                revenue_sat: 2_345,
+                closed_by: None,
+                close_kind: None,
+                closed_at: None,
+            }],
+            leased_out_sat: 100_000,
+            freed_sat: 0,
+            revenue_sat: 2_345,
+        })
+    }
+
     async fn coupons(&self) -> OperatorResult<Vec<CouponInfo>> {
         self.record("coupons", &())?;
         Ok(vec![Self::coupon()])
@@ -291,6 +316,7 @@ impl FakeApi {
             }],
             refunds: Vec::new(),
             hold_answers: Vec::new(),
+            lease: None,
         }
     }
 

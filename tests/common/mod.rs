@@ -2,6 +2,7 @@
 //! real HTTP, and deadline-bounded polling of real conditions.
 #![allow(dead_code)]
 
+pub mod client_scene;
 pub mod fault_proxy;
 pub mod lsps0_peer;
 pub mod openapi_conformance;
@@ -84,8 +85,8 @@ where
 /// An operator API client speaking real HTTP with the contract types.
 #[derive(Clone)]
 pub struct Operator {
-    base: String,
-    key: String,
+    pub base: String,
+    pub key: String,
     http: reqwest::Client,
 }
 

@@ -109,7 +109,22 @@ impl OrderService {
         let unclaimed = htlc
             .as_ref()
             .filter(|h| h.claimed_at.is_none() && h.claim_deadline.is_none_or(|d| d > height));
-        match self.funding_standing(txid) {
+        let standing = self.funding_standing(txid);
+        if matches!(
+            standing,
+            FundingStanding::Confirmed | FundingStanding::Final | FundingStanding::Pending
+        ) {
+            let confirmed_at = self
+                .node
+                .broadcasts
+                .kept(txid)
+                .and_then(|kept| kept.confirmed_height)
+                .or_else(|| self.node.wallet.confirmation_height(txid));
+            if let Err(error) = self.book.set_lease_start(id, confirmed_at) {
+                tracing::error!(order = %id, %error, "could not follow the lease's start");
+            }
+        }
+        match standing {
             FundingStanding::Final | FundingStanding::Unknown => match unclaimed {
                 Some(htlc) => self.claim(&order, htlc, height, true),
                 None => settle()?,
@@ -137,6 +152,13 @@ impl OrderService {
                     tracing::error!(order = %id, funding_txid = %txid, why, "the funding of an order whose payment was claimed can no longer confirm; the client paid for a channel it does not have");
                 } else {
                     self.funding_lost(&order, why)?;
+                }
+                let never_funded = crate::lsps1::leases::LeaseClose {
+                    by: "chain",
+                    kind: "funding_lost",
+                };
+                if let Err(error) = self.book.close_lease(user_channel_id(id), never_funded) {
+                    tracing::error!(order = %id, %error, "could not close the lease of a lost funding");
                 }
                 settle()?;
             }

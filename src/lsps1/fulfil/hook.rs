@@ -137,6 +137,10 @@ impl ServiceHook for OrderService {
                 return Err(ReplayEvent());
             }
         };
+        if let Err(error) = self.book.open_lease(&funded, channel.user_channel_id) {
+            // Opened at the next start instead (`open_missing_leases`).
+            tracing::error!(order = %order.id, %error, "could not open the order's lease");
+        }
         // A held HTLC is claimed by the walk once the funding confirms (`funding.rs`).
         tracing::info!(order = %order.id, funding_outpoint = %channel.funding_txo, state = %funded.state_summary(), "order completed");
         Ok(())
@@ -153,7 +157,9 @@ impl ServiceHook for OrderService {
         &self,
         user_channel_id: u128,
         _counterparty: Option<bitcoin::secp256k1::PublicKey>,
+        reason: &ClosureReason,
     ) {
+        self.lease_channel_closed(user_channel_id, reason);
         let Some(order) = self.order_for_channel(user_channel_id) else {
             return;
         };

@@ -68,7 +68,7 @@ use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::{Address, FeeRate, ScriptBuf, Txid};
-use lightning::events::ReplayEvent;
+use lightning::events::{ClosureReason, ReplayEvent};
 use lightning::types::payment::PaymentHash;
 use lightning_invoice::Bolt11Invoice;
 use tokio::sync::watch;
@@ -87,6 +87,7 @@ use crate::node::wallet::{ReceivedOutput, SendAmount};
 mod addresses;
 mod funding;
 mod hook;
+mod leases;
 mod open;
 mod refund;
 
@@ -203,6 +204,7 @@ impl OrderService {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         self.rebroadcast_refunds();
         self.fail_back_refunded_htlcs();
+        self.open_missing_leases();
         loop {
             self.tick().await;
             tokio::select! {
@@ -281,6 +283,7 @@ impl OrderService {
             }
         };
         self.look_after_fundings(height);
+        self.end_leases(height);
         let watched = match self.book.watched_onchain_orders() {
             Ok(watched) => watched,
             Err(e) => {

@@ -1,0 +1,49 @@
+//! A devchain, an LSP with sats on it, and an ldk-node client holding a channel from the LSP
+//! whose balance was pushed to it, so the client can buy channels over Lightning.
+
+use std::sync::Arc;
+
+use lsp_node::devchain::Devchain;
+use lsp_node::Builder;
+
+use super::*;
+
+/// The client's balance in the channel the LSP opens to it, so it can pay the LSP.
+pub const PUSH_MSAT: u64 = 150_000_000;
+
+pub struct ClientScene {
+    pub _dirs: (tempfile::TempDir, tempfile::TempDir),
+    pub devchain: Devchain,
+    pub lsp: lsp_node::App,
+    pub operator: Operator,
+    /// `http://host:port` of the LSP's public API.
+    pub public_api: String,
+    pub client: Arc<ldk_node::Node>,
+}
+
+impl ClientScene {
+    /// The scene with `lsp_sats` in the LSP's wallet.
+    pub async fn start(lsp_sats: u64) -> ClientScene {
+        init_logging();
+        let dir = tempfile::tempdir().unwrap();
+        let devchain = start_devchain().await;
+        let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
+            .start()
+            .await
+            .expect("LSP starts");
+        let operator = Operator::for_node(&lsp);
+        let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
+        fund(&devchain, &operator, lsp_sats).await;
+        let client_dir = tempfile::tempdir().unwrap();
+        let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
+        open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+        ClientScene {
+            _dirs: (dir, client_dir),
+            devchain,
+            lsp,
+            operator,
+            public_api,
+            client,
+        }
+    }
+}
