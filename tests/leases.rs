@@ -33,6 +33,104 @@ async fn leases(operator: &Operator, query: &str) -> LeaseList {
         .expect("the lease list")
 }
 
+/// Buys a lease of [`LEASE_BLOCKS`] over Lightning for `client`, `client_balance_sat` pushed
+/// to it; returns the order id and the order.
+async fn buy_lease(
+    public_api: &str,
+    client: &Arc<ldk_node::Node>,
+    client_balance_sat: u64,
+) -> (String, serde_json::Value) {
+    let mut body = olympus_order(&client.node_id().to_string(), false, None);
+    body["channel_expiry_blocks"] = LEASE_BLOCKS.into();
+    body["client_balance_sat"] = client_balance_sat.to_string().into();
+    let order = create_olympus_order(public_api, &body).await;
+    pay_order_over_lightning(client, &order).await;
+    (order["order_id"].as_str().unwrap().to_string(), order)
+}
+
+/// Mines a block once the funding of order `id` is in the mempool and waits for the lease to
+/// start; mines on to its end height. Returns the end height.
+async fn run_lease_to_its_end(
+    devchain: &lsp_node::devchain::Devchain,
+    operator: &Operator,
+    id: &str,
+    funding: &bitcoin::Txid,
+) -> u32 {
+    wait_for_tx_in_mempool(devchain, funding, "the funding transaction").await;
+    devchain.mine(1);
+    let active = wait_lease_state(operator, id, "ACTIVE").await;
+    let end = active.end_height.unwrap();
+    devchain.mine(end - devchain.tip().0);
+    end
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_an_ended_lease_is_closed_cooperatively_and_the_client_gets_its_balance_on_chain() {
+    let ClientScene {
+        _dirs,
+        devchain,
+        lsp,
+        operator,
+        public_api,
+        client,
+    } = ClientScene::start(2_000_000).await;
+    const PUSHED_SAT: u64 = 20_000;
+    let (id, _) = buy_lease(&public_api, &client, PUSHED_SAT).await;
+    let (_, funding) = wait_order_funded(&operator, &id).await;
+    let onchain_before = client.list_balances().total_onchain_balance_sats;
+    let end = run_lease_to_its_end(&devchain, &operator, &id, &funding).await;
+
+    // The client needs to see the funding confirmed before the channel is usable, and the LSP
+    // closes only a usable channel.
+    let closing = wait_for("the LSP to close the ended lease", DEADLINE, || async {
+        let sync = Arc::clone(&client);
+        blocking(move || sync.sync_wallets().expect("client syncs")).await;
+        let lease = operator.order(&id).await.lease?;
+        matches!(lease.state.as_str(), "CLOSING" | "CLOSED").then_some(lease)
+    })
+    .await;
+    assert_eq!(closing.end_height, Some(end));
+    let closed = wait_lease_state(&operator, &id, "CLOSED").await;
+    assert_eq!(
+        (closed.closed_by.as_deref(), closed.close_kind.as_deref()),
+        (Some("lsp"), Some("cooperative"))
+    );
+    let close = wait_mempool_spender(&devchain, &funding, "the closing transaction").await;
+    devchain.mine(1);
+    let syncing = Arc::clone(&client);
+    let onchain_after = wait_for("the client's balance on chain", DEADLINE, || async {
+        let sync = Arc::clone(&syncing);
+        blocking(move || sync.sync_wallets().expect("client syncs")).await;
+        let balance = syncing.list_balances().total_onchain_balance_sats;
+        (balance > onchain_before).then_some(balance)
+    })
+    .await;
+    assert_eq!(
+        onchain_after - onchain_before,
+        PUSHED_SAT,
+        "the cooperative close {close} pays the client its whole balance"
+    );
+    let events: Vec<String> = operator
+        .order(&id)
+        .await
+        .events
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|e| e.starts_with("lease_"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "lease_pending",
+            "lease_active",
+            "lease_ended",
+            "lease_closing",
+            "lease_closed"
+        ]
+    );
+    lsp.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_lease_runs_from_its_funding_to_the_clients_close_after_its_end() {
     let ClientScene {
@@ -42,13 +140,12 @@ async fn e2e_a_lease_runs_from_its_funding_to_the_clients_close_after_its_end() 
         operator,
         public_api,
         client,
-    } = ClientScene::start(2_000_000).await;
+    } = ClientScene::start_with(2_000_000, |config| {
+        config.lsps1.leases.at_end = lsp_node::config::lsps1::LeaseEnd::Keep;
+    })
+    .await;
 
-    let mut body = olympus_order(&client.node_id().to_string(), false, None);
-    body["channel_expiry_blocks"] = LEASE_BLOCKS.into();
-    let order = create_olympus_order(&public_api, &body).await;
-    let id = order["order_id"].as_str().unwrap().to_string();
-    pay_order_over_lightning(&client, &order).await;
+    let (id, _) = buy_lease(&public_api, &client, 0).await;
     let (funded, funding) = wait_order_funded(&operator, &id).await;
     let pending = wait_lease_state(&operator, &id, "PENDING").await;
     assert_eq!(pending.lease_blocks, LEASE_BLOCKS);

@@ -245,6 +245,37 @@ pub enum TokenMode {
     Required,
 }
 
+/// What happens to a leased channel once its lease has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseEnd {
+    /// Close it cooperatively (force after `force_close_after_blocks`): the capital comes back.
+    #[default]
+    Close,
+    /// Leave it open; the client (or the operator) closes it.
+    Keep,
+}
+
+/// `[lsps1.leases]`: the end of a lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseConfig {
+    /// Default `close`.
+    pub at_end: LeaseEnd,
+    /// With `at_end = "close"`: blocks past the end height after which a channel the client
+    /// has not let close cooperatively (offline, or refusing) is force-closed. Default 144.
+    pub force_close_after_blocks: u32,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            at_end: LeaseEnd::Close,
+            force_close_after_blocks: 144,
+        }
+    }
+}
+
 /// Abuse limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -304,6 +335,7 @@ pub struct Lsps1Config {
     pub options: Lsps1Options,
     pub pricing: PricingConfig,
     pub limits: Lsps1Limits,
+    pub leases: LeaseConfig,
 }
 
 impl Default for Lsps1Config {
@@ -321,6 +353,7 @@ impl Default for Lsps1Config {
             options: Lsps1Options::default(),
             pricing: PricingConfig::default(),
             limits: Lsps1Limits::default(),
+            leases: LeaseConfig::default(),
         }
     }
 }

@@ -254,6 +254,23 @@ impl OrderBook {
         Ok(ids)
     }
 
+    /// Marks order `id`'s lease CLOSING (a close the LSP started, for `reason`); false if it
+    /// was not ENDED.
+    pub fn mark_lease_closing(&self, id: &OrderId, reason: &str) -> Result<bool, StoreError> {
+        let now = self.clock().now_unix_secs();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE lsps1_leases SET state = 'CLOSING' WHERE order_id = ?1 AND state = 'ENDED'",
+            params![id.as_str()],
+        )?;
+        if changed > 0 {
+            insert_note(&tx, id, now, "lease_closing", reason)?;
+        }
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
     /// Records that the channel of the lease with `user_channel_id` closed. Returns the lease
     /// as it was, if there is one that was not closed yet.
     pub fn close_lease(
@@ -290,7 +307,7 @@ impl OrderBook {
             ],
         )?;
         let early = match lease.state {
-            LeaseState::Ended => "after the lease ended",
+            LeaseState::Ended | LeaseState::Closing => "after the lease ended",
             _ => "before the lease ended",
         };
         let reason = format!("channel closed by {} ({}), {early}", close.by, close.kind);

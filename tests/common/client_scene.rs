@@ -24,13 +24,20 @@ pub struct ClientScene {
 impl ClientScene {
     /// The scene with `lsp_sats` in the LSP's wallet.
     pub async fn start(lsp_sats: u64) -> ClientScene {
+        ClientScene::start_with(lsp_sats, |_| {}).await
+    }
+
+    /// The scene with `lsp_sats` in the LSP's wallet and `edit` applied to its config.
+    pub async fn start_with(
+        lsp_sats: u64,
+        edit: impl FnOnce(&mut lsp_node::config::Config),
+    ) -> ClientScene {
         init_logging();
         let dir = tempfile::tempdir().unwrap();
         let devchain = start_devchain().await;
-        let lsp = Builder::new(config_for(dir.path(), &devchain.base_url()))
-            .start()
-            .await
-            .expect("LSP starts");
+        let mut config = config_for(dir.path(), &devchain.base_url());
+        edit(&mut config);
+        let lsp = Builder::new(config).start().await.expect("LSP starts");
         let operator = Operator::for_node(&lsp);
         let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
         fund(&devchain, &operator, lsp_sats).await;

@@ -1,9 +1,18 @@
 //! The service's side of the lease book ([`crate::lsps1::leases`]): opening the lease of
 //! every completed order (at funding, and at start for any missed), starting it when the
 //! funding confirms (`funding.rs` reports the height), ending it when the chain reaches its
-//! end height, and recording who closed its channel and how.
+//! end height, closing its channel after the end (`[lsps1.leases]`), and recording who
+//! closed the channel and how.
+//!
+//! With `at_end = "close"`, an ended lease's channel is closed cooperatively once it carries
+//! no HTLC and the client is connected (CLOSING until LDK reports it closed; a close that a
+//! restart interrupted is asked again); `force_close_after_blocks` past the end height, a
+//! channel still open is force-closed. LDK's close uses the node's fee estimator.
 
-use crate::lsps1::leases::LeaseClose;
+use lightning::ln::channel_state::{ChannelDetails, ChannelShutdownState};
+
+use crate::config::lsps1::LeaseEnd;
+use crate::lsps1::leases::{Lease, LeaseClose, LeaseFilter, LeaseState};
 
 use super::*;
 
@@ -33,6 +42,88 @@ impl OrderService {
                 }
             }
             Err(error) => tracing::error!(%error, "cannot end the leases that reached their end"),
+        }
+    }
+
+    /// Closes the channels of the leases that have ended, under `[lsps1.leases]`.
+    pub(super) fn close_ended_leases(&self, height: u32) {
+        if self.config.leases.at_end == LeaseEnd::Keep {
+            return;
+        }
+        let due = match self.book.leases(&LeaseFilter {
+            state: None,
+            ending_by_height: Some(height),
+        }) {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the leases that have ended");
+                return;
+            }
+        };
+        let due: Vec<Lease> = due
+            .into_iter()
+            .filter(|l| matches!(l.state, LeaseState::Ended | LeaseState::Closing))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let channels = self.node.channel_manager.list_channels();
+        for lease in due {
+            if let Some(channel) = channels
+                .iter()
+                .find(|c| c.user_channel_id == lease.user_channel_id)
+            {
+                self.close_ended_lease(&lease, channel, height);
+            }
+        }
+    }
+
+    fn close_ended_lease(&self, lease: &Lease, channel: &ChannelDetails, height: u32) {
+        let manager = &self.node.channel_manager;
+        let counterparty = channel.counterparty.node_id;
+        let end = lease.end_height.unwrap_or(height);
+        let grace = self.config.leases.force_close_after_blocks;
+        if height >= end.saturating_add(grace) {
+            let why = format!(
+                "the lease ended at height {end} and the channel was not closed cooperatively within {grace} blocks"
+            );
+            match manager.force_close_broadcasting_latest_txn(
+                &channel.channel_id,
+                &counterparty,
+                why.clone(),
+            ) {
+                Ok(()) => self.lease_closing(lease, &format!("force-closing: {why}")),
+                Err(error) => {
+                    tracing::warn!(order = %lease.order_id, ?error, "could not force-close an ended lease")
+                }
+            }
+            return;
+        }
+        let shutting_down = channel
+            .channel_shutdown_state
+            .is_some_and(|s| s != ChannelShutdownState::NotShuttingDown);
+        let htlcs_in_flight =
+            !channel.pending_inbound_htlcs.is_empty() || !channel.pending_outbound_htlcs.is_empty();
+        if shutting_down || htlcs_in_flight || !channel.is_usable {
+            return;
+        }
+        match manager.close_channel(&channel.channel_id, &counterparty) {
+            Ok(()) => self.lease_closing(
+                lease,
+                &format!("the lease ended at height {end}: closing the channel cooperatively"),
+            ),
+            Err(error) => {
+                tracing::warn!(order = %lease.order_id, ?error, "could not start closing an ended lease")
+            }
+        }
+    }
+
+    fn lease_closing(&self, lease: &Lease, reason: &str) {
+        match self.book.mark_lease_closing(&lease.order_id, reason) {
+            Ok(_) => tracing::info!(order = %lease.order_id, reason, "closing a leased channel"),
+            Err(error) => {
+                tracing::error!(order = %lease.order_id, %error, "could not record a lease closing")
+            }
         }
     }
 

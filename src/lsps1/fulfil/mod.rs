@@ -284,6 +284,7 @@ impl OrderService {
         };
         self.look_after_fundings(height);
         self.end_leases(height);
+        self.close_ended_leases(height);
         let watched = match self.book.watched_onchain_orders() {
             Ok(watched) => watched,
             Err(e) => {
