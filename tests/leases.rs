@@ -238,3 +238,87 @@ async fn e2e_a_lease_runs_from_its_funding_to_the_clients_close_after_its_end() 
     );
     lsp.stop().await.unwrap();
 }
+
+/// Syncs `client` until its on-chain balance passes `above`, mining a block between tries
+/// (sweeps wait for their own confirmations).
+async fn wait_client_onchain_above(
+    devchain: &lsp_node::devchain::Devchain,
+    client: &Arc<ldk_node::Node>,
+    above: u64,
+) -> u64 {
+    wait_for("the client's funds on chain", DEADLINE, || async {
+        let sync = Arc::clone(client);
+        blocking(move || sync.sync_wallets().expect("client syncs")).await;
+        let balance = client.list_balances().total_onchain_balance_sats;
+        if balance <= above {
+            devchain.mine(1);
+        }
+        (balance > above).then_some(balance)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_client_away_at_the_lease_end_is_force_closed_after_the_grace_and_both_sides_get_their_funds(
+) {
+    const GRACE_BLOCKS: u32 = 3;
+    const PUSHED_SAT: u64 = 20_000;
+    let ClientScene {
+        _dirs,
+        devchain,
+        lsp,
+        operator,
+        public_api,
+        client,
+    } = ClientScene::start_with(2_000_000, |config| {
+        config.lsps1.leases.force_close_after_blocks = GRACE_BLOCKS;
+    })
+    .await;
+    let (id, _) = buy_lease(&public_api, &client, PUSHED_SAT).await;
+    let (_, funding) = wait_order_funded(&operator, &id).await;
+    let client_onchain = client.list_balances().total_onchain_balance_sats;
+    client.stop().unwrap();
+    let end = run_lease_to_its_end(&devchain, &operator, &id, &funding).await;
+    wait_lease_state(&operator, &id, "ENDED").await;
+
+    // Within the grace the channel stays open: the client is away, nothing closes it.
+    devchain.mine(GRACE_BLOCKS - 1);
+    operator.sync().await;
+    assert_eq!(devchain.tip().0, end + GRACE_BLOCKS - 1);
+    assert_eq!(operator.order(&id).await.lease.unwrap().state, "ENDED");
+    let open = operator.channels().await.into_iter().any(|c| {
+        c.funding_txo
+            .as_deref()
+            .is_some_and(|o| o.starts_with(&funding.to_string()))
+    });
+    assert!(open, "the channel is still open within the grace");
+    devchain.mine(1);
+    let closed = wait_lease_state(&operator, &id, "CLOSED").await;
+    assert_eq!(
+        (closed.closed_by.as_deref(), closed.close_kind.as_deref()),
+        (Some("lsp"), Some("force"))
+    );
+    let commitment = wait_mempool_spender(&devchain, &funding, "the LSP's commitment").await;
+    let lsp_before_sweep = operator.balance().await.onchain_confirmed_sat;
+    devchain.mine(1);
+
+    // The client comes back and takes its balance; the LSP sweeps its own after the delay.
+    let client = Arc::new(start_ldk_node(&devchain, _dirs.1.path(), |_| {}));
+    let client_after = wait_client_onchain_above(&devchain, &client, client_onchain).await;
+    assert!(
+        client_after >= client_onchain + PUSHED_SAT - 1_000,
+        "the client got its {PUSHED_SAT} sat (less a sweep fee) from {commitment}: {client_onchain} -> {client_after}"
+    );
+    let lsp_after = wait_for("the LSP to sweep its side", DEADLINE, || async {
+        let balance = operator.balance().await.onchain_confirmed_sat;
+        if balance < lsp_before_sweep + 90_000 {
+            devchain.mine(6);
+            operator.sync().await;
+        }
+        (balance >= lsp_before_sweep + 90_000).then_some(balance)
+    })
+    .await;
+    assert!(lsp_after <= lsp_before_sweep + closed.lsp_balance_sat);
+    client.stop().unwrap();
+    lsp.stop().await.unwrap();
+}
