@@ -33,15 +33,16 @@ async fn leases(operator: &Operator, query: &str) -> LeaseList {
         .expect("the lease list")
 }
 
-/// Buys a lease of [`LEASE_BLOCKS`] over Lightning for `client`, `client_balance_sat` pushed
-/// to it; returns the order id and the order.
+/// Buys a lease of `blocks` over Lightning for `client`, `client_balance_sat` pushed to it;
+/// returns the order id and the order.
 async fn buy_lease(
     public_api: &str,
     client: &Arc<ldk_node::Node>,
     client_balance_sat: u64,
+    blocks: u32,
 ) -> (String, serde_json::Value) {
     let mut body = olympus_order(&client.node_id().to_string(), false, None);
-    body["channel_expiry_blocks"] = LEASE_BLOCKS.into();
+    body["channel_expiry_blocks"] = blocks.into();
     body["client_balance_sat"] = client_balance_sat.to_string().into();
     let order = create_olympus_order(public_api, &body).await;
     pay_order_over_lightning(client, &order).await;
@@ -75,7 +76,7 @@ async fn e2e_an_ended_lease_is_closed_cooperatively_and_the_client_gets_its_bala
         client,
     } = ClientScene::start(2_000_000).await;
     const PUSHED_SAT: u64 = 20_000;
-    let (id, _) = buy_lease(&public_api, &client, PUSHED_SAT).await;
+    let (id, _) = buy_lease(&public_api, &client, PUSHED_SAT, LEASE_BLOCKS).await;
     let (_, funding) = wait_order_funded(&operator, &id).await;
     let onchain_before = client.list_balances().total_onchain_balance_sats;
     let end = run_lease_to_its_end(&devchain, &operator, &id, &funding).await;
@@ -145,7 +146,7 @@ async fn e2e_a_lease_runs_from_its_funding_to_the_clients_close_after_its_end() 
     })
     .await;
 
-    let (id, _) = buy_lease(&public_api, &client, 0).await;
+    let (id, _) = buy_lease(&public_api, &client, 0, LEASE_BLOCKS).await;
     let (funded, funding) = wait_order_funded(&operator, &id).await;
     let pending = wait_lease_state(&operator, &id, "PENDING").await;
     assert_eq!(pending.lease_blocks, LEASE_BLOCKS);
@@ -177,6 +178,39 @@ async fn e2e_a_lease_runs_from_its_funding_to_the_clients_close_after_its_end() 
         (listed.leased_out_sat, listed.freed_sat),
         (pending.lsp_balance_sat, 0)
     );
+
+    // The operator's plain close of the running lease is refused, with why; nothing closes.
+    let sold = operator
+        .channels()
+        .await
+        .into_iter()
+        .find(|c| c.funding_txo.as_deref() == Some(active.channel.as_str()))
+        .expect("the sold channel");
+    for force in [false, true] {
+        let refused: Result<Empty, CallError> = operator
+            .post(
+                "/v1/channels/close",
+                &CloseChannel {
+                    channel_id: sold.channel_id.clone(),
+                    counterparty_node_id: sold.counterparty_node_id.clone(),
+                    force,
+                    override_lease: false,
+                },
+            )
+            .await;
+        let refused = refused.expect_err("a running lease is not closed");
+        assert_eq!(refused.status, 409);
+        assert!(
+            refused.message.contains("leased to") && refused.message.contains(&id),
+            "{}",
+            refused.message
+        );
+    }
+    assert!(operator
+        .channels()
+        .await
+        .iter()
+        .any(|c| c.channel_id == sold.channel_id));
 
     // The last block before the end leaves it ACTIVE; the end height ends it.
     devchain.mine(LEASE_BLOCKS - 1);
@@ -274,7 +308,7 @@ async fn e2e_a_client_away_at_the_lease_end_is_force_closed_after_the_grace_and_
         config.lsps1.leases.force_close_after_blocks = GRACE_BLOCKS;
     })
     .await;
-    let (id, _) = buy_lease(&public_api, &client, PUSHED_SAT).await;
+    let (id, _) = buy_lease(&public_api, &client, PUSHED_SAT, LEASE_BLOCKS).await;
     let (_, funding) = wait_order_funded(&operator, &id).await;
     let client_onchain = client.list_balances().total_onchain_balance_sats;
     client.stop().unwrap();
@@ -320,5 +354,52 @@ async fn e2e_a_client_away_at_the_lease_end_is_force_closed_after_the_grace_and_
     .await;
     assert!(lsp_after <= lsp_before_sweep + closed.lsp_balance_sat);
     client.stop().unwrap();
+    lsp.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_the_operator_closes_a_running_lease_with_the_override_and_the_lease_says_so() {
+    let ClientScene {
+        _dirs,
+        devchain,
+        lsp,
+        operator,
+        public_api,
+        client,
+    } = ClientScene::start(2_000_000).await;
+    // Long enough for the client to take the channel as usable well before the end.
+    let (id, _) = buy_lease(&public_api, &client, 0, 10 * LEASE_BLOCKS).await;
+    let (_, funding) = wait_order_funded(&operator, &id).await;
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    devchain.mine(LEASE_BLOCKS);
+    let active = wait_lease_state(&operator, &id, "ACTIVE").await;
+    wait_sold_channel_usable(&client, funding).await;
+    let sold = operator
+        .channels()
+        .await
+        .into_iter()
+        .find(|c| c.funding_txo.as_deref() == Some(active.channel.as_str()))
+        .expect("the sold channel");
+    let _: Empty = operator
+        .post(
+            "/v1/channels/close",
+            &CloseChannel {
+                channel_id: sold.user_channel_id.clone(),
+                counterparty_node_id: sold.counterparty_node_id.clone(),
+                force: false,
+                override_lease: true,
+            },
+        )
+        .await
+        .expect("the override closes it");
+    let closed = wait_lease_state(&operator, &id, "CLOSED").await;
+    assert_eq!(
+        (closed.closed_by.as_deref(), closed.close_kind.as_deref()),
+        (Some("lsp"), Some("cooperative"))
+    );
+    assert!(devchain.tip().0 < active.end_height.unwrap());
+    let history = operator.order(&id).await.events;
+    let close = history.iter().find(|e| e.event == "lease_closed").unwrap();
+    assert!(close.reason.contains("before the lease ended"), "{close:?}");
     lsp.stop().await.unwrap();
 }

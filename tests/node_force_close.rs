@@ -51,6 +51,7 @@ async fn e2e_force_close_sweeps_both_sides_into_their_wallets() {
         channel_id: "12345".to_string(),
         counterparty_node_id: node_b.node_id().to_string(),
         force: true,
+        override_lease: false,
     };
     let refused: Result<Empty, CallError> = a.post("/v1/channels/close", &unknown).await;
     assert_eq!(refused.unwrap_err().status, 404);
@@ -58,6 +59,7 @@ async fn e2e_force_close_sweeps_both_sides_into_their_wallets() {
         channel_id: opened.user_channel_id.clone(),
         counterparty_node_id: node_b.node_id().to_string(),
         force: true,
+        override_lease: false,
     };
     let _: Empty = a
         .post("/v1/channels/close", &close)

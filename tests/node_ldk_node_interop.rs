@@ -467,6 +467,7 @@ fn e2e_ldk_node_interop_channels_both_ways_payments_and_cooperative_closes() {
         channel_id: lsp_opened.channel_id.clone(),
         counterparty_node_id: ldk_id.clone(),
         force: false,
+        override_lease: false,
     };
     let _: Empty =
         h.rt.block_on(h.operator.post("/v1/channels/close", &close))

@@ -145,6 +145,7 @@ async fn e2e_two_nodes_open_pay_restart_close() {
         channel_id: channel_before.channel_id.clone(),
         counterparty_node_id: node_b.node_id().to_string(),
         force: false,
+        override_lease: false,
     };
     let _: Empty = a.post("/v1/channels/close", &close).await.expect("close");
     wait_for_mempool(&devchain, "the closing transaction").await;

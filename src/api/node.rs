@@ -138,6 +138,10 @@ pub struct CloseChannel {
     /// Broadcast our latest commitment instead of negotiating a cooperative close.
     #[serde(default)]
     pub force: bool,
+    /// Close a sold channel whose lease is still running (PENDING or ACTIVE); refused
+    /// without it, since the client paid for the inbound liquidity until the lease's end.
+    #[serde(default)]
+    pub override_lease: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -54,6 +54,16 @@ impl OperatorApi for App {
     }
 
     async fn close_channel(&self, req: CloseChannel) -> OperatorResult<Empty> {
+        if let (Some(service), false) = (self.order_service(), req.override_lease) {
+            let channels = self.node().channels().await?;
+            let leased = channels
+                .iter()
+                .find(|c| c.channel_id == req.channel_id || c.user_channel_id == req.channel_id)
+                .and_then(|c| c.user_channel_id.parse::<u128>().ok());
+            if let Some(user_channel_id) = leased {
+                orders::check_close_allowed(&service, user_channel_id)?;
+            }
+        }
         self.node().close_channel(req).await
     }
 

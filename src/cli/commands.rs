@@ -63,6 +63,9 @@ pub enum OperatorCommand {
         /// Broadcast our latest commitment transaction instead of negotiating.
         #[arg(long)]
         force: bool,
+        /// Close a sold channel whose lease is still running.
+        #[arg(long)]
+        override_lease: bool,
     },
     /// Payments sent and received.
     Payments,
@@ -279,12 +282,14 @@ pub async fn run(
             channel_id,
             node_id,
             force,
+            override_lease,
         } => {
             check_node_id(node_id)?;
             let request = CloseChannel {
                 channel_id: channel_id.clone(),
                 counterparty_node_id: node_id.clone(),
                 force: *force,
+                override_lease: *override_lease,
             };
             let answer: Answer<Empty> = client.post("/v1/channels/close", Some(&request)).await?;
             let kind = if *force {

@@ -316,6 +316,18 @@ impl OrderBook {
         Ok(Some(lease))
     }
 
+    /// The lease of the channel with `user_channel_id`, if it is a sold one.
+    pub fn lease_of_channel(&self, user_channel_id: u128) -> Result<Option<Lease>, StoreError> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM lsps1_leases WHERE user_channel_id = ?1"),
+                params![format!("{user_channel_id:032x}")],
+                lease_row,
+            )
+            .optional()?
+            .transpose()
+    }
+
     /// The lease of order `id`, if its channel was funded.
     pub fn lease(&self, id: &OrderId) -> Result<Option<Lease>, StoreError> {
         self.conn()

@@ -224,6 +224,29 @@ pub fn leases(service: &OrderService, query: LeaseQuery) -> OperatorResult<Lease
     })
 }
 
+/// Refuses a plain operator close of a channel whose lease is still running.
+pub fn check_close_allowed(service: &OrderService, user_channel_id: u128) -> OperatorResult<()> {
+    let Some(lease) = service
+        .order_book()
+        .lease_of_channel(user_channel_id)
+        .map_err(internal)?
+    else {
+        return Ok(());
+    };
+    let until = match (lease.state, lease.end_height) {
+        (LeaseState::Active, Some(end)) => format!(
+            "until height {end} ({} blocks left)",
+            end.saturating_sub(service.best_block_height())
+        ),
+        (LeaseState::Pending, _) => "from its funding's confirmation".to_string(),
+        _ => return Ok(()),
+    };
+    Err(OperatorError::Unavailable(format!(
+        "this channel is leased to {} {until} (order {}): the client paid for its inbound liquidity; set override_lease (lsp-node close-channel --override-lease) to close it anyway",
+        lease.client_node_id, lease.order_id
+    )))
+}
+
 fn lease_info(lease: &Lease, height: u32) -> LeaseInfo {
     LeaseInfo {
         order_id: lease.order_id.to_string(),
