@@ -223,7 +223,7 @@ fn write_commands_send_the_requests_given_on_the_command_line() {
             (
                 "close_channel",
                 json!({"channel_id": FAKE_CHANNEL_ID,
-                                     "counterparty_node_id": FAKE_NODE_ID, "force": true})
+                                     "counterparty_node_id": FAKE_NODE_ID, "force": true, "override_lease": false})
             ),
             (
                 "create_invoice",
