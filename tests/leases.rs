@@ -11,6 +11,7 @@ use std::sync::Arc;
 use common::client_scene::ClientScene;
 use common::*;
 use lsp_node::api::*;
+use lsp_node::lsps1::clock::rfc3339;
 
 /// Blocks the test lease lasts.
 const LEASE_BLOCKS: u32 = 6;
@@ -165,6 +166,21 @@ async fn e2e_a_lease_runs_from_its_funding_to_the_clients_close_after_its_end() 
     let active = wait_lease_state(&operator, &id, "ACTIVE").await;
     assert_eq!(active.start_height, Some(start));
     assert_eq!(active.end_height, Some(start + LEASE_BLOCKS));
+    // bLIP-51's `expires_at`, re-estimated from the start: blocks of ten minutes from then.
+    let started = operator.order(&id).await;
+    let started_at = started
+        .events
+        .iter()
+        .find(|e| e.event == "lease_active")
+        .unwrap()
+        .at;
+    let expires_at = started.order["channel"]["expires_at"].as_str().unwrap();
+    assert_eq!(
+        expires_at,
+        rfc3339(started_at + u64::from(LEASE_BLOCKS) * 600),
+        "{}",
+        started.order
+    );
     let listed = leases(&operator, &format!("?ending_within_blocks={LEASE_BLOCKS}")).await;
     assert_eq!(listed.leases.len(), 1);
     assert_eq!(listed.leases[0].blocks_left, Some(LEASE_BLOCKS));

@@ -10,7 +10,9 @@
 //! the end. Every transition adds a row to the order's history.
 //!
 //! A lease is opened by the order service when the order's channel is funded, and at start
-//! for any completed order without one (a crash between the two).
+//! for any completed order without one (a crash between the two). The bLIP-51 order's
+//! `channel.expires_at` is an estimate: at funding, now + blocks bought x 600 s; when the
+//! lease starts, re-estimated from the confirming block the same way.
 
 use std::str::FromStr;
 
@@ -19,7 +21,11 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use crate::lsps1::coupons::{from_sql_u64, to_sql_u64};
 use crate::lsps1::order::{Order, OrderId};
-use crate::lsps1::store::{decode, insert_note, OrderBook, StoreError};
+use crate::lsps1::store::{decode, insert_note, set_channel_expiry, OrderBook, StoreError};
+
+/// Seconds per block in the estimate of a lease's end time (`expires_at`): bLIP-51 leases
+/// are counted in blocks of about ten minutes.
+pub const SECS_PER_BLOCK: u64 = 600;
 
 /// Where a lease stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +216,17 @@ impl OrderBook {
             )?,
         };
         if changed > 0 {
+            if height.is_some() {
+                // Estimated from the start: blocks of about ten minutes from now, when the
+                // confirming block is seen.
+                let lease_blocks: u32 = tx.query_row(
+                    "SELECT lease_blocks FROM lsps1_leases WHERE order_id = ?1",
+                    params![id.as_str()],
+                    |row| row.get(0),
+                )?;
+                let expires_at = now.saturating_add(u64::from(lease_blocks) * SECS_PER_BLOCK);
+                set_channel_expiry(&tx, id, expires_at)?;
+            }
             let reason = match height {
                 Some(height) => format!("lease started: funding confirmed at height {height}"),
                 None => "lease back to pending: the funding's confirmation was reorganised away"

@@ -592,6 +592,25 @@ fn index_invoice(conn: &Connection, order: &Order) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Sets the `expires_at` of order `id`'s channel (the earliest time the LSP may close it, as
+/// bLIP-51 clients read it), leaving its states alone.
+pub(crate) fn set_channel_expiry(
+    conn: &Connection,
+    id: &OrderId,
+    expires_at: u64,
+) -> Result<(), StoreError> {
+    let mut order = load_order(conn, id)?.ok_or_else(|| StoreError::OrderNotFound(id.clone()))?;
+    let Some(channel) = order.channel.as_mut() else {
+        return Ok(());
+    };
+    channel.expires_at = expires_at;
+    conn.execute(
+        "UPDATE lsps1_orders SET record = ?2 WHERE id = ?1",
+        params![id.as_str(), encode(&order)?],
+    )?;
+    Ok(())
+}
+
 /// A history row of order `id` at its current states (see [`OrderBook::note`]).
 pub(crate) fn insert_note(
     conn: &Connection,

@@ -73,6 +73,7 @@ use lightning::types::payment::PaymentHash;
 use lightning_invoice::Bolt11Invoice;
 use tokio::sync::watch;
 
+use crate::lsps1::leases::SECS_PER_BLOCK;
 use crate::lsps1::ledger::Refund;
 use crate::lsps1::order::{ChannelInfo, Order, OrderEvent, OrderId, OrderState, PaymentState};
 use crate::lsps1::pricing::{fee_for_weight, refund_tx_weight};
@@ -104,9 +105,6 @@ const MIN_REFUND_SAT: u64 = 546;
 
 /// Confirmation target of refund transactions, in blocks.
 const REFUND_CONFIRM_BLOCKS: u16 = 6;
-
-/// Blocks per lease-time unit: bLIP-51 leases are counted in blocks of about ten minutes.
-const SECS_PER_BLOCK: u64 = 600;
 
 /// Who cancels an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
