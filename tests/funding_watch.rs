@@ -42,6 +42,7 @@ async fn e2e_a_funding_outpaced_by_fees_is_carried_by_a_child_and_the_htlc_waits
         operator,
         public_api,
         client,
+        ..
     } = ClientScene::start(2_000_000).await;
 
     let (id, payment_id) = buy_over_lightning(&public_api, &client, false).await;
@@ -122,6 +123,7 @@ async fn e2e_a_funding_whose_input_vanished_fails_the_order_and_returns_the_htlc
         operator,
         public_api,
         client,
+        ..
     } = ClientScene::start(1_000_000).await;
     // The wallet is emptied, then holds one payment only, confirmed in the tip block.
     let _: serde_json::Value = operator
@@ -198,6 +200,7 @@ async fn e2e_a_channel_closed_by_the_client_before_its_funding_confirmed_is_stil
         operator,
         public_api,
         client,
+        ..
     } = ClientScene::start(2_000_000).await;
     let mut body = olympus_order(&client.node_id().to_string(), false, None);
     body["client_balance_sat"] = serde_json::json!("20000");

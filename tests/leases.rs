@@ -66,12 +66,15 @@ async fn run_lease_to_its_end(
     end
 }
 
+/// The LSP is down while the lease runs to its end: on its return it ends the lease and closes
+/// the channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_an_ended_lease_is_closed_cooperatively_and_the_client_gets_its_balance_on_chain() {
     let ClientScene {
         _dirs,
         devchain,
         lsp,
+        config,
         operator,
         public_api,
         client,
@@ -80,7 +83,19 @@ async fn e2e_an_ended_lease_is_closed_cooperatively_and_the_client_gets_its_bala
     let (id, _) = buy_lease(&public_api, &client, PUSHED_SAT, LEASE_BLOCKS).await;
     let (_, funding) = wait_order_funded(&operator, &id).await;
     let onchain_before = client.list_balances().total_onchain_balance_sats;
-    let end = run_lease_to_its_end(&devchain, &operator, &id, &funding).await;
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    devchain.mine(1);
+    let end = wait_lease_state(&operator, &id, "ACTIVE")
+        .await
+        .end_height
+        .unwrap();
+    lsp.stop().await.unwrap();
+    devchain.mine(end - devchain.tip().0);
+    let lsp = lsp_node::Builder::new(config)
+        .start()
+        .await
+        .expect("the LSP starts again");
+    let operator = Operator::for_node(&lsp);
 
     // The client needs to see the funding confirmed before the channel is usable, and the LSP
     // closes only a usable channel.
@@ -142,6 +157,7 @@ async fn e2e_a_lease_runs_from_its_funding_to_the_clients_close_after_its_end() 
         operator,
         public_api,
         client,
+        ..
     } = ClientScene::start_with(2_000_000, |config| {
         config.lsps1.leases.at_end = lsp_node::config::lsps1::LeaseEnd::Keep;
     })
@@ -320,6 +336,7 @@ async fn e2e_a_client_away_at_the_lease_end_is_force_closed_after_the_grace_and_
         operator,
         public_api,
         client,
+        ..
     } = ClientScene::start_with(2_000_000, |config| {
         config.lsps1.leases.force_close_after_blocks = GRACE_BLOCKS;
     })
@@ -382,6 +399,7 @@ async fn e2e_the_operator_closes_a_running_lease_with_the_override_and_the_lease
         operator,
         public_api,
         client,
+        ..
     } = ClientScene::start(2_000_000).await;
     // Long enough for the client to take the channel as usable well before the end.
     let (id, _) = buy_lease(&public_api, &client, 0, 10 * LEASE_BLOCKS).await;

@@ -15,6 +15,8 @@ pub struct ClientScene {
     pub _dirs: (tempfile::TempDir, tempfile::TempDir),
     pub devchain: Devchain,
     pub lsp: lsp_node::App,
+    /// The LSP's config, to start it again on the same data directory.
+    pub config: lsp_node::config::Config,
     pub operator: Operator,
     /// `http://host:port` of the LSP's public API.
     pub public_api: String,
@@ -37,7 +39,10 @@ impl ClientScene {
         let devchain = start_devchain().await;
         let mut config = config_for(dir.path(), &devchain.base_url());
         edit(&mut config);
-        let lsp = Builder::new(config).start().await.expect("LSP starts");
+        let lsp = Builder::new(config.clone())
+            .start()
+            .await
+            .expect("LSP starts");
         let operator = Operator::for_node(&lsp);
         let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
         fund(&devchain, &operator, lsp_sats).await;
@@ -48,6 +53,7 @@ impl ClientScene {
             _dirs: (dir, client_dir),
             devchain,
             lsp,
+            config,
             operator,
             public_api,
             client,
