@@ -65,6 +65,16 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
             "/v1/leases?state=ACTIVE&ending_within_blocks=144",
             None,
         ),
+        (
+            "POST",
+            "/v1/leases/close",
+            Some(json!({"order_id": "a3a06afbd700e7b94c38c2f5a4b94a1d", "force": true})),
+        ),
+        (
+            "POST",
+            "/v1/leases/keep",
+            Some(json!({"order_id": "a3a06afbd700e7b94c38c2f5a4b94a1d"})),
+        ),
         ("GET", "/v1/coupons", None),
         (
             "POST",
@@ -199,6 +209,8 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
         "cancel_order",
         "rescan_order",
         "leases",
+        "close_lease",
+        "keep_lease",
         "coupons",
         "create_coupon",
         "delete_coupon",
@@ -237,8 +249,9 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
         calls[17].request,
         json!({"state": "ACTIVE", "ending_within_blocks": 144})
     );
+    assert_eq!(calls[18].request["force"], json!(true));
     assert_eq!(
-        calls[19].request,
+        calls[21].request,
         json!({"code": "FRIENDS", "percent": 50, "fixed_sat": null, "max_uses": null,
                "expires_at": null})
     );

@@ -294,6 +294,16 @@ fn order_and_coupon_commands_call_their_routes() {
             && leases.contains("leased out 100000 sat, freed by closes 0 sat, revenue 2345 sat"),
         "{leases}"
     );
+    let closing = stdout_of(&operator(
+        &served,
+        &["lease-close", "a3a06afbd700e7b94c38c2f5a4b94a1d", "--force"],
+    ));
+    assert!(closing.contains("CLOSING"), "{closing}");
+    let kept = stdout_of(&operator(
+        &served,
+        &["lease-keep", "a3a06afbd700e7b94c38c2f5a4b94a1d"],
+    ));
+    assert!(kept.contains("true"), "{kept}");
     let coupons = stdout_of(&operator(&served, &["coupons"]));
     assert!(
         coupons.contains("FRIENDS") && coupons.contains("50%"),
@@ -322,6 +332,8 @@ fn order_and_coupon_commands_call_their_routes() {
             "cancel_order",
             "rescan_order",
             "leases",
+            "close_lease",
+            "keep_lease",
             "coupons",
             "create_coupon",
             "delete_coupon"
@@ -334,8 +346,9 @@ fn order_and_coupon_commands_call_their_routes() {
         "a3a06afbd700e7b94c38c2f5a4b94a1d"
     );
     assert_eq!(calls[4].request["ending_within_blocks"], 144);
-    assert_eq!(calls[6].request["fixed_sat"], 500);
-    assert_eq!(calls[6].request["max_uses"], 3);
+    assert_eq!(calls[5].request["force"], true);
+    assert_eq!(calls[8].request["fixed_sat"], 500);
+    assert_eq!(calls[8].request["max_uses"], 3);
 
     // A coupon needs exactly one kind of discount; clap refuses before any call.
     let refused = operator(
@@ -343,7 +356,7 @@ fn order_and_coupon_commands_call_their_routes() {
         &["add-coupon", "BOTH", "--percent", "5", "--fixed-sat", "5"],
     );
     assert!(!refused.status.success());
-    assert_eq!(served.api.calls().len(), 8, "nothing reached the API");
+    assert_eq!(served.api.calls().len(), 10, "nothing reached the API");
 }
 
 #[test]

@@ -437,3 +437,89 @@ async fn e2e_the_operator_closes_a_running_lease_with_the_override_and_the_lease
     assert!(close.reason.contains("before the lease ended"), "{close:?}");
     lsp.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_kept_lease_stays_open_past_its_end_until_the_operator_closes_it() {
+    const GRACE_BLOCKS: u32 = 2;
+    let ClientScene {
+        _dirs,
+        devchain,
+        lsp,
+        operator,
+        public_api,
+        client,
+        ..
+    } = ClientScene::start_with(2_000_000, |config| {
+        config.lsps1.leases.force_close_after_blocks = GRACE_BLOCKS;
+    })
+    .await;
+    let (id, _) = buy_lease(&public_api, &client, 0, LEASE_BLOCKS).await;
+    let (_, funding) = wait_order_funded(&operator, &id).await;
+    wait_lease_state(&operator, &id, "PENDING").await;
+    let kept: LeaseInfo = operator
+        .post(
+            "/v1/leases/keep",
+            &KeepLease {
+                order_id: id.clone(),
+            },
+        )
+        .await
+        .expect("keep");
+    assert!(kept.keep_open);
+    let end = run_lease_to_its_end(&devchain, &operator, &id, &funding).await;
+    devchain.mine(GRACE_BLOCKS);
+    wait_lease_state(&operator, &id, "ENDED").await;
+    assert_eq!(devchain.tip().0, end + GRACE_BLOCKS);
+
+    // Past the end and the grace, the lease is still the operator's to close.
+    wait_sold_channel_usable(&client, funding).await;
+    let closing: LeaseInfo = operator
+        .post(
+            "/v1/leases/close",
+            &CloseLease {
+                order_id: id.clone(),
+                force: false,
+            },
+        )
+        .await
+        .expect("the operator closes the kept lease");
+    assert!(
+        matches!(closing.state.as_str(), "CLOSING" | "CLOSED"),
+        "{closing:?}"
+    );
+    let closed = wait_lease_state(&operator, &id, "CLOSED").await;
+    assert_eq!(
+        (closed.closed_by.as_deref(), closed.close_kind.as_deref()),
+        (Some("lsp"), Some("cooperative"))
+    );
+    let again: Result<LeaseInfo, CallError> = operator
+        .post(
+            "/v1/leases/close",
+            &CloseLease {
+                order_id: id.clone(),
+                force: true,
+            },
+        )
+        .await;
+    assert_eq!(again.unwrap_err().status, 409);
+    let events: Vec<String> = operator
+        .order(&id)
+        .await
+        .events
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|e| e.starts_with("lease_"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "lease_pending",
+            "lease_kept",
+            "lease_active",
+            "lease_ended",
+            "lease_closing",
+            "lease_closed"
+        ]
+    );
+    lsp.stop().await.unwrap();
+}

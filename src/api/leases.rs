@@ -40,6 +40,26 @@ pub struct LeaseInfo {
     /// How: `cooperative`, `force`, or `funding_lost`.
     pub close_kind: Option<String>,
     pub closed_at: Option<u64>,
+    /// The operator keeps the channel open past the end (`lease-keep`).
+    #[serde(default)]
+    pub keep_open: bool,
+}
+
+/// Close a lease's channel now, whatever its lease says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CloseLease {
+    pub order_id: String,
+    /// Broadcast our latest commitment instead of negotiating.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Keep a lease's channel open past its end, whatever `[lsps1.leases] at_end` says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeepLease {
+    pub order_id: String,
 }
 
 /// The leases asked for, and totals over every lease.

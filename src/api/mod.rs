@@ -29,6 +29,8 @@
 //! | POST   | `/v1/orders/cancel`   | [`CancelOrder`]      | [`OrderDetail`]          |
 //! | POST   | `/v1/orders/rescan`   | [`RescanOrder`]      | [`RescanResult`]         |
 //! | GET    | `/v1/leases`          | query [`LeaseQuery`] | [`LeaseList`]            |
+//! | POST   | `/v1/leases/close`    | [`CloseLease`]       | [`LeaseInfo`]            |
+//! | POST   | `/v1/leases/keep`     | [`KeepLease`]        | [`LeaseInfo`]            |
 //! | GET    | `/v1/coupons`         |                      | `Vec<`[`CouponInfo`]`>`  |
 //! | POST   | `/v1/coupons`         | [`CreateCoupon`]     | [`CouponInfo`]           |
 //! | POST   | `/v1/coupons/delete`  | [`DeleteCoupon`]     | [`Empty`]                |
@@ -137,6 +139,11 @@ pub trait OperatorApi: Send + Sync + 'static {
         req: RescanOrder,
     ) -> impl Future<Output = OperatorResult<RescanResult>> + Send;
     fn leases(&self, query: LeaseQuery) -> impl Future<Output = OperatorResult<LeaseList>> + Send;
+    fn close_lease(
+        &self,
+        req: CloseLease,
+    ) -> impl Future<Output = OperatorResult<LeaseInfo>> + Send;
+    fn keep_lease(&self, req: KeepLease) -> impl Future<Output = OperatorResult<LeaseInfo>> + Send;
     fn coupons(&self) -> impl Future<Output = OperatorResult<Vec<CouponInfo>>> + Send;
     fn create_coupon(
         &self,

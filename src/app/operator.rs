@@ -103,6 +103,14 @@ impl OperatorApi for App {
         orders::leases(&*self.order_service_or_refuse()?, query)
     }
 
+    async fn close_lease(&self, req: CloseLease) -> OperatorResult<LeaseInfo> {
+        orders::close_lease(&*self.order_service_or_refuse()?, req)
+    }
+
+    async fn keep_lease(&self, req: KeepLease) -> OperatorResult<LeaseInfo> {
+        orders::keep_lease(&*self.order_service_or_refuse()?, req)
+    }
+
     async fn coupons(&self) -> OperatorResult<Vec<CouponInfo>> {
         orders::coupons(&*self.order_service_or_refuse()?)
     }

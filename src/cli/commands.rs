@@ -135,6 +135,19 @@ pub enum OperatorCommand {
         #[arg(long, value_name = "BLOCKS")]
         ending_within: Option<u32>,
     },
+    /// Close an order's leased channel now, whatever its lease says.
+    LeaseClose {
+        /// Order id.
+        order_id: String,
+        /// Broadcast our latest commitment transaction instead of negotiating.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Keep an order's leased channel open past its lease's end.
+    LeaseKeep {
+        /// Order id.
+        order_id: String,
+    },
     /// Coupons clients can give as their LSPS1 token.
     Coupons,
     /// Create a coupon: a percentage or a fixed number of sats off the service fee.
@@ -407,6 +420,23 @@ pub async fn run(
             };
             let answer: Answer<LeaseList> = client.get(&path).await?;
             Ok(out.render(answer, render_leases))
+        }
+        OperatorCommand::LeaseClose { order_id, force } => {
+            check_order_id(order_id)?;
+            let request = CloseLease {
+                order_id: order_id.clone(),
+                force: *force,
+            };
+            let answer: Answer<LeaseInfo> = client.post("/v1/leases/close", Some(&request)).await?;
+            Ok(out.render(answer, render_lease))
+        }
+        OperatorCommand::LeaseKeep { order_id } => {
+            check_order_id(order_id)?;
+            let request = KeepLease {
+                order_id: order_id.clone(),
+            };
+            let answer: Answer<LeaseInfo> = client.post("/v1/leases/keep", Some(&request)).await?;
+            Ok(out.render(answer, render_lease))
         }
         OperatorCommand::Coupons => {
             let answer: Answer<Vec<CouponInfo>> = client.get("/v1/coupons").await?;

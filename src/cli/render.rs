@@ -103,6 +103,22 @@ pub(super) fn render_leases(list: &LeaseList) -> String {
     text
 }
 
+pub(super) fn render_lease(lease: &LeaseInfo) -> String {
+    let height = |h: Option<u32>| h.map_or_else(|| "-".to_string(), |h| h.to_string());
+    fields(&[
+        ("order", lease.order_id.clone()),
+        ("state", lease.state.clone()),
+        ("channel", lease.channel.clone()),
+        ("client", lease.client_node_id.clone()),
+        ("capacity", format!("{} sat", lease.capacity_sat)),
+        ("start height", height(lease.start_height)),
+        ("end height", height(lease.end_height)),
+        ("blocks left", height(lease.blocks_left)),
+        ("kept open", lease.keep_open.to_string()),
+        ("revenue", format!("{} sat", lease.revenue_sat)),
+    ])
+}
+
 pub(super) fn render_rescan(rescan: &RescanResult) -> String {
     fields(&[
         ("order", rescan.order_id.clone()),

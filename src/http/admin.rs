@@ -27,8 +27,8 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::api::{
-    CancelOrder, CreateCoupon, DeleteCoupon, ErrorBody, LeaseQuery, OperatorApi, OperatorError,
-    OperatorResult, OrderQuery, RescanOrder, API_KEY_HEADER,
+    CancelOrder, CloseLease, CreateCoupon, DeleteCoupon, ErrorBody, KeepLease, LeaseQuery,
+    OperatorApi, OperatorError, OperatorResult, OrderQuery, RescanOrder, API_KEY_HEADER,
 };
 
 /// Largest request body the operator API accepts.
@@ -53,6 +53,8 @@ pub fn router<A: OperatorApi>(api: Arc<A>, api_key: String) -> Router {
         .route("/v1/orders/cancel", post(cancel_order::<A>))
         .route("/v1/orders/rescan", post(rescan_order::<A>))
         .route("/v1/leases", get(leases::<A>))
+        .route("/v1/leases/close", post(close_lease::<A>))
+        .route("/v1/leases/keep", post(keep_lease::<A>))
         .route("/v1/orders/{id}", get(order::<A>))
         .route("/v1/coupons", get(coupons::<A>).post(create_coupon::<A>))
         .route("/v1/coupons/delete", post(delete_coupon::<A>))
@@ -322,6 +324,20 @@ async fn leases<A: OperatorApi>(
             format!("invalid lease query: {}", rejection.body_text()),
         ),
     }
+}
+
+async fn close_lease<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<CloseLease>,
+) -> Response {
+    reply(api.close_lease(req).await)
+}
+
+async fn keep_lease<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<KeepLease>,
+) -> Response {
+    reply(api.keep_lease(req).await)
 }
 
 async fn rescan_order<A: OperatorApi>(

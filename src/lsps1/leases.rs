@@ -91,6 +91,8 @@ pub struct Lease {
     pub close_kind: Option<String>,
     /// Unix seconds.
     pub closed_at: Option<u64>,
+    /// The operator asked to keep the channel open past the end (`lsp-node lease-keep`).
+    pub keep_open: bool,
     pub created_at: u64,
 }
 
@@ -111,7 +113,7 @@ pub struct LeaseFilter {
 
 const COLUMNS: &str = "order_id, user_channel_id, funding_outpoint, client_node_id, capacity_sat, \
     lsp_balance_sat, lease_blocks, revenue_sat, start_height, end_height, state, closed_by, \
-    close_kind, closed_at, created_at";
+    close_kind, closed_at, created_at, keep_open";
 
 fn lease_row(row: &Row<'_>) -> rusqlite::Result<Result<Lease, StoreError>> {
     let order_id: String = row.get(0)?;
@@ -140,6 +142,7 @@ fn lease_row(row: &Row<'_>) -> rusqlite::Result<Result<Lease, StoreError>> {
                 .map_err(StoreError::from)?
                 .map(from_sql_u64),
             created_at: from_sql_u64(row.get(14).map_err(StoreError::from)?),
+            keep_open: row.get(15).map_err(StoreError::from)?,
         })
     })();
     Ok(parsed)
@@ -272,17 +275,37 @@ impl OrderBook {
     }
 
     /// Marks order `id`'s lease CLOSING (a close the LSP started, for `reason`); false if it
-    /// was not ENDED.
+    /// was closing or closed already.
     pub fn mark_lease_closing(&self, id: &OrderId, reason: &str) -> Result<bool, StoreError> {
         let now = self.clock().now_unix_secs();
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let changed = tx.execute(
-            "UPDATE lsps1_leases SET state = 'CLOSING' WHERE order_id = ?1 AND state = 'ENDED'",
+            "UPDATE lsps1_leases SET state = 'CLOSING'
+             WHERE order_id = ?1 AND state IN ('PENDING', 'ACTIVE', 'ENDED')",
             params![id.as_str()],
         )?;
         if changed > 0 {
             insert_note(&tx, id, now, "lease_closing", reason)?;
+        }
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
+    /// Keeps order `id`'s lease open past its end whatever `at_end` says; false if it is
+    /// closing or closed.
+    pub fn keep_lease(&self, id: &OrderId) -> Result<bool, StoreError> {
+        let now = self.clock().now_unix_secs();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE lsps1_leases SET keep_open = 1
+             WHERE order_id = ?1 AND state IN ('PENDING', 'ACTIVE', 'ENDED')",
+            params![id.as_str()],
+        )?;
+        if changed > 0 {
+            let reason = "the operator keeps the channel open past the lease's end";
+            insert_note(&tx, id, now, "lease_kept", reason)?;
         }
         tx.commit()?;
         Ok(changed > 0)

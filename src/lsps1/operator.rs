@@ -8,12 +8,12 @@ use std::str::FromStr;
 use bitcoin::secp256k1::PublicKey;
 
 use crate::api::{
-    CancelOrder, CouponInfo, CreateCoupon, DeleteCoupon, Empty, HoldAnswerInfo, LeaseInfo,
-    LeaseList, LeaseQuery, OperatorError, OperatorResult, OrderDetail, OrderEventInfo, OrderQuery,
-    OrderSummary, RefundInfo, RescanOrder, RescanResult,
+    CancelOrder, CloseLease, CouponInfo, CreateCoupon, DeleteCoupon, Empty, HoldAnswerInfo,
+    KeepLease, LeaseInfo, LeaseList, LeaseQuery, OperatorError, OperatorResult, OrderDetail,
+    OrderEventInfo, OrderQuery, OrderSummary, RefundInfo, RescanOrder, RescanResult,
 };
 use crate::lsps1::coupons::{Coupon, Discount, NewCoupon};
-use crate::lsps1::fulfil::{CancelRefused, Canceller, RescanRefused};
+use crate::lsps1::fulfil::{CancelRefused, Canceller, LeaseRefused, RescanRefused};
 use crate::lsps1::leases::{Lease, LeaseFilter, LeaseState};
 use crate::lsps1::order::{Order, OrderId, OrderState};
 use crate::lsps1::service::OrderService;
@@ -224,6 +224,44 @@ pub fn leases(service: &OrderService, query: LeaseQuery) -> OperatorResult<Lease
     })
 }
 
+pub fn close_lease(service: &OrderService, req: CloseLease) -> OperatorResult<LeaseInfo> {
+    let id = lease_order_id(&req.order_id)?;
+    let lease = service
+        .close_lease_now(&id, req.force)
+        .map_err(|e| lease_refused(&id, e))?;
+    Ok(lease_info(&lease, service.best_block_height()))
+}
+
+pub fn keep_lease(service: &OrderService, req: KeepLease) -> OperatorResult<LeaseInfo> {
+    let id = lease_order_id(&req.order_id)?;
+    let lease = service
+        .keep_lease_open(&id)
+        .map_err(|e| lease_refused(&id, e))?;
+    Ok(lease_info(&lease, service.best_block_height()))
+}
+
+fn lease_order_id(id: &str) -> OperatorResult<OrderId> {
+    OrderId::parse(id).map_err(|_| OperatorError::NotFound(format!("there is no order {id}")))
+}
+
+fn lease_refused(id: &OrderId, refused: LeaseRefused) -> OperatorError {
+    match refused {
+        LeaseRefused::Unknown => OperatorError::NotFound(format!(
+            "order {id} has no lease: it does not exist or its channel was never funded"
+        )),
+        LeaseRefused::Closed(state) => {
+            OperatorError::Unavailable(format!("order {id}'s lease is {} already", state.as_str()))
+        }
+        LeaseRefused::ChannelGone => {
+            OperatorError::Unavailable(format!("order {id}'s channel is no longer open"))
+        }
+        LeaseRefused::Channel(error) => OperatorError::Unavailable(format!(
+            "the node refused to close order {id}'s channel: {error}"
+        )),
+        LeaseRefused::Store(error) => OperatorError::Internal(error),
+    }
+}
+
 /// Refuses a plain operator close of a channel whose lease is still running.
 pub fn check_close_allowed(service: &OrderService, user_channel_id: u128) -> OperatorResult<()> {
     let Some(lease) = service
@@ -263,6 +301,7 @@ fn lease_info(lease: &Lease, height: u32) -> LeaseInfo {
         closed_by: lease.closed_by.clone(),
         close_kind: lease.close_kind.clone(),
         closed_at: lease.closed_at,
+        keep_open: lease.keep_open,
     }
 }
 

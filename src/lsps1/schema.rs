@@ -127,6 +127,7 @@ pub const LEASES_TABLE: &str = "
         closed_by TEXT,
         close_kind TEXT,
         closed_at INTEGER,
+        keep_open INTEGER NOT NULL DEFAULT 0,
         created_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE UNIQUE INDEX lsps1_leases_by_channel ON lsps1_leases (user_channel_id);

@@ -221,25 +221,26 @@ impl OperatorApi for FakeApi {
     async fn leases(&self, query: LeaseQuery) -> OperatorResult<LeaseList> {
         self.record("leases", &query)?;
         Ok(LeaseList {
-            leases: vec![LeaseInfo {
-                order_id: "a3a06afbd700e7b94c38c2f5a4b94a1d".to_string(),
-                channel: format!("{FAKE_TXID}:0"),
-                client_node_id: FAKE_NODE_ID.to_string(),
-                capacity_sat: 100_000,
-                lsp_balance_sat: 100_000,
-                lease_blocks: 1_000,
-                start_height: Some(200),
-                end_height: Some(1_200),
-                blocks_left: Some(1_056),
-                state: "ACTIVE".to_string(),
-                revenue_sat: 2_345,
-                closed_by: None,
-                close_kind: None,
-                closed_at: None,
-            }],
+            leases: vec![Self::lease()],
             leased_out_sat: 100_000,
             freed_sat: 0,
             revenue_sat: 2_345,
+        })
+    }
+
+    async fn close_lease(&self, req: CloseLease) -> OperatorResult<LeaseInfo> {
+        self.record("close_lease", &req)?;
+        Ok(LeaseInfo {
+            state: "CLOSING".to_string(),
+            ..Self::lease()
+        })
+    }
+
+    async fn keep_lease(&self, req: KeepLease) -> OperatorResult<LeaseInfo> {
+        self.record("keep_lease", &req)?;
+        Ok(LeaseInfo {
+            keep_open: true,
+            ..Self::lease()
         })
     }
 
@@ -317,6 +318,26 @@ impl FakeApi {
             refunds: Vec::new(),
             hold_answers: Vec::new(),
             lease: None,
+        }
+    }
+
+    pub fn lease() -> LeaseInfo {
+        LeaseInfo {
+            order_id: "a3a06afbd700e7b94c38c2f5a4b94a1d".to_string(),
+            channel: format!("{FAKE_TXID}:0"),
+            client_node_id: FAKE_NODE_ID.to_string(),
+            capacity_sat: 100_000,
+            lsp_balance_sat: 100_000,
+            lease_blocks: 1_000,
+            start_height: Some(200),
+            end_height: Some(1_200),
+            blocks_left: Some(1_056),
+            state: "ACTIVE".to_string(),
+            revenue_sat: 2_345,
+            closed_by: None,
+            close_kind: None,
+            closed_at: None,
+            keep_open: false,
         }
     }
 

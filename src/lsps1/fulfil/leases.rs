@@ -63,6 +63,7 @@ impl OrderService {
         let due: Vec<Lease> = due
             .into_iter()
             .filter(|l| matches!(l.state, LeaseState::Ended | LeaseState::Closing))
+            .filter(|l| !l.keep_open)
             .collect();
         if due.is_empty() {
             return;
@@ -118,6 +119,57 @@ impl OrderService {
         }
     }
 
+    /// Closes order `id`'s leased channel now, whatever its lease says (the operator's word):
+    /// cooperatively, or by broadcasting our commitment with `force`.
+    pub fn close_lease_now(&self, id: &OrderId, force: bool) -> Result<Lease, LeaseRefused> {
+        let lease = self.open_lease_of(id)?;
+        let channel = self
+            .node
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .find(|c| c.user_channel_id == lease.user_channel_id)
+            .ok_or(LeaseRefused::ChannelGone)?;
+        let manager = &self.node.channel_manager;
+        let counterparty = channel.counterparty.node_id;
+        let closed = match force {
+            true => manager.force_close_broadcasting_latest_txn(
+                &channel.channel_id,
+                &counterparty,
+                "the LSP's operator closed the leased channel".to_string(),
+            ),
+            false => manager.close_channel(&channel.channel_id, &counterparty),
+        };
+        closed.map_err(|e| LeaseRefused::Channel(format!("{e:?}")))?;
+        let how = if force { "force" } else { "cooperatively" };
+        self.lease_closing(&lease, &format!("the operator closes the channel ({how})"));
+        self.book
+            .lease(id)
+            .map_err(|e| LeaseRefused::Store(e.to_string()))?
+            .ok_or(LeaseRefused::Unknown)
+    }
+
+    /// Keeps order `id`'s leased channel open past its end (the operator's word).
+    pub fn keep_lease_open(&self, id: &OrderId) -> Result<Lease, LeaseRefused> {
+        self.open_lease_of(id)?;
+        self.book
+            .keep_lease(id)
+            .map_err(|e| LeaseRefused::Store(e.to_string()))?;
+        self.open_lease_of(id)
+    }
+
+    fn open_lease_of(&self, id: &OrderId) -> Result<Lease, LeaseRefused> {
+        let lease = self
+            .book
+            .lease(id)
+            .map_err(|e| LeaseRefused::Store(e.to_string()))?
+            .ok_or(LeaseRefused::Unknown)?;
+        match lease.state {
+            LeaseState::Closing | LeaseState::Closed => Err(LeaseRefused::Closed(lease.state)),
+            _ => Ok(lease),
+        }
+    }
+
     fn lease_closing(&self, lease: &Lease, reason: &str) {
         match self.book.mark_lease_closing(&lease.order_id, reason) {
             Ok(_) => tracing::info!(order = %lease.order_id, reason, "closing a leased channel"),
@@ -140,6 +192,20 @@ impl OrderService {
             }
         }
     }
+}
+
+/// Why the operator's close or keep of a lease was refused.
+#[derive(Debug)]
+pub enum LeaseRefused {
+    /// The order has no lease (not funded, or no such order).
+    Unknown,
+    /// Its channel is closing or closed already.
+    Closed(LeaseState),
+    /// LDK no longer has its channel.
+    ChannelGone,
+    /// LDK refused to close it.
+    Channel(String),
+    Store(String),
 }
 
 /// Who closed a channel and how, from LDK's reason.

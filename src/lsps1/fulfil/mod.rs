@@ -93,6 +93,7 @@ mod open;
 mod refund;
 
 pub use addresses::{Rescan, RescanRefused};
+pub use leases::LeaseRefused;
 
 /// How often the order book is walked when nothing wakes the service.
 const TICK: Duration = Duration::from_secs(1);
