@@ -27,6 +27,12 @@ async fn wait_lease_state(operator: &Operator, id: &str, state: &str) -> LeaseIn
     .await
 }
 
+/// The lease rows of order `id`'s history, oldest first.
+async fn lease_history(operator: &Operator, id: &str) -> Vec<String> {
+    let events = operator.order(id).await.events.into_iter().map(|e| e.event);
+    events.filter(|e| e.starts_with("lease_")).collect()
+}
+
 async fn leases(operator: &Operator, query: &str) -> LeaseList {
     operator
         .get(&format!("/v1/leases{query}"))
@@ -127,14 +133,7 @@ async fn e2e_an_ended_lease_is_closed_cooperatively_and_the_client_gets_its_bala
         PUSHED_SAT,
         "the cooperative close {close} pays the client its whole balance"
     );
-    let events: Vec<String> = operator
-        .order(&id)
-        .await
-        .events
-        .into_iter()
-        .map(|e| e.event)
-        .filter(|e| e.starts_with("lease_"))
-        .collect();
+    let events = lease_history(&operator, &id).await;
     assert_eq!(
         events,
         [
@@ -272,14 +271,7 @@ async fn e2e_a_lease_runs_from_its_funding_to_the_clients_close_after_its_end() 
         (totals.leased_out_sat, totals.freed_sat, totals.revenue_sat),
         (0, pending.lsp_balance_sat, pending.revenue_sat)
     );
-    let history: Vec<String> = operator
-        .order(&id)
-        .await
-        .events
-        .into_iter()
-        .map(|e| e.event)
-        .filter(|e| e.starts_with("lease_"))
-        .collect();
+    let history = lease_history(&operator, &id).await;
     assert_eq!(
         history,
         [
@@ -502,14 +494,7 @@ async fn e2e_a_kept_lease_stays_open_past_its_end_until_the_operator_closes_it()
         )
         .await;
     assert_eq!(again.unwrap_err().status, 409);
-    let events: Vec<String> = operator
-        .order(&id)
-        .await
-        .events
-        .into_iter()
-        .map(|e| e.event)
-        .filter(|e| e.starts_with("lease_"))
-        .collect();
+    let events = lease_history(&operator, &id).await;
     assert_eq!(
         events,
         [
