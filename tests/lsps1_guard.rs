@@ -13,7 +13,7 @@ use lightning::util::ser::{LengthLimitedRead, LengthReadable};
 use lightning_liquidity::lsps0::ser::{RawLSPSMessage, LSPS_MESSAGE_TYPE_ID};
 use lsp_node::config::lsps1::{Lsps1Limits, Lsps1Options};
 use lsp_node::lsps1::gate::{Lsps1Gate, Lsps1Server};
-use lsp_node::lsps1::guard::{Lsps1Request, RequestGuard, Verdict};
+use lsp_node::lsps1::guard::{Lsps1Request, Lsps7Request, RequestGuard, Verdict};
 use lsp_node::lsps1::rpc::RpcError;
 use lsp_node::node::lsps::GatedLspsHandler;
 use serde_json::{json, Value};
@@ -125,6 +125,56 @@ fn precheck_table() {
             "unknown method",
             request("lsps1.buy_me_a_coffee", json!({})),
             error_reply(-32601, None),
+        ),
+        (
+            "lsps7 create_order, valid",
+            request(
+                "lsps7.create_order",
+                json!({"short_channel_id": "120x1x0", "channel_extension_expiry_blocks": 144,
+                       "token": "", "refund_onchain_address": REGTEST_ADDRESS}),
+            ),
+            Expect::Forward,
+        ),
+        (
+            "lsps7 create_order without the channel",
+            request(
+                "lsps7.create_order",
+                json!({"channel_extension_expiry_blocks": 144}),
+            ),
+            error_reply(
+                -32602,
+                Some(json!({"property": "short_channel_id", "message": "is required"})),
+            ),
+        ),
+        (
+            "lsps7 create_order for no blocks",
+            request(
+                "lsps7.create_order",
+                json!({"short_channel_id": "120x1x0", "channel_extension_expiry_blocks": 0}),
+            ),
+            error_reply(
+                -32602,
+                Some(json!({"property": "channel_extension_expiry_blocks",
+                            "message": "must be at least 1 block"})),
+            ),
+        ),
+        (
+            "lsps7 create_order with a mainnet refund address",
+            request(
+                "lsps7.create_order",
+                json!({"short_channel_id": "120x1x0", "channel_extension_expiry_blocks": 6,
+                       "refund_onchain_address": MAINNET_ADDRESS}),
+            ),
+            error_reply(
+                -32602,
+                Some(json!({"property": "refund_onchain_address",
+                            "message": "is an address for another network"})),
+            ),
+        ),
+        (
+            "lsps7 get_extendable_channels with an unknown param",
+            request("lsps7.get_extendable_channels", json!({"all": true})),
+            error_reply(-32602, Some(json!({"unrecognized": ["all"]}))),
         ),
         (
             "lsps2 not served",
@@ -660,6 +710,16 @@ impl Lsps1Server for EchoServer {
         }
         Ok(json!({ "served": method }))
     }
+
+    fn serve_lsps7(&self, peer: PublicKey, request: Lsps7Request) -> Result<Value, RpcError> {
+        let method = request.method();
+        self.seen.lock().unwrap().push((peer, method.to_string()));
+        Ok(json!({ "served": method }))
+    }
+
+    fn protocols(&self) -> Vec<u16> {
+        vec![1, 7]
+    }
 }
 
 fn replies(handler: &GatedLspsHandler<FakeInner>) -> Vec<Value> {
@@ -698,21 +758,41 @@ fn an_installed_server_answers_lsps1_and_the_inner_handler_keeps_lsps0() {
         request("lsps0.list_protocols", json!({})).as_bytes(),
     );
     handler.handle_custom_message(protocols, alice).unwrap();
+    let extendable = read_raw(
+        &handler,
+        request("lsps7.get_extendable_channels", json!({})).as_bytes(),
+    );
+    handler.handle_custom_message(extendable, alice).unwrap();
+    let ping = read_raw(&handler, request("lsps0.ping", json!({})).as_bytes());
+    handler.handle_custom_message(ping, alice).unwrap();
 
     let answers = replies(&handler);
     assert_eq!(answers[0]["result"]["served"], "lsps1.get_info");
     assert_eq!(answers[0]["id"], "req-1");
     assert_eq!(answers[1]["error"]["code"], 101);
     assert_eq!(
+        answers[2]["result"],
+        json!({ "protocols": [1, 7] }),
+        "list_protocols is the server's, so it lists LSPS7"
+    );
+    assert_eq!(
+        answers[3]["result"]["served"],
+        "lsps7.get_extendable_channels"
+    );
+    assert_eq!(
+        answers[4]["error"]["code"], -32601,
+        "an unknown LSPS0 method"
+    );
+    assert_eq!(
         server.seen.lock().unwrap().clone(),
         vec![
             (alice, "lsps1.get_info".to_string()),
-            (alice, "lsps1.get_order".to_string())
+            (alice, "lsps1.get_order".to_string()),
+            (alice, "lsps7.get_extendable_channels".to_string())
         ]
     );
     let inner = handler.inner().received.lock().unwrap().clone();
-    assert_eq!(inner.len(), 1, "only LSPS0 reached the manager: {inner:?}");
-    assert!(inner[0].1.contains("lsps0.list_protocols"));
+    assert!(inner.is_empty(), "nothing reached the manager: {inner:?}");
 }
 
 #[test]
@@ -725,8 +805,14 @@ fn a_node_that_sells_nothing_answers_lsps1_method_not_found() {
     );
     let info = read_raw(&handler, request("lsps1.get_info", json!({})).as_bytes());
     handler.handle_custom_message(info, peer(1)).unwrap();
+    let extend = read_raw(
+        &handler,
+        request("lsps7.get_order", json!({"order_id": "x"})).as_bytes(),
+    );
+    handler.handle_custom_message(extend, peer(1)).unwrap();
     let answers = replies(&handler);
     assert_eq!(answers[0]["error"]["code"], -32601);
+    assert_eq!(answers[1]["error"]["code"], -32601);
     assert!(handler.inner().received.lock().unwrap().is_empty());
 }
 

@@ -909,6 +909,7 @@ fn sample_held_order() -> Order {
         source: Interface::P2p,
         email: None,
         updated_at: 1_700_000_000,
+        extension: None,
     }
 }
 

@@ -256,7 +256,7 @@ pub enum LeaseEnd {
     Keep,
 }
 
-/// `[lsps1.leases]`: the end of a lease.
+/// `[lsps1.leases]`: the end of a lease, and its extension (LSPS7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LeaseConfig {
@@ -265,6 +265,14 @@ pub struct LeaseConfig {
     /// With `at_end = "close"`: blocks past the end height after which a channel the client
     /// has not let close cooperatively (offline, or refusing) is force-closed. Default 144.
     pub force_close_after_blocks: u32,
+    /// Clients may buy more blocks for their leases (LSPS7, bLIP-57 draft; `list_protocols`
+    /// then lists 7). Default true.
+    pub extensions: bool,
+    /// The most blocks one extension order buys. Default 13 140 (about three months).
+    pub max_extension_blocks: u32,
+    /// No lease, with all its extensions, is longer than this many blocks: a lease that has
+    /// reached it is not extendable. Default 52 560 (about a year).
+    pub max_total_lease_blocks: u32,
 }
 
 impl Default for LeaseConfig {
@@ -272,6 +280,9 @@ impl Default for LeaseConfig {
         LeaseConfig {
             at_end: LeaseEnd::Close,
             force_close_after_blocks: 144,
+            extensions: true,
+            max_extension_blocks: 13_140,
+            max_total_lease_blocks: 52_560,
         }
     }
 }
@@ -388,6 +399,12 @@ impl Lsps1Config {
         }
         if self.limits.p2p_orders_per_minute == 0 {
             return Err(OptionsError::Zero("limits.p2p_orders_per_minute"));
+        }
+        if self.leases.max_extension_blocks == 0 {
+            return Err(OptionsError::Zero("leases.max_extension_blocks"));
+        }
+        if self.leases.max_total_lease_blocks == 0 {
+            return Err(OptionsError::Zero("leases.max_total_lease_blocks"));
         }
         if self.open_timeout_secs == 0 {
             return Err(OptionsError::Zero("open_timeout_secs"));

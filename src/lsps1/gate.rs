@@ -1,8 +1,10 @@
 //! The LSPS1 gate the node's LSPS message handler consults: every message passes the
-//! [`RequestGuard`] first, and the `lsps1.*` requests that pass are answered by the
-//! [`Lsps1Server`] (the order service), not by lightning-liquidity's manager, which then only
-//! answers LSPS0. `create_order` is rate limited per node id and for all peers together
-//! ([`OrderRate`]) before it reaches the server: a refused request costs two map lookups.
+//! [`RequestGuard`] first, and the `lsps1.*` and `lsps7.*` requests that pass are answered by
+//! the [`Lsps1Server`] (the order service), not by lightning-liquidity's manager, which then
+//! only answers LSPS0 (`list_protocols` too is answered here when the server serves, so that
+//! it lists LSPS7). `create_order` (of both) is rate limited per node id and for all peers
+//! together ([`OrderRate`]) before it reaches the server: a refused request costs two map
+//! lookups.
 //!
 //! The order service needs this: lightning-liquidity 0.3's `send_payment_details` picks the
 //! order id itself and queues the answer before returning, so an order could not be persisted
@@ -16,16 +18,23 @@ use bitcoin::secp256k1::PublicKey;
 use serde_json::Value;
 
 use crate::config::lsps1::Lsps1Limits;
-use crate::lsps1::guard::{Lsps1Request, RequestGuard, Verdict};
+use crate::lsps1::guard::{Lsps1Request, Lsps7Request, RequestGuard, Verdict};
 use crate::lsps1::rate::TokenBuckets;
 use crate::lsps1::rpc::{RpcError, RATE_LIMITED};
 use crate::node::lsps::LspsGate;
 
-/// Answers the `lsps1.*` methods (the order service).
+/// Answers the `lsps1.*` and `lsps7.*` methods (the order service).
 pub trait Lsps1Server: Send + Sync {
     /// Answers one request from `peer` that passed the guard: the JSON-RPC `result`, or the
     /// error object to send.
     fn serve(&self, peer: PublicKey, request: Lsps1Request) -> Result<Value, RpcError>;
+
+    /// Answers one `lsps7.*` request (lease extension) from `peer`; "Method not found" when
+    /// extensions are not offered.
+    fn serve_lsps7(&self, peer: PublicKey, request: Lsps7Request) -> Result<Value, RpcError>;
+
+    /// The protocol numbers `lsps0.list_protocols` answers (LSPS0 itself is not listed).
+    fn protocols(&self) -> Vec<u16>;
 }
 
 /// Who answers `lsps1.*` requests.
@@ -106,17 +115,29 @@ impl LspsGate for Lsps1Gate {
             Ok(checked) => checked,
             Err(verdict) => return verdict,
         };
-        let Some(request) = checked.lsps1 else {
-            return Verdict::Forward(checked.payload);
-        };
-        let rate = match (&request, &self.order_rate) {
-            (Lsps1Request::CreateOrder(_), Some(rate)) => rate.admit(peer, Instant::now()),
-            _ => Ok(()),
-        };
-        let answer = match (&self.answers, rate) {
-            (_, Err(refused)) => Err(refused),
-            (Lsps1Answers::Server(server), Ok(())) => server.serve(peer, request),
-            (Lsps1Answers::NotOffered, Ok(())) => Err(RpcError::method_not_found()),
+        let answer = match (checked.lsps1, checked.lsps7, &self.answers) {
+            (Some(request), _, answers) => {
+                let creates = matches!(request, Lsps1Request::CreateOrder(_));
+                self.admit(peer, creates).and_then(|()| match answers {
+                    Lsps1Answers::Server(server) => server.serve(peer, request),
+                    Lsps1Answers::NotOffered => Err(RpcError::method_not_found()),
+                })
+            }
+            // Never forwarded: the liquidity manager cannot parse them and would ignore the
+            // peer from then on.
+            (None, Some(request), answers) => {
+                let creates = matches!(request, Lsps7Request::CreateOrder { .. });
+                self.admit(peer, creates).and_then(|()| match answers {
+                    Lsps1Answers::Server(server) => server.serve_lsps7(peer, request),
+                    Lsps1Answers::NotOffered => Err(RpcError::method_not_found()),
+                })
+            }
+            (None, None, Lsps1Answers::Server(server))
+                if checked.method == "lsps0.list_protocols" =>
+            {
+                Ok(serde_json::json!({ "protocols": server.protocols() }))
+            }
+            (None, None, _) => return Verdict::Forward(checked.payload),
         };
         let response = match answer {
             Ok(result) => {
@@ -125,6 +146,16 @@ impl LspsGate for Lsps1Gate {
             Err(error) => error.to_response(Some(&checked.id)),
         };
         Verdict::Reply(response.to_string())
+    }
+}
+
+impl Lsps1Gate {
+    /// Applies the order rate to a request that creates an order.
+    fn admit(&self, peer: PublicKey, creates_order: bool) -> Result<(), RpcError> {
+        match (&self.order_rate, creates_order) {
+            (Some(rate), true) => rate.admit(peer, Instant::now()),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -18,7 +18,9 @@
 //! Checks, in order: JSON syntax (-32700), request shape (-32600), method (-32601), unknown
 //! params (-32602 `unrecognized`; a null value counts as absent and is removed), missing or
 //! mistyped known params (-32602 `property`), then for `lsps1.create_order` the options from
-//! `get_info` (100 `property` naming the option).
+//! `get_info` (100 `property` naming the option). The `lsps7.*` methods (lease extension)
+//! get the same framing and param checks; whether the channel named is an extendable lease is
+//! the service's question.
 //!
 //! [`RequestGuard::read`] does the same and also hands back the typed [`Lsps1Request`];
 //! [`RequestGuard::create_order`] is the params part alone, which every HTTP dialect calls with
@@ -61,16 +63,47 @@ impl Lsps1Request {
     }
 }
 
+/// An `lsps7.*` request (lease extension, bLIP-57 draft) that passed the guard: params typed,
+/// the refund address valid on our network. Whether the channel is an extendable lease of the
+/// client is for the service to say.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lsps7Request {
+    GetExtendableChannels,
+    CreateOrder {
+        short_channel_id: String,
+        channel_extension_expiry_blocks: u32,
+        token: Option<String>,
+        refund_address: Option<Address>,
+    },
+    GetOrder {
+        order_id: String,
+    },
+}
+
+impl Lsps7Request {
+    /// The JSON-RPC method name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Lsps7Request::GetExtendableChannels => "lsps7.get_extendable_channels",
+            Lsps7Request::CreateOrder { .. } => "lsps7.create_order",
+            Lsps7Request::GetOrder { .. } => "lsps7.get_order",
+        }
+    }
+}
+
 /// A JSON-RPC request that passed the guard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedRequest {
     /// The request id (a string).
     pub id: Value,
+    pub method: String,
     /// The request as the liquidity manager may read it: the original text, or the request
     /// with null params removed.
     pub payload: String,
-    /// The typed request, for the `lsps1.*` methods; `None` for `lsps0.*`.
+    /// The typed request, for the `lsps1.*` methods; `None` for the others.
     pub lsps1: Option<Lsps1Request>,
+    /// The typed request, for the `lsps7.*` methods; `None` for the others.
+    pub lsps7: Option<Lsps7Request>,
 }
 
 /// The type a request parameter must have.
@@ -122,12 +155,20 @@ const CREATE_ORDER_PARAMS: &[ParamSpec] = &[
 
 const GET_ORDER_PARAMS: &[ParamSpec] = &[required("order_id", ParamType::String)];
 
+const EXTENSION_ORDER_PARAMS: &[ParamSpec] = &[
+    required("short_channel_id", ParamType::String),
+    required("channel_extension_expiry_blocks", ParamType::PositiveU32),
+    optional("token", ParamType::String),
+    optional("refund_onchain_address", ParamType::Address),
+];
+
 /// Methods we serve and their parameters. Anything else is -32601.
 fn params_of(method: &str) -> Option<&'static [ParamSpec]> {
     match method {
-        "lsps0.list_protocols" | "lsps1.get_info" => Some(&[]),
+        "lsps0.list_protocols" | "lsps1.get_info" | "lsps7.get_extendable_channels" => Some(&[]),
         "lsps1.create_order" => Some(CREATE_ORDER_PARAMS),
-        "lsps1.get_order" => Some(GET_ORDER_PARAMS),
+        "lsps1.get_order" | "lsps7.get_order" => Some(GET_ORDER_PARAMS),
+        "lsps7.create_order" => Some(EXTENSION_ORDER_PARAMS),
         _ => None,
     }
 }
@@ -204,6 +245,32 @@ impl RequestGuard {
         let params = self
             .check_params(specs, params)
             .map_err(|error| reply(Some(&id), error))?;
+        let text = |name: &str| params.get(name).and_then(Value::as_str).map(str::to_string);
+        let lsps7 = match method.as_str() {
+            "lsps7.get_extendable_channels" => Some(Lsps7Request::GetExtendableChannels),
+            "lsps7.create_order" => Some(Lsps7Request::CreateOrder {
+                short_channel_id: text("short_channel_id").unwrap_or_default(),
+                channel_extension_expiry_blocks: params
+                    .get("channel_extension_expiry_blocks")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or_default(),
+                token: text("token"),
+                refund_address: match text("refund_onchain_address") {
+                    Some(address) => Some(self.address(&address).map_err(|message| {
+                        reply(
+                            Some(&id),
+                            RpcError::invalid_property("refund_onchain_address", message),
+                        )
+                    })?),
+                    None => None,
+                },
+            }),
+            "lsps7.get_order" => Some(Lsps7Request::GetOrder {
+                order_id: text("order_id").unwrap_or_default(),
+            }),
+            _ => None,
+        };
         let lsps1 = match method.as_str() {
             "lsps1.get_info" => Some(Lsps1Request::GetInfo),
             "lsps1.create_order" => Some(Lsps1Request::CreateOrder(
@@ -225,7 +292,13 @@ impl RequestGuard {
             request.insert("params".into(), Value::Object(params));
             Value::Object(request).to_string()
         };
-        Ok(CheckedRequest { id, payload, lsps1 })
+        Ok(CheckedRequest {
+            id,
+            method,
+            payload,
+            lsps1,
+            lsps7,
+        })
     }
 
     /// Checks the params of a `create_order` request (from an HTTP body, with the dialect's

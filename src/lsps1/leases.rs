@@ -109,6 +109,8 @@ pub struct LeaseFilter {
     pub state: Option<LeaseState>,
     /// Open leases whose end height is at most this.
     pub ending_by_height: Option<u32>,
+    /// The leases of this client only.
+    pub client: Option<PublicKey>,
 }
 
 const COLUMNS: &str = "order_id, user_channel_id, funding_outpoint, client_node_id, capacity_sat, \
@@ -186,13 +188,15 @@ impl OrderBook {
         Ok(())
     }
 
-    /// Completed orders without a lease (a crash between the funding and the lease).
+    /// Completed orders without a lease (a crash between the funding and the lease); extension
+    /// orders have none of their own.
     pub fn completed_orders_without_lease(&self) -> Result<Vec<Order>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare(
             "SELECT record FROM lsps1_orders o
              WHERE order_state = 'COMPLETED'
-               AND NOT EXISTS (SELECT 1 FROM lsps1_leases l WHERE l.order_id = o.id)",
+               AND NOT EXISTS (SELECT 1 FROM lsps1_leases l WHERE l.order_id = o.id)
+               AND NOT EXISTS (SELECT 1 FROM lsps1_lease_extensions e WHERE e.order_id = o.id)",
         )?;
         let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
         rows.map(|record| decode(&record?)).collect()
@@ -387,12 +391,14 @@ impl OrderBook {
             "SELECT {COLUMNS} FROM lsps1_leases
              WHERE (?1 IS NULL OR state = ?1)
                AND (?2 IS NULL OR (state != 'CLOSED' AND end_height <= ?2))
+               AND (?3 IS NULL OR client_node_id = ?3)
              ORDER BY end_height IS NULL, end_height, created_at"
         ))?;
         let rows = statement.query_map(
             params![
                 filter.state.map(LeaseState::as_str),
-                filter.ending_by_height
+                filter.ending_by_height,
+                filter.client.map(|c| c.to_string())
             ],
             lease_row,
         )?;

@@ -14,6 +14,9 @@
 //!   [`order::OrderEvent`]), order ids, and [`order::render`], one bLIP-51 rendering for p2p and
 //!   HTTP ([`order::PaymentStateDialect`] for clients that cannot parse HOLD).
 //! - [`pricing`]: [`pricing::price`], the one fee function for every interface.
+//! - [`leases`]: the lease book, every sold channel from its funding to its close;
+//!   [`extensions`] the extension orders that add blocks to a lease, and [`lsps7`] the
+//!   service's LSPS7 side (bLIP-57 draft) that sells them.
 //! - [`store`]: [`store::OrderBook`] over SQLite: orders, event history, reservations; every
 //!   change one transaction. [`coupons`], [`ledger`] (invoice hashes, held HTLCs, refunds) and
 //!   [`hold_spelling`] keep their tables beside it.
@@ -31,6 +34,7 @@
 pub mod address_watch;
 pub mod clock;
 pub mod coupons;
+pub mod extensions;
 pub mod fulfil;
 pub mod gate;
 pub mod guard;
@@ -38,6 +42,7 @@ pub mod hold_spelling;
 pub mod leases;
 pub mod ledger;
 pub mod liquidity;
+pub mod lsps7;
 pub mod metrics;
 pub mod operator;
 pub mod order;

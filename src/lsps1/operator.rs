@@ -119,14 +119,25 @@ pub fn order_detail(service: &OrderService, id: &str) -> OperatorResult<OrderDet
         })
         .collect();
     let height = service.best_block_height();
+    // An extension order shows the lease it extends, and renders as LSPS7 clients see it.
+    let leased = order
+        .extension
+        .as_ref()
+        .map_or(&id, |terms| &terms.lease_order_id);
     let lease = book
-        .lease(&id)
+        .lease(leased)
         .map_err(internal)?
         .map(|l| lease_info(&l, height));
+    let rendered = match &order.extension {
+        Some(_) => service
+            .render_extension(&order, crate::lsps1::order::PaymentStateDialect::Blip51)
+            .map_err(|e| OperatorError::Internal(e.message))?,
+        None => service.render_http(&order),
+    };
     Ok(OrderDetail {
         lease,
         summary: summary(&order),
-        order: service.render_http(&order),
+        order: rendered,
         price: serde_json::to_value(order.price).unwrap_or_default(),
         coupon_code: order.coupon_code.clone(),
         email: order.email.clone(),
@@ -214,6 +225,7 @@ pub fn leases(service: &OrderService, query: LeaseQuery) -> OperatorResult<Lease
             ending_by_height: query
                 .ending_within_blocks
                 .map(|blocks| height.saturating_add(blocks)),
+            client: None,
         })
         .map_err(internal)?;
     Ok(LeaseList {

@@ -1,7 +1,8 @@
 //! The order: its data, its state machine and its bLIP-51 JSON rendering, as pure code.
 //!
 //! States (bLIP-51):
-//! - `order_state`: CREATED -> COMPLETED (funding published) | FAILED. Both ends are final.
+//! - `order_state`: CREATED -> COMPLETED (funding published; for an extension order, the
+//!   extension recorded) | FAILED. Both ends are final.
 //! - bolt11 payment: EXPECT_PAYMENT -> HOLD (HTLC arrived, not claimed) -> PAID (claimed after
 //!   the funding transaction was broadcast) | REFUNDED (HTLC failed back). EXPECT_PAYMENT ->
 //!   REFUNDED closes an option that was never paid (order failed or expired).
@@ -262,6 +263,21 @@ pub struct Order {
     pub email: Option<String>,
     /// Unix seconds of the last change.
     pub updated_at: u64,
+    /// Set on an extension order (LSPS7): what it buys. Its `channel` is then the leased
+    /// channel, filled in when the extension is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<ExtensionTerms>,
+}
+
+/// What an extension order (LSPS7) buys: more blocks for the lease of an earlier order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionTerms {
+    /// The order whose lease is extended.
+    pub lease_order_id: OrderId,
+    /// The leased channel as the client named it (`BLOCKxTXxOUTPUT`).
+    pub short_channel_id: String,
+    /// Blocks bought.
+    pub blocks: u32,
 }
 
 /// Something that happened to an order.
@@ -274,6 +290,9 @@ pub enum OrderEvent {
     OnchainPaymentConfirmed,
     /// The funding transaction was broadcast. A held HTLC is claimed with it (bolt11 -> PAID).
     ChannelFunded(ChannelInfo),
+    /// An extension order's blocks were added to its lease (the leased channel given): the
+    /// same transition as [`OrderEvent::ChannelFunded`].
+    Extended(ChannelInfo),
     /// The order failed (open failed, expired, cancelled). A held HTLC is failed back at once
     /// (bolt11 -> REFUNDED). `onchain_refund_pending` is true when on-chain funds were received
     /// and still have to be sent back; the on-chain option then keeps its state until
@@ -297,6 +316,7 @@ impl OrderEvent {
             OrderEvent::Bolt11HtlcHeld => "bolt11_htlc_held",
             OrderEvent::OnchainPaymentConfirmed => "onchain_payment_confirmed",
             OrderEvent::ChannelFunded(_) => "channel_funded",
+            OrderEvent::Extended(_) => "extended",
             OrderEvent::Failed { .. } => "failed",
             OrderEvent::OnchainRefunded => "onchain_refunded",
             OrderEvent::OnchainPaymentLost => "onchain_payment_lost",
@@ -374,7 +394,7 @@ impl Order {
                 next.require_unpaid_by(PaymentKind::Bolt11)?;
                 next.move_payment(PaymentKind::Onchain, PaymentState::Paid)?;
             }
-            OrderEvent::ChannelFunded(channel) => {
+            OrderEvent::ChannelFunded(channel) | OrderEvent::Extended(channel) => {
                 let held = self
                     .bolt11
                     .as_ref()
@@ -548,6 +568,33 @@ impl PaymentStateDialect {
 
 /// The order as bLIP-51 renders it (create_order and get_order results).
 pub fn render(order: &Order, dialect: PaymentStateDialect) -> Value {
+    let channel = match &order.channel {
+        Some(c) => json!({
+            "funded_at": rfc3339(c.funded_at),
+            "funding_outpoint": c.funding_outpoint,
+            "expires_at": rfc3339(c.expires_at),
+        }),
+        None => Value::Null,
+    };
+    let p = &order.params;
+    json!({
+        "order_id": order.id.as_str(),
+        "lsp_balance_sat": p.lsp_balance_sat.to_string(),
+        "client_balance_sat": p.client_balance_sat.to_string(),
+        "required_channel_confirmations": p.required_channel_confirmations,
+        "funding_confirms_within_blocks": p.funding_confirms_within_blocks,
+        "channel_expiry_blocks": p.channel_expiry_blocks,
+        "token": p.token,
+        "created_at": rfc3339(order.created_at),
+        "announce_channel": p.announce_channel,
+        "order_state": order.state.as_str(),
+        "payment": render_payment(order, dialect),
+        "channel": channel,
+    })
+}
+
+/// The bLIP-51 `payment` object of `order` (LSPS7 extension orders use the same one).
+pub fn render_payment(order: &Order, dialect: PaymentStateDialect) -> Value {
     let mut payment = serde_json::Map::new();
     if let Some(b) = &order.bolt11 {
         payment.insert(
@@ -576,29 +623,7 @@ pub fn render(order: &Order, dialect: PaymentStateDialect) -> Value {
             }),
         );
     }
-    let channel = match &order.channel {
-        Some(c) => json!({
-            "funded_at": rfc3339(c.funded_at),
-            "funding_outpoint": c.funding_outpoint,
-            "expires_at": rfc3339(c.expires_at),
-        }),
-        None => Value::Null,
-    };
-    let p = &order.params;
-    json!({
-        "order_id": order.id.as_str(),
-        "lsp_balance_sat": p.lsp_balance_sat.to_string(),
-        "client_balance_sat": p.client_balance_sat.to_string(),
-        "required_channel_confirmations": p.required_channel_confirmations,
-        "funding_confirms_within_blocks": p.funding_confirms_within_blocks,
-        "channel_expiry_blocks": p.channel_expiry_blocks,
-        "token": p.token,
-        "created_at": rfc3339(order.created_at),
-        "announce_channel": p.announce_channel,
-        "order_state": order.state.as_str(),
-        "payment": Value::Object(payment),
-        "channel": channel,
-    })
+    Value::Object(payment)
 }
 
 #[cfg(test)]

@@ -42,6 +42,12 @@
 //! - order_total_sat = 5 960 + 100 000 = 105 960
 //!
 //! The same order paid over Lightning has no refund reserve: fee 4 745, total 104 745.
+//!
+//! # Extensions
+//! An extension (LSPS7) of a lease on `lsp_balance_sat` by `blocks` is priced by
+//! [`extension_price`]: `base_fee_sat` + the lease term for `blocks`, the coupon on that, and
+//! the refund reserve when paid on-chain. There is no proportional fee and no funding fee:
+//! the channel exists. `order_total_sat` is `fee_total_sat` (no client balance).
 
 use serde::{Deserialize, Serialize};
 
@@ -131,12 +137,11 @@ pub fn price(
         lsp_balance * u128::from(config.proportional_ppm),
         1_000_000,
     ))?;
-    let lease_fee_sat = narrow(div_ceil(
-        lsp_balance
-            * u128::from(config.lease_ppm_per_year)
-            * u128::from(request.channel_expiry_blocks),
-        1_000_000 * u128::from(BLOCKS_PER_YEAR),
-    ))?;
+    let lease_fee_sat = lease_fee(
+        config,
+        request.lsp_balance_sat,
+        request.channel_expiry_blocks,
+    )?;
     let service_fee_sat = base_fee_sat
         .checked_add(proportional_fee_sat)
         .and_then(|s| s.checked_add(lease_fee_sat))
@@ -174,6 +179,52 @@ pub fn price(
     })
 }
 
+/// Computes the price of extending a lease on `lsp_balance_sat` by `blocks` (see the module
+/// doc). `fee_rate_sat_per_kwu` prices the refund reserve.
+pub fn extension_price(
+    config: &PricingConfig,
+    lsp_balance_sat: u64,
+    blocks: u32,
+    fee_rate_sat_per_kwu: u64,
+    payment: PaymentMethod,
+    discount: Option<Discount>,
+) -> Result<PriceBreakdown, PricingError> {
+    let lease_fee_sat = lease_fee(config, lsp_balance_sat, blocks)?;
+    let service_fee_sat = config
+        .base_fee_sat
+        .checked_add(lease_fee_sat)
+        .ok_or(PricingError::Overflow)?;
+    let discount_sat = discount.map_or(0, |d| d.discount_sat(service_fee_sat));
+    let refund_reserve_sat = match payment {
+        PaymentMethod::Lightning => 0,
+        PaymentMethod::Onchain => fee_for_weight(refund_tx_weight(), fee_rate_sat_per_kwu)?,
+    };
+    let fee_total_sat = (service_fee_sat - discount_sat)
+        .checked_add(refund_reserve_sat)
+        .ok_or(PricingError::Overflow)?;
+    Ok(PriceBreakdown {
+        base_fee_sat: config.base_fee_sat,
+        proportional_fee_sat: 0,
+        lease_fee_sat,
+        onchain_fee_sat: 0,
+        refund_reserve_sat,
+        discount_sat,
+        fee_total_sat,
+        order_total_sat: fee_total_sat,
+    })
+}
+
+fn lease_fee(
+    config: &PricingConfig,
+    lsp_balance_sat: u64,
+    blocks: u32,
+) -> Result<u64, PricingError> {
+    narrow(div_ceil(
+        u128::from(lsp_balance_sat) * u128::from(config.lease_ppm_per_year) * u128::from(blocks),
+        1_000_000 * u128::from(BLOCKS_PER_YEAR),
+    ))
+}
+
 fn div_ceil(numerator: u128, denominator: u128) -> u128 {
     numerator.div_ceil(denominator)
 }
@@ -195,6 +246,38 @@ mod tests {
             payment: PaymentMethod::Onchain,
             discount: Some(Discount::Percent(10)),
         }
+    }
+
+    #[test]
+    fn an_extension_costs_the_base_fee_and_the_lease_term_only() {
+        let config = PricingConfig::default();
+        let lightning = extension_price(
+            &config,
+            1_000_000,
+            4_320,
+            2_500,
+            PaymentMethod::Lightning,
+            None,
+        )
+        .unwrap();
+        // base 1 000 + lease 822 (as in the worked example); no proportional, no funding fee.
+        assert_eq!(lightning.fee_total_sat, 1_822);
+        assert_eq!(lightning.order_total_sat, 1_822);
+        assert_eq!(
+            (lightning.proportional_fee_sat, lightning.onchain_fee_sat),
+            (0, 0)
+        );
+        let onchain = extension_price(
+            &config,
+            1_000_000,
+            4_320,
+            2_500,
+            PaymentMethod::Onchain,
+            Some(Discount::Percent(10)),
+        )
+        .unwrap();
+        // floor(10 % of 1 822) = 182 off; refund reserve 1 215.
+        assert_eq!(onchain.fee_total_sat, 1_822 - 182 + 1_215);
     }
 
     #[test]

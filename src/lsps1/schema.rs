@@ -132,3 +132,16 @@ pub const LEASES_TABLE: &str = "
     ) WITHOUT ROWID;
     CREATE UNIQUE INDEX lsps1_leases_by_channel ON lsps1_leases (user_channel_id);
     CREATE INDEX lsps1_leases_by_end ON lsps1_leases (end_height) WHERE state != 'CLOSED';";
+
+/// [`crate::lsps1::extensions`]: the extension orders of each lease (LSPS7). The order itself
+/// is a row of `lsps1_orders`; this row ties it to the lease and records when it was applied
+/// and the end height it gave the lease.
+pub const LEASE_EXTENSIONS_TABLE: &str = "
+    CREATE TABLE lsps1_lease_extensions (
+        order_id TEXT PRIMARY KEY NOT NULL REFERENCES lsps1_orders(id),
+        lease_order_id TEXT NOT NULL REFERENCES lsps1_leases(order_id),
+        blocks INTEGER NOT NULL CHECK (blocks >= 1),
+        applied_at INTEGER,
+        end_height_after INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX lsps1_lease_extensions_by_lease ON lsps1_lease_extensions (lease_order_id);";

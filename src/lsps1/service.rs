@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use crate::config::lsps1::{Lsps1Config, TokenMode};
 use crate::lsps1::clock::Clock;
 use crate::lsps1::gate::Lsps1Server;
-use crate::lsps1::guard::{Lsps1Request, RequestGuard};
+use crate::lsps1::guard::{Lsps1Request, Lsps7Request, RequestGuard};
 use crate::lsps1::hold_spelling::{hold_spelling, HoldSpellingWarnings};
 use crate::lsps1::liquidity::{self, ReservationRequest};
 use crate::lsps1::order::{
@@ -190,7 +190,7 @@ impl OrderService {
 
     /// The coupon a token names, per the token mode; error 102 when the token is required and
     /// missing, or names no redeemable coupon.
-    fn coupon_for(
+    pub(crate) fn coupon_for(
         &self,
         token: Option<&str>,
     ) -> Result<Option<crate::lsps1::coupons::Coupon>, RpcError> {
@@ -215,8 +215,9 @@ impl OrderService {
         Ok(Some(coupon))
     }
 
-    /// Creates and persists an order; the returned order is what the client is told.
-    pub fn create_order(&self, request: NewOrder) -> Result<Order, RpcError> {
+    /// Whether orders are taken now (the chain is synced and trusted), and `refund_address`
+    /// is one the client controls: the checks every new order, of any kind, passes first.
+    pub(crate) fn admit_new_order(&self, refund_address: Option<&Address>) -> Result<(), RpcError> {
         if !self.node.chain_sync.has_synced() {
             return Err(RpcError::new(
                 rpc::CLIENT_REJECTED,
@@ -229,14 +230,62 @@ impl OrderService {
                 "the LSP does not trust its chain source right now and takes no orders",
             ));
         }
-        let params = &request.params;
-        let refund_address = request.refund_address.as_ref();
         if refund_address.is_some_and(|a| self.node.wallet.is_mine(&a.script_pubkey())) {
             return Err(RpcError::invalid_property(
                 "refund_onchain_address",
                 "is an address of this LSP's own wallet: a refund there would never reach you; give an address you control",
             ));
         }
+        Ok(())
+    }
+
+    /// The payment options of new order `id`: the HOLD invoice at `bolt11_price`, and the
+    /// on-chain option at `onchain_price` (with a fresh wallet address) when there is one.
+    pub(crate) fn payment_options(
+        &self,
+        id: &OrderId,
+        description: String,
+        bolt11_price: &PriceBreakdown,
+        onchain: Option<(&PriceBreakdown, &Address)>,
+    ) -> Result<(Bolt11Payment, Option<OnchainPayment>), RpcError> {
+        let now = self.now();
+        let options = &self.config.options;
+        let invoice = self.order_invoice(id, description, bolt11_price.order_total_sat)?;
+        let bolt11 = Bolt11Payment {
+            state: PaymentState::ExpectPayment,
+            expires_at: now + options.invoice_expiry_secs,
+            fee_total_sat: bolt11_price.fee_total_sat,
+            order_total_sat: bolt11_price.order_total_sat,
+            invoice,
+        };
+        let onchain = match onchain {
+            Some((price, refund)) => {
+                let address = self
+                    .node
+                    .wallet
+                    .new_address()
+                    .map_err(|e| internal_error("could not make a payment address", &e))?;
+                Some(OnchainPayment {
+                    state: PaymentState::ExpectPayment,
+                    expires_at: now + options.order_expiry_secs,
+                    fee_total_sat: price.fee_total_sat,
+                    order_total_sat: price.order_total_sat,
+                    address: address.to_string(),
+                    min_onchain_payment_confirmations: options.min_onchain_payment_confirmations,
+                    min_fee_for_0conf_sat_per_vb: options.min_fee_for_0conf_sat_per_vb,
+                    refund_onchain_address: refund.to_string(),
+                })
+            }
+            None => None,
+        };
+        Ok((bolt11, onchain))
+    }
+
+    /// Creates and persists an order; the returned order is what the client is told.
+    pub fn create_order(&self, request: NewOrder) -> Result<Order, RpcError> {
+        let params = &request.params;
+        let refund_address = request.refund_address.as_ref();
+        self.admit_new_order(refund_address)?;
         let coupon = self.coupon_for(params.token.as_deref())?;
         let bolt11_price = self.price(params, PaymentMethod::Lightning, coupon.as_ref())?;
         let onchain_price = match refund_address {
@@ -264,43 +313,21 @@ impl OrderService {
 
         let id = OrderId::random(&mut rand::rngs::OsRng);
         let now = self.now();
-        let options = &self.config.options;
-        let invoice = self.order_invoice(&id, bolt11_price.order_total_sat)?;
-        let onchain = match (onchain_price, refund_address) {
-            (Some(price), Some(refund)) => {
-                let address = self
-                    .node
-                    .wallet
-                    .new_address()
-                    .map_err(|e| internal_error("could not make a payment address", &e))?;
-                Some(OnchainPayment {
-                    state: PaymentState::ExpectPayment,
-                    expires_at: now + options.order_expiry_secs,
-                    fee_total_sat: price.fee_total_sat,
-                    order_total_sat: price.order_total_sat,
-                    address: address.to_string(),
-                    min_onchain_payment_confirmations: options.min_onchain_payment_confirmations,
-                    min_fee_for_0conf_sat_per_vb: options.min_fee_for_0conf_sat_per_vb,
-                    refund_onchain_address: refund.to_string(),
-                })
-            }
-            _ => None,
-        };
+        let (bolt11, onchain) = self.payment_options(
+            &id,
+            format!("LSPS1 channel order {id}"),
+            &bolt11_price,
+            onchain_price.as_ref().zip(refund_address),
+        )?;
         let order = Order {
             id,
             client_node_id: request.client_node_id,
             params: request.params.clone(),
             refund_onchain_address: request.refund_address.as_ref().map(Address::to_string),
             created_at: now,
-            expires_at: now + options.order_expiry_secs,
+            expires_at: now + self.config.options.order_expiry_secs,
             state: OrderState::Created,
-            bolt11: Some(Bolt11Payment {
-                state: PaymentState::ExpectPayment,
-                expires_at: now + options.invoice_expiry_secs,
-                fee_total_sat: bolt11_price.fee_total_sat,
-                order_total_sat: bolt11_price.order_total_sat,
-                invoice,
-            }),
+            bolt11: Some(bolt11),
             onchain,
             channel: None,
             price: bolt11_price,
@@ -308,6 +335,7 @@ impl OrderService {
             source: request.source,
             email: request.email,
             updated_at: now,
+            extension: None,
         };
         let admission = Admission {
             reservation: Some(ReservationRequest {
@@ -340,6 +368,7 @@ impl OrderService {
             .book
             .order(&id)
             .map_err(|e| internal_error("could not read the order", &e))?
+            .filter(|order| order.extension.is_none())
             .ok_or_else(not_found)?;
         if client.is_some_and(|client| *client != order.client_node_id) {
             return Err(not_found());
@@ -347,8 +376,13 @@ impl OrderService {
         Ok(order)
     }
 
-    fn order_invoice(&self, id: &OrderId, amount_sat: u64) -> Result<String, RpcError> {
-        let description = Description::new(format!("LSPS1 channel order {id}"))
+    fn order_invoice(
+        &self,
+        id: &OrderId,
+        description: String,
+        amount_sat: u64,
+    ) -> Result<String, RpcError> {
+        let description = Description::new(description)
             .map_err(|_| RpcError::new(rpc::INTERNAL_ERROR, "Internal error"))?;
         let options = &self.config.options;
         let invoice = self
@@ -427,9 +461,25 @@ impl Lsps1Server for OrderService {
         }
         answer
     }
+
+    fn serve_lsps7(&self, peer: PublicKey, request: Lsps7Request) -> Result<Value, RpcError> {
+        let method = request.method();
+        let answer = self.serve_lsps7_p2p(peer, request);
+        if let Err(error) = &answer {
+            tracing::info!(%peer, method, code = error.code, message = %error.message, "LSPS7 request refused");
+        }
+        answer
+    }
+
+    fn protocols(&self) -> Vec<u16> {
+        match self.config.leases.extensions {
+            true => vec![1, 7],
+            false => vec![1],
+        }
+    }
 }
 
-fn store_error_to_rpc(error: &StoreError) -> RpcError {
+pub(crate) fn store_error_to_rpc(error: &StoreError) -> RpcError {
     let rpc = error.to_rpc_error();
     if rpc.code == rpc::INTERNAL_ERROR {
         tracing::error!(%error, "order book failure");

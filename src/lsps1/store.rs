@@ -39,8 +39,9 @@ use crate::lsps1::schema;
 
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
-/// 4 HTLC claims, 5 channel opens, 6 funding heights; see [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 9;
+/// 4 HTLC claims, 5 channel opens, 6 funding heights, 7 address watches, 8 HTLCs failed back,
+/// 9 leases, 10 lease extensions; see [`crate::lsps1::schema`]).
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,6 +68,8 @@ pub enum StoreError {
     Database(#[from] rusqlite::Error),
     #[error("stored order {0} could not be decoded; the database may be damaged")]
     Corrupt(String),
+    #[error("the lease of order {0} is closing or closed and cannot be extended")]
+    LeaseNotOpen(OrderId),
 }
 
 impl StoreError {
@@ -81,6 +84,10 @@ impl StoreError {
                 RpcError::new(rpc::CLIENT_REJECTED, self.to_string())
             }
             StoreError::OrderNotFound(_) => RpcError::new(rpc::ORDER_NOT_FOUND, "Order not found"),
+            StoreError::LeaseNotOpen(_) => RpcError::option_mismatch(
+                "short_channel_id",
+                "the leased channel is closing or closed and can no longer be extended",
+            ),
             _ => RpcError::new(rpc::INTERNAL_ERROR, "Internal error"),
         }
     }
@@ -166,6 +173,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 9 {
         tx.execute_batch(schema::LEASES_TABLE)?;
+    }
+    if found < 10 {
+        tx.execute_batch(schema::LEASE_EXTENSIONS_TABLE)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
@@ -262,6 +272,18 @@ impl OrderBook {
     /// Stores a new order: redeems its coupon (if any), enforces the per-peer limit, takes its
     /// reservation and records the `created` event, all or nothing.
     pub fn create_order(&self, order: &Order, admission: &Admission) -> Result<(), StoreError> {
+        self.create_order_with(order, admission, |_| Ok(()))
+    }
+
+    /// [`Self::create_order`], with `also` run in the same transaction after the order row is
+    /// written (the rows another table keeps beside a new order, and their checks): all of it
+    /// is committed, or none.
+    pub(crate) fn create_order_with(
+        &self,
+        order: &Order,
+        admission: &Admission,
+        also: impl FnOnce(&Connection) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let unpaid =
             |state: Option<PaymentState>| state.is_none_or(|s| s == PaymentState::ExpectPayment);
         if order.state != OrderState::Created
@@ -347,6 +369,7 @@ impl OrderBook {
             "order accepted",
             None,
         )?;
+        also(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -364,48 +387,7 @@ impl OrderBook {
         let now = self.clock.now_unix_secs();
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = load_order(&tx, id)?.ok_or_else(|| StoreError::OrderNotFound(id.clone()))?;
-        let next = current.apply(event, now)?;
-        tx.execute(
-            "UPDATE lsps1_orders SET order_state = ?2, bolt11_state = ?3, onchain_state = ?4,
-                updated_at = ?5, record = ?6 WHERE id = ?1",
-            params![
-                id.as_str(),
-                next.state.as_str(),
-                next.bolt11.as_ref().map(|b| b.state.as_str()),
-                next.onchain.as_ref().map(|o| o.state.as_str()),
-                to_sql_u64(next.updated_at),
-                encode(&next)?,
-            ],
-        )?;
-        let detail =
-            serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        insert_event(
-            &tx,
-            id,
-            now,
-            event.name(),
-            Some(&current.state_summary()),
-            &next.state_summary(),
-            reason,
-            Some(&detail),
-        )?;
-        // A failed order that must refund on-chain funds keeps its reservation until the
-        // refund is confirmed: the sats it returns must not be sold to a new order meanwhile.
-        if matches!(
-            event,
-            OrderEvent::ChannelFunded(_)
-                | OrderEvent::Failed {
-                    onchain_refund_pending: false
-                }
-                | OrderEvent::OnchainRefunded
-        ) {
-            tx.execute(
-                "UPDATE lsps1_reservations SET released_at = ?2, release_reason = ?3
-                 WHERE order_id = ?1 AND released_at IS NULL",
-                params![id.as_str(), to_sql_u64(now), event.name()],
-            )?;
-        }
+        let next = apply_in(&tx, id, event, reason, now)?;
         tx.commit()?;
         Ok(next)
     }
@@ -538,7 +520,61 @@ fn reserved_sat(conn: &Connection) -> Result<u64, StoreError> {
     Ok(from_sql_u64(total))
 }
 
-fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {
+/// [`OrderBook::apply`] inside the caller's transaction `conn`.
+pub(crate) fn apply_in(
+    conn: &Connection,
+    id: &OrderId,
+    event: &OrderEvent,
+    reason: &str,
+    now: u64,
+) -> Result<Order, StoreError> {
+    let current = load_order(conn, id)?.ok_or_else(|| StoreError::OrderNotFound(id.clone()))?;
+    let next = current.apply(event, now)?;
+
+    conn.execute(
+        "UPDATE lsps1_orders SET order_state = ?2, bolt11_state = ?3, onchain_state = ?4,
+                updated_at = ?5, record = ?6 WHERE id = ?1",
+        params![
+            id.as_str(),
+            next.state.as_str(),
+            next.bolt11.as_ref().map(|b| b.state.as_str()),
+            next.onchain.as_ref().map(|o| o.state.as_str()),
+            to_sql_u64(next.updated_at),
+            encode(&next)?,
+        ],
+    )?;
+    let detail = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    insert_event(
+        conn,
+        id,
+        now,
+        event.name(),
+        Some(&current.state_summary()),
+        &next.state_summary(),
+        reason,
+        Some(&detail),
+    )?;
+    // A failed order that must refund on-chain funds keeps its reservation until the
+    // refund is confirmed: the sats it returns must not be sold to a new order meanwhile.
+    if matches!(
+        event,
+        OrderEvent::ChannelFunded(_)
+            | OrderEvent::Extended(_)
+            | OrderEvent::Failed {
+                onchain_refund_pending: false
+            }
+            | OrderEvent::OnchainRefunded
+    ) {
+        conn.execute(
+            "UPDATE lsps1_reservations SET released_at = ?2, release_reason = ?3
+                 WHERE order_id = ?1 AND released_at IS NULL",
+            params![id.as_str(), to_sql_u64(now), event.name()],
+        )?;
+    }
+    Ok(next)
+}
+
+pub(crate) fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {
     let record: Option<String> = conn
         .query_row(
             "SELECT record FROM lsps1_orders WHERE id = ?1",

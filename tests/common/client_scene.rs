@@ -23,6 +23,18 @@ pub struct ClientScene {
     pub client: Arc<ldk_node::Node>,
 }
 
+/// The seed of the `KeysManager` that ldk-node builds for the node whose storage is
+/// `client_dir` (the BIP32 master key's secret of its `keys_seed` file, as ldk-node 0.7's
+/// builder derives it): a `KeysManager` from it has that node's key, for a bare peer that
+/// speaks as the node while it is offline.
+pub fn client_node_key_seed(client_dir: &std::path::Path) -> [u8; 32] {
+    let entropy = std::fs::read(client_dir.join("keys_seed")).expect("ldk-node's keys_seed file");
+    bitcoin::bip32::Xpriv::new_master(bitcoin::Network::Regtest, &entropy)
+        .expect("a master key")
+        .private_key
+        .secret_bytes()
+}
+
 impl ClientScene {
     /// The scene with `lsp_sats` in the LSP's wallet.
     pub async fn start(lsp_sats: u64) -> ClientScene {

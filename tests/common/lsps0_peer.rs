@@ -1,7 +1,8 @@
 //! A bare Lightning peer that speaks LSPS0 only: it connects to a node over real TCP (BOLT8
 //! handshake, LDK's `PeerManager`), sends raw LSPS JSON-RPC requests in custom messages of type
 //! 37913 and collects the answers. Each peer has its own fresh node key, as a flood of throwaway
-//! node ids would.
+//! node ids would, or the key of a node that is offline ([`Lsps0Peer::connect_with_seed`]); it
+//! answers no channel message ([`super::quiet_channels`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,8 +11,7 @@ use std::time::Duration;
 use bitcoin::secp256k1::PublicKey;
 use lightning::ln::msgs::{DecodeError, Init, LightningError};
 use lightning::ln::peer_handler::{
-    CustomMessageHandler, ErroringMessageHandler, IgnoringMessageHandler, MessageHandler,
-    PeerManager,
+    CustomMessageHandler, IgnoringMessageHandler, MessageHandler, PeerManager,
 };
 use lightning::ln::wire::CustomMessageReader;
 use lightning::sign::{KeysManager, NodeSigner, Recipient};
@@ -20,6 +20,8 @@ use lightning::util::logger::{Logger, Record};
 use lightning::util::ser::{LengthLimitedRead, LengthReadable};
 use lightning_liquidity::lsps0::ser::{RawLSPSMessage, LSPS_MESSAGE_TYPE_ID};
 use tokio::sync::Notify;
+
+use super::quiet_channels::QuietChannels;
 
 struct Silent;
 
@@ -82,7 +84,7 @@ impl CustomMessageHandler for RawLsps {
 
 type BarePeerManager = PeerManager<
     lightning_net_tokio::SocketDescriptor,
-    Arc<ErroringMessageHandler>,
+    Arc<QuietChannels>,
     Arc<IgnoringMessageHandler>,
     Arc<IgnoringMessageHandler>,
     Arc<Silent>,
@@ -103,7 +105,17 @@ impl Lsps0Peer {
     /// Connects a peer with a fresh node key to `node` at `address`, waiting for the handshake
     /// until `deadline`.
     pub async fn connect(node: PublicKey, address: SocketAddr, deadline: Duration) -> Lsps0Peer {
-        let seed: [u8; 32] = rand::random();
+        Lsps0Peer::connect_with_seed(node, address, rand::random(), deadline).await
+    }
+
+    /// Connects a peer whose node key comes from the `KeysManager` seed `seed` (a node id that
+    /// another node also has, to speak as it while it is offline).
+    pub async fn connect_with_seed(
+        node: PublicKey,
+        address: SocketAddr,
+        seed: [u8; 32],
+        deadline: Duration,
+    ) -> Lsps0Peer {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap();
@@ -118,7 +130,7 @@ impl Lsps0Peer {
         let ephemeral: [u8; 32] = rand::random();
         let peer_manager = Arc::new(PeerManager::new(
             MessageHandler {
-                chan_handler: Arc::new(ErroringMessageHandler::new()),
+                chan_handler: Arc::new(QuietChannels),
                 route_handler: Arc::new(IgnoringMessageHandler {}),
                 onion_message_handler: Arc::new(IgnoringMessageHandler {}),
                 custom_message_handler: Arc::clone(&handler),

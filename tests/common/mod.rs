@@ -8,6 +8,7 @@ pub mod lsps0_peer;
 pub mod openapi_conformance;
 pub mod process;
 pub mod python;
+pub mod quiet_channels;
 pub mod tcp_proxy;
 pub mod tls_proxy;
 pub mod txs;

@@ -53,6 +53,7 @@ impl OrderService {
         let due = match self.book.leases(&LeaseFilter {
             state: None,
             ending_by_height: Some(height),
+            client: None,
         }) {
             Ok(due) => due,
             Err(error) => {

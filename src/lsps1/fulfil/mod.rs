@@ -52,8 +52,12 @@
 //!   A refund still unconfirmed after `refund_bump_after_secs` is replaced (RBF) by one paying
 //!   a higher fee, same amount to the client.
 //!
+//! - Extension orders (LSPS7) are paid the same way; once paid, their blocks are added to the
+//!   lease instead of a channel being opened, and the HTLC is claimed at once (`extend.rs`).
+//!
 //! Files: this one holds the loop (restart reconciliation, the walk, payment detection);
 //! `hook.rs` the [`ServiceHook`] side; `open.rs` opens and failures (and cancels);
+//! `extend.rs` paid extensions; `leases.rs` the lease book's service side;
 //! `funding.rs` funded orders until their funding is final; `refund.rs` refunds and their fee
 //! bumps.
 //!
@@ -86,6 +90,7 @@ use crate::node::types::ChannelManager;
 use crate::node::wallet::{ReceivedOutput, SendAmount};
 
 mod addresses;
+mod extend;
 mod funding;
 mod hook;
 mod leases;
@@ -105,7 +110,7 @@ pub const MAX_OPEN_ATTEMPTS: u32 = 3;
 const MIN_REFUND_SAT: u64 = 546;
 
 /// Confirmation target of refund transactions, in blocks.
-const REFUND_CONFIRM_BLOCKS: u16 = 6;
+pub(crate) const REFUND_CONFIRM_BLOCKS: u16 = 6;
 
 /// Who cancels an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +287,7 @@ impl OrderService {
             }
         };
         self.look_after_fundings(height);
+        self.claim_recorded_extensions();
         self.end_leases(height);
         self.close_ended_leases(height);
         let watched = match self.book.watched_onchain_orders() {
@@ -387,6 +393,9 @@ impl OrderService {
                     );
                 }
             }
+        }
+        if order.extension.is_some() {
+            return self.record_extension(order, got, height);
         }
         // `updated_at` is the time of the payment: nothing else changes a paid, unfunded order.
         if now

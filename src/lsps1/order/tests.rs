@@ -60,6 +60,7 @@ pub(crate) fn sample_order(with_bolt11: bool, with_onchain: bool) -> Order {
         source: Interface::P2p,
         email: None,
         updated_at: 1_795_321_324,
+        extension: None,
     }
 }
 

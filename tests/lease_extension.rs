@@ -1,0 +1,325 @@
+//! Lease extension over p2p (LSPS7, bLIP-57 draft). ldk-node 0.7 speaks no LSPS7, so while
+//! the client is offline a bare peer with the client's own node key speaks it: it lists the
+//! client's extendable channels, meets the draft's errors, and orders an extension; the LSP
+//! restarts; the client comes back and pays the extension over Lightning. The lease's end
+//! moves only then, the old end passes with the lease still active, and the channel is closed
+//! at the new end.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::client_scene::{client_node_key_seed, ClientScene};
+use common::lsps0_peer::Lsps0Peer;
+use common::*;
+use lsp_node::api::*;
+use serde_json::{json, Value};
+
+/// Blocks the lease is bought for.
+const LEASE_BLOCKS: u32 = 10;
+/// Blocks the extension adds.
+const EXTENSION_BLOCKS: u32 = 6;
+
+fn request(method: &str, params: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": format!("{method}-{}", rand::random::<u32>()),
+            "method": method, "params": params })
+}
+
+fn extend(short_channel_id: &str, blocks: u64) -> Value {
+    request(
+        "lsps7.create_order",
+        json!({ "short_channel_id": short_channel_id, "channel_extension_expiry_blocks": blocks }),
+    )
+}
+
+/// The error code and `data.property` of an answer.
+fn refusal(answer: &Value) -> (i64, &str) {
+    let error = &answer["error"];
+    assert!(answer.get("result").is_none(), "refused: {answer}");
+    (
+        error["code"].as_i64().unwrap(),
+        error["data"]["property"].as_str().unwrap_or(""),
+    )
+}
+
+async fn lease_of(operator: &Operator, id: &str) -> LeaseInfo {
+    operator.order(id).await.lease.expect("the order's lease")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_an_extension_bought_over_p2p_moves_the_lease_end_and_the_close_comes_at_the_new_end() {
+    let ClientScene {
+        _dirs,
+        devchain,
+        lsp,
+        config,
+        operator,
+        public_api,
+        client,
+    } = ClientScene::start(2_000_000).await;
+    let mut body = olympus_order(&client.node_id().to_string(), false, None);
+    body["channel_expiry_blocks"] = LEASE_BLOCKS.into();
+    let order = create_olympus_order(&public_api, &body).await;
+    pay_order_over_lightning(&client, &order).await;
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let (_, funding) = wait_order_funded(&operator, &id).await;
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    devchain.mine(1);
+    let lease = wait_for("the lease to start", DEADLINE, || async {
+        Some(lease_of(&operator, &id).await).filter(|l| l.state == "ACTIVE")
+    })
+    .await;
+    // The client (ldk-node) takes the channel as ready at six confirmations.
+    devchain.mine(5);
+    wait_sold_channel_usable(&client, funding).await;
+    let end = lease.end_height.unwrap();
+    let revenue_before = lease.revenue_sat;
+
+    // The client goes offline; a bare peer speaks with its node key.
+    let client_id = client.node_id();
+    client.stop().unwrap();
+    wait_for("the LSP to see the client gone", DEADLINE, || async {
+        let peers: Vec<PeerInfo> = operator.get("/v1/peers").await.expect("peers");
+        (!peers
+            .iter()
+            .any(|p| p.node_id == client_id.to_string() && p.connected))
+        .then_some(())
+    })
+    .await;
+    let (node, p2p) = (lsp.node_id(), lsp.p2p_listen_addr());
+    let seed = client_node_key_seed(_dirs.1.path());
+    let peer = Lsps0Peer::connect_with_seed(node, p2p, seed, DEADLINE).await;
+    assert_eq!(
+        peer.node_id, client_id,
+        "the bare peer has the client's key"
+    );
+
+    let protocols = peer
+        .call(&request("lsps0.list_protocols", json!({})), DEADLINE)
+        .await;
+    assert_eq!(protocols["result"]["protocols"], json!([1, 7]));
+    let listed = peer
+        .call(
+            &request("lsps7.get_extendable_channels", json!({})),
+            DEADLINE,
+        )
+        .await;
+    let result = &listed["result"];
+    assert_eq!(
+        result["extendable_orders"], result["extendable_channels"],
+        "ZEUS's spelling carries the same list"
+    );
+    let channels = result["extendable_channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 1, "one lease: {listed}");
+    let channel = &channels[0];
+    let scid = channel["short_channel_id"].as_str().unwrap().to_string();
+    let leases = &config.lsps1.leases;
+    let max = leases
+        .max_extension_blocks
+        .min(leases.max_total_lease_blocks - LEASE_BLOCKS);
+    assert_eq!(
+        channel,
+        &json!({
+            "original_order": { "id": id, "service": "LSPS1" },
+            "extension_order_ids": [],
+            "short_channel_id": scid,
+            "max_channel_extension_expiry_blocks": max,
+            "expiration_block": end,
+        })
+    );
+
+    // Bad input gets the draft's errors and creates nothing.
+    let unknown = peer.call(&extend("1x1x1", 6), DEADLINE).await;
+    assert_eq!(refusal(&unknown), (100, "short_channel_id"));
+    let too_many = peer
+        .call(&extend(&scid, u64::from(max) + 1), DEADLINE)
+        .await;
+    assert_eq!(
+        refusal(&too_many),
+        (100, "max_channel_extension_expiry_blocks")
+    );
+    let malformed = peer.call(&extend("the big one", 6), DEADLINE).await;
+    assert_eq!(refusal(&malformed), (-32602, "short_channel_id"));
+    let stranger = Lsps0Peer::connect(node, p2p, DEADLINE).await;
+    let not_theirs = stranger.call(&extend(&scid, 6), DEADLINE).await;
+    assert_eq!(
+        not_theirs["error"], unknown["error"],
+        "another node's lease is refused as an unknown channel"
+    );
+    let theirs = stranger
+        .call(
+            &request("lsps7.get_extendable_channels", json!({})),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(theirs["result"]["extendable_channels"], json!([]));
+    let lsps1_order = peer
+        .call(
+            &request("lsps7.get_order", json!({ "order_id": id })),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(
+        refusal(&lsps1_order).0,
+        101,
+        "an LSPS1 order is no extension"
+    );
+    let orders_before = operator
+        .get::<Vec<OrderSummary>>("/v1/orders")
+        .await
+        .unwrap();
+
+    // The extension order: nothing moves until it is paid.
+    let created = peer
+        .call(&extend(&scid, u64::from(EXTENSION_BLOCKS)), DEADLINE)
+        .await;
+    let created = created["result"].clone();
+    let ext_id = created["order_id"].as_str().expect("an order").to_string();
+    assert_eq!(created["order_state"], "CREATED");
+    assert_eq!(created["short_channel_id"], scid);
+    assert_eq!(created["channel_extension_expiry_blocks"], EXTENSION_BLOCKS);
+    assert_eq!(created["new_channel_expiry_block"], end + EXTENSION_BLOCKS);
+    assert_eq!(created["new_channel_expiry_blocks"], end + EXTENSION_BLOCKS);
+    assert_eq!(created["token"], "");
+    assert_eq!(created["payment"]["bolt11"]["state"], "EXPECT_PAYMENT");
+    assert!(
+        created["payment"].get("onchain").is_none(),
+        "no refund address, no on-chain option"
+    );
+    assert_eq!(created["channel"]["original_order"]["id"], id);
+    let fee: u64 = created["payment"]["bolt11"]["fee_total_sat"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let orders_after = operator
+        .get::<Vec<OrderSummary>>("/v1/orders")
+        .await
+        .unwrap();
+    assert_eq!(
+        orders_after.len(),
+        orders_before.len() + 1,
+        "the refused requests made no order"
+    );
+    let peeked = stranger
+        .call(
+            &request("lsps7.get_order", json!({ "order_id": ext_id })),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(
+        refusal(&peeked).0,
+        101,
+        "another node cannot read the order"
+    );
+    let as_lsps1 = peer
+        .call(
+            &request("lsps1.get_order", json!({ "order_id": ext_id })),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(refusal(&as_lsps1).0, 101, "an extension is no LSPS1 order");
+    assert_eq!(lease_of(&operator, &id).await.end_height, Some(end));
+    stranger.disconnect();
+    peer.disconnect();
+
+    // The LSP restarts between the order and its payment.
+    lsp.stop().await.unwrap();
+    let lsp = lsp_node::Builder::new(config.clone())
+        .start()
+        .await
+        .expect("the LSP starts again");
+    let operator = Operator::for_node(&lsp);
+    let detail = operator.order(&ext_id).await;
+    assert_eq!(detail.order["order_state"], "CREATED");
+    assert_eq!(
+        detail.lease.unwrap().order_id,
+        id,
+        "the extension shows its lease"
+    );
+
+    // The client comes back and pays the extension over Lightning: the HTLC is held, the
+    // blocks are added, then it is claimed.
+    let client = Arc::new(start_ldk_node(&devchain, _dirs.1.path(), |_| {}));
+    let lsp_address = lsp.p2p_listen_addr().to_string().parse().unwrap();
+    client
+        .connect(lsp.node_id(), lsp_address, true)
+        .expect("the client connects to the LSP");
+    let total: u64 = created["payment"]["bolt11"]["order_total_sat"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_for("the client's channel to pay from", DEADLINE, || async {
+        let sync = Arc::clone(&client);
+        blocking(move || sync.sync_wallets().expect("client syncs")).await;
+        client
+            .list_channels()
+            .iter()
+            .any(|c| c.is_usable && c.outbound_capacity_msat > total * 1_000)
+            .then_some(())
+    })
+    .await;
+    let payment = pay_order_over_lightning(&client, &created).await;
+    wait_payment_status(
+        &client,
+        &payment,
+        ldk_node::payment::PaymentStatus::Succeeded,
+        "the extension payment to be claimed",
+    )
+    .await;
+    let extended = lease_of(&operator, &id).await;
+    assert_eq!(extended.end_height, Some(end + EXTENSION_BLOCKS));
+    assert_eq!(extended.lease_blocks, LEASE_BLOCKS + EXTENSION_BLOCKS);
+    assert_eq!(extended.revenue_sat, revenue_before + fee);
+    let detail = operator.order(&ext_id).await;
+    assert_eq!(detail.order["order_state"], "COMPLETED");
+    assert_eq!(detail.order["payment"]["bolt11"]["state"], "PAID");
+    assert_eq!(
+        detail.order["new_channel_expiry_block"],
+        end + EXTENSION_BLOCKS
+    );
+    assert_eq!(
+        detail.order["channel"]["extension_order_ids"],
+        json!([ext_id])
+    );
+    let history: Vec<String> = operator
+        .order(&id)
+        .await
+        .events
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|e| e.starts_with("lease_"))
+        .collect();
+    assert_eq!(history, ["lease_pending", "lease_active", "lease_extended"]);
+
+    // The old end passes with the lease still running; at the new end it is closed.
+    devchain.mine(end - devchain.tip().0);
+    operator.sync().await;
+    assert_eq!(lease_of(&operator, &id).await.state, "ACTIVE");
+    devchain.mine(EXTENSION_BLOCKS);
+    let closing = wait_for(
+        "the LSP to close the lease at its new end",
+        DEADLINE,
+        || async {
+            let sync = Arc::clone(&client);
+            blocking(move || sync.sync_wallets().expect("client syncs")).await;
+            let lease = lease_of(&operator, &id).await;
+            matches!(lease.state.as_str(), "CLOSING" | "CLOSED").then_some(lease)
+        },
+    )
+    .await;
+    assert_eq!(closing.end_height, Some(end + EXTENSION_BLOCKS));
+    wait_mempool_spender(&devchain, &funding, "the closing transaction").await;
+    devchain.mine(1);
+    let closed = wait_for("the lease to be closed", DEADLINE, || async {
+        Some(lease_of(&operator, &id).await).filter(|l| l.state == "CLOSED")
+    })
+    .await;
+    assert_eq!(
+        (closed.closed_by.as_deref(), closed.close_kind.as_deref()),
+        (Some("lsp"), Some("cooperative"))
+    );
+    client.stop().unwrap();
+    lsp.stop().await.unwrap();
+}
