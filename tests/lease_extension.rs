@@ -323,3 +323,153 @@ async fn e2e_an_extension_bought_over_p2p_moves_the_lease_end_and_the_close_come
     client.stop().unwrap();
     lsp.stop().await.unwrap();
 }
+
+/// One HTTP call to the LSPS7 mirror; the answer is checked against the OpenAPI document.
+async fn mirror(public_api: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let url = format!("{public_api}{path}");
+    let request = match body {
+        Some(body) => http.post(url).json(body),
+        None => http.get(url),
+    };
+    let response = request.send().await.expect("the mirror answers");
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.expect("a JSON answer");
+    let document = lsp_node::http::public::openapi::document();
+    if let Err(drift) =
+        common::openapi_conformance::check_answer(&document, method, path, status, &answer)
+    {
+        panic!("the answer is not what docs/openapi.json promises: {drift}\n{answer}");
+    }
+    (status, answer)
+}
+
+/// The mirror sells an extension paid on-chain, which moves the end once confirmed; an
+/// extension paid after the operator started closing the lease fails and is refunded on
+/// chain, and the end stays where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_an_extension_over_http_paid_on_chain_moves_the_end_and_one_paid_for_a_closing_lease_is_refunded(
+) {
+    let ClientScene {
+        _dirs,
+        devchain,
+        lsp,
+        operator,
+        public_api,
+        client,
+        ..
+    } = ClientScene::start(2_000_000).await;
+    let mut body = olympus_order(&client.node_id().to_string(), false, None);
+    body["channel_expiry_blocks"] = LEASE_BLOCKS.into();
+    let order = create_olympus_order(&public_api, &body).await;
+    pay_order_over_lightning(&client, &order).await;
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let (_, funding) = wait_order_funded(&operator, &id).await;
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    devchain.mine(6);
+    wait_sold_channel_usable(&client, funding).await;
+    let end = wait_for("the lease to start", DEADLINE, || async {
+        let lease = lease_of(&operator, &id).await;
+        (lease.state == "ACTIVE").then(|| lease.end_height.unwrap())
+    })
+    .await;
+
+    let lists = "/api/v1/lsps7/get_extendable_channels";
+    let (status, listed) =
+        mirror(&public_api, "GET", &format!("{lists}?order_id={id}"), None).await;
+    assert_eq!(status, 200, "{listed}");
+    let scid = listed["extendable_channels"][0]["short_channel_id"]
+        .as_str()
+        .expect("the order's channel is extendable")
+        .to_string();
+    let (status, unknown) =
+        mirror(&public_api, "GET", &format!("{lists}?order_id=00ff"), None).await;
+    assert_eq!((status, &unknown["code"]), (404, &json!(101)));
+
+    let refund = client.onchain_payment().new_address().unwrap().to_string();
+    let request = |key: String, blocks: u32| {
+        json!({ "public_key": key, "short_channel_id": scid,
+                "channel_extension_expiry_blocks": blocks, "refund_onchain_address": refund })
+    };
+    let creates = "/api/v1/lsps7/create_order";
+    let stranger = bitcoin::secp256k1::PublicKey::from_secret_key(
+        &bitcoin::secp256k1::Secp256k1::new(),
+        &bitcoin::secp256k1::SecretKey::from_slice(&[7; 32]).unwrap(),
+    );
+    let (status, refused) = mirror(
+        &public_api,
+        "POST",
+        creates,
+        Some(&request(stranger.to_string(), 4)),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["data"]["property"], "short_channel_id");
+
+    // Paid on-chain: the end moves once the payment confirms.
+    let client_key = client.node_id().to_string();
+    let (status, first) = mirror(
+        &public_api,
+        "POST",
+        creates,
+        Some(&request(client_key.clone(), 4)),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let first_id = first["order_id"].as_str().unwrap().to_string();
+    let (address, total) = onchain_payment_of(&first);
+    devchain.fund(&address, total).unwrap();
+    devchain.mine(1);
+    let extended = wait_for("the first extension to be recorded", DEADLINE, || async {
+        operator.sync().await;
+        Some(lease_of(&operator, &first_id).await).filter(|l| l.end_height == Some(end + 4))
+    })
+    .await;
+    assert_eq!(extended.order_id, id);
+    let gets = format!("/api/v1/lsps7/get_order?order_id={first_id}");
+    let (status, read) = mirror(&public_api, "GET", &gets, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(read["order_state"], "COMPLETED");
+    assert_eq!(read["payment"]["onchain"]["state"], "PAID");
+    assert_eq!(read["channel"]["expiration_block"], end + 4);
+
+    // Ordered while the lease runs, paid once the operator is closing it: refunded.
+    let (status, second) =
+        mirror(&public_api, "POST", creates, Some(&request(client_key, 3))).await;
+    assert_eq!(status, 200, "{second}");
+    let second_id = second["order_id"].as_str().unwrap().to_string();
+    let closing: LeaseInfo = operator
+        .post(
+            "/v1/leases/close",
+            &CloseLease {
+                order_id: id.clone(),
+                force: false,
+            },
+        )
+        .await
+        .expect("the operator closes the lease");
+    assert!(matches!(closing.state.as_str(), "CLOSING" | "CLOSED"));
+    let (address, total) = onchain_payment_of(&second);
+    devchain.fund(&address, total).unwrap();
+    devchain.mine(1);
+    let failed = wait_for("the late extension to be refunded", DEADLINE, || async {
+        operator.sync().await;
+        let detail = operator.order(&second_id).await;
+        let refunded = detail.order["payment"]["onchain"]["state"] == "REFUNDED";
+        if !refunded && !detail.refunds.is_empty() {
+            devchain.mine(1); // The refund confirms.
+        }
+        refunded.then_some(detail)
+    })
+    .await;
+    assert_eq!(failed.order["order_state"], "FAILED");
+    assert_eq!(failed.refunds.len(), 1);
+    assert_eq!(failed.refunds[0].address, refund);
+    assert_eq!(
+        lease_of(&operator, &id).await.end_height,
+        Some(end + 4),
+        "the refunded extension moved nothing"
+    );
+    client.stop().unwrap();
+    lsp.stop().await.unwrap();
+}

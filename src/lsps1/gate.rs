@@ -126,7 +126,7 @@ impl LspsGate for Lsps1Gate {
             // Never forwarded: the liquidity manager cannot parse them and would ignore the
             // peer from then on.
             (None, Some(request), answers) => {
-                let creates = matches!(request, Lsps7Request::CreateOrder { .. });
+                let creates = matches!(request, Lsps7Request::CreateOrder(_));
                 self.admit(peer, creates).and_then(|()| match answers {
                     Lsps1Answers::Server(server) => server.serve_lsps7(peer, request),
                     Lsps1Answers::NotOffered => Err(RpcError::method_not_found()),

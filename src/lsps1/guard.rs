@@ -69,15 +69,18 @@ impl Lsps1Request {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lsps7Request {
     GetExtendableChannels,
-    CreateOrder {
-        short_channel_id: String,
-        channel_extension_expiry_blocks: u32,
-        token: Option<String>,
-        refund_address: Option<Address>,
-    },
-    GetOrder {
-        order_id: String,
-    },
+    CreateOrder(ExtensionOrderRequest),
+    GetOrder { order_id: String },
+}
+
+/// An `lsps7.create_order` request whose params are typed, its refund address (if any) valid on
+/// our network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtensionOrderRequest {
+    pub short_channel_id: String,
+    pub channel_extension_expiry_blocks: u32,
+    pub token: Option<String>,
+    pub refund_address: Option<Address>,
 }
 
 impl Lsps7Request {
@@ -85,7 +88,7 @@ impl Lsps7Request {
     pub fn method(&self) -> &'static str {
         match self {
             Lsps7Request::GetExtendableChannels => "lsps7.get_extendable_channels",
-            Lsps7Request::CreateOrder { .. } => "lsps7.create_order",
+            Lsps7Request::CreateOrder(_) => "lsps7.create_order",
             Lsps7Request::GetOrder { .. } => "lsps7.get_order",
         }
     }
@@ -245,29 +248,18 @@ impl RequestGuard {
         let params = self
             .check_params(specs, params)
             .map_err(|error| reply(Some(&id), error))?;
-        let text = |name: &str| params.get(name).and_then(Value::as_str).map(str::to_string);
         let lsps7 = match method.as_str() {
             "lsps7.get_extendable_channels" => Some(Lsps7Request::GetExtendableChannels),
-            "lsps7.create_order" => Some(Lsps7Request::CreateOrder {
-                short_channel_id: text("short_channel_id").unwrap_or_default(),
-                channel_extension_expiry_blocks: params
-                    .get("channel_extension_expiry_blocks")
-                    .and_then(Value::as_u64)
-                    .and_then(|n| u32::try_from(n).ok())
-                    .unwrap_or_default(),
-                token: text("token"),
-                refund_address: match text("refund_onchain_address") {
-                    Some(address) => Some(self.address(&address).map_err(|message| {
-                        reply(
-                            Some(&id),
-                            RpcError::invalid_property("refund_onchain_address", message),
-                        )
-                    })?),
-                    None => None,
-                },
-            }),
+            "lsps7.create_order" => Some(Lsps7Request::CreateOrder(
+                self.typed_extension(&params)
+                    .map_err(|error| reply(Some(&id), error))?,
+            )),
             "lsps7.get_order" => Some(Lsps7Request::GetOrder {
-                order_id: text("order_id").unwrap_or_default(),
+                order_id: params
+                    .get("order_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
             }),
             _ => None,
         };
@@ -306,6 +298,40 @@ impl RequestGuard {
     pub fn create_order(&self, params: Map<String, Value>) -> Result<CreateOrderRequest, RpcError> {
         let params = self.check_params(CREATE_ORDER_PARAMS, params)?;
         self.typed_order(&params)
+    }
+
+    /// Checks the params of an `lsps7.create_order` request (from an HTTP body, with the
+    /// dialect's own fields taken out): unknown params, types and the refund address.
+    pub fn extension_order(
+        &self,
+        params: Map<String, Value>,
+    ) -> Result<ExtensionOrderRequest, RpcError> {
+        let params = self.check_params(EXTENSION_ORDER_PARAMS, params)?;
+        self.typed_extension(&params)
+    }
+
+    /// The typed `lsps7.create_order` request from params [`Self::check_params`] accepted.
+    fn typed_extension(
+        &self,
+        params: &Map<String, Value>,
+    ) -> Result<ExtensionOrderRequest, RpcError> {
+        let text = |name: &str| params.get(name).and_then(Value::as_str).map(str::to_string);
+        let refund_address = match text("refund_onchain_address") {
+            Some(address) => Some(self.address(&address).map_err(|message| {
+                RpcError::invalid_property("refund_onchain_address", message)
+            })?),
+            None => None,
+        };
+        Ok(ExtensionOrderRequest {
+            short_channel_id: text("short_channel_id").unwrap_or_default(),
+            channel_extension_expiry_blocks: params
+                .get("channel_extension_expiry_blocks")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or_default(),
+            token: text("token"),
+            refund_address,
+        })
     }
 
     /// Unknown params (null means absent: real clients send misspelled nulls; any other value

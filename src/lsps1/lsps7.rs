@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use crate::config::lsps1::LeaseEnd;
 use crate::lsps1::clock::rfc3339;
 use crate::lsps1::fulfil::REFUND_CONFIRM_BLOCKS;
-use crate::lsps1::guard::Lsps7Request;
+use crate::lsps1::guard::{ExtensionOrderRequest, Lsps7Request};
 use crate::lsps1::leases::{Lease, LeaseFilter, LeaseState};
 use crate::lsps1::order::{
     self, ExtensionTerms, Interface, Order, OrderId, OrderParams, OrderState, PaymentStateDialect,
@@ -44,14 +44,11 @@ pub struct ExtendableLease {
     pub max_extension_blocks: u32,
 }
 
-/// A client's request for an extension, from any interface.
+/// A client's request for an extension, from any interface, its params checked by the guard.
 #[derive(Debug, Clone)]
 pub struct NewExtension {
     pub client_node_id: PublicKey,
-    pub short_channel_id: String,
-    pub blocks: u32,
-    pub token: Option<String>,
-    pub refund_address: Option<bitcoin::Address>,
+    pub request: ExtensionOrderRequest,
     pub source: Interface,
 }
 
@@ -119,10 +116,11 @@ impl OrderService {
     }
 
     /// Creates and persists an extension order; the returned order is what the client is told.
-    pub fn create_extension_order(&self, request: NewExtension) -> Result<Order, RpcError> {
+    pub fn create_extension_order(&self, new: NewExtension) -> Result<Order, RpcError> {
         if !self.config.leases.extensions {
             return Err(RpcError::method_not_found());
         }
+        let request = &new.request;
         let refund_address = request.refund_address.as_ref();
         self.admit_new_order(refund_address)?;
         if parse_scid(&request.short_channel_id).is_none() {
@@ -132,7 +130,7 @@ impl OrderService {
             ));
         }
         let extendable = self
-            .extendable_leases(&request.client_node_id)?
+            .extendable_leases(&new.client_node_id)?
             .into_iter()
             .find(|e| e.short_channel_id == request.short_channel_id)
             .ok_or_else(|| {
@@ -141,7 +139,7 @@ impl OrderService {
                     "no lease of yours that this LSP can extend has this channel",
                 )
             })?;
-        let blocks = request.blocks;
+        let blocks = request.channel_extension_expiry_blocks;
         if blocks > extendable.max_extension_blocks {
             return Err(RpcError::option_mismatch(
                 "max_channel_extension_expiry_blocks",
@@ -185,7 +183,7 @@ impl OrderService {
         )?;
         let order = Order {
             id,
-            client_node_id: request.client_node_id,
+            client_node_id: new.client_node_id,
             params: OrderParams {
                 lsp_balance_sat: 0,
                 client_balance_sat: 0,
@@ -204,7 +202,7 @@ impl OrderService {
             channel: None,
             price: bolt11_price,
             coupon_code: coupon.map(|c| c.code),
-            source: request.source,
+            source: new.source,
             email: None,
             updated_at: now,
             extension: Some(ExtensionTerms {
@@ -300,6 +298,21 @@ impl OrderService {
         Ok(json!({ "extendable_channels": channels, "extendable_orders": channels }))
     }
 
+    /// The HTTP mirror's `get_extendable_channels`: the extendable channel of LSPS1 order `id`
+    /// (none if its lease is not extendable); an unknown order is 101.
+    pub fn render_extendable_channel_of_order(&self, id: &str) -> Result<Value, RpcError> {
+        let order = self.get_order(None, id)?;
+        let channels = self
+            .extendable_leases(&order.client_node_id)?
+            .iter()
+            .filter(|e| e.lease.order_id == order.id)
+            .map(|e| {
+                self.extendable_channel_json(&e.lease, &e.short_channel_id, e.max_extension_blocks)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(json!({ "extendable_channels": channels, "extendable_orders": channels }))
+    }
+
     /// Extension order `order` as `lsps7.create_order` and `lsps7.get_order` answer it.
     pub fn render_extension(
         &self,
@@ -365,18 +378,10 @@ impl OrderService {
         let dialect = PaymentStateDialect::for_peer(&self.config, &peer);
         match request {
             Lsps7Request::GetExtendableChannels => self.render_extendable_channels(&peer),
-            Lsps7Request::CreateOrder {
-                short_channel_id,
-                channel_extension_expiry_blocks,
-                token,
-                refund_address,
-            } => {
+            Lsps7Request::CreateOrder(request) => {
                 let order = self.create_extension_order(NewExtension {
                     client_node_id: peer,
-                    short_channel_id,
-                    blocks: channel_extension_expiry_blocks,
-                    token,
-                    refund_address,
+                    request,
                     source: Interface::P2p,
                 })?;
                 self.render_extension(&order, dialect)

@@ -8,7 +8,7 @@
 //! and `date-time`. Whether the document itself is valid OpenAPI is `scripts/check-openapi`'s
 //! job (run by tests/http_openapi.rs).
 
-use lsp_node::http::public::openapi::NODE_ID_PATTERN;
+use lsp_node::http::public::openapi::{NODE_ID_PATTERN, SCID_PATTERN};
 use serde_json::Value;
 
 const SATS_PATTERN: &str = "^[0-9]+$";
@@ -125,6 +125,13 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
                         text.len() == 66
                             && (text.starts_with("02") || text.starts_with("03"))
                             && text.bytes().all(|b| b.is_ascii_hexdigit())
+                    }
+                    SCID_PATTERN => {
+                        let parts: Vec<&str> = text.split('x').collect();
+                        parts.len() == 3
+                            && parts
+                                .iter()
+                                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
                     }
                     other => return Err(format!("{at}: unsupported pattern {other}")),
                 };

@@ -19,6 +19,7 @@
 pub mod error;
 pub mod kaleidoswap;
 pub mod limits;
+pub mod lsps7;
 pub mod olympus;
 pub mod openapi;
 pub mod orders;
@@ -93,6 +94,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The public router: every dialect, behind the limits.
 pub fn router(state: PublicState) -> Router {
     olympus::routes()
+        .merge(lsps7::routes())
         .merge(kaleidoswap::routes())
         .merge(orders::routes())
         .merge(openapi::routes())

@@ -94,24 +94,7 @@ pub fn check_order_request(
     pubkey_field: &str,
     pubkey: Pubkey,
 ) -> Result<OrderRequest, RpcError> {
-    let client_node_id = match (fields.remove(pubkey_field), pubkey) {
-        (Some(Value::String(key)), _) => Some(PublicKey::from_str(&key).map_err(|_| {
-            RpcError::invalid_property(pubkey_field, "must be a hex-encoded node public key")
-        })?),
-        (None | Some(Value::Null), Pubkey::Optional) => None,
-        (Some(_), _) => {
-            return Err(RpcError::invalid_property(
-                pubkey_field,
-                "must be a hex-encoded node public key",
-            ))
-        }
-        (None, Pubkey::Required) => {
-            return Err(RpcError::invalid_property(
-                pubkey_field,
-                "is required: the node id of the client that will own the channel",
-            ))
-        }
-    };
+    let client_node_id = take_pubkey(&mut fields, pubkey_field, pubkey)?;
     // ZEUS sends `"refund_onchain_address": ""` when it has none: that means absent.
     if fields.get("refund_onchain_address") == Some(&Value::String(String::new())) {
         fields.remove("refund_onchain_address");
@@ -122,6 +105,28 @@ pub fn check_order_request(
         params: checked.params,
         refund_address: checked.refund_address,
     })
+}
+
+/// Takes the client's node id out of `fields[pubkey_field]`.
+pub fn take_pubkey(
+    fields: &mut Map<String, Value>,
+    pubkey_field: &str,
+    pubkey: Pubkey,
+) -> Result<Option<PublicKey>, RpcError> {
+    match (fields.remove(pubkey_field), pubkey) {
+        (Some(Value::String(key)), _) => Ok(Some(PublicKey::from_str(&key).map_err(|_| {
+            RpcError::invalid_property(pubkey_field, "must be a hex-encoded node public key")
+        })?)),
+        (None | Some(Value::Null), Pubkey::Optional) => Ok(None),
+        (Some(_), _) => Err(RpcError::invalid_property(
+            pubkey_field,
+            "must be a hex-encoded node public key",
+        )),
+        (None, Pubkey::Required) => Err(RpcError::invalid_property(
+            pubkey_field,
+            "is required: the node id of the client that will own the channel",
+        )),
+    }
 }
 
 /// The `order_id` of a body or query: required, a string.
