@@ -3,16 +3,20 @@
 //! client's extendable channels, meets the draft's errors, and orders an extension; the LSP
 //! restarts; the client comes back and pays the extension over Lightning. The lease's end
 //! moves only then, the old end passes with the lease still active, and the channel is closed
-//! at the new end.
+//! at the new end. The HTTP mirror sells extensions paid on chain (refunded when the lease is
+//! closing by then); and the real binary, killed between recording an extension and claiming
+//! its HTLC, claims it once started again.
 
 mod common;
 
 use std::sync::Arc;
 
-use common::client_scene::{client_node_key_seed, ClientScene};
+use common::client_scene::{client_node_key_seed, ClientScene, PUSH_MSAT};
 use common::lsps0_peer::Lsps0Peer;
+use common::process::{regtest_config, NodeProcess};
 use common::*;
 use lsp_node::api::*;
+use lsp_node::fault_points::CRASH_AT_VAR;
 use serde_json::{json, Value};
 
 /// Blocks the lease is bought for.
@@ -46,6 +50,94 @@ async fn lease_of(operator: &Operator, id: &str) -> LeaseInfo {
     operator.order(id).await.lease.expect("the order's lease")
 }
 
+/// Buys a lease of [`LEASE_BLOCKS`] for `client` over Lightning and waits until the client
+/// takes its channel as usable (six confirmations); returns the order id, the funding and the
+/// lease then.
+async fn buy_running_lease(
+    devchain: &lsp_node::devchain::Devchain,
+    operator: &Operator,
+    public_api: &str,
+    client: &Arc<ldk_node::Node>,
+) -> (String, bitcoin::Txid, LeaseInfo) {
+    let mut body = olympus_order(&client.node_id().to_string(), false, None);
+    body["channel_expiry_blocks"] = LEASE_BLOCKS.into();
+    let order = create_olympus_order(public_api, &body).await;
+    pay_order_over_lightning(client, &order).await;
+    let id = order["order_id"].as_str().unwrap().to_string();
+    let (_, funding) = wait_order_funded(operator, &id).await;
+    wait_for_tx_in_mempool(devchain, &funding, "the funding transaction").await;
+    devchain.mine(1);
+    let lease = wait_for("the lease to start", DEADLINE, || async {
+        Some(lease_of(operator, &id).await).filter(|l| l.state == "ACTIVE")
+    })
+    .await;
+    // The client (ldk-node) takes the channel as ready at six confirmations.
+    devchain.mine(5);
+    wait_sold_channel_usable(client, funding).await;
+    (id, funding, lease)
+}
+
+/// Stops `client` (its storage in `client_dir`) and connects a bare peer with its node key to
+/// the LSP at `lsp`, once the LSP has seen the client go.
+async fn speak_as_client(
+    operator: &Operator,
+    lsp: (bitcoin::secp256k1::PublicKey, std::net::SocketAddr),
+    client: &ldk_node::Node,
+    client_dir: &std::path::Path,
+) -> Lsps0Peer {
+    let client_id = client.node_id();
+    client.stop().unwrap();
+    wait_for("the LSP to see the client gone", DEADLINE, || async {
+        let peers: Vec<PeerInfo> = operator.get("/v1/peers").await.expect("peers");
+        (!peers
+            .iter()
+            .any(|p| p.node_id == client_id.to_string() && p.connected))
+        .then_some(())
+    })
+    .await;
+    let seed = client_node_key_seed(client_dir);
+    let peer = Lsps0Peer::connect_with_seed(lsp.0, lsp.1, seed, DEADLINE).await;
+    assert_eq!(
+        peer.node_id, client_id,
+        "the bare peer has the client's key"
+    );
+    peer
+}
+
+/// Starts the client in `client_dir` again, connected to the LSP at `lsp`, and waits until it
+/// can pay `total_sat` over its channels.
+async fn bring_back_client(
+    devchain: &lsp_node::devchain::Devchain,
+    client_dir: &std::path::Path,
+    lsp: (bitcoin::secp256k1::PublicKey, std::net::SocketAddr),
+    total_sat: u64,
+) -> Arc<ldk_node::Node> {
+    let client = Arc::new(start_ldk_node(devchain, client_dir, |_| {}));
+    client
+        .connect(lsp.0, lsp.1.to_string().parse().unwrap(), true)
+        .expect("the client connects to the LSP");
+    wait_for("the client's channel to pay from", DEADLINE, || async {
+        let sync = Arc::clone(&client);
+        blocking(move || sync.sync_wallets().expect("client syncs")).await;
+        client
+            .list_channels()
+            .iter()
+            .any(|c| c.is_usable && c.outbound_capacity_msat > total_sat * 1_000)
+            .then_some(())
+    })
+    .await;
+    client
+}
+
+/// The bolt11 `order_total_sat` of an order.
+fn bolt11_total(order: &Value) -> u64 {
+    order["payment"]["bolt11"]["order_total_sat"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_an_extension_bought_over_p2p_moves_the_lease_end_and_the_close_comes_at_the_new_end() {
     let ClientScene {
@@ -57,42 +149,13 @@ async fn e2e_an_extension_bought_over_p2p_moves_the_lease_end_and_the_close_come
         public_api,
         client,
     } = ClientScene::start(2_000_000).await;
-    let mut body = olympus_order(&client.node_id().to_string(), false, None);
-    body["channel_expiry_blocks"] = LEASE_BLOCKS.into();
-    let order = create_olympus_order(&public_api, &body).await;
-    pay_order_over_lightning(&client, &order).await;
-    let id = order["order_id"].as_str().unwrap().to_string();
-    let (_, funding) = wait_order_funded(&operator, &id).await;
-    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
-    devchain.mine(1);
-    let lease = wait_for("the lease to start", DEADLINE, || async {
-        Some(lease_of(&operator, &id).await).filter(|l| l.state == "ACTIVE")
-    })
-    .await;
-    // The client (ldk-node) takes the channel as ready at six confirmations.
-    devchain.mine(5);
-    wait_sold_channel_usable(&client, funding).await;
+    let (id, funding, lease) = buy_running_lease(&devchain, &operator, &public_api, &client).await;
     let end = lease.end_height.unwrap();
     let revenue_before = lease.revenue_sat;
 
     // The client goes offline; a bare peer speaks with its node key.
-    let client_id = client.node_id();
-    client.stop().unwrap();
-    wait_for("the LSP to see the client gone", DEADLINE, || async {
-        let peers: Vec<PeerInfo> = operator.get("/v1/peers").await.expect("peers");
-        (!peers
-            .iter()
-            .any(|p| p.node_id == client_id.to_string() && p.connected))
-        .then_some(())
-    })
-    .await;
     let (node, p2p) = (lsp.node_id(), lsp.p2p_listen_addr());
-    let seed = client_node_key_seed(_dirs.1.path());
-    let peer = Lsps0Peer::connect_with_seed(node, p2p, seed, DEADLINE).await;
-    assert_eq!(
-        peer.node_id, client_id,
-        "the bare peer has the client's key"
-    );
+    let peer = speak_as_client(&operator, (node, p2p), &client, _dirs.1.path()).await;
 
     let protocols = peer
         .call(&request("lsps0.list_protocols", json!({})), DEADLINE)
@@ -240,26 +303,8 @@ async fn e2e_an_extension_bought_over_p2p_moves_the_lease_end_and_the_close_come
 
     // The client comes back and pays the extension over Lightning: the HTLC is held, the
     // blocks are added, then it is claimed.
-    let client = Arc::new(start_ldk_node(&devchain, _dirs.1.path(), |_| {}));
-    let lsp_address = lsp.p2p_listen_addr().to_string().parse().unwrap();
-    client
-        .connect(lsp.node_id(), lsp_address, true)
-        .expect("the client connects to the LSP");
-    let total: u64 = created["payment"]["bolt11"]["order_total_sat"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    wait_for("the client's channel to pay from", DEADLINE, || async {
-        let sync = Arc::clone(&client);
-        blocking(move || sync.sync_wallets().expect("client syncs")).await;
-        client
-            .list_channels()
-            .iter()
-            .any(|c| c.is_usable && c.outbound_capacity_msat > total * 1_000)
-            .then_some(())
-    })
-    .await;
+    let lsp_at = (lsp.node_id(), lsp.p2p_listen_addr());
+    let client = bring_back_client(&devchain, _dirs.1.path(), lsp_at, bolt11_total(&created)).await;
     let payment = pay_order_over_lightning(&client, &created).await;
     wait_payment_status(
         &client,
@@ -359,20 +404,8 @@ async fn e2e_an_extension_over_http_paid_on_chain_moves_the_end_and_one_paid_for
         client,
         ..
     } = ClientScene::start(2_000_000).await;
-    let mut body = olympus_order(&client.node_id().to_string(), false, None);
-    body["channel_expiry_blocks"] = LEASE_BLOCKS.into();
-    let order = create_olympus_order(&public_api, &body).await;
-    pay_order_over_lightning(&client, &order).await;
-    let id = order["order_id"].as_str().unwrap().to_string();
-    let (_, funding) = wait_order_funded(&operator, &id).await;
-    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
-    devchain.mine(6);
-    wait_sold_channel_usable(&client, funding).await;
-    let end = wait_for("the lease to start", DEADLINE, || async {
-        let lease = lease_of(&operator, &id).await;
-        (lease.state == "ACTIVE").then(|| lease.end_height.unwrap())
-    })
-    .await;
+    let (id, _, lease) = buy_running_lease(&devchain, &operator, &public_api, &client).await;
+    let end = lease.end_height.unwrap();
 
     let lists = "/api/v1/lsps7/get_extendable_channels";
     let (status, listed) =
@@ -472,4 +505,89 @@ async fn e2e_an_extension_over_http_paid_on_chain_moves_the_end_and_one_paid_for
     );
     client.stop().unwrap();
     lsp.stop().await.unwrap();
+}
+
+/// The real binary aborts (as SIGKILL would) after an extension is recorded and before its
+/// HTLC is claimed: started again, it claims the HTLC, and the lease is extended once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_crash_between_the_extension_and_its_claim_claims_once_and_extends_once() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let config = regtest_config(&dir.path().join("data"), &devchain.base_url(), 1);
+    let crash_at = [(CRASH_AT_VAR, "extension_recorded.before_htlc_claimed")];
+    let mut lsp = NodeProcess::spawn(dir.path(), &config, &crash_at);
+    let operator = lsp.wait_running(DEADLINE).await;
+    let info = operator.info().await;
+    let lsp_at = (
+        info.node_id.parse().unwrap(),
+        info.listening_addresses[0].parse().unwrap(),
+    );
+    fund(&devchain, &operator, 2_000_000).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let client = Arc::new(start_ldk_node(&devchain, client_dir.path(), |_| {}));
+    open_channel_to_ldk(&devchain, &operator, &client, 400_000, PUSH_MSAT).await;
+    let public_api = lsp.public_api_url();
+    let (id, _, lease) = buy_running_lease(&devchain, &operator, &public_api, &client).await;
+    let end = lease.end_height.unwrap();
+
+    let peer = speak_as_client(&operator, lsp_at, &client, client_dir.path()).await;
+    let listed = peer
+        .call(
+            &request("lsps7.get_extendable_channels", json!({})),
+            DEADLINE,
+        )
+        .await;
+    let scid = listed["result"]["extendable_channels"][0]["short_channel_id"]
+        .as_str()
+        .expect("the lease is extendable")
+        .to_string();
+    let created = peer
+        .call(&extend(&scid, u64::from(EXTENSION_BLOCKS)), DEADLINE)
+        .await["result"]
+        .clone();
+    let ext_id = created["order_id"].as_str().unwrap().to_string();
+    peer.disconnect();
+    let client =
+        bring_back_client(&devchain, client_dir.path(), lsp_at, bolt11_total(&created)).await;
+    let payment = pay_order_over_lightning(&client, &created).await;
+    let status = lsp.wait_exit(DEADLINE).await;
+    assert!(!status.success(), "aborted at the crash point: {status:?}");
+    assert_eq!(
+        client.payment(&payment).unwrap().status,
+        ldk_node::payment::PaymentStatus::Pending,
+        "the HTLC is still held by the dead node"
+    );
+
+    let mut lsp = NodeProcess::spawn(dir.path(), &config, &[]);
+    let operator = lsp.wait_running(DEADLINE).await;
+    let detail = operator.order(&ext_id).await;
+    assert_eq!(
+        detail.order["order_state"], "COMPLETED",
+        "recorded before the crash"
+    );
+    let address = operator.info().await.listening_addresses[0].parse().unwrap();
+    client
+        .connect(lsp_at.0, address, true)
+        .expect("the client connects to the LSP again");
+    wait_payment_status(
+        &client,
+        &payment,
+        ldk_node::payment::PaymentStatus::Succeeded,
+        "the extension's HTLC to be claimed after the restart",
+    )
+    .await;
+    let extended = lease_of(&operator, &id).await;
+    assert_eq!(extended.end_height, Some(end + EXTENSION_BLOCKS));
+    assert_eq!(extended.lease_blocks, LEASE_BLOCKS + EXTENSION_BLOCKS);
+    let extensions = operator
+        .order(&id)
+        .await
+        .events
+        .iter()
+        .filter(|e| e.event == "lease_extended")
+        .count();
+    assert_eq!(extensions, 1);
+    lsp.terminate(DEADLINE).await;
+    client.stop().unwrap();
 }
