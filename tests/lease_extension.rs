@@ -566,7 +566,9 @@ async fn e2e_a_crash_between_the_extension_and_its_claim_claims_once_and_extends
         detail.order["order_state"], "COMPLETED",
         "recorded before the crash"
     );
-    let address = operator.info().await.listening_addresses[0].parse().unwrap();
+    let address = operator.info().await.listening_addresses[0]
+        .parse()
+        .unwrap();
     client
         .connect(lsp_at.0, address, true)
         .expect("the client connects to the LSP again");

@@ -33,6 +33,21 @@ async fn lease_history(operator: &Operator, id: &str) -> Vec<String> {
     events.filter(|e| e.starts_with("lease_")).collect()
 }
 
+/// The most inbound liquidity the LSP's `get_info` offers now.
+async fn max_lsp_balance(public_api: &str) -> u64 {
+    let info: serde_json::Value = reqwest::get(format!("{public_api}/api/v1/get_info"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    info["max_initial_lsp_balance_sat"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 async fn leases(operator: &Operator, query: &str) -> LeaseList {
     operator
         .get(&format!("/v1/leases{query}"))
@@ -86,8 +101,16 @@ async fn e2e_an_ended_lease_is_closed_cooperatively_and_the_client_gets_its_bala
         client,
     } = ClientScene::start(2_000_000).await;
     const PUSHED_SAT: u64 = 20_000;
-    let (id, _) = buy_lease(&public_api, &client, PUSHED_SAT, LEASE_BLOCKS).await;
+    let sellable_before = max_lsp_balance(&public_api).await;
+    let (id, order) = buy_lease(&public_api, &client, PUSHED_SAT, LEASE_BLOCKS).await;
     let (_, funding) = wait_order_funded(&operator, &id).await;
+    let capacity: u64 = order["lsp_balance_sat"].as_str().unwrap().parse().unwrap();
+    let capacity = capacity + PUSHED_SAT;
+    let sellable_leased = max_lsp_balance(&public_api).await;
+    assert!(
+        sellable_leased <= sellable_before - capacity,
+        "the leased capacity is no longer offered: {sellable_before} -> {sellable_leased}"
+    );
     let onchain_before = client.list_balances().total_onchain_balance_sats;
     wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
     devchain.mine(1);
@@ -132,6 +155,19 @@ async fn e2e_an_ended_lease_is_closed_cooperatively_and_the_client_gets_its_bala
         onchain_after - onchain_before,
         PUSHED_SAT,
         "the cooperative close {close} pays the client its whole balance"
+    );
+    // The LSP's side of the channel is spendable again, and offered again.
+    let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
+    let freed = capacity - PUSHED_SAT;
+    let sellable_after = wait_for("the freed capital to be offered", DEADLINE, || async {
+        operator.sync().await;
+        let sellable = max_lsp_balance(&public_api).await;
+        (sellable + 5_000 >= sellable_leased + freed).then_some(sellable)
+    })
+    .await;
+    assert!(
+        sellable_after <= sellable_leased + freed,
+        "no more than the channel's own side comes back: {sellable_leased} -> {sellable_after}"
     );
     let events = lease_history(&operator, &id).await;
     assert_eq!(

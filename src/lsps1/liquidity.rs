@@ -11,6 +11,11 @@
 //! the order and inserts the reservation, so two concurrent orders cannot both take the same
 //! sats; it releases the reservation in the transaction that records the channel as funded or
 //! the order as failed. A rejected request reserves nothing and is answered with error code 1.
+//!
+//! `get_info` advertises what can be sold now ([`cap_to_sellable`]): the maximum balances are
+//! the configured ones, lowered to what is spendable, not reserved and left after a funding
+//! fee. Capital comes back into them when a lease's channel closes and its funds are spendable
+//! again.
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +62,22 @@ pub fn check(spendable_sat: u64, reserved_sat: u64, needed_sat: u64) -> Result<(
     }
 }
 
+/// Lowers the maximum balances of a `get_info` answer (`info`, amounts as decimal strings) to
+/// `sellable_sat`: a channel's whole capacity is reserved, so neither side of it, nor the
+/// channel, can be larger than what the wallet can fund now.
+pub fn cap_to_sellable(info: &mut serde_json::Value, sellable_sat: u64) {
+    for key in [
+        "max_initial_lsp_balance_sat",
+        "max_initial_client_balance_sat",
+        "max_channel_balance_sat",
+    ] {
+        let configured = info[key].as_str().and_then(|s| s.parse::<u64>().ok());
+        if let Some(configured) = configured {
+            info[key] = serde_json::json!(configured.min(sellable_sat).to_string());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +89,21 @@ mod tests {
             reservation_for(u64::MAX, 1, 0),
             Err(LiquidityError::Overflow)
         );
+    }
+
+    #[test]
+    fn advertised_maxima_never_exceed_what_can_be_funded() {
+        let mut info = serde_json::json!({
+            "max_initial_lsp_balance_sat": "10000000",
+            "max_initial_client_balance_sat": "1000000",
+            "max_channel_balance_sat": "16777215",
+            "min_initial_lsp_balance_sat": "20000",
+        });
+        cap_to_sellable(&mut info, 2_500_000);
+        assert_eq!(info["max_initial_lsp_balance_sat"], "2500000");
+        assert_eq!(info["max_initial_client_balance_sat"], "1000000");
+        assert_eq!(info["max_channel_balance_sat"], "2500000");
+        assert_eq!(info["min_initial_lsp_balance_sat"], "20000", "minima stay");
     }
 
     #[test]

@@ -147,6 +147,29 @@ impl OrderService {
         self.book.clock().now_unix_secs()
     }
 
+    /// The `get_info` options, their maximum balances lowered to what the wallet can fund now
+    /// (spendable, not reserved, less the fee of a funding at the fastest target offered).
+    pub fn get_info_json(&self) -> Value {
+        let options = &self.config.options;
+        let mut info = options.get_info_json();
+        let rate = self.funding_fee_rate_sat_per_kwu(options.min_funding_confirms_within_blocks);
+        let funding_fee = pricing::fee_for_weight(
+            pricing::funding_tx_weight(self.config.pricing.funding_inputs_estimate),
+            rate,
+        )
+        .unwrap_or(u64::MAX);
+        let reserved = self.book.reserved_sat().unwrap_or(u64::MAX);
+        let sellable = self
+            .node
+            .wallet
+            .balances()
+            .spendable_sat
+            .saturating_sub(reserved)
+            .saturating_sub(funding_fee);
+        liquidity::cap_to_sellable(&mut info, sellable);
+        info
+    }
+
     /// The fee rate (sat per 1000 weight units) that confirms a funding transaction within
     /// `blocks`.
     pub fn funding_fee_rate_sat_per_kwu(&self, blocks: u16) -> u64 {
@@ -409,7 +432,7 @@ impl OrderService {
     fn serve_p2p(&self, peer: PublicKey, request: Lsps1Request) -> Result<Value, RpcError> {
         let dialect = PaymentStateDialect::for_peer(&self.config, &peer);
         match request {
-            Lsps1Request::GetInfo => Ok(self.config.options.get_info_json()),
+            Lsps1Request::GetInfo => Ok(self.get_info_json()),
             Lsps1Request::CreateOrder(checked) => {
                 let order = self.create_order(NewOrder {
                     client_node_id: peer,

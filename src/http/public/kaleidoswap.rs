@@ -63,8 +63,8 @@ pub fn routes() -> Router<PublicState> {
 }
 
 async fn get_info(State(state): State<PublicState>) -> Json<Value> {
+    let mut options = state.with_service(|service| service.get_info_json()).await;
     let config = &state.service.config().options;
-    let mut options = config.get_info_json();
     // As in the Olympus dialect: the draft's two on-chain options, null for "none".
     options["min_onchain_payment_confirmations"] = match config.onchain_payment_enabled {
         true => json!(config.min_onchain_payment_confirmations),

@@ -31,8 +31,8 @@ pub fn routes() -> Router<PublicState> {
 }
 
 pub(super) async fn get_info(State(state): State<PublicState>) -> Json<Value> {
+    let mut info = state.with_service(|service| service.get_info_json()).await;
     let options = &state.service.config().options;
-    let mut info = options.get_info_json();
     // Two options of the LSPS1 draft these clients were written against (bLIP-51 moved them
     // into the on-chain payment of each order); null means "no on-chain payment" / "no minimum".
     info["min_onchain_payment_confirmations"] = match options.onchain_payment_enabled {
