@@ -9,54 +9,13 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::process::{regtest_config, NodeProcess};
+use common::process::NodeProcess;
+use common::sandbox::Sandbox;
 use common::*;
 use lsp_node::api::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const CHANNEL_SAT: u64 = 300_000;
-
-/// The embedded devchain's control and Esplora routes, over HTTP.
-struct Sandbox {
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Sandbox {
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(&body)
-            .send()
-            .await
-            .expect("devchain reachable");
-        assert!(response.status().is_success(), "{path}: {response:?}");
-        response.json().await.expect("JSON answer")
-    }
-
-    async fn get(&self, path: &str) -> String {
-        self.http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .expect("devchain reachable")
-            .text()
-            .await
-            .expect("text answer")
-    }
-
-    async fn mine(&self, blocks: u32) {
-        self.post("/dev/mine", json!({ "blocks": blocks })).await;
-    }
-
-    async fn tip(&self) -> (String, String) {
-        (
-            self.get("/blocks/tip/height").await,
-            self.get("/blocks/tip/hash").await,
-        )
-    }
-}
 
 /// What must be the same after a restart.
 #[derive(Debug, PartialEq)]
@@ -91,15 +50,7 @@ async fn snapshot(sandbox: &Sandbox, operator: &Operator) -> Snapshot {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_sandbox_keeps_chain_balance_and_channels_across_sigterm_and_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let dev_listen = free_local_address().to_string();
-    let config = regtest_config(&dir.path().join("data"), "unused", 1).replace(
-        "source = \"esplora\"\nesplora_url = \"unused\"",
-        &format!("source = \"dev\"\ndev_listen = \"{dev_listen}\""),
-    );
-    let sandbox = Sandbox {
-        url: format!("http://{dev_listen}"),
-        http: reqwest::Client::new(),
-    };
+    let (config, sandbox) = Sandbox::config(dir.path());
 
     let mut node = NodeProcess::spawn(dir.path(), &config, &[]);
     let operator = node.wait_running(DEADLINE).await;

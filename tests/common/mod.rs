@@ -9,6 +9,7 @@ pub mod openapi_conformance;
 pub mod process;
 pub mod python;
 pub mod quiet_channels;
+pub mod sandbox;
 pub mod tcp_proxy;
 pub mod tls_proxy;
 pub mod txs;
