@@ -223,7 +223,7 @@ async fn olympus_and_megalith_seed_examples_complete_an_order() {
         .order(&OrderId::parse(id).unwrap())
         .unwrap()
         .expect("the order is in the one order book");
-    assert_eq!(stored.client_node_id, client);
+    assert_eq!(stored.client_node_id, Some(client));
 
     let (status, fetched) = public
         .get(&format!("/api/v1/get_order?order_id={id}"))

@@ -337,7 +337,7 @@ async fn e2e_client_buys_a_channel_paying_on_chain() {
     );
     let order = lsp.order(&id);
     assert_eq!(order.state, OrderState::Created);
-    assert_eq!(order.client_node_id, client.node_id());
+    assert_eq!(order.client_node_id, Some(client.node_id()));
 
     let pay_to = onchain.address.clone();
     // 10 000 sat too much: the excess is refunded once the order completes.
@@ -660,7 +660,7 @@ async fn e2e_bad_token_and_unfundable_orders_are_refused_without_side_effects() 
         .await
         .expect_err("unknown token refused");
     let refused = service.create_order(lsp_node::lsps1::service::NewOrder {
-        client_node_id: client.node_id(),
+        client_node_id: Some(client.node_id()),
         params: params(100_000, Some("NOPE")),
         refund_address: None,
         source: lsp_node::lsps1::order::Interface::P2p,
@@ -680,7 +680,7 @@ async fn e2e_bad_token_and_unfundable_orders_are_refused_without_side_effects() 
     // More than the wallet can fund: error 1, nothing reserved.
     let unfundable = service
         .create_order(lsp_node::lsps1::service::NewOrder {
-            client_node_id: client.node_id(),
+            client_node_id: Some(client.node_id()),
             params: params(1_000_000, Some("FRIENDS")),
             refund_address: None,
             source: lsp_node::lsps1::order::Interface::P2p,
@@ -826,11 +826,11 @@ async fn e2e_hold_is_spelled_paid_for_listed_clients() {
     assert_eq!(blip51["payment"]["bolt11"]["state"], "HOLD");
 
     let config = Lsps1Config {
-        hold_as_paid_peers: vec![order.client_node_id.to_string()],
+        hold_as_paid_peers: vec![order.client_node_id.unwrap().to_string()],
         ..Lsps1Config::default()
     };
     assert_eq!(
-        PaymentStateDialect::for_peer(&config, &order.client_node_id),
+        PaymentStateDialect::for_peer(&config, &order.client_node_id.unwrap()),
         PaymentStateDialect::WithoutHold
     );
     let someone_else = bitcoin::secp256k1::PublicKey::from_secret_key(
@@ -872,7 +872,7 @@ fn sample_held_order() -> Order {
     };
     Order {
         id: OrderId::parse("held-order").unwrap(),
-        client_node_id: devchain_address_key(),
+        client_node_id: Some(devchain_address_key()),
         params: OrderParams {
             lsp_balance_sat: 100_000,
             client_balance_sat: 20_000,

@@ -61,7 +61,7 @@ fn new_order(
     let onchain = price(&PricingConfig::default(), &request(PaymentMethod::Onchain)).unwrap();
     Order {
         id: OrderId::random(rng),
-        client_node_id: client,
+        client_node_id: Some(client),
         params,
         refund_onchain_address: Some("bcrt1qrefund".into()),
         created_at: now,

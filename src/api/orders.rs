@@ -40,7 +40,8 @@ pub struct OrderQuery {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OrderSummary {
     pub order_id: String,
-    pub client_node_id: String,
+    /// `None` while a pay-first order has not named its node.
+    pub client_node_id: Option<String>,
     /// `CREATED`, `COMPLETED` or `FAILED`.
     pub state: String,
     pub bolt11_state: Option<String>,

@@ -17,7 +17,7 @@ pub(super) fn render_orders(orders: &[OrderSummary]) -> String {
                 o.order_id.clone(),
                 o.state.clone(),
                 payment_states(o),
-                o.client_node_id.clone(),
+                client_of(o),
                 o.lsp_balance_sat.to_string(),
                 o.client_balance_sat.to_string(),
                 unix_time(o.created_at),
@@ -142,7 +142,7 @@ pub(super) fn render_order(detail: &OrderDetail) -> String {
         ("order", o.order_id.clone()),
         ("state", o.state.clone()),
         ("payment", payment_states(o)),
-        ("client", o.client_node_id.clone()),
+        ("client", client_of(o)),
         ("lsp balance", format!("{} sat", o.lsp_balance_sat)),
         ("client balance", format!("{} sat", o.client_balance_sat)),
         ("order total", format!("{} sat", o.order_total_sat)),
@@ -387,4 +387,12 @@ fn status(s: PaymentStatus) -> &'static str {
         PaymentStatus::Succeeded => "succeeded",
         PaymentStatus::Failed => "failed",
     }
+}
+
+/// The order's node, or a dash while a pay-first order has not named one.
+fn client_of(order: &OrderSummary) -> String {
+    order
+        .client_node_id
+        .clone()
+        .unwrap_or_else(|| "- (unclaimed)".to_string())
 }

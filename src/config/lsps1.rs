@@ -338,6 +338,10 @@ pub struct Lsps1Config {
     /// asking the chain source about it (`lsp-node rescan ORDER` watches it again). Default
     /// 2 592 000 (30 days); 0 retires it as soon as the order has ended and settled.
     pub address_watch_secs: u64,
+    /// A paid pay-first order that no one has claimed (named its node) this many seconds after
+    /// its payment fails and its payment is returned; a held HTLC goes back sooner if its
+    /// deadline comes first (`htlc_safety_margin_blocks`). Default 86 400 (a day).
+    pub claim_timeout_secs: u64,
     /// Clients whose p2p `get_order` answers spell the HOLD payment state as PAID: node ids, or
     /// `"*"` for every client. For wallets built on lightning-liquidity 0.2 (ldk-node 0.7),
     /// whose payment-state enum has no HOLD: such a client cannot parse an order while its HTLC
@@ -360,6 +364,7 @@ impl Default for Lsps1Config {
             refund_bump_after_secs: 21_600,
             refund_confirmations: 1,
             address_watch_secs: 2_592_000,
+            claim_timeout_secs: 86_400,
             hold_as_paid_peers: Vec::new(),
             options: Lsps1Options::default(),
             pricing: PricingConfig::default(),
@@ -408,6 +413,9 @@ impl Lsps1Config {
         }
         if self.open_timeout_secs == 0 {
             return Err(OptionsError::Zero("open_timeout_secs"));
+        }
+        if self.claim_timeout_secs == 0 {
+            return Err(OptionsError::Zero("claim_timeout_secs"));
         }
         if self.refund_bump_after_secs == 0 {
             return Err(OptionsError::Zero("refund_bump_after_secs"));

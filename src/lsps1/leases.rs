@@ -153,7 +153,7 @@ fn lease_row(row: &Row<'_>) -> rusqlite::Result<Result<Lease, StoreError>> {
 impl OrderBook {
     /// Opens the lease of completed `order`, PENDING (idempotent).
     pub fn open_lease(&self, order: &Order, user_channel_id: u128) -> Result<(), StoreError> {
-        let Some(channel) = &order.channel else {
+        let (Some(channel), Some(client)) = (&order.channel, order.client_node_id) else {
             return Ok(());
         };
         let now = self.clock().now_unix_secs();
@@ -169,7 +169,7 @@ impl OrderBook {
                 order.id.as_str(),
                 format!("{user_channel_id:032x}"),
                 channel.funding_outpoint,
-                order.client_node_id.to_string(),
+                client.to_string(),
                 to_sql_u64(params.lsp_balance_sat + params.client_balance_sat),
                 to_sql_u64(params.lsp_balance_sat),
                 params.channel_expiry_blocks,

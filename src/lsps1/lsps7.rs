@@ -183,7 +183,7 @@ impl OrderService {
         )?;
         let order = Order {
             id,
-            client_node_id: new.client_node_id,
+            client_node_id: Some(new.client_node_id),
             params: OrderParams {
                 lsp_balance_sat: 0,
                 client_balance_sat: 0,
@@ -222,7 +222,7 @@ impl OrderService {
         tracing::info!(
             order = %order.id,
             lease = %lease.order_id,
-            client = %order.client_node_id,
+            client = %new.client_node_id,
             blocks,
             order_total_sat = bolt11_price.order_total_sat,
             "extension order created"
@@ -261,7 +261,7 @@ impl OrderService {
             .order(&id)
             .map_err(|e| internal_error("could not read the order", &e))?
             .filter(|order| order.extension.is_some())
-            .filter(|order| client.is_none_or(|client| *client == order.client_node_id))
+            .filter(|order| client.is_none_or(|client| Some(*client) == order.client_node_id))
             .ok_or_else(not_found)
     }
 
@@ -302,8 +302,11 @@ impl OrderService {
     /// (none if its lease is not extendable); an unknown order is 101.
     pub fn render_extendable_channel_of_order(&self, id: &str) -> Result<Value, RpcError> {
         let order = self.get_order(None, id)?;
+        let Some(client) = order.client_node_id else {
+            return Ok(json!({ "extendable_channels": [], "extendable_orders": [] }));
+        };
         let channels = self
-            .extendable_leases(&order.client_node_id)?
+            .extendable_leases(&client)?
             .iter()
             .filter(|e| e.lease.order_id == order.id)
             .map(|e| {

@@ -14,6 +14,8 @@
 //!   [`order::OrderEvent`]), order ids, and [`order::render`], one bLIP-51 rendering for p2p and
 //!   HTTP ([`order::PaymentStateDialect`] for clients that cannot parse HOLD).
 //! - [`pricing`]: [`pricing::price`], the one fee function for every interface.
+//! - [`claims`]: pay-first orders, created without their node and claimed later with a
+//!   bearer token.
 //! - [`leases`]: the lease book, every sold channel from its funding to its close;
 //!   [`extensions`] the extension orders that add blocks to a lease, and [`lsps7`] the
 //!   service's LSPS7 side (bLIP-57 draft) that sells them.
@@ -32,6 +34,7 @@
 //! sat/vB; lightning-liquidity serializes that field in sat/kWU.
 
 pub mod address_watch;
+pub mod claims;
 pub mod clock;
 pub mod coupons;
 pub mod extensions;

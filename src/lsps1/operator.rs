@@ -56,7 +56,7 @@ pub fn list_orders(service: &OrderService, query: OrderQuery) -> OperatorResult<
         return Ok(stuck
             .into_iter()
             .filter(|s| state.is_none_or(|state| s.order.state == state))
-            .filter(|s| client_node_id.is_none_or(|id| s.order.client_node_id == id))
+            .filter(|s| client_node_id.is_none_or(|id| s.order.client_node_id == Some(id)))
             .take(limit)
             .map(|s| OrderSummary {
                 stuck: Some(s.why),
@@ -367,7 +367,7 @@ pub fn delete_coupon(service: &OrderService, req: DeleteCoupon) -> OperatorResul
 fn summary(order: &Order) -> OrderSummary {
     OrderSummary {
         order_id: order.id.to_string(),
-        client_node_id: order.client_node_id.to_string(),
+        client_node_id: order.client_node_id.map(|node| node.to_string()),
         state: order.state.as_str().to_string(),
         bolt11_state: order.bolt11.as_ref().map(|b| b.state.as_str().to_string()),
         onchain_state: order.onchain.as_ref().map(|o| o.state.as_str().to_string()),

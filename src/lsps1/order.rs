@@ -244,7 +244,9 @@ pub struct ChannelInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub id: OrderId,
-    pub client_node_id: PublicKey,
+    /// The node the channel goes to; `None` for a pay-first order until a claim names it
+    /// ([`OrderEvent::Claimed`]). A channel is only ever opened to a named node.
+    pub client_node_id: Option<PublicKey>,
     pub params: OrderParams,
     pub refund_onchain_address: Option<String>,
     /// Unix seconds.
@@ -286,6 +288,9 @@ pub struct ExtensionTerms {
 pub enum OrderEvent {
     /// An HTLC paying the bolt11 invoice in full arrived and is held unclaimed.
     Bolt11HtlcHeld,
+    /// A pay-first order's buyer named the node its channel goes to. Once only, and only while
+    /// the order is CREATED.
+    Claimed { node_id: PublicKey },
     /// The on-chain payment reached the required confirmations (or qualified for 0-conf).
     OnchainPaymentConfirmed,
     /// The funding transaction was broadcast. A held HTLC is claimed with it (bolt11 -> PAID).
@@ -314,6 +319,7 @@ impl OrderEvent {
     pub fn name(&self) -> &'static str {
         match self {
             OrderEvent::Bolt11HtlcHeld => "bolt11_htlc_held",
+            OrderEvent::Claimed { .. } => "claimed",
             OrderEvent::OnchainPaymentConfirmed => "onchain_payment_confirmed",
             OrderEvent::ChannelFunded(_) => "channel_funded",
             OrderEvent::Extended(_) => "extended",
@@ -349,6 +355,8 @@ pub enum TransitionError {
     UnrefundedOnchainFunds { order: OrderId },
     #[error("order {order} is already paid by {by}; a second payment is returned, never taken")]
     AlreadyPaid { order: OrderId, by: &'static str },
+    #[error("order {order} already names the node its channel goes to")]
+    AlreadyClaimed { order: OrderId },
 }
 
 impl Order {
@@ -388,6 +396,15 @@ impl Order {
                 next.require_order_state(OrderState::Created)?;
                 next.require_unpaid_by(PaymentKind::Onchain)?;
                 next.move_payment(PaymentKind::Bolt11, PaymentState::Hold)?;
+            }
+            OrderEvent::Claimed { node_id } => {
+                next.require_order_state(OrderState::Created)?;
+                if self.client_node_id.is_some() {
+                    return Err(TransitionError::AlreadyClaimed {
+                        order: self.id.clone(),
+                    });
+                }
+                next.client_node_id = Some(*node_id);
             }
             OrderEvent::OnchainPaymentConfirmed => {
                 next.require_order_state(OrderState::Created)?;

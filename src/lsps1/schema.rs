@@ -145,3 +145,11 @@ pub const LEASE_EXTENSIONS_TABLE: &str = "
         end_height_after INTEGER
     ) WITHOUT ROWID;
     CREATE INDEX lsps1_lease_extensions_by_lease ON lsps1_lease_extensions (lease_order_id);";
+
+/// [`crate::lsps1::claims`]: the claim token of each pay-first order, kept as its SHA-256
+/// only (whoever holds the token may name the order's node; the book never holds the token).
+pub const CLAIM_TOKENS_TABLE: &str = "
+    CREATE TABLE lsps1_claim_tokens (
+        token_hash TEXT PRIMARY KEY NOT NULL,
+        order_id TEXT NOT NULL UNIQUE REFERENCES lsps1_orders(id)
+    ) WITHOUT ROWID;";

@@ -21,6 +21,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::config::lsps1::{Lsps1Config, TokenMode};
+use crate::lsps1::claims::{ClaimRefused, ClaimToken};
 use crate::lsps1::clock::Clock;
 use crate::lsps1::gate::Lsps1Server;
 use crate::lsps1::guard::{Lsps1Request, Lsps7Request, RequestGuard};
@@ -43,7 +44,8 @@ use crate::node::Node;
 /// against the options.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
-    pub client_node_id: PublicKey,
+    /// `None` for a pay-first order ([`OrderService::create_pay_first_order`]).
+    pub client_node_id: Option<PublicKey>,
     pub params: OrderParams,
     /// Checked by the guard: valid on our network.
     pub refund_address: Option<Address>,
@@ -306,6 +308,34 @@ impl OrderService {
 
     /// Creates and persists an order; the returned order is what the client is told.
     pub fn create_order(&self, request: NewOrder) -> Result<Order, RpcError> {
+        self.new_order(request, None)
+    }
+
+    /// Creates and persists a pay-first order (`request.client_node_id` is ignored: the node is
+    /// named later by whoever holds the returned claim token, [`Self::claim_order`]).
+    pub fn create_pay_first_order(
+        &self,
+        request: NewOrder,
+    ) -> Result<(Order, ClaimToken), RpcError> {
+        let token = ClaimToken::random(&mut rand::rngs::OsRng);
+        let request = NewOrder {
+            client_node_id: None,
+            ..request
+        };
+        let order = self.new_order(request, Some(&token))?;
+        Ok((order, token))
+    }
+
+    /// Names `node` as the node of the pay-first order `token` claims.
+    pub fn claim_order(&self, token: &ClaimToken, node: PublicKey) -> Result<Order, ClaimRefused> {
+        let claimed = self.book.claim(token, node)?;
+        tracing::info!(order = %claimed.id, %node, "pay-first order claimed");
+        self.wake.notify_one();
+        Ok(claimed)
+    }
+
+    /// Creates an order (a pay-first one with `token`).
+    fn new_order(&self, request: NewOrder, token: Option<&ClaimToken>) -> Result<Order, RpcError> {
         let params = &request.params;
         let refund_address = request.refund_address.as_ref();
         self.admit_new_order(refund_address)?;
@@ -367,12 +397,14 @@ impl OrderService {
             }),
             max_unpaid_orders_per_peer: Some(self.config.limits.max_unpaid_orders_per_peer),
         };
-        self.book
-            .create_order(&order, &admission)
-            .map_err(|e| store_error_to_rpc(&e))?;
+        let created = match token {
+            Some(token) => self.book.create_pay_first_order(&order, &admission, token),
+            None => self.book.create_order(&order, &admission),
+        };
+        created.map_err(|e| store_error_to_rpc(&e))?;
         tracing::info!(
             order = %order.id,
-            client = %order.client_node_id,
+            client = ?order.client_node_id,
             lsp_balance_sat = params.lsp_balance_sat,
             client_balance_sat = params.client_balance_sat,
             order_total_sat = bolt11_price.order_total_sat,
@@ -393,7 +425,7 @@ impl OrderService {
             .map_err(|e| internal_error("could not read the order", &e))?
             .filter(|order| order.extension.is_none())
             .ok_or_else(not_found)?;
-        if client.is_some_and(|client| *client != order.client_node_id) {
+        if client.is_some_and(|client| Some(*client) != order.client_node_id) {
             return Err(not_found());
         }
         Ok(order)
@@ -435,7 +467,7 @@ impl OrderService {
             Lsps1Request::GetInfo => Ok(self.get_info_json()),
             Lsps1Request::CreateOrder(checked) => {
                 let order = self.create_order(NewOrder {
-                    client_node_id: peer,
+                    client_node_id: Some(peer),
                     params: checked.params,
                     refund_address: checked.refund_address,
                     source: Interface::P2p,

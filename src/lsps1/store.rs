@@ -40,8 +40,8 @@ use crate::lsps1::schema;
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
 /// 4 HTLC claims, 5 channel opens, 6 funding heights, 7 address watches, 8 HTLCs failed back,
-/// 9 leases, 10 lease extensions; see [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 10;
+/// 9 leases, 10 lease extensions, 11 claim tokens; see [`crate::lsps1::schema`]).
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -177,6 +177,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if found < 10 {
         tx.execute_batch(schema::LEASE_EXTENSIONS_TABLE)?;
     }
+    if found < 11 {
+        tx.execute_batch(schema::CLAIM_TOKENS_TABLE)?;
+    }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
         params![SCHEMA_VERSION],
@@ -305,17 +308,15 @@ impl OrderBook {
         if exists {
             return Err(StoreError::DuplicateOrder(order.id.clone()));
         }
-        if let Some(max) = admission.max_unpaid_orders_per_peer {
+        // The node column: the claimed node, or '' for a pay-first order not claimed yet.
+        let client_column = node_column(order);
+        if let (Some(max), Some(_)) = (admission.max_unpaid_orders_per_peer, order.client_node_id) {
             let open: u32 = tx.query_row(
                 "SELECT COUNT(*) FROM lsps1_orders WHERE client_node_id = ?1 AND order_state = 'CREATED'
                    AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
                    AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
                    AND expires_at > ?2 AND source = ?3",
-                params![
-                    order.client_node_id.to_string(),
-                    to_sql_u64(now),
-                    order.source.as_str()
-                ],
+                params![client_column, to_sql_u64(now), order.source.as_str()],
                 |row| row.get(0),
             )?;
             if open >= max {
@@ -339,7 +340,7 @@ impl OrderBook {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 order.id.as_str(),
-                order.client_node_id.to_string(),
+                client_column,
                 order.state.as_str(),
                 order.bolt11.as_ref().map(|b| b.state.as_str()),
                 order.onchain.as_ref().map(|o| o.state.as_str()),
@@ -533,7 +534,7 @@ pub(crate) fn apply_in(
 
     conn.execute(
         "UPDATE lsps1_orders SET order_state = ?2, bolt11_state = ?3, onchain_state = ?4,
-                updated_at = ?5, record = ?6 WHERE id = ?1",
+                updated_at = ?5, record = ?6, client_node_id = ?7 WHERE id = ?1",
         params![
             id.as_str(),
             next.state.as_str(),
@@ -541,6 +542,7 @@ pub(crate) fn apply_in(
             next.onchain.as_ref().map(|o| o.state.as_str()),
             to_sql_u64(next.updated_at),
             encode(&next)?,
+            node_column(&next),
         ],
     )?;
     let detail = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -670,6 +672,14 @@ fn watch_address(conn: &Connection, order: &Order) -> Result<(), StoreError> {
         )?;
     }
     Ok(())
+}
+
+/// The `client_node_id` column of `order`: its node, or '' while a pay-first order names none.
+fn node_column(order: &Order) -> String {
+    order
+        .client_node_id
+        .map(|node| node.to_string())
+        .unwrap_or_default()
 }
 
 fn encode(order: &Order) -> Result<String, StoreError> {

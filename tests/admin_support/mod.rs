@@ -285,7 +285,7 @@ impl FakeApi {
     pub fn order_summary() -> OrderSummary {
         OrderSummary {
             order_id: "a3a06afbd700e7b94c38c2f5a4b94a1d".to_string(),
-            client_node_id: FAKE_NODE_ID.to_string(),
+            client_node_id: Some(FAKE_NODE_ID.to_string()),
             state: "COMPLETED".to_string(),
             bolt11_state: Some("PAID".to_string()),
             onchain_state: Some("EXPECT_PAYMENT".to_string()),

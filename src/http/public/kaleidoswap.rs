@@ -282,7 +282,7 @@ fn read_email(fields: &mut Map<String, Value>) -> Result<Option<String>, RpcErro
 fn render(state: &PublicState, order: &Order) -> Value {
     let mut rendered = state.service.render_http(order);
     sats_as_integers(&mut rendered);
-    rendered["client_pubkey"] = json!(order.client_node_id.to_string());
+    rendered["client_pubkey"] = json!(order.client_node_id.map(|node| node.to_string()));
     for field in ASSET_FIELDS.iter().chain(&["asset_price_sat"]) {
         rendered[*field] = Value::Null;
     }

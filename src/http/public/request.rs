@@ -75,9 +75,10 @@ impl OrderRequest {
     /// The order to create; the pubkey must have been [`Pubkey::Required`].
     pub fn into_new_order(self, email: Option<String>) -> NewOrder {
         NewOrder {
-            client_node_id: self
-                .client_node_id
-                .expect("create_order requests are read with Pubkey::Required"),
+            client_node_id: Some(
+                self.client_node_id
+                    .expect("create_order requests are read with Pubkey::Required"),
+            ),
             params: self.params,
             refund_address: self.refund_address,
             source: Interface::Http,
@@ -190,7 +191,7 @@ mod tests {
     #[test]
     fn seed_example_becomes_an_http_order_for_its_public_key() {
         let order = check(&seed_body().to_string()).unwrap();
-        assert_eq!(order.client_node_id.to_string(), SEED_PUBKEY);
+        assert_eq!(order.client_node_id.unwrap().to_string(), SEED_PUBKEY);
         assert_eq!(order.params.lsp_balance_sat, 10_000_000);
         assert_eq!(order.params.channel_expiry_blocks, 13_000);
         assert_eq!(order.refund_address, None);

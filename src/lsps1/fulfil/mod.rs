@@ -52,6 +52,10 @@
 //!   A refund still unconfirmed after `refund_bump_after_secs` is replaced (RBF) by one paying
 //!   a higher fee, same amount to the client.
 //!
+//! - Pay-first orders ([`crate::lsps1::claims`]) are paid the same way before they name their
+//!   node: paid and unclaimed, an order waits for its claim until `claim_timeout_secs` after
+//!   the payment (a held HTLC no longer than its deadline margin), then fails and returns the
+//!   payment; once claimed, the open timeout counts from the claim.
 //! - Extension orders (LSPS7) are paid the same way; once paid, their blocks are added to the
 //!   lease instead of a channel being opened, and the HTLC is claimed at once (`extend.rs`).
 //!
@@ -394,10 +398,27 @@ impl OrderService {
                 }
             }
         }
+        if order.client_node_id.is_none() {
+            // Paid, and no node named yet: a claim may come until the claim timeout (the HTLC
+            // deadline above may end the wait sooner). `updated_at` is the payment's time.
+            if now
+                >= order
+                    .updated_at
+                    .saturating_add(self.config.claim_timeout_secs)
+            {
+                return self.fail(
+                    order,
+                    got,
+                    "no node claimed the paid order in time; the payment is returned",
+                );
+            }
+            return Ok(());
+        }
         if order.extension.is_some() {
             return self.record_extension(order, got, height);
         }
-        // `updated_at` is the time of the payment: nothing else changes a paid, unfunded order.
+        // `updated_at` is the time of the payment (or of the claim after it): nothing else changes
+        // a paid, unfunded order.
         if now
             >= order
                 .updated_at

@@ -54,7 +54,10 @@ impl OrderService {
                 "the client refused the channel or the open failed repeatedly",
             );
         }
-        if !self.node.peers.is_connected(&order.client_node_id) {
+        let Some(client) = order.client_node_id else {
+            return Ok(()); // Not claimed: no node to open to.
+        };
+        if !self.node.peers.is_connected(&client) {
             return Ok(()); // It has until the open timeout to connect.
         }
         let params = &order.params;
@@ -74,7 +77,7 @@ impl OrderService {
             .map_err(|e| e.to_string())?;
         let opened = open(
             manager,
-            order.client_node_id,
+            client,
             capacity,
             push_msat,
             user_channel_id,

@@ -14,7 +14,7 @@ pub(crate) fn client_key() -> PublicKey {
 pub(crate) fn sample_order(with_bolt11: bool, with_onchain: bool) -> Order {
     Order {
         id: OrderId::parse("order-1").unwrap(),
-        client_node_id: client_key(),
+        client_node_id: Some(client_key()),
         params: OrderParams {
             lsp_balance_sat: 1_000_000,
             client_balance_sat: 100_000,
