@@ -214,3 +214,212 @@ async fn e2e_paid_orders_no_one_claims_are_given_up_and_their_payments_go_back()
     payer.stop().unwrap();
     lsp.stop().await.unwrap();
 }
+
+/// One call to the open LSP API; the status and the JSON answer.
+async fn call(
+    public_api: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let http = reqwest::Client::new();
+    let url = format!("{public_api}{path}");
+    let body_sent = body.is_some();
+    let request = match body {
+        Some(body) => http.post(url).json(&body),
+        None => http.get(url),
+    };
+    let response = request.send().await.expect("the API answers");
+    let status = response.status().as_u16();
+    let answer: serde_json::Value = response.json().await.expect("a JSON answer");
+    let document = lsp_node::http::public::openapi::document();
+    let method = if body_sent { "POST" } else { "GET" };
+    if let Err(drift) =
+        common::openapi_conformance::check_answer(&document, method, path, status, &answer)
+    {
+        panic!("the answer is not what docs/openapi.json promises: {drift}\n{answer}");
+    }
+    (status, answer)
+}
+
+async fn wait_state(public_api: &str, token: &str, state: &str) -> serde_json::Value {
+    wait_for(&format!("the order to be {state}"), DEADLINE, || async {
+        let (_, order) = call(
+            public_api,
+            &format!("/channel/order?order_id={token}"),
+            None,
+        )
+        .await;
+        (order["state"] == state).then_some(order)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_the_open_lsp_api_sells_a_channel_paid_by_one_node_and_finalised_for_another() {
+    let ClientScene {
+        _dirs,
+        devchain,
+        lsp,
+        public_api,
+        client: payer,
+        ..
+    } = ClientScene::start_with(2_000_000, |config| {
+        // The test polls the order; the per-address limits are another test's subject.
+        config.http.limits.rate_limit_burst = 10_000;
+        config.http.limits.rate_limit_per_minute = 60_000;
+    })
+    .await;
+    let receiver_dir = tempfile::tempdir().unwrap();
+    let receiver = Arc::new(start_ldk_node(&devchain, receiver_dir.path(), |_| {}));
+    let receiver_uri = format!(
+        "{}@{}",
+        receiver.node_id(),
+        receiver.listening_addresses().unwrap()[0]
+    );
+
+    let (status, info) = call(&public_api, "/node/info", None).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["node_id"], lsp.node_id().to_string());
+    assert!(info["max_remote_balance"].as_u64().unwrap() > 100_000);
+
+    // Bad input: this API's fields named, nothing created.
+    let buy = |body: serde_json::Value| call(&public_api, "/channel/buy", Some(body));
+    for (body, status, code, property) in [
+        (
+            serde_json::json!({ "channel_expiry": 2 }),
+            400,
+            -32602,
+            "remote_balance",
+        ),
+        (
+            serde_json::json!({ "remote_balance": 100_000 }),
+            400,
+            -32602,
+            "channel_expiry",
+        ),
+        (
+            serde_json::json!({ "remote_balance": 100_000, "channel_expiry": 0 }),
+            400,
+            -32602,
+            "channel_expiry",
+        ),
+        (
+            serde_json::json!({ "remote_balance": "lots", "channel_expiry": 2 }),
+            400,
+            -32602,
+            "remote_balance",
+        ),
+        (
+            serde_json::json!({ "remote_balance": 10, "channel_expiry": 2 }),
+            400,
+            100,
+            "remote_balance",
+        ),
+        (
+            serde_json::json!({ "remote_balance": 100_000, "channel_expiry": 99_999 }),
+            400,
+            100,
+            "channel_expiry",
+        ),
+        (
+            serde_json::json!({ "remote_balance": 100_000, "channel_expiry": 2, "private": "yes" }),
+            400,
+            -32602,
+            "private",
+        ),
+        (
+            serde_json::json!({ "remote_balance": 100_000, "channel_expiry": 2, "refund_address": "bc1qnope" }),
+            400,
+            -32602,
+            "refund_address",
+        ),
+    ] {
+        let (got, answer) = buy(body.clone()).await;
+        assert_eq!(
+            (got, &answer["code"], &answer["data"]["property"]),
+            (
+                status,
+                &serde_json::json!(code),
+                &serde_json::json!(property)
+            ),
+            "{body} -> {answer}"
+        );
+    }
+    let (got, unknown) =
+        buy(serde_json::json!({ "remote_balance": 100_000, "channel_expiry": 2, "node": "x" }))
+            .await;
+    assert_eq!(
+        (got, &unknown["data"]["unrecognized"]),
+        (400, &serde_json::json!(["node"]))
+    );
+
+    let (status, quote) =
+        buy(serde_json::json!({ "remote_balance": 100_000, "channel_expiry": 2 })).await;
+    assert_eq!(status, 200, "{quote}");
+    let token = quote["order_id"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 64);
+    assert_eq!(
+        quote["btc_address"], "",
+        "no refund address, no on-chain payment"
+    );
+    let created = wait_state(&public_api, &token, "CREATED").await;
+    assert_eq!(created["remote_balance"], 100_000);
+    assert_eq!(created["channel_expiry"], 2);
+    assert_eq!(created["total_amount"], quote["total_amount"]);
+    assert_eq!(created["remote_node"], serde_json::Value::Null);
+
+    let invoice =
+        serde_json::json!({ "payment": { "bolt11": { "invoice": quote["ln_invoice"] } } });
+    let payment = pay_order_over_lightning(&payer, &invoice).await;
+    let paid = wait_state(&public_api, &token, "PAID").await;
+    assert_eq!(paid["amount_received"], quote["total_amount"]);
+
+    let finalise =
+        |body: serde_json::Value| call(&public_api, "/channel/manual_finalise", Some(body));
+    let (status, refused) =
+        finalise(serde_json::json!({ "order_id": "00".repeat(32), "remote_id": receiver_uri }))
+            .await;
+    assert_eq!((status, &refused["code"]), (404, &serde_json::json!(101)));
+    let (status, refused) =
+        finalise(serde_json::json!({ "order_id": token, "remote_id": "nobody@127.0.0.1:9" })).await;
+    assert_eq!(
+        (status, &refused["data"]["property"]),
+        (400, &serde_json::json!("remote_id"))
+    );
+    let (status, finalised) =
+        finalise(serde_json::json!({ "order_id": token, "remote_id": receiver_uri })).await;
+    assert_eq!(status, 200, "{finalised}");
+    assert_eq!(
+        finalised["remote_node"]["pubkey"],
+        receiver.node_id().to_string()
+    );
+    let (status, again) =
+        finalise(serde_json::json!({ "order_id": token, "remote_id": receiver_uri })).await;
+    assert_eq!(
+        (status, &again["code"]),
+        (403, &serde_json::json!(1)),
+        "claimed once: {again}"
+    );
+
+    // The LSP dials the named node and opens its channel; the payer's HTLC is claimed.
+    let opening = wait_state(&public_api, &token, "OPENING").await;
+    let funding: bitcoin::Txid = opening["channel_open_tx"]["transaction_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    devchain.mine(6);
+    wait_state(&public_api, &token, "OPEN").await;
+    wait_payment_status(
+        &payer,
+        &payment,
+        ldk_node::payment::PaymentStatus::Succeeded,
+        "the payer's HTLC to be claimed",
+    )
+    .await;
+    wait_sold_channel_usable(&receiver, funding).await;
+    receiver.stop().unwrap();
+    payer.stop().unwrap();
+    lsp.stop().await.unwrap();
+}

@@ -15,7 +15,7 @@
 //!   HTTP ([`order::PaymentStateDialect`] for clients that cannot parse HOLD).
 //! - [`pricing`]: [`pricing::price`], the one fee function for every interface.
 //! - [`claims`]: pay-first orders, created without their node and claimed later with a
-//!   bearer token.
+//!   bearer token; [`pay_first`] the service's side of them.
 //! - [`leases`]: the lease book, every sold channel from its funding to its close;
 //!   [`extensions`] the extension orders that add blocks to a lease, and [`lsps7`] the
 //!   service's LSPS7 side (bLIP-57 draft) that sells them.
@@ -49,6 +49,7 @@ pub mod lsps7;
 pub mod metrics;
 pub mod operator;
 pub mod order;
+pub mod pay_first;
 pub mod pricing;
 pub mod rate;
 pub mod rpc;

@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::config::lsps1::{Lsps1Config, TokenMode};
-use crate::lsps1::claims::{ClaimRefused, ClaimToken};
+use crate::lsps1::claims::ClaimToken;
 use crate::lsps1::clock::Clock;
 use crate::lsps1::gate::Lsps1Server;
 use crate::lsps1::guard::{Lsps1Request, Lsps7Request, RequestGuard};
@@ -311,31 +311,12 @@ impl OrderService {
         self.new_order(request, None)
     }
 
-    /// Creates and persists a pay-first order (`request.client_node_id` is ignored: the node is
-    /// named later by whoever holds the returned claim token, [`Self::claim_order`]).
-    pub fn create_pay_first_order(
+    /// Creates an order (a pay-first one with `token`).
+    pub(crate) fn new_order(
         &self,
         request: NewOrder,
-    ) -> Result<(Order, ClaimToken), RpcError> {
-        let token = ClaimToken::random(&mut rand::rngs::OsRng);
-        let request = NewOrder {
-            client_node_id: None,
-            ..request
-        };
-        let order = self.new_order(request, Some(&token))?;
-        Ok((order, token))
-    }
-
-    /// Names `node` as the node of the pay-first order `token` claims.
-    pub fn claim_order(&self, token: &ClaimToken, node: PublicKey) -> Result<Order, ClaimRefused> {
-        let claimed = self.book.claim(token, node)?;
-        tracing::info!(order = %claimed.id, %node, "pay-first order claimed");
-        self.wake.notify_one();
-        Ok(claimed)
-    }
-
-    /// Creates an order (a pay-first one with `token`).
-    fn new_order(&self, request: NewOrder, token: Option<&ClaimToken>) -> Result<Order, RpcError> {
+        token: Option<&ClaimToken>,
+    ) -> Result<Order, RpcError> {
         let params = &request.params;
         let refund_address = request.refund_address.as_ref();
         self.admit_new_order(refund_address)?;

@@ -2,9 +2,9 @@
 //!
 //! Two token buckets per client address (IPv6 clients per /64, since one host usually holds a
 //! whole /64): every request takes from the request bucket (`rate_limit_burst` at once,
-//! refilled at `rate_limit_per_minute`); a `create_order` also takes from the order bucket
-//! (`orders_per_hour` at once, refilled over the hour), because each order reserves liquidity
-//! until it is paid or expires. A request over either limit is answered 429 with `Retry-After`
+//! refilled at `rate_limit_per_minute`); a `create_order` (or `/channel/buy`) also takes from
+//! the order bucket (`orders_per_hour` at once, refilled over the hour), because each order
+//! reserves liquidity until it is paid or expires. A request over either limit is answered 429 with `Retry-After`
 //! before any handler runs, so a flood costs a map lookup and never reaches the order book.
 //!
 //! Behind a reverse proxy every request comes from the proxy's address. With the proxy in
@@ -111,7 +111,8 @@ fn forwarded_address(entry: &str) -> Option<IpAddr> {
 
 /// Whether a request creates an order (in any dialect).
 fn creates_order(request: &Request) -> bool {
-    request.method() == Method::POST && request.uri().path().ends_with("/create_order")
+    let path = request.uri().path();
+    request.method() == Method::POST && (path.ends_with("/create_order") || path == "/channel/buy")
 }
 
 pub async fn rate_limit(

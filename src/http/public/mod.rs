@@ -21,6 +21,7 @@ pub mod kaleidoswap;
 pub mod limits;
 pub mod lsps7;
 pub mod olympus;
+pub mod open_lsp;
 pub mod openapi;
 pub mod orders;
 pub mod request;
@@ -95,6 +96,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn router(state: PublicState) -> Router {
     olympus::routes()
         .merge(lsps7::routes())
+        .merge(open_lsp::routes())
         .merge(kaleidoswap::routes())
         .merge(orders::routes())
         .merge(openapi::routes())

@@ -196,6 +196,38 @@ pub const OPERATIONS: &[Operation] = &[
         Some("ExtensionOrder"),
         Some("order_id"),
     ),
+    op(
+        "get",
+        "/node/info",
+        "Open LSP API: the node and the channels on offer",
+        None,
+        Some("NodeInfo"),
+        None,
+    ),
+    op(
+        "post",
+        "/channel/buy",
+        "Open LSP API: buy a channel, paid before its node is named; order_id is a bearer claim token",
+        Some("ChannelBuyRequest"),
+        Some("ChannelQuote"),
+        None,
+    ),
+    op(
+        "post",
+        "/channel/manual_finalise",
+        "Open LSP API: name the node a paid channel goes to (once)",
+        Some("ManualFinaliseRequest"),
+        Some("ChannelOrder"),
+        None,
+    ),
+    op(
+        "get",
+        "/channel/order",
+        "Open LSP API: an order by its claim token",
+        None,
+        Some("ChannelOrder"),
+        Some("order_id"),
+    ),
     op("get", PATH, "This document", None, Some("OpenApi"), None),
 ];
 

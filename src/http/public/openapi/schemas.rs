@@ -266,7 +266,7 @@ pub(super) fn schemas() -> Value {
             json!({ "funded_at": time, "expires_at": time }),
         ),
     );
-    json!({
+    let mut all = json!({
         "OlympusInfo": olympus_info,
         "OrderRequest": request(
             &[&params_required[..], &["public_key"]].concat(),
@@ -422,5 +422,139 @@ pub(super) fn schemas() -> Value {
             }),
         ),
         "OpenApi": { "type": "object" },
-    })
+    });
+    for (name, schema) in open_lsp_schemas() {
+        all[name] = schema;
+    }
+    all
+}
+
+/// The schemas of the open LSP API (`super::super::open_lsp`): amounts as integers.
+fn open_lsp_schemas() -> Vec<(&'static str, Value)> {
+    let string = json!({ "type": "string" });
+    let integer = json!({ "type": "integer", "minimum": 0 });
+    let boolean = json!({ "type": "boolean" });
+    vec![
+        (
+            "NodeInfo",
+            object(
+                &[
+                    "node_id",
+                    "uris",
+                    "min_remote_balance",
+                    "max_remote_balance",
+                    "max_channel_expiry",
+                ],
+                json!({
+                    "node_id": node_id(),
+                    "uris": { "type": "array", "items": string },
+                    "min_remote_balance": sats_integer(),
+                    "max_remote_balance": sats_integer(),
+                    "min_local_balance": sats_integer(),
+                    "max_local_balance": sats_integer(),
+                    "min_channel_balance": sats_integer(),
+                    "max_channel_balance": sats_integer(),
+                    "max_channel_expiry": { "type": "integer", "minimum": 0, "description": "weeks" },
+                    "onchain_payment": boolean,
+                }),
+            ),
+        ),
+        (
+            "ChannelBuyRequest",
+            request(
+                &["remote_balance", "channel_expiry"],
+                json!({
+                    "remote_balance": sats_integer(),
+                    "local_balance": sats_integer(),
+                    "channel_expiry": { "type": "integer", "minimum": 1, "description": "weeks of 1008 blocks" },
+                    "private": boolean,
+                    "coupon_code": nullable(string.clone()),
+                    "refund_address": nullable(string.clone()),
+                    "refund_onchain_address": nullable(string.clone()),
+                }),
+            ),
+        ),
+        (
+            "ChannelQuote",
+            object(
+                &[
+                    "order_id",
+                    "ln_invoice",
+                    "total_amount",
+                    "btc_address",
+                    "lnurl_channel",
+                ],
+                json!({
+                    "order_id": { "type": "string", "description": "the claim token: a bearer secret" },
+                    "ln_invoice": string,
+                    "total_amount": sats_integer(),
+                    "btc_address": { "type": "string", "description": "empty without a refund address" },
+                    "onchain_total_amount": nullable(sats_integer()),
+                    "lnurl_channel": nullable(string.clone()),
+                }),
+            ),
+        ),
+        (
+            "ManualFinaliseRequest",
+            request(
+                &["order_id"],
+                json!({
+                    "order_id": string,
+                    "remote_id": { "type": "string", "description": "node_key@ip:port, or node_key" },
+                    "node_uri": nullable(string.clone()),
+                    "node_connection_info": nullable(string.clone()),
+                }),
+            ),
+        ),
+        (
+            "ChannelOrder",
+            object(
+                &[
+                    "_id",
+                    "local_balance",
+                    "remote_balance",
+                    "channel_expiry",
+                    "channel_expiry_ts",
+                    "order_expiry",
+                    "total_amount",
+                    "btc_address",
+                    "created_at",
+                    "amount_received",
+                    "remote_node",
+                    "channel_open_tx",
+                    "purchase_invoice",
+                    "lnurl",
+                    "state",
+                    "onchain_payments",
+                ],
+                json!({
+                    "_id": string,
+                    "local_balance": sats_integer(),
+                    "remote_balance": sats_integer(),
+                    "channel_expiry": integer,
+                    "channel_expiry_ts": integer,
+                    "order_expiry": integer,
+                    "total_amount": sats_integer(),
+                    "btc_address": string,
+                    "created_at": integer,
+                    "amount_received": sats_integer(),
+                    "remote_node": nullable(object(&["pubkey"], json!({ "pubkey": node_id() }))),
+                    "channel_open_tx": nullable(object(
+                        &["transaction_id", "transaction_vout"],
+                        json!({ "transaction_id": string, "transaction_vout": integer }),
+                    )),
+                    "purchase_invoice": string,
+                    "lnurl": nullable(object(&[], json!({}))),
+                    "state": { "type": "string", "enum": [
+                        "CREATED", "PAID", "URI_SET", "OPENING", "OPEN", "CLOSING", "CLOSED", "GIVE_UP",
+                    ] },
+                    "onchain_payments": { "type": "array", "items": object(
+                        &["tx_id", "vout", "amount_base", "confirmed"],
+                        json!({ "tx_id": string, "vout": integer, "amount_base": sats_integer(),
+                                "confirmed": boolean }),
+                    ) },
+                }),
+            ),
+        ),
+    ]
 }
