@@ -1,6 +1,9 @@
 //! Pay first, name the node later: a pay-first order is paid by one node and claimed, with its
-//! bearer token, for another (after a restart of the LSP in between), whose channel then opens; an order no one claims in time is given
-//! up and its payment goes back (a held HTLC to its payer, on-chain funds to the refund address).
+//! bearer token, for another (after a restart of the LSP in between), whose channel then
+//! opens; an order no one claims in time is given up and its payment goes back (a held HTLC to
+//! its payer, on-chain funds to the refund address).
+//! Over HTTP: the open LSP API sells, finalises and reports such an order, and LNURL-channel
+//! (LUD-02) claims one for the wallet that calls back.
 
 mod common;
 
@@ -420,6 +423,104 @@ async fn e2e_the_open_lsp_api_sells_a_channel_paid_by_one_node_and_finalised_for
     .await;
     wait_sold_channel_usable(&receiver, funding).await;
     receiver.stop().unwrap();
+    payer.stop().unwrap();
+    lsp.stop().await.unwrap();
+}
+
+/// A plain GET of `url`, as an LNURL wallet makes it.
+async fn lnurl_get(url: &str) -> serde_json::Value {
+    let response = reqwest::get(url).await.expect("the LNURL service answers");
+    assert_eq!(response.status().as_u16(), 200, "LNURL answers are 200");
+    response.json().await.expect("a JSON answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_lnurl_channel_opens_a_private_channel_to_the_wallet_that_calls_back() {
+    let ClientScene {
+        _dirs,
+        devchain,
+        lsp,
+        public_api,
+        client: payer,
+        ..
+    } = ClientScene::start(2_000_000).await;
+    let (_, quote) = call(
+        &public_api,
+        "/channel/buy",
+        Some(serde_json::json!({ "remote_balance": 100_000, "channel_expiry": 2 })),
+    )
+    .await;
+    let lnurl = quote["lnurl_channel"]
+        .as_str()
+        .expect("an LNURL on regtest");
+    let (hrp, data) = bitcoin::bech32::decode(lnurl).expect("a bech32 LNURL (LUD-01)");
+    assert!(hrp.as_str().eq_ignore_ascii_case("lnurl"), "{hrp}");
+    let url = String::from_utf8(data).unwrap();
+    assert!(url.starts_with(&public_api), "{url}");
+    let invoice =
+        serde_json::json!({ "payment": { "bolt11": { "invoice": quote["ln_invoice"] } } });
+    let payment = pay_order_over_lightning(&payer, &invoice).await;
+
+    // The wallet reads the channel request, connects to the LSP, then calls back.
+    let request = lnurl_get(&url).await;
+    assert_eq!(request["tag"], "channelRequest");
+    assert_eq!(request["k1"], quote["order_id"]);
+    let uri = request["uri"].as_str().unwrap();
+    let (node, address) = uri.split_once('@').unwrap();
+    assert_eq!(node, lsp.node_id().to_string());
+    let wallet_dir = tempfile::tempdir().unwrap();
+    let wallet = Arc::new(start_ldk_node(&devchain, wallet_dir.path(), |_| {}));
+    wallet
+        .connect(node.parse().unwrap(), address.parse().unwrap(), true)
+        .expect("the wallet connects to the uri");
+    let callback = request["callback"].as_str().unwrap();
+    let unknown = lnurl_get(&format!(
+        "{callback}?k1={}&remoteid={}&private=1",
+        "00".repeat(32),
+        wallet.node_id()
+    ))
+    .await;
+    assert_eq!(unknown["status"], "ERROR");
+    let answer = lnurl_get(&format!(
+        "{callback}?k1={}&remoteid={}&private=1",
+        request["k1"].as_str().unwrap(),
+        wallet.node_id()
+    ))
+    .await;
+    assert_eq!(answer, serde_json::json!({ "status": "OK" }));
+    let again = lnurl_get(&format!(
+        "{callback}?k1={}&remoteid={}&private=1",
+        request["k1"].as_str().unwrap(),
+        payer.node_id()
+    ))
+    .await;
+    assert_eq!(again["status"], "ERROR", "claimed once: {again}");
+    assert_eq!(lnurl_get(&url).await["status"], "ERROR");
+
+    let token = quote["order_id"].as_str().unwrap();
+    let opening = wait_state(&public_api, token, "OPENING").await;
+    assert_eq!(
+        opening["remote_node"]["pubkey"],
+        wallet.node_id().to_string()
+    );
+    assert_eq!(opening["lnurl"]["lnurl"], quote["lnurl_channel"]);
+    let funding: bitcoin::Txid = opening["channel_open_tx"]["transaction_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    devchain.mine(6);
+    let channel = wait_sold_channel_usable(&wallet, funding).await;
+    assert!(!channel.is_announced, "a private channel");
+    wait_payment_status(
+        &payer,
+        &payment,
+        ldk_node::payment::PaymentStatus::Succeeded,
+        "the payer's HTLC to be claimed",
+    )
+    .await;
+    wallet.stop().unwrap();
     payer.stop().unwrap();
     lsp.stop().await.unwrap();
 }

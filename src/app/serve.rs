@@ -48,7 +48,12 @@ pub(super) fn spawn(app: &App, listeners: Listeners) -> Vec<JoinHandle<()>> {
                 &config.node.announce_addresses,
                 true,
             );
-            let state = public::PublicState::new(service, uris, config.http.limits.clone());
+            let link_base = listener
+                .local_addr()
+                .ok()
+                .and_then(|bound| config.http.link_base(config.network, bound));
+            let state = public::PublicState::new(service, uris, config.http.limits.clone())
+                .with_link_base(link_base);
             let router = public::router(state);
             let mut public_stop = shutdown;
             tasks.push(tokio::spawn(async move {

@@ -55,6 +55,7 @@ pub struct FileNode {
 #[serde(deny_unknown_fields)]
 pub struct FileHttp {
     pub listen: Option<String>,
+    pub public_url: Option<String>,
     pub rate_limit_per_minute: Option<u32>,
     pub rate_limit_burst: Option<u32>,
     pub orders_per_hour: Option<u32>,
@@ -106,6 +107,7 @@ pub fn render(config: &super::Config) -> String {
         },
         http: FileHttp {
             listen: config.http.listen.map(|a| a.to_string()),
+            public_url: config.http.public_url.clone(),
             rate_limit_per_minute: Some(config.http.limits.rate_limit_per_minute),
             rate_limit_burst: Some(config.http.limits.rate_limit_burst),
             orders_per_hour: Some(config.http.limits.orders_per_hour),

@@ -60,6 +60,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LSP_NODE_ALIAS", "node.alias"),
     ("LSP_NODE_SEED_FILE", "node.seed_file"),
     ("LSP_NODE_HTTP_LISTEN", "http.listen"),
+    ("LSP_NODE_HTTP_PUBLIC_URL", "http.public_url"),
     ("LSP_NODE_ADMIN_LISTEN", "admin.listen"),
     ("LSP_NODE_API_KEY", "admin.api_key"),
     ("LSP_NODE_LOG_LEVEL", "log.level"),
@@ -263,6 +264,18 @@ impl Resolver<'_> {
         if http_listen.is_some() {
             check_advertised_p2p(network, &node)?;
         }
+        let public_url = self
+            .pick(
+                (None, ""),
+                Some("LSP_NODE_HTTP_PUBLIC_URL"),
+                (file.http.public_url.clone(), "http.public_url"),
+            )
+            .map(|url| {
+                super::check_public_url(&url.value)
+                    .map(|()| url.value.trim_end_matches('/').to_string())
+                    .map_err(|problem| url.invalid(problem))
+            })
+            .transpose()?;
 
         let log = self.resolve_log()?;
 
@@ -279,6 +292,7 @@ impl Resolver<'_> {
             node,
             http: HttpConfig {
                 listen: http_listen,
+                public_url,
                 limits: self.resolve_http_limits()?,
             },
             admin: AdminConfig {

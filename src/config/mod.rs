@@ -55,6 +55,35 @@ pub enum ConfigError {
     },
 }
 
+/// Why `url` cannot be the public URL: an absolute `http://` or `https://` URL with a host and
+/// no query, fragment or whitespace.
+pub fn check_public_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("the public URL must start with https:// (or http://)")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err("the public URL has no host".into());
+    }
+    if url.contains(['?', '#']) || url.chars().any(char::is_whitespace) {
+        return Err("the public URL may not hold a query, a fragment or whitespace".into());
+    }
+    Ok(())
+}
+
+impl HttpConfig {
+    /// The base URL of links the node hands out (see [`HttpConfig::public_url`]), given the
+    /// address the public listener is `bound` to; `None` when there is none to give.
+    pub fn link_base(&self, network: Network, bound: SocketAddr) -> Option<String> {
+        match &self.public_url {
+            Some(url) => Some(url.clone()),
+            None if network == Network::Regtest => Some(format!("http://{bound}")),
+            None => None,
+        }
+    }
+}
+
 /// The complete, validated configuration of one node.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -112,6 +141,10 @@ pub struct NodeConfig {
 pub struct HttpConfig {
     /// Address of the public LSPS1 HTTP mirror; `None` serves no public HTTP.
     pub listen: Option<SocketAddr>,
+    /// The URL clients reach the public listener at (`https://lsp.example/`, no query), for
+    /// the links the node hands out (LNURL-channel). Without it no such link is made, except on
+    /// regtest, where `http://<listen>` serves.
+    pub public_url: Option<String>,
     pub limits: HttpLimits,
 }
 
@@ -199,6 +232,7 @@ impl Config {
             },
             http: HttpConfig {
                 listen: Some(any_port),
+                public_url: None,
                 limits: HttpLimits::default(),
             },
             admin: AdminConfig {
@@ -211,5 +245,52 @@ impl Config {
             },
             lsps1: crate::config::lsps1::Lsps1Config::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_url_is_an_absolute_http_url_without_query() {
+        for good in [
+            "https://lsp.example",
+            "https://lsp.example/lsp/",
+            "http://127.0.0.1:3000",
+        ] {
+            assert_eq!(check_public_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "lsp.example",
+            "ftp://lsp.example",
+            "https://",
+            "https://:443/x",
+            "https://lsp.example/?a=1",
+            "https://lsp.example/#top",
+            "https://lsp example",
+        ] {
+            assert!(check_public_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_need_a_public_url_except_on_regtest() {
+        let bound: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        let mut http = HttpConfig {
+            listen: Some(bound),
+            public_url: None,
+            limits: HttpLimits::default(),
+        };
+        assert_eq!(http.link_base(Network::Bitcoin, bound), None);
+        assert_eq!(
+            http.link_base(Network::Regtest, bound).as_deref(),
+            Some("http://127.0.0.1:3000")
+        );
+        http.public_url = Some("https://lsp.example".into());
+        assert_eq!(
+            http.link_base(Network::Bitcoin, bound).as_deref(),
+            Some("https://lsp.example")
+        );
     }
 }

@@ -56,6 +56,9 @@ pub struct PublicState {
     pub limiter: Arc<RateLimiter>,
     /// `create_order` requests, per client address.
     pub order_limiter: Arc<RateLimiter>,
+    /// The base URL of the links this listener hands out (LNURL-channel), if it may make any
+    /// ([`crate::config::HttpConfig::link_base`]).
+    pub link_base: Option<Arc<str>>,
 }
 
 impl PublicState {
@@ -67,7 +70,14 @@ impl PublicState {
             limiter: Arc::new(RateLimiter::for_requests(&limits)),
             order_limiter: Arc::new(RateLimiter::for_orders(&limits)),
             limits: Arc::new(limits),
+            link_base: None,
         }
+    }
+
+    /// The same state, handing out links under `base`.
+    pub fn with_link_base(mut self, base: Option<String>) -> Self {
+        self.link_base = base.map(Arc::from);
+        self
     }
 
     /// Runs `work` against the order service on the blocking pool: order-book reads and

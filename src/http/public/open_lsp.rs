@@ -19,6 +19,15 @@
 //! channel not funded), OPENING (funded, funding unconfirmed), OPEN (the lease running or
 //! ended), CLOSING, CLOSED (the lease book's), GIVE_UP (failed; the payment is returned).
 //! An order named before it is paid is CREATED until paid.
+//!
+//! LNURL-channel (LUD-02): with a link base (`http.public_url`, or the listen address on
+//! regtest) `lnurl_channel` is the bech32 LNURL (LUD-01) of `<base>/lnurl/channel?order_id=`;
+//! `GET` on it answers the `channelRequest` (`uri`: this node, `callback`, `k1`: the claim
+//! token), and the callback with `k1` and `remoteid` (LUD-02; the document's `remote_id`, which
+//! may carry `@host:port`, too) claims the order for that node: the channel opens once the node
+//! is connected. LNURL answers are HTTP 200 with `{"status": "ERROR", "reason"}` on failure, as
+//! wallets expect. A `private` asked for in the callback does not change the order: its
+//! channel is announced or not as it was bought (`private` of `/channel/buy`).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -59,6 +68,90 @@ pub fn routes() -> Router<PublicState> {
         .route("/channel/buy", post(buy))
         .route("/channel/manual_finalise", post(manual_finalise))
         .route("/channel/order", get(order))
+        .route("/lnurl/channel", get(lnurl_channel))
+}
+
+/// The LNURL-channel of the order `token` claims, and the URL it encodes.
+fn lnurl_of(state: &PublicState, token: &ClaimToken) -> Option<(String, String)> {
+    use bitcoin::bech32::{self, Bech32, Hrp};
+    let base = state.link_base.as_ref()?;
+    let url = format!("{base}/lnurl/channel?order_id={}", token.reveal());
+    let hrp = Hrp::parse("lnurl").expect("a valid human-readable part");
+    let lnurl = bech32::encode::<Bech32>(hrp, url.as_bytes()).ok()?;
+    Some((url, lnurl.to_uppercase()))
+}
+
+fn lnurl_error(reason: impl std::fmt::Display) -> Json<Value> {
+    Json(json!({ "status": "ERROR", "reason": reason.to_string() }))
+}
+
+/// `GET /lnurl/channel`: the channel request (`order_id`), or its callback (`k1`).
+async fn lnurl_channel(
+    State(state): State<PublicState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let Some(base) = state.link_base.clone() else {
+        return lnurl_error("this LSP has no public URL configured (http.public_url)");
+    };
+    if let Some(k1) = query.get("k1") {
+        return lnurl_callback(&state, ClaimToken::from_client(k1), &query).await;
+    }
+    let Some(token) = query.get("order_id").map(|t| ClaimToken::from_client(t)) else {
+        return lnurl_error("order_id (or k1 for the callback) is required");
+    };
+    let order = {
+        let token = token.clone();
+        state
+            .with_service(move |service| service.pay_first_order(&token))
+            .await
+    };
+    match order {
+        Ok(Some(order)) if order.client_node_id.is_none() && !order.state.is_final() => {
+            Json(json!({
+                "tag": "channelRequest",
+                "uri": state.uris.first(),
+                "callback": format!("{base}/lnurl/channel"),
+                "k1": token.reveal(),
+            }))
+        }
+        Ok(Some(order)) if order.client_node_id.is_some() => {
+            lnurl_error("this channel has already been claimed for a node")
+        }
+        Ok(Some(order)) => lnurl_error(format!("the order has ended ({})", order.state.as_str())),
+        Ok(None) => lnurl_error("no such order"),
+        Err(error) => lnurl_error(error.message),
+    }
+}
+
+async fn lnurl_callback(
+    state: &PublicState,
+    token: ClaimToken,
+    query: &HashMap<String, String>,
+) -> Json<Value> {
+    let Some(remote) = query.get("remoteid").or_else(|| query.get("remote_id")) else {
+        return lnurl_error("remoteid is required");
+    };
+    let (key, address) = match remote.split_once('@') {
+        Some((key, address)) => (key, Some(address.to_string())),
+        None => (remote.as_str(), None),
+    };
+    let Ok(node) = PublicKey::from_str(key) else {
+        return lnurl_error("remoteid is not a node public key");
+    };
+    let claimed = state
+        .with_service(move |service| service.claim_order(&token, node))
+        .await;
+    match claimed {
+        Ok(order) => {
+            if let Some(address) = address {
+                if let Err(error) = state.service.connect_client(node, &address).await {
+                    tracing::info!(order = %order.id, %node, %error, "could not reach the claimed node yet");
+                }
+            }
+            Json(json!({ "status": "OK" }))
+        }
+        Err(refused) => lnurl_error(refused),
+    }
 }
 
 async fn node_info(State(state): State<PublicState>) -> Json<Value> {
@@ -147,7 +240,7 @@ async fn buy(
         .guard
         .create_order(params)
         .map_err(with_this_apis_names)?;
-    let quote = state
+    let (order, token) = state
         .with_service(move |service| {
             let (order, token) = service.create_pay_first_order(NewOrder {
                 client_node_id: None,
@@ -156,10 +249,10 @@ async fn buy(
                 source: Interface::Http,
                 email: None,
             })?;
-            Ok::<_, RpcError>(quote(&order, &token))
+            Ok::<_, RpcError>((order, token))
         })
         .await?;
-    Ok(Json(quote))
+    Ok(Json(quote(&state, &order, &token)))
 }
 
 /// The LSPS1 names the guard reports, in this API's words.
@@ -185,14 +278,14 @@ fn with_this_apis_names(mut error: RpcError) -> RpcError {
 }
 
 /// The document's ChannelQuote.
-fn quote(order: &Order, token: &ClaimToken) -> Value {
+fn quote(state: &PublicState, order: &Order, token: &ClaimToken) -> Value {
     json!({
         "order_id": token.reveal(),
         "ln_invoice": order.bolt11.as_ref().map(|b| b.invoice.clone()).unwrap_or_default(),
         "total_amount": order.bolt11.as_ref().map_or(0, |b| b.order_total_sat),
         "btc_address": order.onchain.as_ref().map(|o| o.address.clone()).unwrap_or_default(),
         "onchain_total_amount": order.onchain.as_ref().map(|o| o.order_total_sat),
-        "lnurl_channel": Value::Null,
+        "lnurl_channel": lnurl_of(state, token).map(|(_, lnurl)| lnurl),
     })
 }
 
@@ -233,8 +326,9 @@ async fn manual_finalise(
             tracing::info!(order = %order.id, %node, %error, "could not reach the claimed node yet");
         }
     }
+    let lnurl = lnurl_of(&state, &token);
     let rendered = state
-        .with_service(move |service| channel_order(service, &order, &token))
+        .with_service(move |service| channel_order(service, &order, &token, lnurl))
         .await;
     Ok(Json(rendered))
 }
@@ -257,19 +351,25 @@ async fn order(
         .get("order_id")
         .map(|t| ClaimToken::from_client(t))
         .ok_or_else(|| RpcError::invalid_property("order_id", "is required"))?;
+    let lnurl = lnurl_of(&state, &token);
     let rendered = state
         .with_service(move |service| {
             let order = service
                 .pay_first_order(&token)?
                 .ok_or_else(|| RpcError::new(rpc::ORDER_NOT_FOUND, "Order not found"))?;
-            Ok::<_, RpcError>(channel_order(service, &order, &token))
+            Ok::<_, RpcError>(channel_order(service, &order, &token, lnurl))
         })
         .await?;
     Ok(Json(rendered))
 }
 
 /// The document's ChannelOrder.
-fn channel_order(service: &OrderService, order: &Order, token: &ClaimToken) -> Value {
+fn channel_order(
+    service: &OrderService,
+    order: &Order,
+    token: &ClaimToken,
+    lnurl: Option<(String, String)>,
+) -> Value {
     let lease = service.order_book().lease(&order.id).ok().flatten();
     let received = service.received_onchain(order);
     let held = order
@@ -304,7 +404,7 @@ fn channel_order(service: &OrderService, order: &Order, token: &ClaimToken) -> V
             json!({ "transaction_id": txid, "transaction_vout": vout.parse::<u32>().unwrap_or(0) })
         }),
         "purchase_invoice": order.bolt11.as_ref().map(|b| b.invoice.clone()).unwrap_or_default(),
-        "lnurl": Value::Null,
+        "lnurl": lnurl.map(|(url, lnurl)| json!({ "url": url, "lnurl": lnurl })),
         "state": state_of(order, lease.map(|l| l.state)),
         "onchain_payments": received.iter().map(|o| json!({
             "tx_id": o.outpoint.txid.to_string(),

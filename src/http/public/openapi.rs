@@ -228,6 +228,14 @@ pub const OPERATIONS: &[Operation] = &[
         Some("ChannelOrder"),
         Some("order_id"),
     ),
+    op(
+        "get",
+        "/lnurl/channel",
+        "LNURL-channel (LUD-02): ?order_id= gives the channelRequest; the callback ?k1=&remoteid= claims the order",
+        None,
+        Some("LnurlChannel"),
+        None,
+    ),
     op("get", PATH, "This document", None, Some("OpenApi"), None),
 ];
 

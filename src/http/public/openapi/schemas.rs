@@ -436,6 +436,20 @@ fn open_lsp_schemas() -> Vec<(&'static str, Value)> {
     let boolean = json!({ "type": "boolean" });
     vec![
         (
+            "LnurlChannel",
+            object(
+                &[],
+                json!({
+                    "tag": { "type": "string", "enum": ["channelRequest"] },
+                    "uri": string,
+                    "callback": string,
+                    "k1": string,
+                    "status": { "type": "string", "enum": ["OK", "ERROR"] },
+                    "reason": string,
+                }),
+            ),
+        ),
+        (
             "NodeInfo",
             object(
                 &[
@@ -544,7 +558,7 @@ fn open_lsp_schemas() -> Vec<(&'static str, Value)> {
                         json!({ "transaction_id": string, "transaction_vout": integer }),
                     )),
                     "purchase_invoice": string,
-                    "lnurl": nullable(object(&[], json!({}))),
+                    "lnurl": nullable(object(&["url", "lnurl"], json!({ "url": string, "lnurl": string }))),
                     "state": { "type": "string", "enum": [
                         "CREATED", "PAID", "URI_SET", "OPENING", "OPEN", "CLOSING", "CLOSED", "GIVE_UP",
                     ] },
