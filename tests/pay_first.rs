@@ -9,7 +9,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::client_scene::ClientScene;
+use common::client_scene::{ClientScene, PUSH_MSAT};
+use common::process::{regtest_config, NodeProcess};
 use common::*;
 use lsp_node::lsps1::claims::{ClaimRefused, ClaimToken};
 use lsp_node::lsps1::order::{Interface, Order, OrderParams, PaymentState};
@@ -523,4 +524,140 @@ async fn e2e_lnurl_channel_opens_a_private_channel_to_the_wallet_that_calls_back
     wallet.stop().unwrap();
     payer.stop().unwrap();
     lsp.stop().await.unwrap();
+}
+
+/// Buys a two-week pay-first channel over the open LSP API at `public_api` and pays it from
+/// `payer`; returns the claim token and the payment, once the order reads PAID.
+async fn buy_and_pay(
+    public_api: &str,
+    payer: &Arc<ldk_node::Node>,
+) -> (String, ldk_node::lightning::ln::channelmanager::PaymentId) {
+    let (status, quote) = call(
+        public_api,
+        "/channel/buy",
+        Some(serde_json::json!({ "remote_balance": 100_000, "channel_expiry": 2 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{quote}");
+    let token = quote["order_id"].as_str().unwrap().to_string();
+    let invoice =
+        serde_json::json!({ "payment": { "bolt11": { "invoice": quote["ln_invoice"] } } });
+    let payment = pay_order_over_lightning(payer, &invoice).await;
+    wait_state(public_api, &token, "PAID").await;
+    (token, payment)
+}
+
+/// A claim naming a node that never connects: the order gives up after the open timeout,
+/// counted from the claim, and the HTLC goes back to the payer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_claim_for_a_node_that_never_connects_gives_up_and_returns_the_payment() {
+    let ClientScene {
+        _dirs,
+        lsp,
+        public_api,
+        client: payer,
+        ..
+    } = ClientScene::start_with(2_000_000, |config| {
+        config.lsps1.open_timeout_secs = 3;
+        config.http.limits.rate_limit_burst = 10_000;
+        config.http.limits.rate_limit_per_minute = 60_000;
+    })
+    .await;
+    let (token, payment) = buy_and_pay(&public_api, &payer).await;
+    let absent = bitcoin::secp256k1::PublicKey::from_secret_key(
+        &bitcoin::secp256k1::Secp256k1::new(),
+        &bitcoin::secp256k1::SecretKey::from_slice(&[9; 32]).unwrap(),
+    );
+    let (status, finalised) = call(
+        &public_api,
+        "/channel/manual_finalise",
+        Some(serde_json::json!({ "order_id": token, "remote_id": absent.to_string() })),
+    )
+    .await;
+    assert_eq!(
+        (status, &finalised["state"]),
+        (200, &serde_json::json!("URI_SET"))
+    );
+    wait_payment_status(
+        &payer,
+        &payment,
+        ldk_node::payment::PaymentStatus::Failed,
+        "the HTLC to go back after the open timeout",
+    )
+    .await;
+    let (_, order) = call(
+        &public_api,
+        &format!("/channel/order?order_id={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(order["state"], "GIVE_UP");
+    let (status, missing) = call(&public_api, "/channel/order", None).await;
+    assert_eq!(
+        (status, &missing["data"]["property"]),
+        (400, &serde_json::json!("order_id"))
+    );
+    payer.stop().unwrap();
+    lsp.stop().await.unwrap();
+}
+
+/// The real binary is killed (SIGKILL) while a pay-first order is paid and unclaimed; started
+/// again, the claim names the node, the channel opens and the held HTLC is claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_sigkill_between_payment_and_claim_loses_nothing() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let config = regtest_config(&dir.path().join("data"), &devchain.base_url(), 1);
+    let mut lsp = NodeProcess::spawn(dir.path(), &config, &[]);
+    let operator = lsp.wait_running(DEADLINE).await;
+    fund(&devchain, &operator, 2_000_000).await;
+    let payer_dir = tempfile::tempdir().unwrap();
+    let payer = Arc::new(start_ldk_node(&devchain, payer_dir.path(), |_| {}));
+    open_channel_to_ldk(&devchain, &operator, &payer, 400_000, PUSH_MSAT).await;
+    let (token, payment) = buy_and_pay(&lsp.public_api_url(), &payer).await;
+
+    lsp.kill();
+    let mut lsp = NodeProcess::spawn(dir.path(), &config, &[]);
+    let operator = lsp.wait_running(DEADLINE).await;
+    let public_api = lsp.public_api_url();
+    assert_eq!(
+        payer.payment(&payment).unwrap().status,
+        ldk_node::payment::PaymentStatus::Pending,
+        "the HTLC is still held"
+    );
+    let receiver_dir = tempfile::tempdir().unwrap();
+    let receiver = Arc::new(start_ldk_node(&devchain, receiver_dir.path(), |_| {}));
+    let receiver_uri = format!(
+        "{}@{}",
+        receiver.node_id(),
+        receiver.listening_addresses().unwrap()[0]
+    );
+    let (status, finalised) = call(
+        &public_api,
+        "/channel/manual_finalise",
+        Some(serde_json::json!({ "order_id": token, "remote_id": receiver_uri })),
+    )
+    .await;
+    assert_eq!(status, 200, "{finalised}");
+    let opening = wait_state(&public_api, &token, "OPENING").await;
+    let funding: bitcoin::Txid = opening["channel_open_tx"]["transaction_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
+    devchain.mine(6);
+    operator.sync().await;
+    wait_payment_status(
+        &payer,
+        &payment,
+        ldk_node::payment::PaymentStatus::Succeeded,
+        "the held HTLC to be claimed after the restart",
+    )
+    .await;
+    wait_sold_channel_usable(&receiver, funding).await;
+    lsp.terminate(DEADLINE).await;
+    receiver.stop().unwrap();
+    payer.stop().unwrap();
 }
