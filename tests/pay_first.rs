@@ -245,6 +245,17 @@ async fn call(
     (status, answer)
 }
 
+/// Waits for the order `token` claims to be OPENING; returns it and its funding txid.
+async fn wait_opening(public_api: &str, token: &str) -> (serde_json::Value, bitcoin::Txid) {
+    let opening = wait_state(public_api, token, "OPENING").await;
+    let funding = opening["channel_open_tx"]["transaction_id"]
+        .as_str()
+        .expect("a funding transaction")
+        .parse()
+        .expect("a txid");
+    (opening, funding)
+}
+
 async fn wait_state(public_api: &str, token: &str, state: &str) -> serde_json::Value {
     wait_for(&format!("the order to be {state}"), DEADLINE, || async {
         let (_, order) = call(
@@ -406,12 +417,7 @@ async fn e2e_the_open_lsp_api_sells_a_channel_paid_by_one_node_and_finalised_for
     );
 
     // The LSP dials the named node and opens its channel; the payer's HTLC is claimed.
-    let opening = wait_state(&public_api, &token, "OPENING").await;
-    let funding: bitcoin::Txid = opening["channel_open_tx"]["transaction_id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (_, funding) = wait_opening(&public_api, &token).await;
     wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
     devchain.mine(6);
     wait_state(&public_api, &token, "OPEN").await;
@@ -499,17 +505,12 @@ async fn e2e_lnurl_channel_opens_a_private_channel_to_the_wallet_that_calls_back
     assert_eq!(lnurl_get(&url).await["status"], "ERROR");
 
     let token = quote["order_id"].as_str().unwrap();
-    let opening = wait_state(&public_api, token, "OPENING").await;
+    let (opening, funding) = wait_opening(&public_api, token).await;
     assert_eq!(
         opening["remote_node"]["pubkey"],
         wallet.node_id().to_string()
     );
     assert_eq!(opening["lnurl"]["lnurl"], quote["lnurl_channel"]);
-    let funding: bitcoin::Txid = opening["channel_open_tx"]["transaction_id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
     wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
     devchain.mine(6);
     let channel = wait_sold_channel_usable(&wallet, funding).await;
@@ -640,12 +641,7 @@ async fn e2e_a_sigkill_between_payment_and_claim_loses_nothing() {
     )
     .await;
     assert_eq!(status, 200, "{finalised}");
-    let opening = wait_state(&public_api, &token, "OPENING").await;
-    let funding: bitcoin::Txid = opening["channel_open_tx"]["transaction_id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (_, funding) = wait_opening(&public_api, &token).await;
     wait_for_tx_in_mempool(&devchain, &funding, "the funding transaction").await;
     devchain.mine(6);
     operator.sync().await;

@@ -248,6 +248,13 @@ impl RequestGuard {
         let params = self
             .check_params(specs, params)
             .map_err(|error| reply(Some(&id), error))?;
+        let order_id = || {
+            params
+                .get("order_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let lsps7 = match method.as_str() {
             "lsps7.get_extendable_channels" => Some(Lsps7Request::GetExtendableChannels),
             "lsps7.create_order" => Some(Lsps7Request::CreateOrder(
@@ -255,11 +262,7 @@ impl RequestGuard {
                     .map_err(|error| reply(Some(&id), error))?,
             )),
             "lsps7.get_order" => Some(Lsps7Request::GetOrder {
-                order_id: params
-                    .get("order_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                order_id: order_id(),
             }),
             _ => None,
         };
@@ -270,11 +273,7 @@ impl RequestGuard {
                     .map_err(|error| reply(Some(&id), error))?,
             )),
             "lsps1.get_order" => Some(Lsps1Request::GetOrder {
-                order_id: params
-                    .get("order_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                order_id: order_id(),
             }),
             _ => None,
         };
