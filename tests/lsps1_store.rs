@@ -179,6 +179,42 @@ fn stuck_orders_are_those_whose_money_step_is_late_and_each_says_why() {
     assert_eq!(why(now, &fresh.id), None);
 }
 
+/// A paid pay-first order waits for its claim (bounded by the claim timeout), which is not a
+/// late open; once claimed it is as late as any paid order whose channel is not funded. A
+/// claim is taken once, with the token only.
+#[test]
+fn a_paid_pay_first_order_is_not_stuck_until_it_names_its_node() {
+    use lsp_node::lsps1::claims::{ClaimRefused, ClaimToken};
+    use lsp_node::lsps1::stuck::OPEN_SECS;
+    let mut f = fixture();
+    let mut order = new_order(&mut f.rng, key(1), T0, None);
+    order.client_node_id = None;
+    let token = ClaimToken::random(&mut f.rng);
+    f.book
+        .create_pay_first_order(&order, &Admission::default(), &token)
+        .unwrap();
+    f.book
+        .apply(&order.id, &OrderEvent::Bolt11HtlcHeld, "held")
+        .unwrap();
+    let later = T0 + OPEN_SECS + 1;
+    assert!(f.book.stuck_orders(later).unwrap().is_empty());
+    assert!(matches!(
+        f.book
+            .claim(&ClaimToken::from_client(order.id.as_str()), key(2)),
+        Err(ClaimRefused::Unknown)
+    ));
+    f.clock.set(T0 + 10);
+    let claimed = f.book.claim(&token, key(2)).unwrap();
+    assert_eq!(claimed.client_node_id, Some(key(2)));
+    assert!(matches!(
+        f.book.claim(&token, key(3)),
+        Err(ClaimRefused::AlreadyClaimed)
+    ));
+    let listed = f.book.stuck_orders(T0 + 10 + OPEN_SECS + 1).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].why.contains("channel is not funded"));
+}
+
 #[test]
 fn channel_opens_and_their_fundings_are_counted_in_the_book() {
     let mut f = fixture();

@@ -4,7 +4,7 @@
 //!
 //! | step pending | stuck after | usual cause |
 //! |---|---|---|
-//! | a paid order's channel is not funded | [`OPEN_SECS`] | the client is offline or refuses the channel |
+//! | a paid order's channel is not funded (a pay-first order once claimed: before, it waits for its claim) | [`OPEN_SECS`] | the client is offline or refuses the channel |
 //! | a funded order's HTLC is not claimed | [`CLAIM_SECS`] | the funding transaction is not confirming (refused by the chain source, or paying too little) |
 //! | a failed order's refund is not confirmed | [`REFUND_SECS`] | the wallet cannot pay it, or it is not confirming |
 //! | an unpaid order past its expiry is not failed | [`EXPIRY_SECS`] | the order service is not running its passes |
@@ -39,7 +39,7 @@ impl OrderBook {
         let queries: [(&str, i64, &str); 4] = [
             (
                 "SELECT id, updated_at FROM lsps1_orders
-                 WHERE order_state = 'CREATED'
+                 WHERE order_state = 'CREATED' AND client_node_id != ''
                    AND (bolt11_state = 'HOLD' OR onchain_state = 'PAID') AND updated_at <= ?1",
                 before(OPEN_SECS),
                 "paid, but its channel is not funded (is the client online, and does it accept the channel?)",
