@@ -275,6 +275,7 @@ async fn e2e_the_open_lsp_api_sells_a_channel_paid_by_one_node_and_finalised_for
         _dirs,
         devchain,
         lsp,
+        operator,
         public_api,
         client: payer,
         ..
@@ -378,6 +379,12 @@ async fn e2e_the_open_lsp_api_sells_a_channel_paid_by_one_node_and_finalised_for
         "no refund address, no on-chain payment"
     );
     let created = wait_state(&public_api, &token, "CREATED").await;
+    let listed: Vec<lsp_node::api::OrderSummary> = operator.get("/v1/orders").await.unwrap();
+    let summary = listed
+        .iter()
+        .find(|o| o.source == "open_lsp")
+        .expect("listed with its source");
+    assert_eq!(summary.client_node_id, None, "unclaimed");
     assert_eq!(created["remote_balance"], 100_000);
     assert_eq!(created["channel_expiry"], 2);
     assert_eq!(created["total_amount"], quote["total_amount"]);

@@ -50,7 +50,7 @@ pub struct OrderSummary {
     pub client_balance_sat: u64,
     /// What the client pays over Lightning (fee + client balance).
     pub order_total_sat: u64,
-    /// `p2p` or `http`.
+    /// `p2p`, `http` or `open_lsp` (the open LSP API's pay-first orders).
     pub source: String,
     pub created_at: u64,
     pub updated_at: u64,

@@ -182,7 +182,10 @@ impl PaymentKind {
 #[serde(rename_all = "snake_case")]
 pub enum Interface {
     P2p,
+    /// The LSPS1 HTTP dialects (Olympus, Megalith, Kaleidoswap) and the LSPS7 mirror.
     Http,
+    /// The open LSP API's `/channel/buy` (pay-first orders).
+    OpenLsp,
 }
 
 impl Interface {
@@ -190,6 +193,7 @@ impl Interface {
         match self {
             Interface::P2p => "p2p",
             Interface::Http => "http",
+            Interface::OpenLsp => "open_lsp",
         }
     }
 }

@@ -246,7 +246,7 @@ async fn buy(
                 client_node_id: None,
                 params: checked.params,
                 refund_address: checked.refund_address,
-                source: Interface::Http,
+                source: Interface::OpenLsp,
                 email: None,
             })?;
             Ok::<_, RpcError>((order, token))
