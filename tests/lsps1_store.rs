@@ -860,6 +860,8 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
             "lsps1_channel_opens",
             "lsps1_claim_tokens",
             "lsps1_coupons",
+            "lsps1_credit",
+            "lsps1_customers",
             "lsps1_hold_answers",
             "lsps1_lease_extensions",
             "lsps1_leases",
@@ -877,7 +879,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     let order = new_order(&mut f.rng, key(9), T0, None);
     f.book.create_order(&order, &Admission::default()).unwrap();
     conn.execute_batch(
-        "DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens;
+        "DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
          DROP INDEX lsps1_bolt11_unclaimed;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN failed_back_at;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (6);",
@@ -897,7 +899,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     conn.execute_batch(
         "DROP TABLE lsps1_hold_answers;
          DROP TABLE lsps1_channel_opens;
-         DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens;
+         DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
          DROP INDEX lsps1_bolt11_unclaimed;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN failed_back_at;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN claimed_at;
@@ -924,7 +926,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     // A version 1 database (before the ledger tables) is upgraded in place.
     conn.execute_batch(
         "DROP TABLE lsps1_bolt11_payments; DROP TABLE lsps1_refunds; DROP TABLE lsps1_hold_answers;
-         DROP TABLE lsps1_channel_opens; DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens;
+         DROP TABLE lsps1_channel_opens; DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (1);",
     )
     .unwrap();

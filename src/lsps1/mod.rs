@@ -14,6 +14,7 @@
 //!   [`order::OrderEvent`]), order ids, and [`order::render`], one bLIP-51 rendering for p2p and
 //!   HTTP ([`order::PaymentStateDialect`] for clients that cannot parse HOLD).
 //! - [`pricing`]: [`pricing::price`], the one fee function for every interface.
+//! - [`customers`]: customer accounts (hashed API keys) and their credit ledger.
 //! - [`claims`]: pay-first orders, created without their node and claimed later with a
 //!   bearer token; [`pay_first`] the service's side of them.
 //! - [`leases`]: the lease book, every sold channel from its funding to its close;
@@ -37,6 +38,7 @@ pub mod address_watch;
 pub mod claims;
 pub mod clock;
 pub mod coupons;
+pub mod customers;
 pub mod extensions;
 pub mod fulfil;
 pub mod gate;

@@ -153,3 +153,29 @@ pub const CLAIM_TOKENS_TABLE: &str = "
         token_hash TEXT PRIMARY KEY NOT NULL,
         order_id TEXT NOT NULL UNIQUE REFERENCES lsps1_orders(id)
     ) WITHOUT ROWID;";
+
+/// [`crate::lsps1::customers`]: customer accounts (their API keys kept as SHA-256 only) and
+/// their credit, an append-only ledger whose every row records the balance after it (never
+/// negative: a CHECK, besides the check in the writing transaction).
+pub const CUSTOMERS_TABLES: &str = "
+    CREATE TABLE lsps1_customers (
+        id TEXT PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL UNIQUE,
+        key_hash TEXT NOT NULL UNIQUE,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        key_rotated_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE lsps1_credit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        customer_id TEXT NOT NULL REFERENCES lsps1_customers(id),
+        at INTEGER NOT NULL,
+        amount_sat INTEGER NOT NULL,
+        kind TEXT NOT NULL
+            CHECK (kind IN ('order_cancelled', 'coupon', 'adjustment', 'order_debit')),
+        order_id TEXT,
+        coupon_code TEXT,
+        reason TEXT NOT NULL,
+        balance_after_sat INTEGER NOT NULL CHECK (balance_after_sat >= 0)
+    );
+    CREATE INDEX lsps1_credit_by_customer ON lsps1_credit (customer_id, seq);";

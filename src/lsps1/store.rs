@@ -40,8 +40,9 @@ use crate::lsps1::schema;
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
 /// 4 HTLC claims, 5 channel opens, 6 funding heights, 7 address watches, 8 HTLCs failed back,
-/// 9 leases, 10 lease extensions, 11 claim tokens; see [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 11;
+/// 9 leases, 10 lease extensions, 11 claim tokens, 12 customers and credit; see
+/// [`crate::lsps1::schema`]).
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -179,6 +180,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 11 {
         tx.execute_batch(schema::CLAIM_TOKENS_TABLE)?;
+    }
+    if found < 12 {
+        tx.execute_batch(schema::CUSTOMERS_TABLES)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
