@@ -2,10 +2,7 @@
 //! node, claiming it with its token, and what the pay-first HTTP API shows of it (the on-chain
 //! payments received, the node's connection).
 
-use std::str::FromStr;
-
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::{Address, ScriptBuf};
 
 use crate::lsps1::claims::{ClaimRefused, ClaimToken};
 use crate::lsps1::order::Order;
@@ -46,16 +43,10 @@ impl OrderService {
 
     /// What `order`'s on-chain address has received (confirmed or not).
     pub fn received_onchain(&self, order: &Order) -> Vec<ReceivedOutput> {
-        let script = order
-            .onchain
-            .as_ref()
-            .and_then(|o| Address::from_str(&o.address).ok())
-            .map(|a| a.assume_checked().script_pubkey());
-        let Some(script) = script else {
-            return Vec::new();
-        };
-        let scripts: std::collections::HashSet<ScriptBuf> = [script].into_iter().collect();
-        self.node.wallet.received_outputs(&scripts)
+        self.receipts(std::iter::once(order))
+            .remove(&order.id)
+            .map(|receipts| receipts.into_outputs())
+            .unwrap_or_default()
     }
 
     /// Connects to a buyer's node at `address` (`host:port`), remembered so that the node is

@@ -172,6 +172,10 @@ pub(crate) struct Receipts {
 }
 
 impl Receipts {
+    pub(crate) fn into_outputs(self) -> Vec<ReceivedOutput> {
+        self.outputs
+    }
+
     pub(super) fn total_sat(&self) -> u64 {
         self.outputs.iter().map(|o| o.value_sat).sum()
     }
@@ -326,7 +330,7 @@ impl OrderService {
         self.retire_settled_addresses(now, height, &watched, &receipts);
     }
 
-    pub(super) fn receipts<'a>(
+    pub(crate) fn receipts<'a>(
         &self,
         orders: impl Iterator<Item = &'a Order>,
     ) -> HashMap<OrderId, Receipts> {
