@@ -86,6 +86,45 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
             "/v1/coupons/delete",
             Some(json!({"code": "FRIENDS"})),
         ),
+        ("GET", "/v1/customers", None),
+        (
+            "POST",
+            "/v1/customers",
+            Some(json!({"name": "Acme wallet"})),
+        ),
+        (
+            "POST",
+            "/v1/customers/disable",
+            Some(json!({"customer": "Acme wallet", "disabled": true})),
+        ),
+        (
+            "POST",
+            "/v1/customers/delete",
+            Some(json!({"customer": "Acme wallet"})),
+        ),
+        (
+            "POST",
+            "/v1/customers/rotate-key",
+            Some(json!({"customer": "Acme wallet"})),
+        ),
+        (
+            "POST",
+            "/v1/customers/terms",
+            Some(json!({"customer": "Acme wallet", "requests_per_minute": 600})),
+        ),
+        ("GET", "/v1/customers/Acme%20wallet/credit", None),
+        (
+            "POST",
+            "/v1/customers/credit",
+            Some(
+                json!({"customer": "Acme wallet", "amount_sat": -500, "reason": "refunded by hand"}),
+            ),
+        ),
+        (
+            "POST",
+            "/v1/customers/coupons",
+            Some(json!({"customer": "Acme wallet", "amount_sat": 5000})),
+        ),
     ]
 }
 
@@ -214,6 +253,15 @@ async fn every_route_reaches_the_api_with_the_request_as_sent() {
         "coupons",
         "create_coupon",
         "delete_coupon",
+        "customers",
+        "add_customer",
+        "disable_customer",
+        "delete_customer",
+        "rotate_customer_key",
+        "set_customer_terms",
+        "customer_credit",
+        "adjust_credit",
+        "issue_credit_coupon",
     ];
     for (method, path, body) in routes() {
         let (status, _) = call(&base, method, path, body.as_ref(), Some(KEY)).await;

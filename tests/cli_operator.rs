@@ -455,3 +455,90 @@ fn the_api_and_key_are_found_from_the_nodes_config_and_data_dir() {
     );
     assert_eq!(served.api.calls().len(), calls);
 }
+
+#[test]
+fn customer_commands_call_their_routes() {
+    let served = serve(FakeApi::new(), KEY);
+    let list = stdout_of(&operator(&served, &["customers"]));
+    assert!(
+        list.contains("Acme wallet") && list.contains("2500 sat") && list.contains("600/min"),
+        "{list}"
+    );
+    let added = stdout_of(&operator(&served, &["add-customer", "Acme wallet"]));
+    assert!(
+        added.contains(&"ab".repeat(32)) && added.contains("shown only this once"),
+        "{added}"
+    );
+    stdout_of(&operator(&served, &["disable-customer", "Acme wallet"]));
+    stdout_of(&operator(
+        &served,
+        &["disable-customer", "Acme wallet", "--enable"],
+    ));
+    stdout_of(&operator(&served, &["rotate-customer-key", "Acme wallet"]));
+    stdout_of(&operator(
+        &served,
+        &[
+            "customer-terms",
+            "Acme wallet",
+            "--orders-per-minute",
+            "30",
+            "--discount-percent",
+            "15",
+        ],
+    ));
+    let credit = stdout_of(&operator(&served, &["credit", "Acme wallet"]));
+    assert!(
+        credit.contains("welcome credit") && credit.contains("+2500"),
+        "{credit}"
+    );
+    stdout_of(&operator(
+        &served,
+        &[
+            "credit",
+            "Acme wallet",
+            "--take",
+            "500",
+            "--reason",
+            "paid back",
+        ],
+    ));
+    let coupon = stdout_of(&operator(
+        &served,
+        &["credit-coupon", "Acme wallet", "5000"],
+    ));
+    assert!(coupon.contains("5000 sat"), "{coupon}");
+    stdout_of(&operator(&served, &["delete-customer", "Acme wallet"]));
+
+    let calls = served.api.calls();
+    let methods: Vec<&str> = calls.iter().map(|c| c.method).collect();
+    assert_eq!(
+        methods,
+        [
+            "customers",
+            "add_customer",
+            "disable_customer",
+            "disable_customer",
+            "rotate_customer_key",
+            "set_customer_terms",
+            "customer_credit",
+            "adjust_credit",
+            "issue_credit_coupon",
+            "delete_customer"
+        ]
+    );
+    assert_eq!(calls[2].request["disabled"], true);
+    assert_eq!(calls[3].request["disabled"], false);
+    assert_eq!(calls[5].request["orders_per_minute"], 30);
+    assert_eq!(calls[5].request["discount_percent"], 15);
+    assert_eq!(
+        calls[6].request, "Acme wallet",
+        "the name, decoded from the path"
+    );
+    assert_eq!(calls[7].request["amount_sat"], -500);
+    assert_eq!(calls[7].request["reason"], "paid back");
+
+    // An adjustment needs its reason; clap refuses before any call.
+    let refused = operator(&served, &["credit", "Acme wallet", "--add", "5"]);
+    assert!(!refused.status.success());
+    assert_eq!(served.api.calls().len(), 10, "nothing reached the API");
+}

@@ -910,6 +910,7 @@ fn sample_held_order() -> Order {
         email: None,
         updated_at: 1_700_000_000,
         extension: None,
+        customer: None,
     }
 }
 

@@ -91,6 +91,7 @@ fn new_order(
         email: None,
         updated_at: now,
         extension: None,
+        customer: None,
     }
 }
 
@@ -861,6 +862,8 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
             "lsps1_claim_tokens",
             "lsps1_coupons",
             "lsps1_credit",
+            "lsps1_credit_coupons",
+            "lsps1_customer_orders",
             "lsps1_customers",
             "lsps1_hold_answers",
             "lsps1_lease_extensions",
@@ -879,7 +882,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     let order = new_order(&mut f.rng, key(9), T0, None);
     f.book.create_order(&order, &Admission::default()).unwrap();
     conn.execute_batch(
-        "DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
+        "DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_customer_orders; DROP TABLE lsps1_credit_coupons; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
          DROP INDEX lsps1_bolt11_unclaimed;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN failed_back_at;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (6);",
@@ -899,7 +902,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     conn.execute_batch(
         "DROP TABLE lsps1_hold_answers;
          DROP TABLE lsps1_channel_opens;
-         DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
+         DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_customer_orders; DROP TABLE lsps1_credit_coupons; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
          DROP INDEX lsps1_bolt11_unclaimed;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN failed_back_at;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN claimed_at;
@@ -926,7 +929,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     // A version 1 database (before the ledger tables) is upgraded in place.
     conn.execute_batch(
         "DROP TABLE lsps1_bolt11_payments; DROP TABLE lsps1_refunds; DROP TABLE lsps1_hold_answers;
-         DROP TABLE lsps1_channel_opens; DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
+         DROP TABLE lsps1_channel_opens; DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_customer_orders; DROP TABLE lsps1_credit_coupons; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (1);",
     )
     .unwrap();

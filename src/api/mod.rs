@@ -34,6 +34,15 @@
 //! | GET    | `/v1/coupons`         |                      | `Vec<`[`CouponInfo`]`>`  |
 //! | POST   | `/v1/coupons`         | [`CreateCoupon`]     | [`CouponInfo`]           |
 //! | POST   | `/v1/coupons/delete`  | [`DeleteCoupon`]     | [`Empty`]                |
+//! | GET    | `/v1/customers`       |                      | `Vec<`[`CustomerInfo`]`>`|
+//! | POST   | `/v1/customers`       | [`AddCustomer`]      | [`CustomerKey`]          |
+//! | POST   | `/v1/customers/disable` | [`DisableCustomer`] | [`CustomerInfo`]        |
+//! | POST   | `/v1/customers/delete`  | [`CustomerRef`]   | [`Empty`]                |
+//! | POST   | `/v1/customers/rotate-key` | [`CustomerRef`] | [`CustomerKey`]        |
+//! | POST   | `/v1/customers/terms`  | [`SetCustomerTerms`] | [`CustomerInfo`]        |
+//! | GET    | `/v1/customers/{customer}/credit` |          | [`CustomerCredit`]       |
+//! | POST   | `/v1/customers/credit` | [`AdjustCredit`]    | [`CustomerCredit`]       |
+//! | POST   | `/v1/customers/coupons` | [`IssueCreditCoupon`] | [`CreditCouponInfo`]  |
 //! | GET    | `/metrics`            |                      | [`Metrics`], as Prometheus text |
 //!
 //! Errors are `{"error": "<one sentence a person can act on>"}` with the status of
@@ -43,12 +52,14 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+mod customers;
 pub mod keys;
 mod leases;
 mod metrics;
 mod node;
 mod orders;
 
+pub use customers::*;
 pub use leases::*;
 pub use metrics::*;
 pub use node::*;
@@ -153,6 +164,39 @@ pub trait OperatorApi: Send + Sync + 'static {
         &self,
         req: DeleteCoupon,
     ) -> impl Future<Output = OperatorResult<Empty>> + Send;
+    fn customers(&self) -> impl Future<Output = OperatorResult<Vec<CustomerInfo>>> + Send;
+    fn add_customer(
+        &self,
+        req: AddCustomer,
+    ) -> impl Future<Output = OperatorResult<CustomerKey>> + Send;
+    fn disable_customer(
+        &self,
+        req: DisableCustomer,
+    ) -> impl Future<Output = OperatorResult<CustomerInfo>> + Send;
+    fn delete_customer(
+        &self,
+        req: CustomerRef,
+    ) -> impl Future<Output = OperatorResult<Empty>> + Send;
+    fn rotate_customer_key(
+        &self,
+        req: CustomerRef,
+    ) -> impl Future<Output = OperatorResult<CustomerKey>> + Send;
+    fn set_customer_terms(
+        &self,
+        req: SetCustomerTerms,
+    ) -> impl Future<Output = OperatorResult<CustomerInfo>> + Send;
+    fn customer_credit(
+        &self,
+        customer: String,
+    ) -> impl Future<Output = OperatorResult<CustomerCredit>> + Send;
+    fn adjust_credit(
+        &self,
+        req: AdjustCredit,
+    ) -> impl Future<Output = OperatorResult<CustomerCredit>> + Send;
+    fn issue_credit_coupon(
+        &self,
+        req: IssueCreditCoupon,
+    ) -> impl Future<Output = OperatorResult<CreditCouponInfo>> + Send;
     fn metrics(&self) -> impl Future<Output = OperatorResult<Metrics>> + Send;
 }
 

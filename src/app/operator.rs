@@ -1,11 +1,12 @@
 //! The operator contract ([`OperatorApi`]) for the whole program: node calls go to the node,
-//! order and coupon calls to the LSPS1 order service (refused with a sentence when the node
+//! order, coupon and customer calls to the LSPS1 order service (refused with a sentence when the node
 //! sells no channels).
 
 use std::sync::Arc;
 
 use super::App;
 use crate::api::*;
+use crate::lsps1::customer_admin;
 use crate::lsps1::operator as orders;
 use crate::lsps1::service::OrderService;
 
@@ -17,6 +18,17 @@ impl App {
                     .to_string(),
             )
         })
+    }
+
+    /// Runs `work` against the order service on the blocking pool (it waits on SQLite).
+    async fn on_order_service<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&OrderService) -> OperatorResult<T> + Send + 'static,
+    ) -> OperatorResult<T> {
+        let service = self.order_service_or_refuse()?;
+        tokio::task::spawn_blocking(move || work(&service))
+            .await
+            .map_err(|e| OperatorError::Internal(format!("the request failed: {e}")))?
     }
 }
 
@@ -121,6 +133,53 @@ impl OperatorApi for App {
 
     async fn delete_coupon(&self, req: DeleteCoupon) -> OperatorResult<Empty> {
         orders::delete_coupon(&*self.order_service_or_refuse()?, req)
+    }
+
+    async fn customers(&self) -> OperatorResult<Vec<CustomerInfo>> {
+        self.on_order_service(customer_admin::customers).await
+    }
+
+    async fn add_customer(&self, req: AddCustomer) -> OperatorResult<CustomerKey> {
+        self.on_order_service(|s| customer_admin::add_customer(s, req))
+            .await
+    }
+
+    async fn disable_customer(&self, req: DisableCustomer) -> OperatorResult<CustomerInfo> {
+        self.on_order_service(|s| customer_admin::disable_customer(s, req))
+            .await
+    }
+
+    async fn delete_customer(&self, req: CustomerRef) -> OperatorResult<Empty> {
+        self.on_order_service(|s| customer_admin::delete_customer(s, req))
+            .await
+    }
+
+    async fn rotate_customer_key(&self, req: CustomerRef) -> OperatorResult<CustomerKey> {
+        self.on_order_service(|s| customer_admin::rotate_customer_key(s, req))
+            .await
+    }
+
+    async fn set_customer_terms(&self, req: SetCustomerTerms) -> OperatorResult<CustomerInfo> {
+        self.on_order_service(|s| customer_admin::set_customer_terms(s, req))
+            .await
+    }
+
+    async fn customer_credit(&self, customer: String) -> OperatorResult<CustomerCredit> {
+        self.on_order_service(move |s| customer_admin::customer_credit(s, &customer))
+            .await
+    }
+
+    async fn adjust_credit(&self, req: AdjustCredit) -> OperatorResult<CustomerCredit> {
+        self.on_order_service(|s| customer_admin::adjust_credit(s, req))
+            .await
+    }
+
+    async fn issue_credit_coupon(
+        &self,
+        req: IssueCreditCoupon,
+    ) -> OperatorResult<CreditCouponInfo> {
+        self.on_order_service(|s| customer_admin::issue_credit_coupon(s, req))
+            .await
     }
 
     async fn metrics(&self) -> OperatorResult<Metrics> {

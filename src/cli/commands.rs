@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::api::*;
 
 use super::client::{Answer, OperatorClient};
+use super::customers::{self, CustomerCommand};
 use super::output::unix_time;
 use super::render::*;
 use super::CliError;
@@ -173,6 +174,8 @@ pub enum OperatorCommand {
     },
     /// Delete a coupon.
     DeleteCoupon { code: String },
+    #[command(flatten)]
+    Customer(CustomerCommand),
 }
 
 /// `AMOUNT` of `send`: sats, or `all`.
@@ -464,6 +467,7 @@ pub async fn run(
             let answer: Answer<Empty> = client.post("/v1/coupons/delete", Some(&request)).await?;
             Ok(out.render(answer, |_| format!("deleted coupon {code}")))
         }
+        OperatorCommand::Customer(command) => customers::run(command, client, &out).await,
     }
 }
 
@@ -483,12 +487,16 @@ async fn post_empty<T: DeserializeOwned>(
     client.post::<(), T>(path, None).await
 }
 
-struct Printer {
+pub(super) struct Printer {
     json: bool,
 }
 
 impl Printer {
-    fn render<T: Serialize>(&self, answer: Answer<T>, readable: impl Fn(&T) -> String) -> String {
+    pub(super) fn render<T: Serialize>(
+        &self,
+        answer: Answer<T>,
+        readable: impl Fn(&T) -> String,
+    ) -> String {
         if self.json {
             serde_json::to_string_pretty(&answer.json).expect("JSON values serialize")
         } else {

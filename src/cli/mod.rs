@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod commands;
+mod customers;
 pub mod output;
 mod render;
 pub mod target;

@@ -27,8 +27,9 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::api::{
-    CancelOrder, CloseLease, CreateCoupon, DeleteCoupon, ErrorBody, KeepLease, LeaseQuery,
-    OperatorApi, OperatorError, OperatorResult, OrderQuery, RescanOrder, API_KEY_HEADER,
+    AddCustomer, AdjustCredit, CancelOrder, CloseLease, CreateCoupon, CustomerRef, DeleteCoupon,
+    DisableCustomer, ErrorBody, IssueCreditCoupon, KeepLease, LeaseQuery, OperatorApi,
+    OperatorError, OperatorResult, OrderQuery, RescanOrder, SetCustomerTerms, API_KEY_HEADER,
 };
 
 /// Largest request body the operator API accepts.
@@ -58,6 +59,14 @@ pub fn router<A: OperatorApi>(api: Arc<A>, api_key: String) -> Router {
         .route("/v1/orders/{id}", get(order::<A>))
         .route("/v1/coupons", get(coupons::<A>).post(create_coupon::<A>))
         .route("/v1/coupons/delete", post(delete_coupon::<A>))
+        .route("/v1/customers", get(customers::<A>).post(add_customer::<A>))
+        .route("/v1/customers/disable", post(disable_customer::<A>))
+        .route("/v1/customers/delete", post(delete_customer::<A>))
+        .route("/v1/customers/rotate-key", post(rotate_customer_key::<A>))
+        .route("/v1/customers/terms", post(set_customer_terms::<A>))
+        .route("/v1/customers/credit", post(adjust_credit::<A>))
+        .route("/v1/customers/coupons", post(issue_credit_coupon::<A>))
+        .route("/v1/customers/{customer}/credit", get(customer_credit::<A>))
         .route("/metrics", get(metrics::<A>))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
@@ -363,4 +372,64 @@ async fn delete_coupon<A: OperatorApi>(
     JsonBody(req): JsonBody<DeleteCoupon>,
 ) -> Response {
     reply(api.delete_coupon(req).await)
+}
+
+async fn customers<A: OperatorApi>(State(api): Api<A>) -> Response {
+    reply(api.customers().await)
+}
+
+async fn add_customer<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<AddCustomer>,
+) -> Response {
+    reply(api.add_customer(req).await)
+}
+
+async fn disable_customer<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<DisableCustomer>,
+) -> Response {
+    reply(api.disable_customer(req).await)
+}
+
+async fn delete_customer<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<CustomerRef>,
+) -> Response {
+    reply(api.delete_customer(req).await)
+}
+
+async fn rotate_customer_key<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<CustomerRef>,
+) -> Response {
+    reply(api.rotate_customer_key(req).await)
+}
+
+async fn set_customer_terms<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<SetCustomerTerms>,
+) -> Response {
+    reply(api.set_customer_terms(req).await)
+}
+
+async fn customer_credit<A: OperatorApi>(
+    State(api): Api<A>,
+    axum::extract::Path(customer): axum::extract::Path<String>,
+) -> Response {
+    reply(api.customer_credit(customer).await)
+}
+
+async fn adjust_credit<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<AdjustCredit>,
+) -> Response {
+    reply(api.adjust_credit(req).await)
+}
+
+async fn issue_credit_coupon<A: OperatorApi>(
+    State(api): Api<A>,
+    JsonBody(req): JsonBody<IssueCreditCoupon>,
+) -> Response {
+    reply(api.issue_credit_coupon(req).await)
 }

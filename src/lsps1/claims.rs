@@ -30,6 +30,15 @@ impl ClaimToken {
         ClaimToken(hex::encode(bytes))
     }
 
+    /// The token of order `order` derived from the node's ticket key (HMAC-SHA256): shown to
+    /// the order's customer as often as it asks ([`crate::lsps1::accounts`]), yet kept nowhere.
+    pub fn derived(key: &[u8; 32], order: &OrderId) -> ClaimToken {
+        use bitcoin::hashes::{hmac, HashEngine};
+        let mut engine = hmac::HmacEngine::<sha256::Hash>::new(key);
+        engine.input(order.as_str().as_bytes());
+        ClaimToken(hmac::Hmac::<sha256::Hash>::from_engine(engine).to_string())
+    }
+
     /// A token a client sent (any string: an unknown one simply finds no order).
     pub fn from_client(text: &str) -> ClaimToken {
         ClaimToken(text.to_string())
@@ -74,6 +83,17 @@ impl OrderBook {
         admission: &Admission,
         token: &ClaimToken,
     ) -> Result<(), StoreError> {
+        self.create_pay_first_order_with(order, admission, token, |_| Ok(()))
+    }
+
+    /// [`Self::create_pay_first_order`], with `also` run in the same transaction.
+    pub(crate) fn create_pay_first_order_with(
+        &self,
+        order: &Order,
+        admission: &Admission,
+        token: &ClaimToken,
+        also: impl FnOnce(&rusqlite::Connection) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         if order.client_node_id.is_some() {
             return Err(StoreError::NotNew(order.id.clone()));
         }
@@ -82,7 +102,7 @@ impl OrderBook {
                 "INSERT INTO lsps1_claim_tokens (token_hash, order_id) VALUES (?1, ?2)",
                 params![token.hash(), order.id.as_str()],
             )?;
-            Ok(())
+            also(tx)
         })
     }
 

@@ -17,7 +17,8 @@ use rand::RngCore;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use crate::lsps1::coupons::{from_sql_u64, to_sql_u64};
-use crate::lsps1::order::OrderId;
+use crate::lsps1::credit::{self, CreditError};
+pub use crate::lsps1::credit::{CreditEntry, CreditKind};
 use crate::lsps1::store::{OrderBook, StoreError};
 
 /// Random bytes in an API key, and in a customer id.
@@ -68,44 +69,19 @@ pub struct Customer {
     /// Unix seconds.
     pub created_at: u64,
     pub key_rotated_at: Option<u64>,
+    pub terms: CustomerTerms,
 }
 
-/// What a credit entry is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreditKind {
-    /// What a cancelled, paid order's customer paid, kept as credit.
-    OrderCancelled(OrderId),
-    /// A redeemed coupon.
-    Coupon(String),
-    /// The operator's adjustment, with its reason.
-    Adjustment(String),
-    /// Credit an order used.
-    OrderDebit(OrderId),
-}
-
-impl CreditKind {
-    fn name(&self) -> &'static str {
-        match self {
-            CreditKind::OrderCancelled(_) => "order_cancelled",
-            CreditKind::Coupon(_) => "coupon",
-            CreditKind::Adjustment(_) => "adjustment",
-            CreditKind::OrderDebit(_) => "order_debit",
-        }
-    }
-}
-
-/// One ledger row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreditEntry {
-    pub seq: i64,
-    pub at: u64,
-    /// Positive credit, negative debit.
-    pub amount_sat: i64,
-    pub kind: String,
-    pub order_id: Option<String>,
-    pub coupon_code: Option<String>,
-    pub reason: String,
-    pub balance_after_sat: u64,
+/// What a customer gets apart from everyone else: its own rate limits (overriding the
+/// per-address ones of `[http.limits]` when set) and a discount on the service part of the fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct CustomerTerms {
+    /// Requests a minute on the Flow API; `None`: `[http.limits] rate_limit_per_minute`.
+    pub requests_per_minute: Option<u32>,
+    /// Orders created a minute; `None`: `[http.limits] orders_per_minute`.
+    pub orders_per_minute: Option<u32>,
+    /// Percent (0 to 100) off the service fee of this customer's orders.
+    pub discount_percent: u8,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +98,35 @@ pub enum CustomerError {
     HasCredit(String, u64),
     #[error("a credit entry moves at least 1 sat")]
     ZeroAmount,
+    #[error("customer {0} still has an order in progress; cancel it or let it end first")]
+    HasLiveOrders(String),
+    #[error("a discount is 0 to 100 percent, and a rate limit at least 1 a minute")]
+    BadTerms,
+    #[error("no coupon {0} for this account")]
+    UnknownCoupon(String),
+    #[error("coupon {0} has already been redeemed")]
+    CouponRedeemed(String),
+    #[error("a coupon is worth 1 sat to 1 BTC")]
+    BadCouponAmount,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<CreditError> for CustomerError {
+    fn from(error: CreditError) -> Self {
+        match error {
+            CreditError::Insufficient {
+                balance_sat,
+                needed_sat,
+            } => CustomerError::InsufficientCredit {
+                balance_sat,
+                needed_sat,
+            },
+            CreditError::UnknownCustomer(id) => CustomerError::Unknown(id),
+            CreditError::ZeroAmount => CustomerError::ZeroAmount,
+            CreditError::Database(e) => CustomerError::Store(e.into()),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for CustomerError {
@@ -139,10 +142,16 @@ fn customer_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Customer> {
         disabled: row.get(2)?,
         created_at: from_sql_u64(row.get(3)?),
         key_rotated_at: row.get::<_, Option<i64>>(4)?.map(from_sql_u64),
+        terms: CustomerTerms {
+            requests_per_minute: row.get(5)?,
+            orders_per_minute: row.get(6)?,
+            discount_percent: row.get(7)?,
+        },
     })
 }
 
-const COLUMNS: &str = "id, name, disabled, created_at, key_rotated_at";
+const COLUMNS: &str = "id, name, disabled, created_at, key_rotated_at, requests_per_minute,
+    orders_per_minute, discount_percent";
 
 impl OrderBook {
     /// Adds a customer named `name`; returns it with its API key (the only time it is seen).
@@ -164,6 +173,7 @@ impl OrderBook {
             disabled: false,
             created_at: self.clock().now_unix_secs(),
             key_rotated_at: None,
+            terms: CustomerTerms::default(),
         };
         let inserted = self.conn().execute(
             "INSERT OR IGNORE INTO lsps1_customers (id, name, key_hash, created_at)
@@ -265,14 +275,30 @@ impl OrderBook {
             )
             .optional()?
             .ok_or_else(|| CustomerError::Unknown(id_or_name.to_string()))?;
-        let balance = balance_in(&tx, &customer)?;
+        let balance = credit::balance(&tx, &customer)?;
         if balance > 0 {
             return Err(CustomerError::HasCredit(id_or_name.to_string(), balance));
         }
-        tx.execute(
-            "DELETE FROM lsps1_credit WHERE customer_id = ?1",
+        let live: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM lsps1_customer_orders c
+                JOIN lsps1_orders o ON o.id = c.order_id
+                WHERE c.customer_id = ?1 AND o.order_state = 'CREATED')",
             params![customer],
+            |row| row.get(0),
         )?;
+        if live {
+            return Err(CustomerError::HasLiveOrders(id_or_name.to_string()));
+        }
+        for table in [
+            "lsps1_credit",
+            "lsps1_customer_orders",
+            "lsps1_credit_coupons",
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE customer_id = ?1"),
+                params![customer],
+            )?;
+        }
         tx.execute(
             "DELETE FROM lsps1_customers WHERE id = ?1",
             params![customer],
@@ -290,102 +316,50 @@ impl OrderBook {
         amount_sat: u64,
         kind: &CreditKind,
     ) -> Result<u64, CustomerError> {
-        if amount_sat == 0 {
-            return Err(CustomerError::ZeroAmount);
-        }
         let now = self.clock().now_unix_secs();
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let known: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM lsps1_customers WHERE id = ?1)",
-            params![customer_id],
-            |row| row.get(0),
-        )?;
-        if !known {
-            return Err(CustomerError::Unknown(customer_id.to_string()));
-        }
-        let balance = balance_in(&tx, customer_id)?;
-        let (signed, after) = match kind {
-            CreditKind::OrderDebit(_) => {
-                let after =
-                    balance
-                        .checked_sub(amount_sat)
-                        .ok_or(CustomerError::InsufficientCredit {
-                            balance_sat: balance,
-                            needed_sat: amount_sat,
-                        })?;
-                (-to_sql_u64(amount_sat), after)
-            }
-            _ => (to_sql_u64(amount_sat), balance.saturating_add(amount_sat)),
-        };
-        let (order_id, coupon_code, reason) = match kind {
-            CreditKind::OrderCancelled(id) => (
-                Some(id.to_string()),
-                None,
-                "a cancelled paid order".to_string(),
-            ),
-            CreditKind::OrderDebit(id) => {
-                (Some(id.to_string()), None, "used by an order".to_string())
-            }
-            CreditKind::Coupon(code) => (None, Some(code.clone()), "a redeemed coupon".to_string()),
-            CreditKind::Adjustment(reason) => (None, None, reason.clone()),
-        };
-        tx.execute(
-            "INSERT INTO lsps1_credit (customer_id, at, amount_sat, kind, order_id, coupon_code,
-                reason, balance_after_sat)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                customer_id,
-                to_sql_u64(now),
-                signed,
-                kind.name(),
-                order_id,
-                coupon_code,
-                reason,
-                to_sql_u64(after)
-            ],
-        )?;
+        let after = credit::write_entry(&tx, customer_id, amount_sat, kind, now)?;
         tx.commit()?;
         Ok(after)
     }
 
     /// The credit of `customer_id` now.
     pub fn credit_balance(&self, customer_id: &str) -> Result<u64, CustomerError> {
-        balance_in(&self.conn(), customer_id)
+        Ok(credit::balance(&self.conn(), customer_id)?)
     }
 
     /// The ledger of `customer_id`, oldest first.
     pub fn credit_entries(&self, customer_id: &str) -> Result<Vec<CreditEntry>, CustomerError> {
-        let conn = self.conn();
-        let mut statement = conn.prepare(
-            "SELECT seq, at, amount_sat, kind, order_id, coupon_code, reason, balance_after_sat
-             FROM lsps1_credit WHERE customer_id = ?1 ORDER BY seq",
-        )?;
-        let rows = statement.query_map(params![customer_id], |row| {
-            Ok(CreditEntry {
-                seq: row.get(0)?,
-                at: from_sql_u64(row.get(1)?),
-                amount_sat: row.get(2)?,
-                kind: row.get(3)?,
-                order_id: row.get(4)?,
-                coupon_code: row.get(5)?,
-                reason: row.get(6)?,
-                balance_after_sat: from_sql_u64(row.get(7)?),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(credit::entries(&self.conn(), customer_id)?)
     }
-}
 
-/// The balance after the last entry of `customer_id` (0 without one).
-fn balance_in(conn: &rusqlite::Connection, customer_id: &str) -> Result<u64, CustomerError> {
-    let balance: Option<i64> = conn
-        .query_row(
-            "SELECT balance_after_sat FROM lsps1_credit WHERE customer_id = ?1
-             ORDER BY seq DESC LIMIT 1",
-            params![customer_id],
-            |row| row.get(0),
-        )
-        .optional()?;
-    Ok(balance.map_or(0, from_sql_u64))
+    /// Sets customer `id_or_name`'s own limits and discount.
+    pub fn set_customer_terms(
+        &self,
+        id_or_name: &str,
+        terms: CustomerTerms,
+    ) -> Result<Customer, CustomerError> {
+        if terms.discount_percent > 100
+            || terms.requests_per_minute == Some(0)
+            || terms.orders_per_minute == Some(0)
+        {
+            return Err(CustomerError::BadTerms);
+        }
+        let changed = self.conn().execute(
+            "UPDATE lsps1_customers SET requests_per_minute = ?2, orders_per_minute = ?3,
+                discount_percent = ?4 WHERE id = ?1 OR name = ?1",
+            params![
+                id_or_name,
+                terms.requests_per_minute,
+                terms.orders_per_minute,
+                terms.discount_percent
+            ],
+        )?;
+        if changed == 0 {
+            return Err(CustomerError::Unknown(id_or_name.to_string()));
+        }
+        self.customer(id_or_name)?
+            .ok_or_else(|| CustomerError::Unknown(id_or_name.to_string()))
+    }
 }

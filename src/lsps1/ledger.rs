@@ -158,14 +158,15 @@ impl OrderBook {
         Ok(held)
     }
 
-    /// Failed orders whose held HTLC LDK has not reported failed back.
+    /// Failed orders whose held HTLC LDK has not reported failed back (and was not taken:
+    /// an order cancelled to credit keeps its payment).
     pub fn failed_orders_holding_htlcs(&self) -> Result<Vec<(OrderId, PaymentHash)>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare(
             "SELECT p.order_id, p.payment_hash FROM lsps1_bolt11_payments p
              JOIN lsps1_orders o ON o.id = p.order_id
              WHERE p.held_at IS NOT NULL AND p.claimed_at IS NULL AND p.failed_back_at IS NULL
-               AND o.order_state = 'FAILED'",
+               AND p.claim_requested_at IS NULL AND o.order_state = 'FAILED'",
         )?;
         let rows = statement.query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
@@ -175,6 +176,24 @@ impl OrderBook {
             let id = OrderId::parse(&id).map_err(|_| StoreError::Corrupt(id))?;
             let bytes = <[u8; 32]>::from_hex(&hash).map_err(|_| StoreError::Corrupt(hash))?;
             Ok((id, PaymentHash(bytes)))
+        })
+        .collect()
+    }
+
+    /// Failed orders whose held HTLC was taken (cancelled to credit) and not reported claimed.
+    pub fn failed_orders_awaiting_claim(&self) -> Result<Vec<OrderId>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT p.order_id FROM lsps1_bolt11_payments p
+             JOIN lsps1_orders o ON o.id = p.order_id
+             WHERE p.held_at IS NOT NULL AND p.claim_requested_at IS NOT NULL
+               AND p.claimed_at IS NULL AND p.failed_back_at IS NULL
+               AND o.order_state = 'FAILED'",
+        )?;
+        let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+        rows.map(|id| {
+            let id = id?;
+            OrderId::parse(&id).map_err(|_| StoreError::Corrupt(id))
         })
         .collect()
     }

@@ -210,6 +210,7 @@ impl OrderService {
                 short_channel_id: extendable.short_channel_id.clone(),
                 blocks,
             }),
+            customer: None,
         };
         let admission = Admission {
             // The channel exists: an extension sells no new capital.

@@ -14,7 +14,11 @@
 //!   [`order::OrderEvent`]), order ids, and [`order::render`], one bLIP-51 rendering for p2p and
 //!   HTTP ([`order::PaymentStateDialect`] for clients that cannot parse HOLD).
 //! - [`pricing`]: [`pricing::price`], the one fee function for every interface.
-//! - [`customers`]: customer accounts (hashed API keys) and their credit ledger.
+//! - [`customers`]: customer accounts (hashed API keys, own limits and discount);
+//!   [`credit`] their credit ledger, [`credit_coupons`] the credit the operator issues them,
+//!   [`customer_orders`] which orders are theirs, and [`accounts`] the service's side of it all
+//!   (quotes and orders paid partly or wholly from credit, cancels that keep the payment as
+//!   credit); [`customer_admin`] the operator's side.
 //! - [`claims`]: pay-first orders, created without their node and claimed later with a
 //!   bearer token; [`pay_first`] the service's side of them.
 //! - [`leases`]: the lease book, every sold channel from its funding to its close;
@@ -34,10 +38,15 @@
 //! order book instead, so p2p and HTTP see one rendering. bLIP-51 gives `min_fee_for_0conf` in
 //! sat/vB; lightning-liquidity serializes that field in sat/kWU.
 
+pub mod accounts;
 pub mod address_watch;
 pub mod claims;
 pub mod clock;
 pub mod coupons;
+pub mod credit;
+pub mod credit_coupons;
+pub mod customer_admin;
+pub mod customer_orders;
 pub mod customers;
 pub mod extensions;
 pub mod fulfil;

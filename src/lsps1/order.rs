@@ -186,6 +186,8 @@ pub enum Interface {
     Http,
     /// The open LSP API's `/channel/buy` (pay-first orders).
     OpenLsp,
+    /// The Flow API's `/flow/create` (customer accounts).
+    Flow,
 }
 
 impl Interface {
@@ -194,6 +196,7 @@ impl Interface {
             Interface::P2p => "p2p",
             Interface::Http => "http",
             Interface::OpenLsp => "open_lsp",
+            Interface::Flow => "flow",
         }
     }
 }
@@ -273,6 +276,18 @@ pub struct Order {
     /// channel, filled in when the extension is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension: Option<ExtensionTerms>,
+    /// The customer account that bought the order (the Flow API), and the credit it used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<OrderCustomer>,
+}
+
+/// Whose account an order was bought with, and how much of its price came from the account's
+/// credit ([`crate::lsps1::credit`]). The payment options ask for the rest; with none left the
+/// order has no payment option and is paid from credit when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCustomer {
+    pub customer_id: String,
+    pub credit_used_sat: u64,
 }
 
 /// What an extension order (LSPS7) buys: more blocks for the lease of an earlier order.
@@ -307,6 +322,10 @@ pub enum OrderEvent {
     /// and still have to be sent back; the on-chain option then keeps its state until
     /// [`OrderEvent::OnchainRefunded`].
     Failed { onchain_refund_pending: bool },
+    /// A customer cancelled its order before the channel opened and keeps what it paid as
+    /// credit: FAILED, with the held HTLC taken (bolt11 HOLD -> PAID; an unpaid option ->
+    /// REFUNDED). Only for an order bought with a customer account and not paid on-chain.
+    CancelledToCredit,
     /// Every refund of on-chain funds is confirmed (or nothing was owed).
     OnchainRefunded,
     /// The on-chain payment no longer counts (reorganised out, or replaced) while the channel
@@ -328,6 +347,7 @@ impl OrderEvent {
             OrderEvent::ChannelFunded(_) => "channel_funded",
             OrderEvent::Extended(_) => "extended",
             OrderEvent::Failed { .. } => "failed",
+            OrderEvent::CancelledToCredit => "cancelled_to_credit",
             OrderEvent::OnchainRefunded => "onchain_refunded",
             OrderEvent::OnchainPaymentLost => "onchain_payment_lost",
             OrderEvent::FundingLost { .. } => "funding_lost",
@@ -361,6 +381,8 @@ pub enum TransitionError {
     AlreadyPaid { order: OrderId, by: &'static str },
     #[error("order {order} already names the node its channel goes to")]
     AlreadyClaimed { order: OrderId },
+    #[error("order {order} was not bought with a customer account, so it has no credit to keep")]
+    NoCustomer { order: OrderId },
 }
 
 impl Order {
@@ -379,11 +401,27 @@ impl Order {
     }
 
     /// Whether the order is unpaid and past its expiry at `now`.
+    /// Whether the order's price came wholly from its customer's credit (no payment option).
+    pub fn paid_by_credit(&self) -> bool {
+        self.bolt11.is_none()
+            && self.onchain.is_none()
+            && self
+                .customer
+                .as_ref()
+                .is_some_and(|c| c.credit_used_sat > 0)
+    }
+
+    /// The credit this order used (0 for an order without a customer).
+    pub fn credit_used_sat(&self) -> u64 {
+        self.customer.as_ref().map_or(0, |c| c.credit_used_sat)
+    }
+
     pub fn is_expired_unpaid(&self, now: u64) -> bool {
-        let paid = self
-            .bolt11
-            .as_ref()
-            .is_some_and(|b| b.state != PaymentState::ExpectPayment)
+        let paid = self.paid_by_credit()
+            || self
+                .bolt11
+                .as_ref()
+                .is_some_and(|b| b.state != PaymentState::ExpectPayment)
             || self
                 .onchain
                 .as_ref()
@@ -427,7 +465,7 @@ impl Order {
                 next.move_order(OrderState::Completed)?;
                 if held {
                     next.move_payment(PaymentKind::Bolt11, PaymentState::Paid)?;
-                } else if !paid_onchain {
+                } else if !paid_onchain && !self.paid_by_credit() {
                     return Err(TransitionError::NotPaid {
                         order: self.id.clone(),
                     });
@@ -450,6 +488,26 @@ impl Order {
                         }
                         next.move_payment(PaymentKind::Onchain, PaymentState::Refunded)?;
                     }
+                }
+            }
+            OrderEvent::CancelledToCredit => {
+                next.require_order_state(OrderState::Created)?;
+                if self.customer.is_none() {
+                    return Err(TransitionError::NoCustomer {
+                        order: self.id.clone(),
+                    });
+                }
+                next.require_unpaid_by(PaymentKind::Onchain)?;
+                next.move_order(OrderState::Failed)?;
+                if let Some(bolt11) = &self.bolt11 {
+                    let to = match bolt11.state {
+                        PaymentState::Hold => PaymentState::Paid,
+                        _ => PaymentState::Refunded,
+                    };
+                    next.move_payment(PaymentKind::Bolt11, to)?;
+                }
+                if next.onchain.is_some() {
+                    next.move_payment(PaymentKind::Onchain, PaymentState::Refunded)?;
                 }
             }
             OrderEvent::OnchainRefunded => {

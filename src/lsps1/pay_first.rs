@@ -22,7 +22,7 @@ impl OrderService {
             client_node_id: None,
             ..request
         };
-        let order = self.new_order(request, Some(&token))?;
+        let order = self.new_order(request, Some(&token), None)?;
         Ok((order, token))
     }
 

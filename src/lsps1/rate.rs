@@ -58,6 +58,26 @@ impl<K: Hash + Eq + Copy> TokenBuckets<K> {
         }
     }
 
+    /// Whether `key`'s bucket holds a token now (nothing is taken).
+    pub fn has_token(&self, key: K, now: Instant) -> bool {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets
+            .get(&key)
+            .is_none_or(|bucket| self.refilled(bucket, now) >= 1.0)
+    }
+
+    /// Seconds until `key`'s bucket holds a token (0 when it holds one now).
+    pub fn wait_secs(&self, key: K, now: Instant) -> u64 {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let tokens = buckets
+            .get(&key)
+            .map_or(self.burst, |bucket| self.refilled(bucket, now));
+        match tokens >= 1.0 {
+            true => 0,
+            false => ((1.0 - tokens) / self.per_second).ceil().max(1.0) as u64,
+        }
+    }
+
     fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         (bucket.tokens + elapsed * self.per_second).min(self.burst)

@@ -179,3 +179,27 @@ pub const CUSTOMERS_TABLES: &str = "
         balance_after_sat INTEGER NOT NULL CHECK (balance_after_sat >= 0)
     );
     CREATE INDEX lsps1_credit_by_customer ON lsps1_credit (customer_id, seq);";
+
+/// [`crate::lsps1::customers`]: each customer's own limits and discount; which orders belong to
+/// which customer and the credit each used; and the credit coupons the operator issues to a
+/// customer (redeemed once, into its credit).
+pub const CUSTOMER_ORDERS_TABLES: &str = "
+    ALTER TABLE lsps1_customers ADD COLUMN requests_per_minute INTEGER;
+    ALTER TABLE lsps1_customers ADD COLUMN orders_per_minute INTEGER;
+    ALTER TABLE lsps1_customers ADD COLUMN discount_percent INTEGER NOT NULL DEFAULT 0
+        CHECK (discount_percent BETWEEN 0 AND 100);
+    CREATE TABLE lsps1_customer_orders (
+        order_id TEXT PRIMARY KEY NOT NULL REFERENCES lsps1_orders(id),
+        customer_id TEXT NOT NULL REFERENCES lsps1_customers(id),
+        credit_used_sat INTEGER NOT NULL CHECK (credit_used_sat >= 0),
+        cancelled_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX lsps1_customer_orders_by_customer ON lsps1_customer_orders (customer_id);
+    CREATE TABLE lsps1_credit_coupons (
+        code TEXT PRIMARY KEY NOT NULL,
+        customer_id TEXT NOT NULL REFERENCES lsps1_customers(id),
+        amount_sat INTEGER NOT NULL CHECK (amount_sat >= 1),
+        created_at INTEGER NOT NULL,
+        redeemed_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX lsps1_credit_coupons_by_customer ON lsps1_credit_coupons (customer_id);";

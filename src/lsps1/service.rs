@@ -21,15 +21,17 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::config::lsps1::{Lsps1Config, TokenMode};
+use crate::lsps1::accounts::Account;
 use crate::lsps1::claims::ClaimToken;
 use crate::lsps1::clock::Clock;
+use crate::lsps1::coupons::Discount;
 use crate::lsps1::gate::Lsps1Server;
 use crate::lsps1::guard::{Lsps1Request, Lsps7Request, RequestGuard};
 use crate::lsps1::hold_spelling::{hold_spelling, HoldSpellingWarnings};
 use crate::lsps1::liquidity::{self, ReservationRequest};
 use crate::lsps1::order::{
-    self, Bolt11Payment, Interface, OnchainPayment, Order, OrderId, OrderParams, OrderState,
-    PaymentState, PaymentStateDialect,
+    self, Bolt11Payment, Interface, OnchainPayment, Order, OrderCustomer, OrderId, OrderParams,
+    OrderState, PaymentState, PaymentStateDialect,
 };
 use crate::lsps1::pricing::{self, PaymentMethod, PriceBreakdown, PriceRequest};
 use crate::lsps1::rpc::{self, RpcError};
@@ -71,6 +73,8 @@ pub struct ServiceNode {
     /// No order is taken before the node has synced with the chain since it started: prices,
     /// liquidity and heights would all be guesses.
     pub chain_sync: Arc<ChainSync>,
+    /// Keys the claim tickets of customers' orders.
+    pub ticket_key: [u8; 32],
 }
 
 impl ServiceNode {
@@ -88,6 +92,7 @@ impl ServiceNode {
             esplora_url: inner.esplora_url.clone(),
             http: inner.http.clone(),
             chain_sync: Arc::clone(&inner.chain_sync),
+            ticket_key: inner.ticket_key,
         }
     }
 }
@@ -198,6 +203,16 @@ impl OrderService {
         method: PaymentMethod,
         coupon: Option<&crate::lsps1::coupons::Coupon>,
     ) -> Result<PriceBreakdown, RpcError> {
+        self.price_with(params, method, coupon.map(|c| c.discount))
+    }
+
+    /// The price of `params` paid by `method`, less `discount` on its service part.
+    pub(crate) fn price_with(
+        &self,
+        params: &OrderParams,
+        method: PaymentMethod,
+        discount: Option<Discount>,
+    ) -> Result<PriceBreakdown, RpcError> {
         pricing::price(
             &self.config.pricing,
             &PriceRequest {
@@ -207,7 +222,7 @@ impl OrderService {
                 fee_rate_sat_per_kwu: self
                     .funding_fee_rate_sat_per_kwu(params.funding_confirms_within_blocks),
                 payment: method,
-                discount: coupon.map(|c| c.discount),
+                discount,
             },
         )
         .map_err(|e| RpcError::new(rpc::CLIENT_REJECTED, e.to_string()))
@@ -308,26 +323,33 @@ impl OrderService {
 
     /// Creates and persists an order; the returned order is what the client is told.
     pub fn create_order(&self, request: NewOrder) -> Result<Order, RpcError> {
-        self.new_order(request, None)
+        self.new_order(request, None, None)
     }
 
-    /// Creates an order (a pay-first one with `token`).
+    /// Creates an order (a pay-first one with `token`; a customer's with `account`, pay-first
+    /// with the ticket derived from its id).
     pub(crate) fn new_order(
         &self,
         request: NewOrder,
         token: Option<&ClaimToken>,
+        account: Option<&Account>,
     ) -> Result<Order, RpcError> {
         let params = &request.params;
         let refund_address = request.refund_address.as_ref();
         self.admit_new_order(refund_address)?;
         let coupon = self.coupon_for(params.token.as_deref())?;
-        let bolt11_price = self.price(params, PaymentMethod::Lightning, coupon.as_ref())?;
+        let discount = coupon
+            .as_ref()
+            .map(|c| c.discount)
+            .or(account.and_then(|a| a.discount));
+        let bolt11_price = self.price_with(params, PaymentMethod::Lightning, discount)?;
         let onchain_price = match refund_address {
             Some(_) if self.config.options.onchain_payment_enabled => {
-                Some(self.price(params, PaymentMethod::Onchain, coupon.as_ref())?)
+                Some(self.price_with(params, PaymentMethod::Onchain, discount)?)
             }
             _ => None,
         };
+        let credit_used = account.map_or(0, |a| a.credit_sat.min(bolt11_price.order_total_sat));
 
         let reservation = liquidity::reservation_for(
             params.lsp_balance_sat,
@@ -347,12 +369,26 @@ impl OrderService {
 
         let id = OrderId::random(&mut rand::rngs::OsRng);
         let now = self.now();
-        let (bolt11, onchain) = self.payment_options(
-            &id,
-            format!("LSPS1 channel order {id}"),
-            &bolt11_price,
-            onchain_price.as_ref().zip(refund_address),
-        )?;
+        // Credit pays first; the payment options ask for the rest, and there are none when
+        // credit pays it all.
+        let (bolt11, onchain) = if credit_used == bolt11_price.order_total_sat && account.is_some()
+        {
+            (None, None)
+        } else {
+            let due = |price: &PriceBreakdown| PriceBreakdown {
+                order_total_sat: price.order_total_sat.saturating_sub(credit_used),
+                fee_total_sat: price.fee_total_sat.saturating_sub(credit_used),
+                ..*price
+            };
+            let onchain_due = onchain_price.as_ref().map(due);
+            let (bolt11, onchain) = self.payment_options(
+                &id,
+                format!("LSPS1 channel order {id}"),
+                &due(&bolt11_price),
+                onchain_due.as_ref().zip(refund_address),
+            )?;
+            (Some(bolt11), onchain)
+        };
         let order = Order {
             id,
             client_node_id: request.client_node_id,
@@ -361,7 +397,7 @@ impl OrderService {
             created_at: now,
             expires_at: now + self.config.options.order_expiry_secs,
             state: OrderState::Created,
-            bolt11: Some(bolt11),
+            bolt11,
             onchain,
             channel: None,
             price: bolt11_price,
@@ -370,6 +406,10 @@ impl OrderService {
             email: request.email,
             updated_at: now,
             extension: None,
+            customer: account.map(|a| OrderCustomer {
+                customer_id: a.customer_id.clone(),
+                credit_used_sat: credit_used,
+            }),
         };
         let admission = Admission {
             reservation: Some(ReservationRequest {
@@ -378,9 +418,13 @@ impl OrderService {
             }),
             max_unpaid_orders_per_peer: Some(self.config.limits.max_unpaid_orders_per_peer),
         };
-        let created = match token {
-            Some(token) => self.book.create_pay_first_order(&order, &admission, token),
-            None => self.book.create_order(&order, &admission),
+        let created = match (token, account) {
+            (_, Some(_)) => {
+                let ticket = self.ticket_of(&order.id);
+                self.book.create_customer_order(&order, &admission, &ticket)
+            }
+            (Some(token), None) => self.book.create_pay_first_order(&order, &admission, token),
+            (None, None) => self.book.create_order(&order, &admission),
         };
         created.map_err(|e| store_error_to_rpc(&e))?;
         tracing::info!(
@@ -388,7 +432,8 @@ impl OrderService {
             client = ?order.client_node_id,
             lsp_balance_sat = params.lsp_balance_sat,
             client_balance_sat = params.client_balance_sat,
-            order_total_sat = bolt11_price.order_total_sat,
+            order_total_sat = order.price.order_total_sat,
+            credit_used_sat = credit_used,
             onchain = order.onchain.is_some(),
             "order created"
         );

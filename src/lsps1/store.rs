@@ -32,6 +32,7 @@ use serde::Serialize;
 
 use crate::lsps1::clock::Clock;
 use crate::lsps1::coupons::{self, from_sql_u64, to_sql_u64, Coupon, CouponError, NewCoupon};
+use crate::lsps1::credit::{self, CreditError, CreditKind};
 use crate::lsps1::liquidity::{self, LiquidityError, ReservationRequest};
 use crate::lsps1::order::{Order, OrderEvent, OrderId, OrderState, PaymentState, TransitionError};
 use crate::lsps1::rpc::{self, RpcError};
@@ -40,9 +41,9 @@ use crate::lsps1::schema;
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
 /// 4 HTLC claims, 5 channel opens, 6 funding heights, 7 address watches, 8 HTLCs failed back,
-/// 9 leases, 10 lease extensions, 11 claim tokens, 12 customers and credit; see
+/// 9 leases, 10 lease extensions, 11 claim tokens, 12 customers and credit, 13 customer orders, limits and credit coupons; see
 /// [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +54,8 @@ pub enum StoreError {
     Coupon(#[from] CouponError),
     #[error(transparent)]
     Liquidity(#[from] LiquidityError),
+    #[error(transparent)]
+    Credit(#[from] CreditError),
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error("this node already has {0} unpaid orders; pay one or let it expire first")]
@@ -81,6 +84,10 @@ impl StoreError {
                 RpcError::new(rpc::UNRECOGNIZED_TOKEN, e.to_string())
             }
             StoreError::Liquidity(e) => RpcError::new(rpc::CLIENT_REJECTED, e.to_string()),
+            StoreError::Credit(CreditError::Insufficient { .. }) => RpcError::new(
+                rpc::CLIENT_REJECTED,
+                "the account's credit changed while the order was made; ask again",
+            ),
             StoreError::TooManyUnpaidOrders(_) => {
                 RpcError::new(rpc::CLIENT_REJECTED, self.to_string())
             }
@@ -183,6 +190,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 12 {
         tx.execute_batch(schema::CUSTOMERS_TABLES)?;
+    }
+    if found < 13 {
+        tx.execute_batch(schema::CUSTOMER_ORDERS_TABLES)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
@@ -549,6 +559,9 @@ pub(crate) fn apply_in(
             node_column(&next),
         ],
     )?;
+    if current.state != OrderState::Failed && next.state == OrderState::Failed {
+        settle_customer_credit(conn, &current, event, now)?;
+    }
     let detail = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     insert_event(
         conn,
@@ -570,6 +583,7 @@ pub(crate) fn apply_in(
                 onchain_refund_pending: false
             }
             | OrderEvent::OnchainRefunded
+            | OrderEvent::CancelledToCredit
     ) {
         conn.execute(
             "UPDATE lsps1_reservations SET released_at = ?2, release_reason = ?3
@@ -578,6 +592,43 @@ pub(crate) fn apply_in(
         )?;
     }
     Ok(next)
+}
+
+/// A customer's order that fails gets back the credit it used; one cancelled to credit also
+/// keeps what it paid (its held HTLC is taken: recorded here, claimed after the commit).
+fn settle_customer_credit(
+    conn: &Connection,
+    order: &Order,
+    event: &OrderEvent,
+    now: u64,
+) -> Result<(), StoreError> {
+    let Some(customer) = &order.customer else {
+        return Ok(());
+    };
+    let (paid, kind) = match event {
+        OrderEvent::CancelledToCredit => {
+            let held = order
+                .bolt11
+                .as_ref()
+                .filter(|b| b.state == PaymentState::Hold)
+                .map_or(0, |b| b.order_total_sat);
+            if held > 0 {
+                conn.execute(
+                    "UPDATE lsps1_bolt11_payments
+                     SET claim_requested_at = COALESCE(claim_requested_at, ?2)
+                     WHERE order_id = ?1 AND held_at IS NOT NULL",
+                    params![order.id.as_str(), to_sql_u64(now)],
+                )?;
+            }
+            (held, CreditKind::OrderCancelled(order.id.clone()))
+        }
+        _ => (0, CreditKind::OrderFailed(order.id.clone())),
+    };
+    let returned = customer.credit_used_sat.saturating_add(paid);
+    if returned > 0 {
+        credit::write_entry(conn, &customer.customer_id, returned, &kind, now)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {

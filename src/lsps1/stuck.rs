@@ -40,7 +40,9 @@ impl OrderBook {
             (
                 "SELECT id, updated_at FROM lsps1_orders
                  WHERE order_state = 'CREATED' AND client_node_id != ''
-                   AND (bolt11_state = 'HOLD' OR onchain_state = 'PAID') AND updated_at <= ?1",
+                   AND (bolt11_state = 'HOLD' OR onchain_state = 'PAID'
+                        OR (bolt11_state IS NULL AND onchain_state IS NULL))
+                   AND updated_at <= ?1",
                 before(OPEN_SECS),
                 "paid, but its channel is not funded (is the client online, and does it accept the channel?)",
             ),
@@ -63,6 +65,7 @@ impl OrderBook {
                  WHERE order_state = 'CREATED'
                    AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
                    AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
+                   AND NOT (bolt11_state IS NULL AND onchain_state IS NULL)
                    AND expires_at <= ?1",
                 before(EXPIRY_SECS),
                 "expired unpaid, but not failed: is the order service running?",

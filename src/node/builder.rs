@@ -498,6 +498,7 @@ pub(super) async fn build(
             peers,
             user_config,
             p2p_addr,
+            ticket_key: seed.ticket_key(),
             shutdown,
             tasks: Mutex::new(Vec::new()),
             background: Mutex::new(None),

@@ -13,6 +13,7 @@
 //! | LDK seed (`KeysManager::new`) | `m/535'`, 32-byte secret   | node id, channel keys, LDK destination |
 //! | wallet, receive (external)    | `wpkh(m/84'/c'/0'/0/*)`    | BIP84; `c` = 0 on mainnet, 1 elsewhere |
 //! | wallet, change (internal)     | `wpkh(m/84'/c'/0'/1/*)`    | BIP84                                  |
+//! | ticket key                    | `m/536'`, 32-byte secret   | HMAC key of customers' claim tickets   |
 //!
 //! The LDK seed sits on its own hardened branch so that no wallet key can ever be used to
 //! derive a Lightning key or the other way round.
@@ -40,6 +41,9 @@ const CREATED_MNEMONIC_WORDS: usize = 24;
 
 /// Hardened child of the master key whose secret becomes the LDK seed (as ldk-node does).
 const LDK_SEED_CHILD_INDEX: u32 = 535;
+
+/// Hardened child whose secret keys the claim tickets of customers' orders.
+const TICKET_KEY_CHILD_INDEX: u32 = 536;
 
 /// Errors reading, creating or using the node seed.
 #[derive(Debug, thiserror::Error)]
@@ -108,15 +112,20 @@ impl NodeSeed {
 
     /// The 32-byte seed for `lightning::sign::KeysManager::new`: the secret key at `m/535'`.
     pub fn ldk_seed(&self) -> [u8; 32] {
+        self.hardened_secret(LDK_SEED_CHILD_INDEX)
+    }
+
+    /// The key the claim tickets of customers' orders are derived with
+    /// ([`crate::lsps1::claims::ClaimToken::derived`]): the secret key at `m/536'`.
+    pub fn ticket_key(&self) -> [u8; 32] {
+        self.hardened_secret(TICKET_KEY_CHILD_INDEX)
+    }
+
+    fn hardened_secret(&self, index: u32) -> [u8; 32] {
         // The secret is independent of the network; the network only affects serialization.
         let child = self
             .master_key(Network::Bitcoin)
-            .derive_priv(
-                &Secp256k1::new(),
-                &[ChildNumber::Hardened {
-                    index: LDK_SEED_CHILD_INDEX,
-                }],
-            )
+            .derive_priv(&Secp256k1::new(), &[ChildNumber::Hardened { index }])
             .expect("hardened derivation from a valid master key cannot fail");
         child.private_key.secret_bytes()
     }

@@ -143,6 +143,8 @@ pub(crate) struct NodeInner {
     pub(crate) peers: Arc<PeerConnector>,
     pub(crate) user_config: UserConfig,
     pub(crate) p2p_addr: SocketAddr,
+    /// Keys the claim tickets of customers' orders ([`crate::node::keys::NodeSeed::ticket_key`]).
+    pub(crate) ticket_key: [u8; 32],
     /// Set to `true` once to stop every background task.
     pub(crate) shutdown: watch::Sender<bool>,
     /// The p2p listener, loops and the broadcaster: stopped by `shutdown`.

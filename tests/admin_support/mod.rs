@@ -259,6 +259,63 @@ impl OperatorApi for FakeApi {
         Ok(Empty {})
     }
 
+    async fn customers(&self) -> OperatorResult<Vec<CustomerInfo>> {
+        self.record("customers", &())?;
+        Ok(vec![Self::customer()])
+    }
+
+    async fn add_customer(&self, req: AddCustomer) -> OperatorResult<CustomerKey> {
+        self.record("add_customer", &req)?;
+        Ok(Self::customer_key())
+    }
+
+    async fn disable_customer(&self, req: DisableCustomer) -> OperatorResult<CustomerInfo> {
+        self.record("disable_customer", &req)?;
+        Ok(CustomerInfo {
+            disabled: req.disabled,
+            ..Self::customer()
+        })
+    }
+
+    async fn delete_customer(&self, req: CustomerRef) -> OperatorResult<Empty> {
+        self.record("delete_customer", &req)?;
+        Ok(Empty {})
+    }
+
+    async fn rotate_customer_key(&self, req: CustomerRef) -> OperatorResult<CustomerKey> {
+        self.record("rotate_customer_key", &req)?;
+        Ok(Self::customer_key())
+    }
+
+    async fn set_customer_terms(&self, req: SetCustomerTerms) -> OperatorResult<CustomerInfo> {
+        self.record("set_customer_terms", &req)?;
+        Ok(Self::customer())
+    }
+
+    async fn customer_credit(&self, customer: String) -> OperatorResult<CustomerCredit> {
+        self.record("customer_credit", &customer)?;
+        Ok(Self::credit())
+    }
+
+    async fn adjust_credit(&self, req: AdjustCredit) -> OperatorResult<CustomerCredit> {
+        self.record("adjust_credit", &req)?;
+        Ok(Self::credit())
+    }
+
+    async fn issue_credit_coupon(
+        &self,
+        req: IssueCreditCoupon,
+    ) -> OperatorResult<CreditCouponInfo> {
+        self.record("issue_credit_coupon", &req)?;
+        Ok(CreditCouponInfo {
+            code: "5f0c6a1e9b2d4c7f8a3e1d2c3b4a5968".to_string(),
+            customer_id: Self::customer().id,
+            amount_sat: req.amount_sat,
+            created_at: 1_700_000_000,
+            redeemed_at: None,
+        })
+    }
+
     async fn metrics(&self) -> OperatorResult<Metrics> {
         self.record("metrics", &())?;
         Ok(Metrics {
@@ -338,6 +395,45 @@ impl FakeApi {
             close_kind: None,
             closed_at: None,
             keep_open: false,
+        }
+    }
+
+    pub fn customer() -> CustomerInfo {
+        CustomerInfo {
+            id: "0d1f2e3c4b5a69788796a5b4c3d2e1f0".to_string(),
+            name: "Acme wallet".to_string(),
+            disabled: false,
+            created_at: 1_700_000_000,
+            key_rotated_at: None,
+            requests_per_minute: Some(600),
+            orders_per_minute: None,
+            discount_percent: 10,
+            credit_sat: 2_500,
+        }
+    }
+
+    pub fn customer_key() -> CustomerKey {
+        CustomerKey {
+            customer: Self::customer(),
+            api_key: "ab".repeat(32),
+        }
+    }
+
+    pub fn credit() -> CustomerCredit {
+        CustomerCredit {
+            customer: Self::customer(),
+            balance_sat: 2_500,
+            entries: vec![CreditEntryInfo {
+                seq: 1,
+                at: 1_700_000_000,
+                amount_sat: 2_500,
+                kind: "adjustment".to_string(),
+                order_id: None,
+                coupon_code: None,
+                reason: "welcome credit".to_string(),
+                balance_after_sat: 2_500,
+            }],
+            coupons: Vec::new(),
         }
     }
 

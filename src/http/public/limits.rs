@@ -12,6 +12,9 @@
 //! instead: the rightmost entry that is not itself a trusted proxy, since each proxy appends
 //! the address it saw and anything further left is the client's own, forgeable, claim.
 //!
+//! `/flow/` requests are exempt: they count against their customer's limits instead
+//! ([`super::customer_auth`]).
+//!
 //! CORS is off unless origins are configured: then those origins (or `*`) get
 //! `Access-Control-Allow-Origin` on every answer, and preflight requests are answered 204.
 
@@ -127,23 +130,25 @@ pub async fn rate_limit(
         .map(|ConnectInfo(peer)| {
             client_address(peer.ip(), request.headers(), &state.limits.trusted_proxies)
         });
-    if let Some(client) = client {
+    // The Flow API counts against its customers' own limits (`customer_auth.rs`).
+    let flow = request.uri().path().starts_with("/flow/");
+    if let Some(client) = client.filter(|_| !flow) {
         let now = Instant::now();
         if let Err(retry_after) = state.limiter.admit(client, now) {
-            return too_many(retry_after, "requests");
+            return too_many(retry_after, "requests from this address");
         }
         if creates_order(&request) {
             if let Err(retry_after) = state.order_limiter.admit(client, now) {
-                return too_many(retry_after, "orders");
+                return too_many(retry_after, "orders from this address");
             }
         }
     }
     next.run(request).await
 }
 
-fn too_many(retry_after: u64, what: &str) -> Response {
+pub(super) fn too_many(retry_after: u64, what: &str) -> Response {
     let error = RpcError::new(RATE_LIMITED, "Too many requests").with_data(json!({
-        "message": format!("too many {what} from this address; retry in {retry_after} s"),
+        "message": format!("too many {what}; retry in {retry_after} s"),
     }));
     let mut response = HttpError::from(error).into_response();
     response

@@ -5,6 +5,9 @@
 //!   clients (`/api/lsps1/v1/`).
 //! - `kaleidoswap.rs`: the Kaleidoswap dialect (`/api/v1/lsps1/`).
 //! - `orders.rs`: `quote` and `cancel_order`, shared by every dialect.
+//! - `open_lsp.rs`: the open LSP API (pay-first orders, LNURL-channel).
+//! - `flow.rs`: the Flow API for customer accounts (`/flow/`), authenticated by
+//!   `customer_auth.rs`.
 //! - `request.rs`: reading bodies and checking order requests with the order service's guard.
 //! - `error.rs`: the error body and the code-to-status table.
 //! - `limits.rs`: the per-address rate limit and CORS.
@@ -16,7 +19,9 @@
 //! (`[lsps1.limits] max_unpaid_orders_per_peer`), counted apart from the node's p2p orders:
 //! over HTTP anyone may name any node.
 
+pub mod customer_auth;
 pub mod error;
+pub mod flow;
 pub mod kaleidoswap;
 pub mod limits;
 pub mod lsps7;
@@ -36,6 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::json;
 
+use self::customer_auth::CustomerLimits;
 use self::error::HttpError;
 use self::limits::RateLimiter;
 use crate::config::HttpLimits;
@@ -56,6 +62,8 @@ pub struct PublicState {
     pub limiter: Arc<RateLimiter>,
     /// `create_order` requests, per client address.
     pub order_limiter: Arc<RateLimiter>,
+    /// The Flow API's limits, per customer account.
+    pub customer_limits: Arc<CustomerLimits>,
     /// The base URL of the links this listener hands out (LNURL-channel), if it may make any
     /// ([`crate::config::HttpConfig::link_base`]).
     pub link_base: Option<Arc<str>>,
@@ -69,6 +77,7 @@ impl PublicState {
             uris: Arc::new(uris),
             limiter: Arc::new(RateLimiter::for_requests(&limits)),
             order_limiter: Arc::new(RateLimiter::for_orders(&limits)),
+            customer_limits: Arc::new(CustomerLimits::new(&limits)),
             limits: Arc::new(limits),
             link_base: None,
         }
@@ -107,6 +116,7 @@ pub fn router(state: PublicState) -> Router {
     olympus::routes()
         .merge(lsps7::routes())
         .merge(open_lsp::routes())
+        .merge(flow::routes(state.clone()))
         .merge(kaleidoswap::routes())
         .merge(orders::routes())
         .merge(openapi::routes())

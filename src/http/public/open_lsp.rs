@@ -72,7 +72,7 @@ pub fn routes() -> Router<PublicState> {
 }
 
 /// The LNURL-channel of the order `token` claims, and the URL it encodes.
-fn lnurl_of(state: &PublicState, token: &ClaimToken) -> Option<(String, String)> {
+pub(super) fn lnurl_of(state: &PublicState, token: &ClaimToken) -> Option<(String, String)> {
     use bitcoin::bech32::{self, Bech32, Hrp};
     let base = state.link_base.as_ref()?;
     let url = format!("{base}/lnurl/channel?order_id={}", token.reveal());

@@ -260,7 +260,7 @@ impl OrderService {
         }
     }
 
-    pub(super) fn claim_order_htlc(&self, order: &Order) {
+    pub(crate) fn claim_order_htlc(&self, order: &Order) {
         let invoice = order
             .bolt11
             .as_ref()
@@ -296,6 +296,7 @@ impl OrderService {
         };
         self.look_after_fundings(height);
         self.claim_recorded_extensions();
+        self.claim_cancelled_to_credit();
         self.end_leases(height);
         self.close_ended_leases(height);
         let watched = match self.book.watched_onchain_orders() {
@@ -370,7 +371,7 @@ impl OrderService {
             .onchain
             .as_ref()
             .is_some_and(|o| o.state == PaymentState::Paid);
-        if !held && !paid_onchain {
+        if !held && !paid_onchain && !order.paid_by_credit() {
             if self.onchain_payment_sufficient(order, height, got).await {
                 self.book
                     .apply(

@@ -202,7 +202,7 @@ impl OrderService {
     }
 
     /// The channels (being opened, or open) of order `id`.
-    pub(super) fn order_channels(
+    pub(crate) fn order_channels(
         &self,
         id: &OrderId,
     ) -> Vec<lightning::ln::channel_state::ChannelDetails> {

@@ -61,6 +61,7 @@ pub(crate) fn sample_order(with_bolt11: bool, with_onchain: bool) -> Order {
         email: None,
         updated_at: 1_795_321_324,
         extension: None,
+        customer: None,
     }
 }
 
