@@ -166,13 +166,25 @@ impl OrderService {
             .is_some_and(|b| b.state == PaymentState::Hold);
         let reason = "cancelled by the customer";
         let cancelled = if held && to == CancelTo::Credit {
+            // Marked cancelled in the transaction that fails it.
             self.cancel_to_credit(&order.id, reason)?
         } else {
-            self.cancel_order(&order.id, reason, Canceller::Client)?
+            // Marked first: a crash before the order fails leaves it CREATED, shown by its
+            // state, and the customer may cancel again.
+            let mark = |cancelled| {
+                self.book
+                    .mark_customer_order_cancelled(&order.id, cancelled)
+                    .map_err(|e| CancelRefused::Store(e.to_string()))
+            };
+            mark(true)?;
+            match self.cancel_order(&order.id, reason, Canceller::Client) {
+                Ok(cancelled) => cancelled,
+                Err(refused) => {
+                    mark(false)?;
+                    return Err(refused);
+                }
+            }
         };
-        if let Err(error) = self.book.mark_customer_order_cancelled(&order.id) {
-            tracing::error!(order = %order.id, %error, "could not mark the order cancelled by its customer");
-        }
         tracing::info!(order = %order.id, to = ?to, "order cancelled by its customer");
         Ok(Cancelled {
             credit_refund_sat: self.credit_returned_sat(customer_id, &order.id),

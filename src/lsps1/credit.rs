@@ -4,14 +4,15 @@
 //! transaction; a debit larger than the balance is refused and writes nothing, and the table's
 //! CHECK refuses a negative balance as a second line. Callers hold SQLite's write lock
 //! (`BEGIN IMMEDIATE`), so two writers cannot both spend one balance. The order book writes
-//! entries in the transactions that create, cancel or fail a customer's order
-//! ([`crate::lsps1::store`]); [`crate::lsps1::customers`] writes the operator's adjustments
-//! and redeemed coupons.
+//! entries in the transactions that create a customer's order
+//! ([`crate::lsps1::customer_orders`]) and that fail or cancel one ([`settle_failed_order`],
+//! called by [`crate::lsps1::store`]'s transitions); [`crate::lsps1::customers`] writes the
+//! operator's adjustments and [`crate::lsps1::credit_coupons`] redeemed coupons.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::lsps1::coupons::{from_sql_u64, to_sql_u64};
-use crate::lsps1::order::OrderId;
+use crate::lsps1::order::{Order, OrderEvent, OrderId, PaymentState};
 
 /// What a credit entry is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,4 +180,64 @@ pub(crate) fn entries(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// In the transaction that fails a customer's `order` with `event`: the credit it used comes
+/// back; cancelled to credit, what it paid is kept as credit too (its held HTLC is taken:
+/// recorded here, claimed after the commit) and the order is marked cancelled.
+pub(crate) fn settle_failed_order(
+    conn: &Connection,
+    order: &Order,
+    event: &OrderEvent,
+    now: u64,
+) -> Result<(), CreditError> {
+    let Some(customer) = &order.customer else {
+        return Ok(());
+    };
+    let (paid, kind) = match event {
+        OrderEvent::CancelledToCredit => {
+            let held = order
+                .bolt11
+                .as_ref()
+                .filter(|b| b.state == PaymentState::Hold)
+                .map_or(0, |b| b.order_total_sat);
+            if held > 0 {
+                conn.execute(
+                    "UPDATE lsps1_bolt11_payments
+                     SET claim_requested_at = COALESCE(claim_requested_at, ?2)
+                     WHERE order_id = ?1 AND held_at IS NOT NULL",
+                    params![order.id.as_str(), to_sql_u64(now)],
+                )?;
+            }
+            mark_cancelled(conn, &order.id, true, now)?;
+            (held, CreditKind::OrderCancelled(order.id.clone()))
+        }
+        _ => (0, CreditKind::OrderFailed(order.id.clone())),
+    };
+    let returned = customer.credit_used_sat.saturating_add(paid);
+    if returned > 0 {
+        write_entry(conn, &customer.customer_id, returned, &kind, now)?;
+    }
+    Ok(())
+}
+
+/// Marks customer order `id` cancelled by its customer (idempotent), or unmarks it.
+pub(crate) fn mark_cancelled(
+    conn: &Connection,
+    id: &OrderId,
+    cancelled: bool,
+    now: u64,
+) -> Result<(), rusqlite::Error> {
+    match cancelled {
+        true => conn.execute(
+            "UPDATE lsps1_customer_orders SET cancelled_at = COALESCE(cancelled_at, ?2)
+             WHERE order_id = ?1",
+            params![id.as_str(), to_sql_u64(now)],
+        )?,
+        false => conn.execute(
+            "UPDATE lsps1_customer_orders SET cancelled_at = NULL WHERE order_id = ?1",
+            params![id.as_str()],
+        )?,
+    };
+    Ok(())
 }

@@ -100,14 +100,15 @@ impl OrderBook {
         .collect()
     }
 
-    /// Remembers that the customer cancelled order `id` (idempotent).
-    pub fn mark_customer_order_cancelled(&self, id: &OrderId) -> Result<(), StoreError> {
+    /// Remembers that the customer cancelled order `id` (idempotent), or forgets it when the
+    /// cancel was refused.
+    pub fn mark_customer_order_cancelled(
+        &self,
+        id: &OrderId,
+        cancelled: bool,
+    ) -> Result<(), StoreError> {
         let now = self.clock().now_unix_secs();
-        self.conn().execute(
-            "UPDATE lsps1_customer_orders SET cancelled_at = COALESCE(cancelled_at, ?2)
-             WHERE order_id = ?1",
-            params![id.as_str(), to_sql_u64(now)],
-        )?;
+        credit::mark_cancelled(&self.conn(), id, cancelled, now)?;
         Ok(())
     }
 }

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::lsps1::clock::Clock;
 use crate::lsps1::coupons::{self, from_sql_u64, to_sql_u64, Coupon, CouponError, NewCoupon};
-use crate::lsps1::credit::{self, CreditError, CreditKind};
+use crate::lsps1::credit::{self, CreditError};
 use crate::lsps1::liquidity::{self, LiquidityError, ReservationRequest};
 use crate::lsps1::order::{Order, OrderEvent, OrderId, OrderState, PaymentState, TransitionError};
 use crate::lsps1::rpc::{self, RpcError};
@@ -560,7 +560,7 @@ pub(crate) fn apply_in(
         ],
     )?;
     if current.state != OrderState::Failed && next.state == OrderState::Failed {
-        settle_customer_credit(conn, &current, event, now)?;
+        credit::settle_failed_order(conn, &current, event, now)?;
     }
     let detail = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     insert_event(
@@ -592,43 +592,6 @@ pub(crate) fn apply_in(
         )?;
     }
     Ok(next)
-}
-
-/// A customer's order that fails gets back the credit it used; one cancelled to credit also
-/// keeps what it paid (its held HTLC is taken: recorded here, claimed after the commit).
-fn settle_customer_credit(
-    conn: &Connection,
-    order: &Order,
-    event: &OrderEvent,
-    now: u64,
-) -> Result<(), StoreError> {
-    let Some(customer) = &order.customer else {
-        return Ok(());
-    };
-    let (paid, kind) = match event {
-        OrderEvent::CancelledToCredit => {
-            let held = order
-                .bolt11
-                .as_ref()
-                .filter(|b| b.state == PaymentState::Hold)
-                .map_or(0, |b| b.order_total_sat);
-            if held > 0 {
-                conn.execute(
-                    "UPDATE lsps1_bolt11_payments
-                     SET claim_requested_at = COALESCE(claim_requested_at, ?2)
-                     WHERE order_id = ?1 AND held_at IS NOT NULL",
-                    params![order.id.as_str(), to_sql_u64(now)],
-                )?;
-            }
-            (held, CreditKind::OrderCancelled(order.id.clone()))
-        }
-        _ => (0, CreditKind::OrderFailed(order.id.clone())),
-    };
-    let returned = customer.credit_used_sat.saturating_add(paid);
-    if returned > 0 {
-        credit::write_entry(conn, &customer.customer_id, returned, &kind, now)?;
-    }
-    Ok(())
 }
 
 pub(crate) fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {

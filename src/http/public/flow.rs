@@ -444,7 +444,7 @@ fn flow_order(
             order.credit_used_sat(),
         ),
     );
-    if found.cancelled_at.is_some() {
+    if found.cancelled_at.is_some() && order.state == OrderState::Failed {
         rendered["credit_refund"] = json!(service.credit_returned_sat(customer_id, &order.id));
     }
     rendered
@@ -453,7 +453,7 @@ fn flow_order(
 /// The Flow status of a customer's order (see the module doc).
 pub fn status_of(found: &CustomerOrder, ever_paid: bool, now: u64) -> &'static str {
     let order: &Order = &found.order;
-    if found.cancelled_at.is_some() {
+    if found.cancelled_at.is_some() && order.state == OrderState::Failed {
         return "cancelled";
     }
     let held = order

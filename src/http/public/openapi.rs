@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::PublicState;
 
+mod flow_schemas;
 mod schemas;
 
 use schemas::schemas;
@@ -236,8 +237,59 @@ pub const OPERATIONS: &[Operation] = &[
         Some("LnurlChannel"),
         None,
     ),
+    op(
+        "post",
+        "/flow/quote",
+        "Flow: the price of a channel for this account, its credit applied",
+        Some("FlowOrderRequest"),
+        Some("FlowQuote"),
+        None,
+    ),
+    op(
+        "post",
+        "/flow/create",
+        "Flow: buy a channel (credit pays first; the invoice asks for the rest)",
+        Some("FlowOrderRequest"),
+        Some("FlowOrder"),
+        None,
+    ),
+    op(
+        "post",
+        "/flow/status",
+        "Flow: one of this account's orders",
+        Some("FlowOrderIdRequest"),
+        Some("FlowOrder"),
+        None,
+    ),
+    op(
+        "post",
+        "/flow/cancel",
+        "Flow: cancel an order before its channel opens; what was paid becomes credit (or goes back)",
+        Some("FlowCancelRequest"),
+        Some("FlowOrder"),
+        None,
+    ),
+    op(
+        "get",
+        "/flow/coupons",
+        "Flow: this account's credit coupons",
+        None,
+        Some("FlowCoupons"),
+        None,
+    ),
+    op(
+        "post",
+        "/flow/redeem",
+        "Flow: redeem a credit coupon into this account's credit (once)",
+        Some("FlowRedeemRequest"),
+        Some("FlowRedeemed"),
+        None,
+    ),
     op("get", PATH, "This document", None, Some("OpenApi"), None),
 ];
+
+/// The security scheme of the routes that need a customer's API key.
+const FLOW_KEY: &str = "flowApiKey";
 
 pub fn routes() -> Router<PublicState> {
     Router::new().route(PATH, get(|| async { Json(document()) }))
@@ -263,6 +315,9 @@ pub fn document() -> Value {
                 "content": { "application/json": { "schema": reference(schema) } },
             });
         }
+        if operation.path.starts_with("/flow/") {
+            entry["security"] = json!([{ FLOW_KEY: [] }]);
+        }
         if let Some(name) = operation.query {
             entry["parameters"] = json!([{
                 "name": name, "in": "query", "required": true, "schema": { "type": "string" },
@@ -281,7 +336,17 @@ pub fn document() -> Value {
             "description": DESCRIPTION,
         },
         "paths": paths,
-        "components": { "schemas": schemas() },
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                FLOW_KEY: {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-VOLTAGE-AUTH",
+                    "description": "a customer's API key (x-api-key is read too)",
+                },
+            },
+        },
     })
 }
 
@@ -289,7 +354,8 @@ const DESCRIPTION: &str = "Channel purchases (LSPS1 / bLIP-51) and lease extensi
 bLIP-57 draft) over HTTP in the dialects wallets speak. Orders are shared with the Lightning p2p \
 interface. Errors are \
 {error, code, message, data}: -32700/-32600/-32602/100/102 are 400, 1 and -32002 are 403, \
-101 and -32601 are 404, -32001 is 409, -32003 is 429 (Retry-After), -32004 is 409, an oversized body is 413, \
+101 and -32601 are 404, -32001 is 409, a missing or invalid API key on /flow/ is 401 (-32002), a credit coupon \
+redeemed before is 409, -32003 is 429 (Retry-After), -32004 is 409, an oversized body is 413, \
 a request over the time limit 503, anything else 500.";
 
 fn operation_id(operation: &Operation) -> String {

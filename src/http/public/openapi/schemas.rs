@@ -10,12 +10,12 @@ fn sats_string() -> Value {
     json!({ "type": "string", "pattern": "^[0-9]+$", "description": "sats, as a decimal string" })
 }
 
-fn sats_integer() -> Value {
+pub(super) fn sats_integer() -> Value {
     json!({ "type": "integer", "minimum": 0, "description": "sats" })
 }
 
 /// An object schema; `required` is left out when empty, as OpenAPI 3.0 requires.
-fn object(required: &[&str], properties: Value) -> Value {
+pub(super) fn object(required: &[&str], properties: Value) -> Value {
     let mut schema = json!({ "type": "object", "properties": properties });
     if !required.is_empty() {
         schema["required"] = json!(required);
@@ -23,7 +23,7 @@ fn object(required: &[&str], properties: Value) -> Value {
     schema
 }
 
-fn nullable(mut schema: Value) -> Value {
+pub(super) fn nullable(mut schema: Value) -> Value {
     schema["nullable"] = json!(true);
     schema
 }
@@ -37,7 +37,7 @@ fn only_null(kind: &str, description: &str) -> Value {
 
 /// A request body: as [`object`], and any field it does not list must be null (the guard
 /// treats an unknown null field as absent and refuses any other with `data.unrecognized`).
-fn request(required: &[&str], properties: Value) -> Value {
+pub(super) fn request(required: &[&str], properties: Value) -> Value {
     let mut schema = object(required, properties);
     schema["additionalProperties"] = only_null(
         "string",
@@ -47,7 +47,7 @@ fn request(required: &[&str], properties: Value) -> Value {
 }
 
 /// A node id: a compressed secp256k1 public key in hex.
-fn node_id() -> Value {
+pub(super) fn node_id() -> Value {
     json!({
         "type": "string",
         "pattern": NODE_ID_PATTERN,
@@ -423,7 +423,10 @@ pub(super) fn schemas() -> Value {
         ),
         "OpenApi": { "type": "object" },
     });
-    for (name, schema) in open_lsp_schemas() {
+    for (name, schema) in open_lsp_schemas()
+        .into_iter()
+        .chain(super::flow_schemas::flow_schemas())
+    {
         all[name] = schema;
     }
     all
