@@ -4,13 +4,13 @@
 //! caller prints it. A failed call is a [`CliError`] carrying the node's one-sentence message.
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::api::*;
 
 use super::client::{Answer, OperatorClient};
 use super::customers::{self, CustomerCommand};
 use super::output::unix_time;
+use super::output::Printer;
 use super::render::*;
 use super::CliError;
 
@@ -485,24 +485,6 @@ async fn post_empty<T: DeserializeOwned>(
     path: &str,
 ) -> Result<Answer<T>, CliError> {
     client.post::<(), T>(path, None).await
-}
-
-pub(super) struct Printer {
-    json: bool,
-}
-
-impl Printer {
-    pub(super) fn render<T: Serialize>(
-        &self,
-        answer: Answer<T>,
-        readable: impl Fn(&T) -> String,
-    ) -> String {
-        if self.json {
-            serde_json::to_string_pretty(&answer.json).expect("JSON values serialize")
-        } else {
-            readable(&answer.value)
-        }
-    }
 }
 
 /// `NODEID[@HOST:PORT]` into its parts, with the node id checked.

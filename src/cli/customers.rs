@@ -5,8 +5,7 @@
 use crate::api::*;
 
 use super::client::{Answer, OperatorClient};
-use super::commands::Printer;
-use super::output::{fields, table, unix_time};
+use super::output::{fields, table, unix_time, Printer};
 use super::CliError;
 
 /// Customer accounts: the businesses that buy channels with an API key (the Flow API).

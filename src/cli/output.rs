@@ -1,6 +1,10 @@
 //! Plain-text rendering for the operator commands: aligned key/value lines, simple tables, and
 //! dates, without pulling in a formatting library.
 
+use serde::Serialize;
+
+use super::client::Answer;
+
 /// `label: value` lines with the values aligned.
 pub fn fields(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
@@ -74,6 +78,25 @@ pub fn msat(amount_msat: u64) -> String {
         format!("{} sat", amount_msat / 1000)
     } else {
         format!("{amount_msat} msat")
+    }
+}
+
+/// Prints an answer readable, or as the node's JSON with `--json`.
+pub(super) struct Printer {
+    pub(super) json: bool,
+}
+
+impl Printer {
+    pub(super) fn render<T: Serialize>(
+        &self,
+        answer: Answer<T>,
+        readable: impl Fn(&T) -> String,
+    ) -> String {
+        if self.json {
+            serde_json::to_string_pretty(&answer.json).expect("JSON values serialize")
+        } else {
+            readable(&answer.value)
+        }
     }
 }
 

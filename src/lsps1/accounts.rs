@@ -20,7 +20,7 @@
 use crate::lsps1::claims::ClaimToken;
 use crate::lsps1::coupons::Discount;
 use crate::lsps1::customer_orders::CustomerOrder;
-use crate::lsps1::customers::Customer;
+use crate::lsps1::customers::{Account, Customer};
 use crate::lsps1::fulfil::{CancelRefused, Canceller};
 use crate::lsps1::order::{Order, OrderEvent, OrderId, OrderParams, OrderState, PaymentState};
 use crate::lsps1::pricing::{PaymentMethod, PriceBreakdown};
@@ -28,15 +28,6 @@ use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::service::{internal_error, NewOrder, OrderService};
 #[cfg(doc)]
 use crate::lsps1::store::OrderBook;
-
-/// What a new order of a customer draws on.
-#[derive(Debug, Clone)]
-pub struct Account {
-    pub customer_id: String,
-    pub discount: Option<Discount>,
-    /// The credit balance when the order is priced.
-    pub credit_sat: u64,
-}
 
 /// A price for a customer: the price, the credit that would pay first, and what is left.
 #[derive(Debug, Clone, PartialEq, Eq)]

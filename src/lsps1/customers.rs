@@ -72,6 +72,15 @@ pub struct Customer {
     pub terms: CustomerTerms,
 }
 
+/// What a new order of a customer draws on.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub customer_id: String,
+    pub discount: Option<crate::lsps1::coupons::Discount>,
+    /// The credit balance when the order is priced.
+    pub credit_sat: u64,
+}
+
 /// What a customer gets apart from everyone else: its own rate limits (overriding the
 /// per-address ones of `[http.limits]` when set) and a discount on the service part of the fee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -21,10 +21,10 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::config::lsps1::{Lsps1Config, TokenMode};
-use crate::lsps1::accounts::Account;
 use crate::lsps1::claims::ClaimToken;
 use crate::lsps1::clock::Clock;
 use crate::lsps1::coupons::Discount;
+use crate::lsps1::customers::Account;
 use crate::lsps1::gate::Lsps1Server;
 use crate::lsps1::guard::{Lsps1Request, Lsps7Request, RequestGuard};
 use crate::lsps1::hold_spelling::{hold_spelling, HoldSpellingWarnings};

@@ -337,7 +337,7 @@ pub fn document() -> Value {
         },
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": all_schemas(),
             "securitySchemes": {
                 FLOW_KEY: {
                     "type": "apiKey",
@@ -357,6 +357,15 @@ interface. Errors are \
 101 and -32601 are 404, -32001 is 409, a missing or invalid API key on /flow/ is 401 (-32002), a credit coupon \
 redeemed before is 409, -32003 is 429 (Retry-After), -32004 is 409, an oversized body is 413, \
 a request over the time limit 503, anything else 500.";
+
+/// Every component schema: the LSPS1 dialects' and the open LSP API's, then the Flow API's.
+fn all_schemas() -> Value {
+    let mut all = schemas();
+    for (name, schema) in flow_schemas::flow_schemas() {
+        all[name] = schema;
+    }
+    all
+}
 
 fn operation_id(operation: &Operation) -> String {
     let name: String = operation

@@ -423,10 +423,7 @@ pub(super) fn schemas() -> Value {
         ),
         "OpenApi": { "type": "object" },
     });
-    for (name, schema) in open_lsp_schemas()
-        .into_iter()
-        .chain(super::flow_schemas::flow_schemas())
-    {
+    for (name, schema) in open_lsp_schemas() {
         all[name] = schema;
     }
     all
