@@ -42,7 +42,9 @@ use serde_json::{json, Map, Value};
 use super::customer_auth::authenticate;
 use super::error::{HttpError, ORDER_NOT_CANCELLABLE};
 use super::open_lsp::lnurl_of;
-use super::request::{json_object, order_id_of, refuse_unknown_fields, RequestBody};
+use super::request::{
+    json_object, minimal_order_params, order_id_of, refuse_unknown_fields, RequestBody,
+};
 use super::PublicState;
 use crate::lsps1::accounts::{AccountQuote, CancelTo};
 use crate::lsps1::clock::rfc3339;
@@ -111,19 +113,7 @@ fn checked_params(
             ))
         }
     };
-    let mut params = Map::new();
-    params.insert("lsp_balance_sat".into(), json!(capacity.to_string()));
-    params.insert("client_balance_sat".into(), json!(own.to_string()));
-    params.insert(
-        "required_channel_confirmations".into(),
-        json!(options.min_required_channel_confirmations),
-    );
-    params.insert(
-        "funding_confirms_within_blocks".into(),
-        json!(options.min_funding_confirms_within_blocks),
-    );
-    params.insert("channel_expiry_blocks".into(), json!(blocks));
-    params.insert("announce_channel".into(), json!(announce));
+    let params = minimal_order_params(options, capacity, own, blocks, announce);
     state.guard.create_order(params).map_err(with_flow_names)
 }
 

@@ -39,7 +39,7 @@ use bitcoin::secp256k1::PublicKey;
 use serde_json::{json, Map, Value};
 
 use super::error::HttpError;
-use super::request::{json_object, refuse_unknown_fields, RequestBody};
+use super::request::{json_object, minimal_order_params, refuse_unknown_fields, RequestBody};
 use super::PublicState;
 use crate::lsps1::claims::{ClaimRefused, ClaimToken};
 use crate::lsps1::leases::{LeaseState, SECS_PER_BLOCK};
@@ -214,19 +214,7 @@ async fn buy(
         }
     };
     let options = &state.service.config().options;
-    let mut params = Map::new();
-    params.insert("lsp_balance_sat".into(), json!(remote.to_string()));
-    params.insert("client_balance_sat".into(), json!(local.to_string()));
-    params.insert(
-        "required_channel_confirmations".into(),
-        json!(options.min_required_channel_confirmations),
-    );
-    params.insert(
-        "funding_confirms_within_blocks".into(),
-        json!(options.min_funding_confirms_within_blocks),
-    );
-    params.insert("channel_expiry_blocks".into(), json!(blocks));
-    params.insert("announce_channel".into(), json!(!private));
+    let mut params = minimal_order_params(options, remote, local, u64::from(blocks), !private);
     if let Some(code) = fields.get("coupon_code").filter(|c| !c.is_null()) {
         params.insert("token".into(), code.clone());
     }

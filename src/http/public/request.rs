@@ -14,6 +14,7 @@ use bitcoin::Address;
 use serde_json::{json, Map, Value};
 
 use super::error::HttpError;
+use crate::config::lsps1::Lsps1Options;
 use crate::lsps1::guard::RequestGuard;
 use crate::lsps1::order::{Interface, OrderParams};
 use crate::lsps1::rpc::{self, RpcError};
@@ -128,6 +129,34 @@ pub fn take_pubkey(
             "is required: the node id of the client that will own the channel",
         )),
     }
+}
+
+/// The LSPS1 `create_order` params of a dialect that names only the balances, the lease and
+/// the announce flag: the confirmations asked for are the LSP's minimums.
+pub fn minimal_order_params(
+    options: &Lsps1Options,
+    lsp_balance_sat: u64,
+    client_balance_sat: u64,
+    channel_expiry_blocks: u64,
+    announce_channel: bool,
+) -> Map<String, Value> {
+    let mut params = Map::new();
+    params.insert("lsp_balance_sat".into(), json!(lsp_balance_sat.to_string()));
+    params.insert(
+        "client_balance_sat".into(),
+        json!(client_balance_sat.to_string()),
+    );
+    params.insert(
+        "required_channel_confirmations".into(),
+        json!(options.min_required_channel_confirmations),
+    );
+    params.insert(
+        "funding_confirms_within_blocks".into(),
+        json!(options.min_funding_confirms_within_blocks),
+    );
+    params.insert("channel_expiry_blocks".into(), json!(channel_expiry_blocks));
+    params.insert("announce_channel".into(), json!(announce_channel));
+    params
 }
 
 /// The `order_id` of a body or query: required, a string.
