@@ -43,7 +43,8 @@ use super::customer_auth::authenticate;
 use super::error::{HttpError, ORDER_NOT_CANCELLABLE};
 use super::open_lsp::lnurl_of;
 use super::request::{
-    json_object, minimal_order_params, order_id_of, refuse_unknown_fields, RequestBody,
+    json_object, minimal_order_params, order_id_of, refuse_unknown_fields, whole_number,
+    RequestBody,
 };
 use super::PublicState;
 use crate::lsps1::accounts::{AccountQuote, CancelTo};
@@ -77,17 +78,6 @@ pub fn routes(state: PublicState) -> Router<PublicState> {
         .layer(middleware::from_fn_with_state(state, authenticate))
 }
 
-/// A whole number of sats (or blocks), or absent.
-fn whole(fields: &Map<String, Value>, name: &str) -> Result<Option<u64>, RpcError> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| RpcError::invalid_property(name, "must be a whole number")),
-    }
-}
-
 /// The LSPS1 params of a quote or create body, checked by the order service's guard.
 fn checked_params(
     state: &PublicState,
@@ -95,11 +85,11 @@ fn checked_params(
 ) -> Result<crate::lsps1::guard::CreateOrderRequest, RpcError> {
     let fields = json_object(body)?;
     refuse_unknown_fields(&fields, ORDER_FIELDS)?;
-    let capacity = whole(&fields, "capacity")?
+    let capacity = whole_number(&fields, "capacity")?
         .ok_or_else(|| RpcError::invalid_property("capacity", "is required (sats of inbound)"))?;
-    let own = whole(&fields, "self_chan_balance")?.unwrap_or(0);
+    let own = whole_number(&fields, "self_chan_balance")?.unwrap_or(0);
     let options = &state.service.config().options;
-    let blocks = match whole(&fields, "lease_duration_blocks")? {
+    let blocks = match whole_number(&fields, "lease_duration_blocks")? {
         Some(blocks) => blocks,
         None => u64::from(DEFAULT_LEASE_BLOCKS.min(options.max_channel_expiry_blocks)),
     };

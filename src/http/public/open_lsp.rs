@@ -36,10 +36,12 @@ use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitcoin::secp256k1::PublicKey;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::error::HttpError;
-use super::request::{json_object, minimal_order_params, refuse_unknown_fields, RequestBody};
+use super::request::{
+    json_object, minimal_order_params, refuse_unknown_fields, whole_number, RequestBody,
+};
 use super::PublicState;
 use crate::lsps1::claims::{ClaimRefused, ClaimToken};
 use crate::lsps1::leases::{LeaseState, SECS_PER_BLOCK};
@@ -177,27 +179,16 @@ async fn node_info(State(state): State<PublicState>) -> Json<Value> {
     }))
 }
 
-/// A non-negative integer field, or absent.
-fn integer(fields: &Map<String, Value>, name: &str) -> Result<Option<u64>, RpcError> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| RpcError::invalid_property(name, "must be a whole number")),
-    }
-}
-
 async fn buy(
     State(state): State<PublicState>,
     RequestBody(body): RequestBody,
 ) -> Result<Json<Value>, HttpError> {
     let fields = json_object(&body)?;
     refuse_unknown_fields(&fields, BUY_FIELDS)?;
-    let remote = integer(&fields, "remote_balance")?
+    let remote = whole_number(&fields, "remote_balance")?
         .ok_or_else(|| RpcError::invalid_property("remote_balance", "is required"))?;
-    let local = integer(&fields, "local_balance")?.unwrap_or(0);
-    let weeks = integer(&fields, "channel_expiry")?
+    let local = whole_number(&fields, "local_balance")?.unwrap_or(0);
+    let weeks = whole_number(&fields, "channel_expiry")?
         .ok_or_else(|| RpcError::invalid_property("channel_expiry", "is required (weeks)"))?;
     let blocks = u32::try_from(weeks)
         .ok()

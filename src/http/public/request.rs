@@ -159,6 +159,17 @@ pub fn minimal_order_params(
     params
 }
 
+/// A non-negative whole-number field (sats, blocks, weeks), or absent (missing or null).
+pub fn whole_number(fields: &Map<String, Value>, name: &str) -> Result<Option<u64>, RpcError> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| RpcError::invalid_property(name, "must be a whole number")),
+    }
+}
+
 /// The `order_id` of a body or query: required, a string.
 pub fn order_id_of(fields: &Map<String, Value>) -> Result<&str, RpcError> {
     match fields.get("order_id") {
