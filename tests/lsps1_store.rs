@@ -872,6 +872,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
             "lsps1_orders",
             "lsps1_refunds",
             "lsps1_reservations",
+            "lsps1_reserved_total",
             "lsps1_schema"
         ]
     );
@@ -882,7 +883,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     let order = new_order(&mut f.rng, key(9), T0, None);
     f.book.create_order(&order, &Admission::default()).unwrap();
     conn.execute_batch(
-        "DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_customer_orders; DROP TABLE lsps1_credit_coupons; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
+        "DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_customer_orders; DROP TABLE lsps1_credit_coupons; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers; DROP TABLE lsps1_reserved_total; DROP TRIGGER lsps1_reservation_taken; DROP TRIGGER lsps1_reservation_released; DROP TRIGGER lsps1_reservation_reopened; DROP TRIGGER lsps1_reservation_resized; DROP TRIGGER lsps1_reservation_deleted;
          DROP INDEX lsps1_bolt11_unclaimed;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN failed_back_at;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (6);",
@@ -902,7 +903,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     conn.execute_batch(
         "DROP TABLE lsps1_hold_answers;
          DROP TABLE lsps1_channel_opens;
-         DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_customer_orders; DROP TABLE lsps1_credit_coupons; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
+         DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_customer_orders; DROP TABLE lsps1_credit_coupons; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers; DROP TABLE lsps1_reserved_total; DROP TRIGGER lsps1_reservation_taken; DROP TRIGGER lsps1_reservation_released; DROP TRIGGER lsps1_reservation_reopened; DROP TRIGGER lsps1_reservation_resized; DROP TRIGGER lsps1_reservation_deleted;
          DROP INDEX lsps1_bolt11_unclaimed;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN failed_back_at;
          ALTER TABLE lsps1_bolt11_payments DROP COLUMN claimed_at;
@@ -929,7 +930,7 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     // A version 1 database (before the ledger tables) is upgraded in place.
     conn.execute_batch(
         "DROP TABLE lsps1_bolt11_payments; DROP TABLE lsps1_refunds; DROP TABLE lsps1_hold_answers;
-         DROP TABLE lsps1_channel_opens; DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_customer_orders; DROP TABLE lsps1_credit_coupons; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers;
+         DROP TABLE lsps1_channel_opens; DROP TABLE lsps1_address_watch; DROP TABLE lsps1_lease_extensions; DROP TABLE lsps1_leases; DROP TABLE lsps1_claim_tokens; DROP TABLE lsps1_customer_orders; DROP TABLE lsps1_credit_coupons; DROP TABLE lsps1_credit; DROP TABLE lsps1_customers; DROP TABLE lsps1_reserved_total; DROP TRIGGER lsps1_reservation_taken; DROP TRIGGER lsps1_reservation_released; DROP TRIGGER lsps1_reservation_reopened; DROP TRIGGER lsps1_reservation_resized; DROP TRIGGER lsps1_reservation_deleted;
          DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (1);",
     )
     .unwrap();
@@ -969,4 +970,97 @@ fn side_tables_refuse_rows_for_orders_that_do_not_exist() {
         .expect_err("the foreign key to lsps1_orders is enforced");
     assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
     assert!(f.book.hold_answers(&missing).unwrap().is_empty());
+}
+
+#[test]
+fn the_walk_reads_paid_watched_and_expired_orders_and_skips_lightning_orders_waiting_for_payment() {
+    let mut f = fixture();
+    let lightning_only = |f: &mut Fixture, client| {
+        let mut order = new_order(&mut f.rng, key(client), T0, None);
+        order.onchain = None;
+        order
+    };
+    let waiting = lightning_only(&mut f, 1);
+    let held = lightning_only(&mut f, 2);
+    let on_chain = new_order(&mut f.rng, key(3), T0, None);
+    for order in [&waiting, &held, &on_chain] {
+        f.book.create_order(order, &Admission::default()).unwrap();
+    }
+    f.book
+        .apply(&held.id, &OrderEvent::Bolt11HtlcHeld, "HTLC held")
+        .unwrap();
+    assert_eq!(
+        sorted_ids(f.book.orders_needing_attention().unwrap()),
+        sorted(vec![held.id.clone(), on_chain.id.clone()]),
+        "the unpaid Lightning order needs nothing until it expires"
+    );
+    f.clock.advance(EXPIRY);
+    assert_eq!(
+        sorted_ids(f.book.orders_needing_attention().unwrap()),
+        sorted(vec![
+            waiting.id.clone(),
+            held.id.clone(),
+            on_chain.id.clone()
+        ]),
+        "an expired one is read, to be failed"
+    );
+}
+
+#[test]
+fn the_reservation_total_follows_every_reservation_and_is_rebuilt_by_the_migration() {
+    let mut f = fixture();
+    let orders: Vec<Order> = (1..=4)
+        .map(|client| new_order(&mut f.rng, key(client), T0, None))
+        .collect();
+    for order in &orders {
+        f.book
+            .create_order(order, &reservation(order, 100_000_000))
+            .unwrap();
+    }
+    let failed = OrderEvent::Failed {
+        onchain_refund_pending: false,
+    };
+    f.book.apply(&orders[0].id, &failed, "expired").unwrap();
+    f.book
+        .apply(&orders[1].id, &OrderEvent::Bolt11HtlcHeld, "held")
+        .unwrap();
+    f.book
+        .apply(
+            &orders[1].id,
+            &OrderEvent::ChannelFunded(channel(T0)),
+            "funded",
+        )
+        .unwrap();
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    let summed = |conn: &rusqlite::Connection| -> u64 {
+        conn.query_row(
+            "SELECT COALESCE(SUM(amount_sat), 0) FROM lsps1_reservations WHERE released_at IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as u64
+    };
+    assert_eq!(f.book.reserved_sat().unwrap(), summed(&conn));
+    assert_eq!(f.book.reserved_sat().unwrap(), 2 * 1_102_205);
+
+    // A book written before the total existed gets it from its open reservations.
+    conn.execute_batch(
+        "DROP TABLE lsps1_reserved_total; DROP TRIGGER lsps1_reservation_taken; DROP TRIGGER lsps1_reservation_released; DROP TRIGGER lsps1_reservation_reopened; DROP TRIGGER lsps1_reservation_resized; DROP TRIGGER lsps1_reservation_deleted;
+         DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (13);",
+    )
+    .unwrap();
+    migrate(&conn).unwrap();
+    assert_eq!(f.book.reserved_sat().unwrap(), 2 * 1_102_205);
+    f.book.apply(&orders[2].id, &failed, "expired").unwrap();
+    assert_eq!(f.book.reserved_sat().unwrap(), 1_102_205);
+    assert_eq!(f.book.reserved_sat().unwrap(), summed(&conn));
+}
+
+fn sorted(mut ids: Vec<OrderId>) -> Vec<OrderId> {
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ids
+}
+
+fn sorted_ids(orders: Vec<Order>) -> Vec<OrderId> {
+    sorted(orders.into_iter().map(|o| o.id).collect())
 }

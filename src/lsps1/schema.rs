@@ -203,3 +203,53 @@ pub const CUSTOMER_ORDERS_TABLES: &str = "
         redeemed_at INTEGER
     ) WITHOUT ROWID;
     CREATE INDEX lsps1_credit_coupons_by_customer ON lsps1_credit_coupons (customer_id);";
+
+/// [`crate::lsps1::store`] at scale: the sum of open reservations kept in one row by triggers
+/// (every order asks for it, and summing the reservations grew with the book), and partial
+/// indexes over the orders the fulfilment walk reads each second: live orders by expiry, the
+/// live orders with something to act on (a payment held or made, credit, an on-chain option),
+/// and the failed orders still owing an on-chain refund. Written so that it applies again
+/// over itself.
+pub const SCALE_TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS lsps1_reserved_total (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        amount_sat INTEGER NOT NULL CHECK (amount_sat >= 0)
+    );
+    INSERT OR REPLACE INTO lsps1_reserved_total (id, amount_sat)
+        SELECT 0, COALESCE(SUM(amount_sat), 0) FROM lsps1_reservations WHERE released_at IS NULL;
+    CREATE TRIGGER IF NOT EXISTS lsps1_reservation_taken AFTER INSERT ON lsps1_reservations
+        WHEN NEW.released_at IS NULL
+        BEGIN
+            UPDATE lsps1_reserved_total SET amount_sat = amount_sat + NEW.amount_sat WHERE id = 0;
+        END;
+    CREATE TRIGGER IF NOT EXISTS lsps1_reservation_released AFTER UPDATE OF released_at
+        ON lsps1_reservations
+        WHEN OLD.released_at IS NULL AND NEW.released_at IS NOT NULL
+        BEGIN
+            UPDATE lsps1_reserved_total SET amount_sat = amount_sat - OLD.amount_sat WHERE id = 0;
+        END;
+    CREATE TRIGGER IF NOT EXISTS lsps1_reservation_reopened AFTER UPDATE OF released_at
+        ON lsps1_reservations
+        WHEN OLD.released_at IS NOT NULL AND NEW.released_at IS NULL
+        BEGIN
+            UPDATE lsps1_reserved_total SET amount_sat = amount_sat + NEW.amount_sat WHERE id = 0;
+        END;
+    CREATE TRIGGER IF NOT EXISTS lsps1_reservation_resized AFTER UPDATE OF amount_sat
+        ON lsps1_reservations
+        WHEN OLD.released_at IS NULL AND NEW.released_at IS NULL
+        BEGIN
+            UPDATE lsps1_reserved_total
+                SET amount_sat = amount_sat - OLD.amount_sat + NEW.amount_sat WHERE id = 0;
+        END;
+    CREATE TRIGGER IF NOT EXISTS lsps1_reservation_deleted AFTER DELETE ON lsps1_reservations
+        WHEN OLD.released_at IS NULL
+        BEGIN
+            UPDATE lsps1_reserved_total SET amount_sat = amount_sat - OLD.amount_sat WHERE id = 0;
+        END;
+    CREATE INDEX IF NOT EXISTS lsps1_orders_live_by_expiry ON lsps1_orders (expires_at)
+        WHERE order_state = 'CREATED';
+    CREATE INDEX IF NOT EXISTS lsps1_orders_acting ON lsps1_orders (created_at)
+        WHERE order_state = 'CREATED'
+          AND (bolt11_state IS NOT 'EXPECT_PAYMENT' OR onchain_state IS NOT NULL);
+    CREATE INDEX IF NOT EXISTS lsps1_orders_refunding ON lsps1_orders (created_at)
+        WHERE order_state = 'FAILED' AND onchain_state IN ('EXPECT_PAYMENT', 'PAID');";

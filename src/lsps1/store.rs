@@ -41,9 +41,9 @@ use crate::lsps1::schema;
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
 /// 4 HTLC claims, 5 channel opens, 6 funding heights, 7 address watches, 8 HTLCs failed back,
-/// 9 leases, 10 lease extensions, 11 claim tokens, 12 customers and credit, 13 customer orders, limits and credit coupons; see
-/// [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 13;
+/// 9 leases, 10 lease extensions, 11 claim tokens, 12 customers and credit, 13 customer orders, limits and credit coupons, 14 the reservation
+/// total and the indexes of the fulfilment walk; see [`crate::lsps1::schema`]).
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -194,6 +194,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if found < 13 {
         tx.execute_batch(schema::CUSTOMER_ORDERS_TABLES)?;
     }
+    if found < 14 {
+        tx.execute_batch(schema::SCALE_TABLES)?;
+    }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
         params![SCHEMA_VERSION],
@@ -326,7 +329,9 @@ impl OrderBook {
         let client_column = node_column(order);
         if let (Some(max), Some(_)) = (admission.max_unpaid_orders_per_peer, order.client_node_id) {
             let open: u32 = tx.query_row(
-                "SELECT COUNT(*) FROM lsps1_orders WHERE client_node_id = ?1 AND order_state = 'CREATED'
+                // Left to itself the planner walks every live order by state.
+                "SELECT COUNT(*) FROM lsps1_orders INDEXED BY lsps1_orders_by_client
+                 WHERE client_node_id = ?1 AND order_state = 'CREATED'
                    AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
                    AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
                    AND expires_at > ?2 AND source = ?3",
@@ -437,17 +442,29 @@ impl OrderBook {
         rows.map(|record| decode(&record?)).collect()
     }
 
-    /// Orders the service must still act on: CREATED orders, and FAILED orders whose on-chain
-    /// funds have not been refunded yet. The reconciliation pass on start walks these.
+    /// Orders the service must act on now: CREATED orders that are paid in some way (an HTLC
+    /// held, on-chain, by credit), have an on-chain option to watch, or have expired; and FAILED
+    /// orders whose on-chain funds have not been refunded yet. An unpaid Lightning-only order
+    /// is left out until it expires: its HTLC's arrival reaches the service through the node's
+    /// events, which wake the walk. The reconciliation pass on start walks these; each part is
+    /// read through its own index, so the walk does not grow with the orders waiting for
+    /// payment or the orders that are over.
     pub fn orders_needing_attention(&self) -> Result<Vec<Order>, StoreError> {
+        let now = to_sql_u64(self.clock.now_unix_secs());
         let conn = self.conn();
-        let mut statement = conn.prepare(
-            "SELECT record FROM lsps1_orders
+        let mut statement = conn.prepare_cached(
+            "SELECT record, created_at, id FROM lsps1_orders INDEXED BY lsps1_orders_acting
              WHERE order_state = 'CREATED'
-                OR (order_state = 'FAILED' AND onchain_state IN ('EXPECT_PAYMENT', 'PAID'))
-             ORDER BY created_at, id",
+               AND (bolt11_state IS NOT 'EXPECT_PAYMENT' OR onchain_state IS NOT NULL)
+             UNION
+             SELECT record, created_at, id FROM lsps1_orders INDEXED BY lsps1_orders_live_by_expiry
+             WHERE order_state = 'CREATED' AND expires_at <= ?1
+             UNION
+             SELECT record, created_at, id FROM lsps1_orders INDEXED BY lsps1_orders_refunding
+             WHERE order_state = 'FAILED' AND onchain_state IN ('EXPECT_PAYMENT', 'PAID')
+             ORDER BY 2, 3",
         )?;
-        let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+        let rows = statement.query_map(params![now], |row| row.get::<_, String>(0))?;
         rows.map(|record| decode(&record?)).collect()
     }
 
@@ -527,8 +544,10 @@ impl OrderBook {
 }
 
 fn reserved_sat(conn: &Connection) -> Result<u64, StoreError> {
+    // Kept by the triggers of schema::SCALE_TABLES in every transaction that takes or releases
+    // a reservation.
     let total: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(amount_sat), 0) FROM lsps1_reservations WHERE released_at IS NULL",
+        "SELECT amount_sat FROM lsps1_reserved_total WHERE id = 0",
         [],
         |row| row.get(0),
     )?;
