@@ -10,12 +10,13 @@ use lsp_node::lsps1::claims::ClaimToken;
 use lsp_node::lsps1::clock::ManualClock;
 use lsp_node::lsps1::credit::CreditError;
 use lsp_node::lsps1::customers::{ApiKey, CreditKind, CustomerError};
+use lsp_node::lsps1::new_orders::Admission;
 use lsp_node::lsps1::order::{
     Bolt11Payment, Interface, Order, OrderCustomer, OrderEvent, OrderId, OrderParams, OrderState,
     PaymentState,
 };
 use lsp_node::lsps1::pricing::PriceBreakdown;
-use lsp_node::lsps1::store::{Admission, OrderBook, StoreError};
+use lsp_node::lsps1::store::{OrderBook, StoreError};
 
 const T0: u64 = 1_795_321_324;
 

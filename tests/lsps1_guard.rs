@@ -681,6 +681,7 @@ fn channel_size_limits_name_the_channel_options() {
             }
             Verdict::Forward(_) => None,
             Verdict::Drop(reason) => panic!("dropped: {reason}"),
+            Verdict::Defer { .. } => panic!("the guard alone answers nothing later"),
         }
     };
     assert_eq!(

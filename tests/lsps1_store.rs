@@ -9,14 +9,13 @@ use lsp_node::config::lsps1::PricingConfig;
 use lsp_node::lsps1::clock::ManualClock;
 use lsp_node::lsps1::coupons::{CouponError, Discount, NewCoupon};
 use lsp_node::lsps1::liquidity::{reservation_for, LiquidityError, ReservationRequest};
+use lsp_node::lsps1::new_orders::Admission;
 use lsp_node::lsps1::order::{
     Bolt11Payment, ChannelInfo, Interface, OnchainPayment, Order, OrderEvent, OrderId, OrderParams,
     OrderState, PaymentState,
 };
 use lsp_node::lsps1::pricing::{price, PaymentMethod, PriceRequest};
-use lsp_node::lsps1::store::{
-    migrate, Admission, OrderBook, OrderFilter, StoreError, SCHEMA_VERSION,
-};
+use lsp_node::lsps1::store::{migrate, OrderBook, OrderFilter, StoreError, SCHEMA_VERSION};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -797,6 +796,93 @@ fn concurrent_orders_cannot_share_the_same_sats() {
         .count();
     assert_eq!(accepted, 1);
     assert_eq!(f.book.reserved_sat().unwrap(), 1_102_205);
+}
+
+/// Orders made at once on one book share commits (group commit): each is still checked
+/// against the ones committed or written before it, so the sats are never sold twice, and
+/// every order answered Ok is in the book.
+#[test]
+fn orders_made_together_on_one_book_are_each_checked_and_all_durable() {
+    let f = fixture();
+    let book = Arc::new(f.book);
+    let per_order = {
+        let order = new_order(&mut StdRng::seed_from_u64(1), key(1), T0, None);
+        reservation(&order, 0).reservation.unwrap().amount_sat
+    };
+    const ROOM: u64 = 5;
+    let spendable = per_order * ROOM + per_order / 2;
+    let threads = 24;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let (book, barrier) = (book.clone(), barrier.clone());
+            thread::spawn(move || {
+                let order = new_order(
+                    &mut StdRng::seed_from_u64(100 + i as u64),
+                    key(30 + i as u8),
+                    T0,
+                    None,
+                );
+                barrier.wait();
+                book.create_order(&order, &reservation(&order, spendable))
+                    .map(|()| order.id)
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let accepted: Vec<OrderId> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok().cloned())
+        .collect();
+    assert_eq!(accepted.len() as u64, ROOM, "{outcomes:?}");
+    for refused in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert!(matches!(refused, StoreError::Liquidity(_)), "{refused}");
+    }
+    assert_eq!(book.reserved_sat().unwrap(), per_order * ROOM);
+    drop(book);
+    let reopened = OrderBook::open(&f.path, f.clock.clone()).unwrap();
+    for id in &accepted {
+        assert!(
+            reopened.order(id).unwrap().is_some(),
+            "{id} was answered Ok"
+        );
+    }
+    assert_eq!(
+        sorted_ids(reopened.orders(&OrderFilter::default()).unwrap()),
+        sorted(accepted)
+    );
+}
+
+/// The book's change count moves with every write and stays put on reads, which go through
+/// read-only connections of their own: what is kept beside it (get_info) is dropped on every
+/// write and only then.
+#[test]
+fn writes_change_the_book_and_reads_do_not() {
+    let mut f = fixture();
+    assert!(f.book.read_connections() > 0, "a WAL file gets readers");
+    let order = new_order(&mut f.rng, key(2), T0, None);
+    let before = f.book.changes();
+    f.book
+        .create_order(&order, &reservation(&order, 10_000_000))
+        .unwrap();
+    let created = f.book.changes();
+    assert!(created > before, "a new order is a change");
+    f.book.order(&order.id).unwrap().unwrap();
+    f.book.reserved_sat().unwrap();
+    f.book.orders(&OrderFilter::default()).unwrap();
+    f.book.events(&order.id).unwrap();
+    assert_eq!(f.book.changes(), created, "reads are not changes");
+    f.book
+        .apply(
+            &order.id,
+            &OrderEvent::Failed {
+                onchain_refund_pending: false,
+            },
+            "test",
+        )
+        .unwrap();
+    assert!(f.book.changes() > created, "a transition is a change");
+    assert_eq!(f.book.reserved_sat().unwrap(), 0);
 }
 
 #[test]

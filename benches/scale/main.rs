@@ -8,13 +8,23 @@
 //! (default 100).
 //!
 //! Each pass: get_info and the hello-world, then create_order (Olympus dialect, each request
-//! its own client key) with get_order of one id measured beside it. The second pass also
-//! measures start-up (spawn to the public API answering), idle CPU over 20 s, and RSS.
+//! its own client key) with get_order of one id measured beside it. The first pass also
+//! measures create_order over one Lightning connection ([`p2p`]) with another peer's get_info
+//! timed beside it; the second start-up (spawn to the public API answering), idle CPU over
+//! 20 s, and RSS.
 //! Every figure is printed with its target and, for HTTP, its ratio to the baseline.
 
 mod load;
 mod node;
+mod p2p;
 mod seed;
+// The tests' bare Lightning peer, shared rather than copied (the bench uses part of it).
+#[allow(dead_code)]
+#[path = "../../tests/common/lsps0_peer.rs"]
+mod lsps0_peer;
+#[allow(dead_code)]
+#[path = "../../tests/common/quiet_channels.rs"]
+mod quiet_channels;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -219,6 +229,33 @@ fn report_pass(report: &mut Report, label: &str, pass: &Pass, small: Option<&Pas
     );
 }
 
+fn report_p2p(report: &mut Report, p2p: &p2p::P2pFigures) {
+    let failed = match &p2p.failure {
+        Some(answer) => format!(", {} failed (first: {answer})", p2p.failures),
+        None => String::new(),
+    };
+    report.add(
+        "p2p create_order over one connection",
+        format!(
+            "{:.0} orders/s ({} orders){failed}",
+            p2p.orders_per_sec, p2p.orders
+        ),
+        ">= 500/s",
+        Some(p2p.orders_per_sec >= 500.0 && p2p.failures == 0),
+    );
+    report.add(
+        "another peer's get_info meanwhile",
+        format!(
+            "p50 {}, p99 {}, {} answers",
+            ms(p2p.other_peer_p50),
+            ms(p2p.other_peer_p99),
+            p2p.other_peer_answers
+        ),
+        "keeps flowing: p99 < 100 ms",
+        Some(p2p.other_peer_p99 < Duration::from_millis(100)),
+    );
+}
+
 fn stored_orders(dir: &std::path::Path) -> u64 {
     let conn = rusqlite::Connection::open(node::database(dir)).expect("open the database");
     conn.query_row("SELECT COUNT(*) FROM lsps1_orders", [], |row| row.get(0))
@@ -267,6 +304,10 @@ fn main() {
     });
     let order_id = runtime.block_on(node.create_order(&orders.sample));
     let small = measure_pass(&node, &hello_url, &orders, &order_id, &options);
+    let p2p = runtime.block_on(async {
+        let node_id = node.node_id().await;
+        p2p::measure(node_id, node.p2p_addr, options.secs).await
+    });
     node.stop();
     let stored = stored_orders(&dir);
     report_pass(
@@ -275,6 +316,7 @@ fn main() {
         &small,
         None,
     );
+    report_p2p(&mut report, &p2p);
 
     // Pass 2: the book filled to its size.
     let template = {

@@ -75,6 +75,8 @@ enabled = true
 
 [lsps1.limits]
 max_unpaid_orders_per_peer = 4000000000
+p2p_orders_per_hour_per_peer = 4000000000
+p2p_orders_per_minute = 4000000000
 
 [lsps1.options]
 order_expiry_secs = 86400
@@ -93,6 +95,7 @@ pub struct BenchNode {
     pub public_url: String,
     admin_url: String,
     pub devchain_url: String,
+    pub p2p_addr: std::net::SocketAddr,
     http: reqwest::Client,
 }
 
@@ -117,6 +120,7 @@ impl BenchNode {
             public_url: format!("http://127.0.0.1:{}", ports.public),
             admin_url: format!("http://127.0.0.1:{}", ports.admin),
             devchain_url: format!("http://127.0.0.1:{}", ports.devchain),
+            p2p_addr: std::net::SocketAddr::from(([127, 0, 0, 1], ports.p2p)),
             http: reqwest::Client::new(),
         };
         let info = format!("{}/api/v1/get_info", node.public_url);
@@ -159,6 +163,15 @@ impl BenchNode {
         let body: Value = answer.json().await.unwrap_or(Value::Null);
         assert!(status.is_success(), "{path}: {status} {body}");
         body
+    }
+
+    /// The node's id, from the operator API.
+    pub async fn node_id(&self) -> bitcoin::secp256k1::PublicKey {
+        let info = self.admin(reqwest::Method::GET, "/v1/info", None).await;
+        info["node_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("a node id")
     }
 
     /// Mines enough blocks for the faucet to pay what the bench funds.

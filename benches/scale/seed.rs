@@ -12,8 +12,9 @@ use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use lightning_invoice::{Currency, InvoiceBuilder, PaymentHash, PaymentSecret};
 use lsp_node::lsps1::clock::SystemClock;
 use lsp_node::lsps1::liquidity::ReservationRequest;
+use lsp_node::lsps1::new_orders::Admission;
 use lsp_node::lsps1::order::{Order, OrderEvent, OrderId};
-use lsp_node::lsps1::store::{Admission, OrderBook};
+use lsp_node::lsps1::store::OrderBook;
 
 /// What the book holds after seeding.
 pub struct Seeded {

@@ -114,8 +114,8 @@ mod tests {
 
     use super::*;
     use crate::lsps1::clock::{Clock, ManualClock};
+    use crate::lsps1::new_orders::Admission;
     use crate::lsps1::order::tests::sample_order;
-    use crate::lsps1::store::Admission;
 
     fn book() -> (tempfile::TempDir, Arc<ManualClock>, OrderBook) {
         let dir = tempfile::tempdir().unwrap();

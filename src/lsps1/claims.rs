@@ -12,8 +12,9 @@ use bitcoin::secp256k1::PublicKey;
 use rand::RngCore;
 use rusqlite::{params, OptionalExtension};
 
+use crate::lsps1::new_orders::Admission;
 use crate::lsps1::order::{Order, OrderEvent, OrderId};
-use crate::lsps1::store::{apply_in, load_order, Admission, OrderBook, StoreError};
+use crate::lsps1::store::{apply_in, load_order, OrderBook, StoreError};
 
 /// Random bytes in a claim token.
 const TOKEN_BYTES: usize = 32;
@@ -92,15 +93,16 @@ impl OrderBook {
         order: &Order,
         admission: &Admission,
         token: &ClaimToken,
-        also: impl FnOnce(&rusqlite::Connection) -> Result<(), StoreError>,
+        also: impl FnOnce(&rusqlite::Connection) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
         if order.client_node_id.is_some() {
             return Err(StoreError::NotNew(order.id.clone()));
         }
-        self.create_order_with(order, admission, |tx| {
+        let (token_hash, id) = (token.hash(), order.id.clone());
+        self.create_order_with(order, admission, move |tx| {
             tx.execute(
                 "INSERT INTO lsps1_claim_tokens (token_hash, order_id) VALUES (?1, ?2)",
-                params![token.hash(), order.id.as_str()],
+                params![token_hash, id.as_str()],
             )?;
             also(tx)
         })

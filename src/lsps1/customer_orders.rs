@@ -11,8 +11,9 @@ use rusqlite::{params, OptionalExtension};
 use crate::lsps1::claims::ClaimToken;
 use crate::lsps1::coupons::{from_sql_u64, to_sql_u64};
 use crate::lsps1::credit::{self, CreditKind};
+use crate::lsps1::new_orders::Admission;
 use crate::lsps1::order::{Order, OrderId};
-use crate::lsps1::store::{load_order, Admission, OrderBook, StoreError};
+use crate::lsps1::store::{load_order, OrderBook, StoreError};
 
 /// A customer's order as the customer's API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,15 +35,16 @@ impl OrderBook {
     ) -> Result<(), StoreError> {
         let customer = order
             .customer
-            .as_ref()
+            .clone()
             .ok_or_else(|| StoreError::NotNew(order.id.clone()))?;
         let now = self.clock().now_unix_secs();
-        self.create_pay_first_order_with(order, admission, token, |tx| {
+        let id = order.id.clone();
+        self.create_pay_first_order_with(order, admission, token, move |tx| {
             tx.execute(
                 "INSERT INTO lsps1_customer_orders (order_id, customer_id, credit_used_sat)
                  VALUES (?1, ?2, ?3)",
                 params![
-                    order.id.as_str(),
+                    id.as_str(),
                     customer.customer_id,
                     to_sql_u64(customer.credit_used_sat)
                 ],
@@ -52,7 +54,7 @@ impl OrderBook {
                     tx,
                     &customer.customer_id,
                     customer.credit_used_sat,
-                    &CreditKind::OrderDebit(order.id.clone()),
+                    &CreditKind::OrderDebit(id),
                     now,
                 )?;
             }

@@ -16,9 +16,10 @@ use rusqlite::{params, OptionalExtension};
 
 use crate::lsps1::coupons::{from_sql_u64, to_sql_u64};
 use crate::lsps1::leases::{LeaseState, SECS_PER_BLOCK};
+use crate::lsps1::new_orders::Admission;
 use crate::lsps1::order::{ChannelInfo, Order, OrderEvent, OrderId};
 use crate::lsps1::store::{
-    apply_in, insert_note, load_order, set_channel_expiry, Admission, OrderBook, StoreError,
+    apply_in, insert_note, load_order, set_channel_expiry, OrderBook, StoreError,
 };
 
 /// One extension order as the lease book sees it.
@@ -72,9 +73,10 @@ impl OrderBook {
     ) -> Result<(), StoreError> {
         let terms = order
             .extension
-            .as_ref()
+            .clone()
             .ok_or_else(|| StoreError::Corrupt(format!("{} is not an extension", order.id)))?;
-        self.create_order_with(order, admission, |tx| {
+        let id = order.id.clone();
+        self.create_order_with(order, admission, move |tx| {
             let state: Option<String> = tx
                 .query_row(
                     "SELECT state FROM lsps1_leases WHERE order_id = ?1",
@@ -89,11 +91,7 @@ impl OrderBook {
             tx.execute(
                 "INSERT INTO lsps1_lease_extensions (order_id, lease_order_id, blocks)
                  VALUES (?1, ?2, ?3)",
-                params![
-                    order.id.as_str(),
-                    terms.lease_order_id.as_str(),
-                    terms.blocks
-                ],
+                params![id.as_str(), terms.lease_order_id.as_str(), terms.blocks],
             )?;
             Ok(())
         })

@@ -4,7 +4,8 @@
 //! only answers LSPS0 (`list_protocols` too is answered here when the server serves, so that
 //! it lists LSPS7). `create_order` (of both) is rate limited per node id and for all peers
 //! together ([`OrderRate`]) before it reaches the server: a refused request costs two map
-//! lookups.
+//! lookups. An admitted one is answered off the peer handler ([`Verdict::Defer`]): its
+//! commit must not hold up every other peer's messages.
 //!
 //! The order service needs this: lightning-liquidity 0.3's `send_payment_details` picks the
 //! order id itself and queues the answer before returning, so an order could not be persisted
@@ -115,22 +116,33 @@ impl LspsGate for Lsps1Gate {
             Ok(checked) => checked,
             Err(verdict) => return verdict,
         };
+        let id = checked.id;
         let answer = match (checked.lsps1, checked.lsps7, &self.answers) {
             (Some(request), _, answers) => {
                 let creates = matches!(request, Lsps1Request::CreateOrder(_));
-                self.admit(peer, creates).and_then(|()| match answers {
-                    Lsps1Answers::Server(server) => server.serve(peer, request),
-                    Lsps1Answers::NotOffered => Err(RpcError::method_not_found()),
-                })
+                match (self.admit(peer, creates), answers) {
+                    (Err(refused), _) => Err(refused),
+                    (Ok(()), Lsps1Answers::Server(server)) if creates => {
+                        let server = Arc::clone(server);
+                        return defer(id, move || server.serve(peer, request));
+                    }
+                    (Ok(()), Lsps1Answers::Server(server)) => server.serve(peer, request),
+                    (Ok(()), Lsps1Answers::NotOffered) => Err(RpcError::method_not_found()),
+                }
             }
             // Never forwarded: the liquidity manager cannot parse them and would ignore the
             // peer from then on.
             (None, Some(request), answers) => {
                 let creates = matches!(request, Lsps7Request::CreateOrder(_));
-                self.admit(peer, creates).and_then(|()| match answers {
-                    Lsps1Answers::Server(server) => server.serve_lsps7(peer, request),
-                    Lsps1Answers::NotOffered => Err(RpcError::method_not_found()),
-                })
+                match (self.admit(peer, creates), answers) {
+                    (Err(refused), _) => Err(refused),
+                    (Ok(()), Lsps1Answers::Server(server)) if creates => {
+                        let server = Arc::clone(server);
+                        return defer(id, move || server.serve_lsps7(peer, request));
+                    }
+                    (Ok(()), Lsps1Answers::Server(server)) => server.serve_lsps7(peer, request),
+                    (Ok(()), Lsps1Answers::NotOffered) => Err(RpcError::method_not_found()),
+                }
             }
             (None, None, Lsps1Answers::Server(server))
                 if checked.method == "lsps0.list_protocols" =>
@@ -139,14 +151,30 @@ impl LspsGate for Lsps1Gate {
             }
             (None, None, _) => return Verdict::Forward(checked.payload),
         };
-        let response = match answer {
-            Ok(result) => {
-                serde_json::json!({ "jsonrpc": "2.0", "id": checked.id, "result": result })
-            }
-            Err(error) => error.to_response(Some(&checked.id)),
-        };
-        Verdict::Reply(response.to_string())
+        Verdict::Reply(response(&id, answer))
     }
+}
+
+/// A new order is committed before it is answered: made off the peer handler, which every
+/// peer's messages wait on.
+fn defer(id: Value, serve: impl FnOnce() -> Result<Value, RpcError> + Send + 'static) -> Verdict {
+    let busy = RpcError::new(
+        RATE_LIMITED,
+        "too many orders are being made right now; try again in 1 s",
+    )
+    .with_data(serde_json::json!({ "retry_after_secs": 1 }));
+    Verdict::Defer {
+        refusal: response(&id, Err(busy)),
+        answer: Box::new(move || response(&id, serve())),
+    }
+}
+
+fn response(id: &Value, answer: Result<Value, RpcError>) -> String {
+    match answer {
+        Ok(result) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(error) => error.to_response(Some(id)),
+    }
+    .to_string()
 }
 
 impl Lsps1Gate {

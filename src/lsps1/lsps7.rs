@@ -26,13 +26,13 @@ use crate::lsps1::clock::rfc3339;
 use crate::lsps1::fulfil::REFUND_CONFIRM_BLOCKS;
 use crate::lsps1::guard::{ExtensionOrderRequest, Lsps7Request};
 use crate::lsps1::leases::{Lease, LeaseFilter, LeaseState};
+use crate::lsps1::new_orders::Admission;
 use crate::lsps1::order::{
     self, ExtensionTerms, Interface, Order, OrderId, OrderParams, OrderState, PaymentStateDialect,
 };
 use crate::lsps1::pricing::{self, PaymentMethod, PriceBreakdown};
 use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::service::{internal_error, store_error_to_rpc, OrderService};
-use crate::lsps1::store::Admission;
 
 /// A lease its client may extend now.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,9 +25,13 @@
 //!   [`extensions`] the extension orders that add blocks to a lease, and [`lsps7`] the
 //!   service's LSPS7 side (bLIP-57 draft) that sells them.
 //! - [`store`]: [`store::OrderBook`] over SQLite: orders, event history, reservations; every
-//!   change one transaction. [`coupons`], [`ledger`] (invoice hashes, held HTLCs, refunds) and
+//!   change one transaction. [`new_orders`] admits and writes new orders, those asked for
+//!   together sharing one commit through [`group_commit`]; [`readers`] its read-only
+//!   connections. [`coupons`], [`ledger`] (invoice hashes, held HTLCs, refunds) and
 //!   [`hold_spelling`] keep their tables beside it.
 //! - [`liquidity`]: the reservation size and accept/reject decision.
+//! - [`info`]: the `get_info` answer, kept ([`kept`]) while the wallet, the reservations and
+//!   the fee estimate it depends on are unchanged.
 //! - [`operator`]: the operator's view of orders and coupons, in the [`crate::api`] types;
 //!   [`metrics`] its figures for monitoring; [`stuck`] the orders whose money step is late.
 //! - [`rpc`]: JSON-RPC error codes and objects shared by p2p and HTTP; [`rate`] the token
@@ -51,18 +55,23 @@ pub mod customers;
 pub mod extensions;
 pub mod fulfil;
 pub mod gate;
+pub mod group_commit;
 pub mod guard;
 pub mod hold_spelling;
+pub mod info;
+pub mod kept;
 pub mod leases;
 pub mod ledger;
 pub mod liquidity;
 pub mod lsps7;
 pub mod metrics;
+pub mod new_orders;
 pub mod operator;
 pub mod order;
 pub mod pay_first;
 pub mod pricing;
 pub mod rate;
+pub mod readers;
 pub mod rpc;
 pub mod schema;
 pub mod service;

@@ -28,14 +28,16 @@ use crate::lsps1::customers::Account;
 use crate::lsps1::gate::Lsps1Server;
 use crate::lsps1::guard::{Lsps1Request, Lsps7Request, RequestGuard};
 use crate::lsps1::hold_spelling::{hold_spelling, HoldSpellingWarnings};
+use crate::lsps1::kept::Kept;
 use crate::lsps1::liquidity::{self, ReservationRequest};
+use crate::lsps1::new_orders::Admission;
 use crate::lsps1::order::{
     self, Bolt11Payment, Interface, OnchainPayment, Order, OrderCustomer, OrderId, OrderParams,
     OrderState, PaymentState, PaymentStateDialect,
 };
 use crate::lsps1::pricing::{self, PaymentMethod, PriceBreakdown, PriceRequest};
 use crate::lsps1::rpc::{self, RpcError};
-use crate::lsps1::store::{Admission, OrderBook, StoreError};
+use crate::lsps1::store::{OrderBook, StoreError};
 use crate::node::chain::{ChainSync, EsploraBroadcaster, EsploraFeeEstimator};
 use crate::node::peers::PeerConnector;
 use crate::node::types::{ChainMonitor, ChannelManager};
@@ -112,6 +114,9 @@ pub struct OrderService {
     pub(crate) fundings_checked_at: std::sync::atomic::AtomicU32,
     /// The one check of order requests, for p2p and every HTTP dialect.
     guard: Arc<RequestGuard>,
+    /// The last `get_info` answer and the change counts it was computed from
+    /// ([`crate::lsps1::info`]).
+    pub(crate) info: Kept<[u64; 3], Arc<Value>>,
 }
 
 impl OrderService {
@@ -125,6 +130,7 @@ impl OrderService {
             wake: Notify::new(),
             hold_warnings: HoldSpellingWarnings::default(),
             fundings_checked_at: std::sync::atomic::AtomicU32::new(0),
+            info: Kept::default(),
         }
     }
 
@@ -152,29 +158,6 @@ impl OrderService {
 
     pub(crate) fn now(&self) -> u64 {
         self.book.clock().now_unix_secs()
-    }
-
-    /// The `get_info` options, their maximum balances lowered to what the wallet can fund now
-    /// (spendable, not reserved, less the fee of a funding at the fastest target offered).
-    pub fn get_info_json(&self) -> Value {
-        let options = &self.config.options;
-        let mut info = options.get_info_json();
-        let rate = self.funding_fee_rate_sat_per_kwu(options.min_funding_confirms_within_blocks);
-        let funding_fee = pricing::fee_for_weight(
-            pricing::funding_tx_weight(self.config.pricing.funding_inputs_estimate),
-            rate,
-        )
-        .unwrap_or(u64::MAX);
-        let reserved = self.book.reserved_sat().unwrap_or(u64::MAX);
-        let sellable = self
-            .node
-            .wallet
-            .balances()
-            .spendable_sat
-            .saturating_sub(reserved)
-            .saturating_sub(funding_fee);
-        liquidity::cap_to_sellable(&mut info, sellable);
-        info
     }
 
     /// The fee rate (sat per 1000 weight units) that confirms a funding transaction within
@@ -490,7 +473,7 @@ impl OrderService {
     fn serve_p2p(&self, peer: PublicKey, request: Lsps1Request) -> Result<Value, RpcError> {
         let dialect = PaymentStateDialect::for_peer(&self.config, &peer);
         match request {
-            Lsps1Request::GetInfo => Ok(self.get_info_json()),
+            Lsps1Request::GetInfo => Ok(self.get_info().as_ref().clone()),
             Lsps1Request::CreateOrder(checked) => {
                 let order = self.create_order(NewOrder {
                     client_node_id: Some(peer),

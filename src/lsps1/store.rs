@@ -10,18 +10,22 @@
 //!   a reservation is open while `released_at` is NULL.
 //! - `lsps1_bolt11_payments`, `lsps1_refunds`: see [`crate::lsps1::ledger`].
 //!
-//! Every change is one `BEGIN IMMEDIATE` transaction (the write lock is taken first, so a check
-//! and the write that depends on it cannot interleave with another connection's), committed
-//! before the caller acknowledges anything: creating an order also redeems its coupon, enforces
-//! the per-peer limit and takes its reservation; a transition also writes its history row and
-//! releases the reservation when the order is funded, or failed with nothing left to refund.
+//! Every change is made in a `BEGIN IMMEDIATE` transaction (the write lock is taken first, so a
+//! check and the write that depends on it cannot interleave with another connection's),
+//! committed before the caller acknowledges anything: creating an order
+//! ([`crate::lsps1::new_orders`]) also redeems its coupon, enforces the per-peer limit and
+//! takes its reservation, in a savepoint of a transaction it may share with other new orders;
+//! a transition also writes its history row and releases the reservation when the order is
+//! funded, or failed with nothing left to refund.
 //!
 //! The node owns the SQLite file; [`OrderBook::open`] opens its own connection to it with the
 //! node's settings (WAL, `synchronous=FULL`, foreign keys enforced), and [`OrderBook::new`]
 //! takes a connection the node hands over.
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -33,8 +37,10 @@ use serde::Serialize;
 use crate::lsps1::clock::Clock;
 use crate::lsps1::coupons::{self, from_sql_u64, to_sql_u64, Coupon, CouponError, NewCoupon};
 use crate::lsps1::credit::{self, CreditError};
-use crate::lsps1::liquidity::{self, LiquidityError, ReservationRequest};
-use crate::lsps1::order::{Order, OrderEvent, OrderId, OrderState, PaymentState, TransitionError};
+use crate::lsps1::group_commit::{GroupCommit, Write};
+use crate::lsps1::liquidity::LiquidityError;
+use crate::lsps1::order::{Order, OrderEvent, OrderId, OrderState, TransitionError};
+use crate::lsps1::readers::ReadConnections;
 use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::schema;
 
@@ -205,17 +211,6 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The checks that must pass, atomically with the insert, for a new order to exist.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Admission {
-    /// Reserve liquidity for this order (None: do not reserve, e.g. an operator-made order).
-    pub reservation: Option<ReservationRequest>,
-    /// Refuse the order if the client already has this many unpaid, unexpired orders made
-    /// over the same interface. Anyone may name any node over HTTP; over p2p the node itself
-    /// asks, so orders made over HTTP for a node never block its own p2p orders.
-    pub max_unpaid_orders_per_peer: Option<u32>,
-}
-
 /// Which orders to list.
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
@@ -255,7 +250,36 @@ pub struct Reservation {
 /// several `OrderBook`s on the same file stay consistent through SQLite's write lock.
 pub struct OrderBook {
     conn: Mutex<Connection>,
+    readers: ReadConnections,
+    new_orders: GroupCommit<StoreError>,
+    changes: AtomicU64,
     clock: Arc<dyn Clock>,
+}
+
+/// The book's writing connection, held; counts a change when let go.
+pub(crate) struct Writer<'a> {
+    guard: MutexGuard<'a, Connection>,
+    changes: &'a AtomicU64,
+}
+
+impl Deref for Writer<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.guard
+    }
+}
+
+impl DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.guard
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl OrderBook {
@@ -271,7 +295,10 @@ impl OrderBook {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         migrate(&conn)?;
         Ok(OrderBook {
+            readers: ReadConnections::open(&conn, BUSY_TIMEOUT),
             conn: Mutex::new(conn),
+            new_orders: GroupCommit::default(),
+            changes: AtomicU64::new(0),
             clock,
         })
     }
@@ -281,117 +308,44 @@ impl OrderBook {
         &self.clock
     }
 
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+    /// The writing connection; letting it go counts as a change ([`Self::changes`]).
+    pub(crate) fn conn(&self) -> Writer<'_> {
         // A panic while holding the lock cannot leave a half-written order: the transaction
         // was rolled back when it was dropped.
-        self.conn
+        let guard = self
+            .conn
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Writer {
+            guard,
+            changes: &self.changes,
+        }
     }
 
-    /// Stores a new order: redeems its coupon (if any), enforces the per-peer limit, takes its
-    /// reservation and records the `created` event, all or nothing.
-    pub fn create_order(&self, order: &Order, admission: &Admission) -> Result<(), StoreError> {
-        self.create_order_with(order, admission, |_| Ok(()))
+    /// A number that changes after every use of the writing connection, so after every
+    /// commit: answers derived from the book (get_info's reserved total) and kept beside this
+    /// number are current while it is unchanged.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
-    /// [`Self::create_order`], with `also` run in the same transaction after the order row is
-    /// written (the rows another table keeps beside a new order, and their checks): all of it
-    /// is committed, or none.
-    pub(crate) fn create_order_with(
-        &self,
-        order: &Order,
-        admission: &Admission,
-        also: impl FnOnce(&Connection) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let unpaid =
-            |state: Option<PaymentState>| state.is_none_or(|s| s == PaymentState::ExpectPayment);
-        if order.state != OrderState::Created
-            || !unpaid(order.bolt11.as_ref().map(|b| b.state))
-            || !unpaid(order.onchain.as_ref().map(|o| o.state))
-            || order.channel.is_some()
-        {
-            return Err(StoreError::NotNew(order.id.clone()));
-        }
-        let now = self.clock.now_unix_secs();
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    /// A connection for reads that need no write lock: one of the book's read-only
+    /// connections ([`crate::lsps1::readers`]), or the writer when it has none.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        self.readers.get(&self.conn)
+    }
 
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM lsps1_orders WHERE id = ?1)",
-            params![order.id.as_str()],
-            |row| row.get(0),
-        )?;
-        if exists {
-            return Err(StoreError::DuplicateOrder(order.id.clone()));
-        }
-        // The node column: the claimed node, or '' for a pay-first order not claimed yet.
-        let client_column = node_column(order);
-        if let (Some(max), Some(_)) = (admission.max_unpaid_orders_per_peer, order.client_node_id) {
-            let open: u32 = tx.query_row(
-                // Left to itself the planner walks every live order by state.
-                "SELECT COUNT(*) FROM lsps1_orders INDEXED BY lsps1_orders_by_client
-                 WHERE client_node_id = ?1 AND order_state = 'CREATED'
-                   AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
-                   AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
-                   AND expires_at > ?2 AND source = ?3",
-                params![client_column, to_sql_u64(now), order.source.as_str()],
-                |row| row.get(0),
-            )?;
-            if open >= max {
-                return Err(StoreError::TooManyUnpaidOrders(open));
-            }
-        }
-        if let Some(code) = &order.coupon_code {
-            coupons::redeem(&tx, code, now)?;
-        }
-        if let Some(request) = admission.reservation {
-            liquidity::check(
-                request.spendable_sat,
-                reserved_sat(&tx)?,
-                request.amount_sat,
-            )?;
-        }
-        let record = encode(order)?;
-        tx.execute(
-            "INSERT INTO lsps1_orders (id, client_node_id, order_state, bolt11_state, onchain_state,
-                created_at, expires_at, updated_at, source, coupon_code, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                order.id.as_str(),
-                client_column,
-                order.state.as_str(),
-                order.bolt11.as_ref().map(|b| b.state.as_str()),
-                order.onchain.as_ref().map(|o| o.state.as_str()),
-                to_sql_u64(order.created_at),
-                to_sql_u64(order.expires_at),
-                to_sql_u64(order.updated_at),
-                order.source.as_str(),
-                order.coupon_code,
-                record,
-            ],
-        )?;
-        index_invoice(&tx, order)?;
-        watch_address(&tx, order)?;
-        if let Some(request) = admission.reservation {
-            tx.execute(
-                "INSERT INTO lsps1_reservations (order_id, amount_sat, created_at) VALUES (?1, ?2, ?3)",
-                params![order.id.as_str(), to_sql_u64(request.amount_sat), to_sql_u64(now)],
-            )?;
-        }
-        insert_event(
-            &tx,
-            &order.id,
-            now,
-            "created",
-            None,
-            &order.state_summary(),
-            "order accepted",
-            None,
-        )?;
-        also(&tx)?;
-        tx.commit()?;
-        Ok(())
+    /// How many read-only connections the book reads through (0: through its writer).
+    pub fn read_connections(&self) -> usize {
+        self.readers.len()
+    }
+
+    /// Makes `write` durable in one transaction with the other writes queued meanwhile
+    /// ([`crate::lsps1::group_commit`]).
+    pub(crate) fn write_in_group(&self, write: Write<StoreError>) -> Result<(), StoreError> {
+        let outcome = self.new_orders.write(&self.conn, write);
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        outcome
     }
 
     /// Applies `event` to order `id` and persists the result with its history row; releases
@@ -414,12 +368,12 @@ impl OrderBook {
 
     /// One order.
     pub fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
-        load_order(&self.conn(), id)
+        load_order(&self.reader(), id)
     }
 
     /// Orders matching `filter`, newest first.
     pub fn orders(&self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut statement = conn.prepare(
             "SELECT record FROM lsps1_orders
              WHERE (?1 IS NULL OR order_state = ?1)
@@ -477,7 +431,7 @@ impl OrderBook {
 
     /// The history of one order, oldest first.
     pub fn events(&self, id: &OrderId) -> Result<Vec<OrderEventRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut statement = conn.prepare(
             "SELECT at, event, from_state, to_state, reason, detail FROM lsps1_order_events
              WHERE order_id = ?1 ORDER BY seq",
@@ -497,7 +451,7 @@ impl OrderBook {
 
     /// Sats held by open reservations.
     pub fn reserved_sat(&self) -> Result<u64, StoreError> {
-        reserved_sat(&self.conn())
+        reserved_sat(&self.reader())
     }
 
     /// The reservation of one order, open or released.
@@ -543,7 +497,7 @@ impl OrderBook {
     }
 }
 
-fn reserved_sat(conn: &Connection) -> Result<u64, StoreError> {
+pub(crate) fn reserved_sat(conn: &Connection) -> Result<u64, StoreError> {
     // Kept by the triggers of schema::SCALE_TABLES in every transaction that takes or releases
     // a reservation.
     let total: i64 = conn.query_row(
@@ -625,7 +579,7 @@ pub(crate) fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order
 }
 
 #[allow(clippy::too_many_arguments)]
-fn insert_event(
+pub(crate) fn insert_event(
     conn: &Connection,
     id: &OrderId,
     at: u64,
@@ -653,7 +607,7 @@ fn insert_event(
 
 /// Indexes in the ledger (see [`crate::lsps1::ledger`]) the payment hash of `order`'s invoice. Orders whose invoice text is not a BOLT11
 /// invoice (test fixtures) have no hash to index.
-fn index_invoice(conn: &Connection, order: &Order) -> Result<(), StoreError> {
+pub(crate) fn index_invoice(conn: &Connection, order: &Order) -> Result<(), StoreError> {
     let Some(bolt11) = &order.bolt11 else {
         return Ok(());
     };
@@ -701,7 +655,7 @@ pub(crate) fn insert_note(
 
 /// The `lsps1_address_watch` row of a new order with an on-chain option
 /// ([`crate::lsps1::address_watch`]): watched from the order's expiry.
-fn watch_address(conn: &Connection, order: &Order) -> Result<(), StoreError> {
+pub(crate) fn watch_address(conn: &Connection, order: &Order) -> Result<(), StoreError> {
     if order.onchain.is_some() {
         conn.execute(
             "INSERT INTO lsps1_address_watch (order_id, watch_from) VALUES (?1, ?2)",
@@ -712,14 +666,14 @@ fn watch_address(conn: &Connection, order: &Order) -> Result<(), StoreError> {
 }
 
 /// The `client_node_id` column of `order`: its node, or '' while a pay-first order names none.
-fn node_column(order: &Order) -> String {
+pub(crate) fn node_column(order: &Order) -> String {
     order
         .client_node_id
         .map(|node| node.to_string())
         .unwrap_or_default()
 }
 
-fn encode(order: &Order) -> Result<String, StoreError> {
+pub(crate) fn encode(order: &Order) -> Result<String, StoreError> {
     serde_json::to_string(order).map_err(|e| StoreError::Corrupt(format!("{}: {e}", order.id)))
 }
 

@@ -431,6 +431,12 @@ pub(super) async fn build(
         Arc::clone(&logger),
         Arc::clone(&keys_manager),
     ));
+    let flushed = Arc::downgrade(&peer_manager);
+    lsps_handler.set_flush(move || {
+        if let Some(peer_manager) = flushed.upgrade() {
+            peer_manager.process_events();
+        }
+    });
 
     let peers = Arc::new(PeerConnector {
         peer_manager: Arc::clone(&peer_manager),

@@ -9,7 +9,14 @@
 //! Answers a gate gives go out through `get_and_clear_pending_msg`, together with the inner
 //! handler's own messages; lightning-net-tokio calls `PeerManager::process_events` after every
 //! read, which collects them.
+//!
+//! A gate may also defer its answer ([`Verdict::Defer`]) when making it waits on disk (a new
+//! order is committed before it is answered): the work runs on the blocking pool, never in the
+//! peer handler, which all peers share, and its answer is queued and flushed
+//! ([`GatedLspsHandler::set_flush`]) when done. At most [`MAX_DEFERRED`] answers are pending at
+//! once; a request beyond that is answered at once with the gate's refusal.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bitcoin::secp256k1::PublicKey;
@@ -20,15 +27,37 @@ use lightning::types::features::{InitFeatures, NodeFeatures};
 use lightning::util::ser::LengthLimitedRead;
 use lightning_liquidity::lsps0::ser::{RawLSPSMessage, LSPS_MESSAGE_TYPE_ID};
 
+/// Most deferred answers pending at once, over all peers.
+pub const MAX_DEFERRED: usize = 256;
+
+/// Work that makes a JSON-RPC response.
+pub type Answer = Box<dyn FnOnce() -> String + Send>;
+
 /// What happens to one incoming LSPS message.
-#[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Hand this payload (the original, or a cleaned copy) to the inner handler.
     Forward(String),
     /// Send this JSON-RPC response to the peer; the inner handler never sees the request.
     Reply(String),
+    /// Send the response `answer` makes, once made off the peer handler; `refusal` is the
+    /// response to send instead if it cannot be made (too many answers pending, or the work
+    /// failed).
+    Defer { answer: Answer, refusal: String },
     /// Neither answer nor forward (for example a response to a request we never sent).
     Drop(&'static str),
+}
+
+impl std::fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Forward(payload) => f.debug_tuple("Forward").field(payload).finish(),
+            Verdict::Reply(payload) => f.debug_tuple("Reply").field(payload).finish(),
+            Verdict::Defer { refusal, .. } => {
+                f.debug_struct("Defer").field("refusal", refusal).finish()
+            }
+            Verdict::Drop(reason) => f.debug_tuple("Drop").field(reason).finish(),
+        }
+    }
 }
 
 /// Looks at every raw LSPS message before the inner handler does.
@@ -41,16 +70,64 @@ pub trait LspsGate: Send + Sync {
 pub struct GatedLspsHandler<H> {
     inner: H,
     gate: OnceLock<Arc<dyn LspsGate>>,
-    replies: Mutex<Vec<(PublicKey, RawLSPSMessage)>>,
+    replies: Arc<Mutex<Vec<(PublicKey, RawLSPSMessage)>>>,
+    /// Runs deferred answers (none: they run in place, as outside a runtime).
+    runtime: Option<tokio::runtime::Handle>,
+    /// Sends what is queued now, rather than at the next read from any peer.
+    flush: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
+    deferred: Arc<AtomicUsize>,
 }
 
 impl<H> GatedLspsHandler<H> {
+    /// A handler over `inner`; deferred answers run on the blocking pool of the runtime this
+    /// is called in.
     pub fn new(inner: H) -> Self {
         GatedLspsHandler {
             inner,
             gate: OnceLock::new(),
-            replies: Mutex::new(Vec::new()),
+            replies: Arc::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            flush: Arc::default(),
+            deferred: Arc::default(),
         }
+    }
+
+    /// `flush` sends the queued messages (the node's `PeerManager::process_events`): called
+    /// when a deferred answer is ready. Set once; later calls are ignored.
+    pub fn set_flush(&self, flush: impl Fn() + Send + Sync + 'static) {
+        let _ = self.flush.set(Box::new(flush));
+    }
+
+    /// How many deferred answers are being made now.
+    pub fn deferred_pending(&self) -> usize {
+        self.deferred.load(Ordering::Acquire)
+    }
+
+    fn defer(&self, peer: PublicKey, answer: Answer, refusal: String) {
+        if self.deferred.fetch_add(1, Ordering::AcqRel) >= MAX_DEFERRED {
+            self.deferred.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(%peer, "too many LSPS answers pending; refused a request");
+            return self.queue_reply(peer, refusal);
+        }
+        let Some(runtime) = &self.runtime else {
+            self.deferred.fetch_sub(1, Ordering::AcqRel);
+            return self.queue_reply(peer, answer());
+        };
+        let (replies, flush, deferred) = (
+            Arc::clone(&self.replies),
+            Arc::clone(&self.flush),
+            Arc::clone(&self.deferred),
+        );
+        runtime.spawn_blocking(move || {
+            // Answered even if the work panics, so the count always comes back down.
+            let payload =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(answer)).unwrap_or(refusal);
+            push_reply(&replies, peer, payload);
+            deferred.fetch_sub(1, Ordering::AcqRel);
+            if let Some(flush) = flush.get() {
+                flush();
+            }
+        });
     }
 
     /// From now on every LSPS message passes `gate` first. Set once; later calls are ignored
@@ -61,10 +138,7 @@ impl<H> GatedLspsHandler<H> {
 
     /// Queues `payload` (a JSON-RPC message) for `peer`, sent with the next batch of messages.
     pub fn queue_reply(&self, peer: PublicKey, payload: String) {
-        self.replies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((peer, RawLSPSMessage { payload }));
+        push_reply(&self.replies, peer, payload)
     }
 
     pub fn inner(&self) -> &H {
@@ -120,6 +194,10 @@ where
                 self.queue_reply(sender_node_id, payload);
                 Ok(())
             }
+            Verdict::Defer { answer, refusal } => {
+                self.defer(sender_node_id, answer, refusal);
+                Ok(())
+            }
             Verdict::Drop(reason) => {
                 tracing::debug!(peer = %sender_node_id, reason, "dropped an LSPS message");
                 Ok(())
@@ -158,4 +236,11 @@ where
     fn provided_init_features(&self, their_node_id: PublicKey) -> InitFeatures {
         self.inner.provided_init_features(their_node_id)
     }
+}
+
+fn push_reply(replies: &Mutex<Vec<(PublicKey, RawLSPSMessage)>>, peer: PublicKey, payload: String) {
+    replies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((peer, RawLSPSMessage { payload }));
 }

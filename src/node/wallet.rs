@@ -30,6 +30,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -161,6 +162,11 @@ pub struct WalletSyncInfo {
 /// The node's on-chain wallet. Share it as `Arc<Wallet>`.
 pub struct Wallet {
     state: Mutex<WalletState>,
+    /// The balances as of the last look at the wallet state, `None` once anything has taken
+    /// the state since: written and cleared only under the state's lock.
+    balances: Mutex<Option<WalletBalances>>,
+    /// Counts the times the state was taken (and so may have changed).
+    changes: AtomicU64,
     sync_serializer: tokio::sync::Mutex<()>,
     last_sync: Mutex<Option<WalletSyncInfo>>,
     esplora: AsyncClient,
@@ -238,6 +244,8 @@ impl Wallet {
                 conn,
                 unwatched,
             }),
+            balances: Mutex::new(None),
+            changes: AtomicU64::new(0),
             sync_serializer: tokio::sync::Mutex::new(()),
             last_sync: Mutex::new(None),
             esplora,
@@ -353,13 +361,28 @@ impl Wallet {
     }
 
     /// Current balances, as of the last sync plus transactions signed since.
+    /// Computed once per change of the wallet state, not on every call.
     pub fn balances(&self) -> WalletBalances {
-        let balance = self.lock().wallet.balance();
-        WalletBalances {
+        if let Some(known) = *lock_ignoring_poison(&self.balances) {
+            return known;
+        }
+        let state = lock_ignoring_poison(&self.state);
+        let balance = state.wallet.balance();
+        let balances = WalletBalances {
             confirmed_sat: balance.confirmed.to_sat(),
             unconfirmed_sat: (balance.trusted_pending + balance.untrusted_pending).to_sat(),
             spendable_sat: balance.trusted_spendable().to_sat(),
-        }
+        };
+        *lock_ignoring_poison(&self.balances) = Some(balances);
+        drop(state);
+        balances
+    }
+
+    /// A number that changes whenever the wallet state may have changed (a sync, a signed
+    /// transaction, a revealed address): answers derived from the wallet and kept beside this
+    /// number are current while it is unchanged.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// Every output of a wallet transaction that pays one of `scripts` (which must be wallet
@@ -428,13 +451,21 @@ impl Wallet {
         ChainRequest::Incremental(watch::sync_request(&state))
     }
 
+    /// The wallet state, for any use that may change it: forgets the kept balances.
     fn lock(&self) -> MutexGuard<'_, WalletState> {
         // BDK applies changes to its in-memory state before we persist; if a panic interrupted
         // that, the worst case is a staged change persisted later, which BDK merges safely.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        let state = lock_ignoring_poison(&self.state);
+        *lock_ignoring_poison(&self.balances) = None;
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        state
     }
+}
+
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl WalletState {

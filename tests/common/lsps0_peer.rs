@@ -164,6 +164,12 @@ impl Lsps0Peer {
 
     /// Sends one JSON-RPC request and waits (until `deadline`) for the next answer.
     pub async fn call(&self, request: &serde_json::Value, deadline: Duration) -> serde_json::Value {
+        self.send(request);
+        self.answer(deadline).await.expect("the node answers")
+    }
+
+    /// Sends one JSON-RPC request without waiting for its answer.
+    pub fn send(&self, request: &serde_json::Value) {
         self.handler.outbox.lock().unwrap().push((
             self.node,
             RawLSPSMessage {
@@ -171,6 +177,10 @@ impl Lsps0Peer {
             },
         ));
         self.peer_manager.process_events();
+    }
+
+    /// The next answer not taken yet, waiting for one until `deadline` (`None`: none came).
+    pub async fn answer(&self, deadline: Duration) -> Option<serde_json::Value> {
         tokio::time::timeout(deadline, async {
             loop {
                 let answered = self.handler.answered.notified();
@@ -181,7 +191,7 @@ impl Lsps0Peer {
             }
         })
         .await
-        .expect("the node answers")
+        .ok()
     }
 
     pub fn disconnect(&self) {

@@ -23,6 +23,7 @@
 //! No access tokens are issued: `access_token` may only be empty.
 
 use axum::extract::State;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitcoin::Network;
@@ -62,21 +63,25 @@ pub fn routes() -> Router<PublicState> {
         .route(&format!("{PREFIX}/retry_delivery"), post(retry_delivery))
 }
 
-async fn get_info(State(state): State<PublicState>) -> Json<Value> {
-    let mut options = state.with_service(|service| service.get_info_json()).await;
+async fn get_info(State(state): State<PublicState>) -> Response {
     let config = &state.service.config().options;
-    // As in the Olympus dialect: the draft's two on-chain options, null for "none".
-    options["min_onchain_payment_confirmations"] = match config.onchain_payment_enabled {
-        true => json!(config.min_onchain_payment_confirmations),
-        false => Value::Null,
-    };
-    options["min_onchain_payment_size_sat"] = Value::Null;
-    sats_as_integers(&mut options);
-    Json(json!({
-        "lsp_connection_url": state.uris.first(),
-        "options": options,
-        "assets": [],
-    }))
+    state
+        .info_body("kaleidoswap", |info| {
+            let mut options = info.clone();
+            // As in the Olympus dialect: the draft's two on-chain options, null for "none".
+            options["min_onchain_payment_confirmations"] = match config.onchain_payment_enabled {
+                true => json!(config.min_onchain_payment_confirmations),
+                false => Value::Null,
+            };
+            options["min_onchain_payment_size_sat"] = Value::Null;
+            sats_as_integers(&mut options);
+            json!({
+                "lsp_connection_url": state.uris.first(),
+                "options": options,
+                "assets": [],
+            })
+        })
+        .await
 }
 
 async fn create_order(

@@ -8,6 +8,7 @@
 //! - `open_lsp.rs`: the open LSP API (pay-first orders, LNURL-channel).
 //! - `flow.rs`: the Flow API for customer accounts (`/flow/`), authenticated by
 //!   `customer_auth.rs`.
+//! - `info.rs`: the dialects' `get_info` bodies, kept while the service's answer is unchanged.
 //! - `request.rs`: reading bodies and checking order requests with the order service's guard.
 //! - `error.rs`: the error body and the code-to-status table.
 //! - `limits.rs`: the per-address rate limit and CORS.
@@ -22,6 +23,7 @@
 pub mod customer_auth;
 pub mod error;
 pub mod flow;
+pub mod info;
 pub mod kaleidoswap;
 pub mod limits;
 pub mod lsps7;
@@ -67,6 +69,8 @@ pub struct PublicState {
     /// The base URL of the links this listener hands out (LNURL-channel), if it may make any
     /// ([`crate::config::HttpConfig::link_base`]).
     pub link_base: Option<Arc<str>>,
+    /// The dialects' `get_info` bodies as last rendered.
+    pub info_bodies: Arc<info::InfoBodies>,
 }
 
 impl PublicState {
@@ -80,6 +84,7 @@ impl PublicState {
             customer_limits: Arc::new(CustomerLimits::new(&limits)),
             limits: Arc::new(limits),
             link_base: None,
+            info_bodies: Arc::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -30,18 +31,23 @@ pub fn routes() -> Router<PublicState> {
     router
 }
 
-pub(super) async fn get_info(State(state): State<PublicState>) -> Json<Value> {
-    let mut info = state.with_service(|service| service.get_info_json()).await;
+pub(super) async fn get_info(State(state): State<PublicState>) -> Response {
     let options = &state.service.config().options;
-    // Two options of the LSPS1 draft these clients were written against (bLIP-51 moved them
-    // into the on-chain payment of each order); null means "no on-chain payment" / "no minimum".
-    info["min_onchain_payment_confirmations"] = match options.onchain_payment_enabled {
-        true => json!(options.min_onchain_payment_confirmations),
-        false => Value::Null,
-    };
-    info["min_onchain_payment_size_sat"] = Value::Null;
-    info["uris"] = json!(state.uris.as_slice());
-    Json(info)
+    state
+        .info_body("olympus", |info| {
+            let mut info = info.clone();
+            // Two options of the LSPS1 draft these clients were written against (bLIP-51 moved
+            // them into the on-chain payment of each order); null means "no on-chain payment" /
+            // "no minimum".
+            info["min_onchain_payment_confirmations"] = match options.onchain_payment_enabled {
+                true => json!(options.min_onchain_payment_confirmations),
+                false => Value::Null,
+            };
+            info["min_onchain_payment_size_sat"] = Value::Null;
+            info["uris"] = json!(state.uris.as_slice());
+            info
+        })
+        .await
 }
 
 pub(super) async fn create_order(

@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use axum::extract::{Query, State};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitcoin::secp256k1::PublicKey;
@@ -43,6 +44,7 @@ use super::request::{
     json_object, minimal_order_params, refuse_unknown_fields, whole_number, RequestBody,
 };
 use super::PublicState;
+use crate::config::lsps1::Lsps1Options;
 use crate::lsps1::claims::{ClaimRefused, ClaimToken};
 use crate::lsps1::leases::{LeaseState, SECS_PER_BLOCK};
 use crate::lsps1::order::{Interface, Order, OrderState, PaymentState};
@@ -156,16 +158,21 @@ async fn lnurl_callback(
     }
 }
 
-async fn node_info(State(state): State<PublicState>) -> Json<Value> {
-    let info = state.with_service(|service| service.get_info_json()).await;
+async fn node_info(State(state): State<PublicState>) -> Response {
     let options = &state.service.config().options;
+    state
+        .info_body("open_lsp", |info| node_info_body(&state, options, info))
+        .await
+}
+
+fn node_info_body(state: &PublicState, options: &Lsps1Options, info: &Value) -> Value {
     let integer = |key: &str| {
         info[key]
             .as_str()
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    Json(json!({
+    json!({
         "node_id": state.uris.first().and_then(|uri| uri.split('@').next()),
         "uris": state.uris.as_slice(),
         "min_remote_balance": integer("min_initial_lsp_balance_sat"),
@@ -176,7 +183,7 @@ async fn node_info(State(state): State<PublicState>) -> Json<Value> {
         "max_channel_balance": integer("max_channel_balance_sat"),
         "max_channel_expiry": options.max_channel_expiry_blocks / BLOCKS_PER_WEEK,
         "onchain_payment": options.onchain_payment_enabled,
-    }))
+    })
 }
 
 async fn buy(

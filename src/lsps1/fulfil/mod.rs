@@ -319,8 +319,9 @@ impl OrderService {
                 tracing::warn!(order = %order.id, error = %e, "could not bump a refund's fee");
             }
         }
+        let advanced: HashSet<&OrderId> = orders.iter().map(|o| &o.id).collect();
         for order in watched.iter().filter(|o| o.state != OrderState::Created) {
-            if orders.iter().any(|o| o.id == order.id) {
+            if advanced.contains(&order.id) {
                 continue;
             }
             let got = receipts.get(&order.id).cloned().unwrap_or_default();

@@ -3,6 +3,7 @@
 //! successful fetch.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use bitcoin::FeeRate;
@@ -88,6 +89,8 @@ pub struct EsploraFeeEstimator {
     sat_per_kw: RwLock<HashMap<ConfirmationTarget, u32>>,
     /// The last `/fee-estimates` answer (blocks -> sat/vB), for targets LDK does not name.
     by_blocks: RwLock<HashMap<u16, f64>>,
+    /// Counts the refreshes that changed the estimates.
+    changes: AtomicU64,
 }
 
 impl EsploraFeeEstimator {
@@ -101,6 +104,7 @@ impl EsploraFeeEstimator {
             http,
             sat_per_kw: RwLock::new(fallbacks),
             by_blocks: RwLock::new(HashMap::new()),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -165,7 +169,14 @@ impl EsploraFeeEstimator {
             .write()
             .expect("fee lock poisoned")
             .extend(rates);
+        self.changes.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// A number that changes whenever the estimates may have changed: answers derived from
+    /// them and kept beside this number are current while it is unchanged.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// The fee rate expected to confirm within `blocks`, never below the floor; the funding
