@@ -59,24 +59,17 @@ impl<E: From<rusqlite::Error>> GroupCommit<E> {
 }
 
 fn write_batch<E: From<rusqlite::Error>>(conn: &mut Connection, batch: Vec<Queued<E>>) {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => return refuse_all(batch.into_iter().map(|q| q.reply), &error),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut queued = batch.into_iter();
     for Queued { write, reply } in queued.by_ref() {
-        let outcome = match tx.savepoint() {
-            // Dropping the savepoint unreleased rolls this write back alone.
-            Ok(savepoint) => write(&savepoint).and_then(|()| {
-                savepoint.commit()?;
-                Ok(())
-            }),
-            Err(error) => Err(error.into()),
-        };
-        let lost_transaction = outcome.is_err() && tx.is_autocommit();
+        let (outcome, intact) = in_savepoint(&tx, write);
         outcomes.push((reply, outcome));
-        if lost_transaction {
+        if !intact || tx.is_autocommit() {
+            // Dropping `tx` rolls back whatever is left of it.
             let error = refused("the transaction was rolled back by the database");
             let replies = outcomes.into_iter().map(|(reply, _)| reply);
             return refuse_all(replies.chain(queued.map(|q| q.reply)), &error);
@@ -93,6 +86,30 @@ fn write_batch<E: From<rusqlite::Error>>(conn: &mut Connection, batch: Vec<Queue
             for (reply, outcome) in outcomes {
                 let _ = reply.send(outcome.and_then(|()| Err(copy(&error).into())));
             }
+        }
+    }
+}
+
+/// Runs `write` in a savepoint: kept when it succeeds, undone alone when it fails. The second
+/// value is false when the savepoint itself could not be taken, released or undone, so the
+/// transaction can no longer be trusted.
+fn in_savepoint<E: From<rusqlite::Error>>(
+    conn: &Connection,
+    write: Write<E>,
+) -> (Result<(), E>, bool) {
+    let step = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    if let Err(error) = step("SAVEPOINT queued_write") {
+        return (Err(error.into()), false);
+    }
+    match write(conn) {
+        Ok(()) => match step("RELEASE queued_write") {
+            Ok(_) => (Ok(()), true),
+            Err(error) => (Err(error.into()), false),
+        },
+        Err(error) => {
+            let undone =
+                step("ROLLBACK TO queued_write").and_then(|_| step("RELEASE queued_write"));
+            (Err(error), undone.is_ok())
         }
     }
 }

@@ -65,27 +65,28 @@ fn insert_new_order(
     admission: &Admission,
     now: u64,
 ) -> Result<(), StoreError> {
-    let exists: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM lsps1_orders WHERE id = ?1)",
-        params![order.id.as_str()],
-        |row| row.get(0),
-    )?;
+    let exists: bool = tx
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM lsps1_orders WHERE id = ?1)")?
+        .query_row(params![order.id.as_str()], |row| row.get(0))?;
     if exists {
         return Err(StoreError::DuplicateOrder(order.id.clone()));
     }
     // The node column: the claimed node, or '' for a pay-first order not claimed yet.
     let client_column = node_column(order);
     if let (Some(max), Some(_)) = (admission.max_unpaid_orders_per_peer, order.client_node_id) {
-        let open: u32 = tx.query_row(
-            // Left to itself the planner walks every live order by state.
-            "SELECT COUNT(*) FROM lsps1_orders INDEXED BY lsps1_orders_by_client
-             WHERE client_node_id = ?1 AND order_state = 'CREATED'
-               AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
-               AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
-               AND expires_at > ?2 AND source = ?3",
-            params![client_column, to_sql_u64(now), order.source.as_str()],
-            |row| row.get(0),
-        )?;
+        // Left to itself the planner walks every live order by state.
+        let open: u32 = tx
+            .prepare_cached(
+                "SELECT COUNT(*) FROM lsps1_orders INDEXED BY lsps1_orders_by_client
+                 WHERE client_node_id = ?1 AND order_state = 'CREATED'
+                   AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
+                   AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
+                   AND expires_at > ?2 AND source = ?3",
+            )?
+            .query_row(
+                params![client_column, to_sql_u64(now), order.source.as_str()],
+                |row| row.get(0),
+            )?;
         if open >= max {
             return Err(StoreError::TooManyUnpaidOrders(open));
         }
@@ -97,35 +98,35 @@ fn insert_new_order(
         liquidity::check(request.spendable_sat, reserved_sat(tx)?, request.amount_sat)?;
     }
     let record = encode(order)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO lsps1_orders (id, client_node_id, order_state, bolt11_state, onchain_state,
             created_at, expires_at, updated_at, source, coupon_code, record)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            order.id.as_str(),
-            client_column,
-            order.state.as_str(),
-            order.bolt11.as_ref().map(|b| b.state.as_str()),
-            order.onchain.as_ref().map(|o| o.state.as_str()),
-            to_sql_u64(order.created_at),
-            to_sql_u64(order.expires_at),
-            to_sql_u64(order.updated_at),
-            order.source.as_str(),
-            order.coupon_code,
-            record,
-        ],
-    )?;
+    )?
+    .execute(params![
+        order.id.as_str(),
+        client_column,
+        order.state.as_str(),
+        order.bolt11.as_ref().map(|b| b.state.as_str()),
+        order.onchain.as_ref().map(|o| o.state.as_str()),
+        to_sql_u64(order.created_at),
+        to_sql_u64(order.expires_at),
+        to_sql_u64(order.updated_at),
+        order.source.as_str(),
+        order.coupon_code,
+        record,
+    ])?;
     index_invoice(tx, order)?;
     watch_address(tx, order)?;
     if let Some(request) = admission.reservation {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO lsps1_reservations (order_id, amount_sat, created_at) VALUES (?1, ?2, ?3)",
-            params![
-                order.id.as_str(),
-                to_sql_u64(request.amount_sat),
-                to_sql_u64(now)
-            ],
-        )?;
+        )?
+        .execute(params![
+            order.id.as_str(),
+            to_sql_u64(request.amount_sat),
+            to_sql_u64(now)
+        ])?;
     }
     insert_event(
         tx,

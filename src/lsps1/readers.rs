@@ -25,10 +25,10 @@ pub struct ReadConnections {
 
 impl ReadConnections {
     /// Read connections to `writer`'s file, or none when it has no file or is not in WAL mode.
-    pub fn open(writer: &Connection, busy_timeout: Duration) -> ReadConnections {
+    pub fn open(writer: &Connection, busy_timeout: Duration, statements: usize) -> ReadConnections {
         let connections = match reader_path(writer) {
             Some(path) => (0..READERS)
-                .map_while(|_| open_reader(&path, busy_timeout).ok())
+                .map_while(|_| open_reader(&path, busy_timeout, statements).ok())
                 .map(Mutex::new)
                 .collect(),
             None => Vec::new(),
@@ -76,12 +76,17 @@ fn reader_path(writer: &Connection) -> Option<String> {
     mode.eq_ignore_ascii_case("wal").then_some(path)
 }
 
-fn open_reader(path: &str, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+fn open_reader(
+    path: &str,
+    busy_timeout: Duration,
+    statements: usize,
+) -> rusqlite::Result<Connection> {
     let reader = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     reader.busy_timeout(busy_timeout)?;
+    reader.set_prepared_statement_cache_capacity(statements);
     reader.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     Ok(reader)
 }

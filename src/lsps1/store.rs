@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
-use lightning_invoice::Bolt11Invoice;
+use lightning_invoice::SignedRawBolt11Invoice;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
@@ -50,6 +50,9 @@ use crate::lsps1::schema;
 /// 9 leases, 10 lease extensions, 11 claim tokens, 12 customers and credit, 13 customer orders, limits and credit coupons, 14 the reservation
 /// total and the indexes of the fulfilment walk; see [`crate::lsps1::schema`]).
 pub const SCHEMA_VERSION: i64 = 14;
+
+/// Prepared statements kept per connection: every statement of the order paths stays parsed.
+pub(crate) const STATEMENT_CACHE: usize = 64;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -293,9 +296,10 @@ impl OrderBook {
     /// Uses a connection handed over by the node; migrates the `lsps1_` tables.
     pub fn new(conn: Connection, clock: Arc<dyn Clock>) -> Result<OrderBook, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&conn)?;
         Ok(OrderBook {
-            readers: ReadConnections::open(&conn, BUSY_TIMEOUT),
+            readers: ReadConnections::open(&conn, BUSY_TIMEOUT, STATEMENT_CACHE),
             conn: Mutex::new(conn),
             new_orders: GroupCommit::default(),
             changes: AtomicU64::new(0),
@@ -500,11 +504,9 @@ impl OrderBook {
 pub(crate) fn reserved_sat(conn: &Connection) -> Result<u64, StoreError> {
     // Kept by the triggers of schema::SCALE_TABLES in every transaction that takes or releases
     // a reservation.
-    let total: i64 = conn.query_row(
-        "SELECT amount_sat FROM lsps1_reserved_total WHERE id = 0",
-        [],
-        |row| row.get(0),
-    )?;
+    let total: i64 = conn
+        .prepare_cached("SELECT amount_sat FROM lsps1_reserved_total WHERE id = 0")?
+        .query_row([], |row| row.get(0))?;
     Ok(from_sql_u64(total))
 }
 
@@ -569,11 +571,8 @@ pub(crate) fn apply_in(
 
 pub(crate) fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order>, StoreError> {
     let record: Option<String> = conn
-        .query_row(
-            "SELECT record FROM lsps1_orders WHERE id = ?1",
-            params![id.as_str()],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT record FROM lsps1_orders WHERE id = ?1")?
+        .query_row(params![id.as_str()], |row| row.get(0))
         .optional()?;
     record.map(|r| decode(&r)).transpose()
 }
@@ -589,19 +588,19 @@ pub(crate) fn insert_event(
     reason: &str,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO lsps1_order_events (order_id, at, event, from_state, to_state, reason, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            id.as_str(),
-            to_sql_u64(at),
-            event,
-            from_state,
-            to_state,
-            reason,
-            detail
-        ],
-    )?;
+    )?
+    .execute(params![
+        id.as_str(),
+        to_sql_u64(at),
+        event,
+        from_state,
+        to_state,
+        reason,
+        detail
+    ])?;
     Ok(())
 }
 
@@ -611,13 +610,17 @@ pub(crate) fn index_invoice(conn: &Connection, order: &Order) -> Result<(), Stor
     let Some(bolt11) = &order.bolt11 else {
         return Ok(());
     };
-    let Ok(invoice) = bolt11.invoice.parse::<Bolt11Invoice>() else {
+    // Parsed without checking its signature again: the node itself has just signed it.
+    let Ok(invoice) = bolt11.invoice.parse::<SignedRawBolt11Invoice>() else {
         return Ok(());
     };
-    conn.execute(
+    let Some(payment_hash) = invoice.raw_invoice().payment_hash() else {
+        return Ok(());
+    };
+    conn.prepare_cached(
         "INSERT INTO lsps1_bolt11_payments (payment_hash, order_id) VALUES (?1, ?2)",
-        params![invoice.payment_hash().to_string(), order.id.as_str()],
-    )?;
+    )?
+    .execute(params![payment_hash.to_string(), order.id.as_str()])?;
     Ok(())
 }
 
