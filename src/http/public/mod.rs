@@ -51,9 +51,22 @@ use crate::lsps1::guard::RequestGuard;
 use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::service::OrderService;
 
-/// What every public handler needs.
+/// What every public handler needs: one shared value, so handing it to each request and each
+/// layer costs one reference count.
 #[derive(Clone)]
-pub struct PublicState {
+pub struct PublicState(Arc<PublicParts>);
+
+impl std::ops::Deref for PublicState {
+    type Target = PublicParts;
+
+    fn deref(&self) -> &PublicParts {
+        &self.0
+    }
+}
+
+/// The parts of [`PublicState`].
+#[derive(Clone)]
+pub struct PublicParts {
     pub service: Arc<OrderService>,
     /// The order service's request check, the one the p2p path applies too.
     pub guard: Arc<RequestGuard>,
@@ -75,7 +88,7 @@ pub struct PublicState {
 
 impl PublicState {
     pub fn new(service: Arc<OrderService>, uris: Vec<String>, limits: HttpLimits) -> Self {
-        PublicState {
+        PublicState(Arc::new(PublicParts {
             guard: Arc::clone(service.guard()),
             service,
             uris: Arc::new(uris),
@@ -85,12 +98,12 @@ impl PublicState {
             limits: Arc::new(limits),
             link_base: None,
             info_bodies: Arc::default(),
-        }
+        }))
     }
 
     /// The same state, handing out links under `base`.
     pub fn with_link_base(mut self, base: Option<String>) -> Self {
-        self.link_base = base.map(Arc::from);
+        Arc::make_mut(&mut self.0).link_base = base.map(Arc::from);
         self
     }
 
