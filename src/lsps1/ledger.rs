@@ -163,8 +163,9 @@ impl OrderBook {
     pub fn failed_orders_holding_htlcs(&self) -> Result<Vec<(OrderId, PaymentHash)>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare(
+            // CROSS JOIN: walk the few held HTLCs, not every failed order (the planner would).
             "SELECT p.order_id, p.payment_hash FROM lsps1_bolt11_payments p
-             JOIN lsps1_orders o ON o.id = p.order_id
+             CROSS JOIN lsps1_orders o ON o.id = p.order_id
              WHERE p.held_at IS NOT NULL AND p.claimed_at IS NULL AND p.failed_back_at IS NULL
                AND p.claim_requested_at IS NULL AND o.order_state = 'FAILED'",
         )?;
@@ -184,8 +185,9 @@ impl OrderBook {
     pub fn failed_orders_awaiting_claim(&self) -> Result<Vec<OrderId>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare(
+            // CROSS JOIN: walk the few held HTLCs, not every failed order (the planner would).
             "SELECT p.order_id FROM lsps1_bolt11_payments p
-             JOIN lsps1_orders o ON o.id = p.order_id
+             CROSS JOIN lsps1_orders o ON o.id = p.order_id
              WHERE p.held_at IS NOT NULL AND p.claim_requested_at IS NOT NULL
                AND p.claimed_at IS NULL AND p.failed_back_at IS NULL
                AND o.order_state = 'FAILED'",

@@ -29,8 +29,10 @@ impl OrderBook {
     /// unpaid ones that received something and have a refund on its way.
     pub fn refunds_pending(&self) -> Result<u64, StoreError> {
         let count: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM lsps1_orders o
-             WHERE o.order_state = 'FAILED'
+            // Through the refunding orders' partial index: the planner would walk every
+            // failed order.
+            "SELECT COUNT(*) FROM lsps1_orders o INDEXED BY lsps1_orders_refunding
+             WHERE o.order_state = 'FAILED' AND o.onchain_state IN ('EXPECT_PAYMENT', 'PAID')
                AND (o.onchain_state = 'PAID'
                     OR (o.onchain_state = 'EXPECT_PAYMENT'
                         AND EXISTS (SELECT 1 FROM lsps1_refunds r WHERE r.order_id = o.id)))",

@@ -47,16 +47,19 @@ impl OrderBook {
                 "paid, but its channel is not funded (is the client online, and does it accept the channel?)",
             ),
             (
+                // CROSS JOIN and INDEXED BY: the few held HTLCs and refunding orders, not
+                // every completed or failed order (the planner would walk those).
                 "SELECT p.order_id, p.held_at FROM lsps1_bolt11_payments p
-                 JOIN lsps1_orders o ON o.id = p.order_id
+                 CROSS JOIN lsps1_orders o ON o.id = p.order_id
                  WHERE o.order_state = 'COMPLETED' AND p.held_at IS NOT NULL
                    AND p.claimed_at IS NULL AND p.failed_back_at IS NULL AND p.held_at <= ?1",
                 before(CLAIM_SECS),
                 "its channel is funded but its HTLC is not claimed: the funding transaction is not confirming (does the chain source have it, and does it pay enough?)",
             ),
             (
-                "SELECT id, updated_at FROM lsps1_orders
-                 WHERE order_state = 'FAILED' AND onchain_state = 'PAID' AND updated_at <= ?1",
+                "SELECT id, updated_at FROM lsps1_orders INDEXED BY lsps1_orders_refunding
+                 WHERE order_state = 'FAILED' AND onchain_state IN ('EXPECT_PAYMENT', 'PAID')
+                   AND onchain_state = 'PAID' AND updated_at <= ?1",
                 before(REFUND_SECS),
                 "failed, and its on-chain refund is not confirmed (can the wallet pay it?)",
             ),
