@@ -238,17 +238,29 @@ fn channel_opens_and_their_fundings_are_counted_in_the_book() {
         "counted across restarts"
     );
     assert_eq!(book.fundings(&order.id).unwrap(), vec![funding]);
+
+    // A second order funded by the same (batch) transaction: settling the funding for one
+    // order leaves it watched for the other.
+    let other = new_order(&mut f.rng, key(2), T0, None);
+    book.create_order(&other, &Admission::default()).unwrap();
+    book.record_open_attempt(&other.id).unwrap();
+    book.record_funding(&other.id, &funding, 101).unwrap();
+    let mut unsettled = book.unsettled_fundings().unwrap();
+    unsettled.sort_by_key(|f| f.2);
     assert_eq!(
-        book.order_for_funding(&funding).unwrap(),
-        Some((order.id.clone(), Some(100))),
-        "a funding leads back to its order and the height it was signed at"
+        unsettled,
+        vec![
+            (order.id.clone(), funding, Some(100)),
+            (other.id.clone(), funding, Some(101))
+        ],
+        "each funding leads back to its order and the height it was signed at"
     );
-    assert_eq!(book.order_for_funding(&no_open).unwrap(), None);
+    book.settle_funding(&order.id, &funding).unwrap();
     assert_eq!(
         book.unsettled_fundings().unwrap(),
-        vec![(order.id.clone(), funding, Some(100))]
+        vec![(other.id.clone(), funding, Some(101))]
     );
-    book.settle_funding(&funding).unwrap();
+    book.settle_funding(&other.id, &funding).unwrap();
     assert!(book.unsettled_fundings().unwrap().is_empty());
 }
 

@@ -415,3 +415,72 @@ async fn e2e_wallet_never_replaces_a_parent_of_its_own_child_and_pays_for_parent
     }
     chain.shutdown().await;
 }
+
+/// One funding transaction for several channels pays each exactly, shares one input set and
+/// change, and costs far fewer vbytes per channel than a transaction per channel: the figures
+/// the batched-funding target is stated in (printed with `--nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_batch_funding_costs_fewer_vbytes_per_channel() {
+    let chain = start_devchain().await;
+    let (_dir, wallet, broadcaster) = fresh_wallet(&chain);
+    wallet.sync().await.unwrap();
+    chain
+        .fund(&wallet.new_address().unwrap(), 10_000_000)
+        .expect("faucet pays");
+    chain.mine(1);
+    sync_until_confirmed(&wallet, 10_000_000).await;
+    let rate = FeeRate::from_sat_per_vb(2).unwrap();
+    let channel_script =
+        |i: u8| ScriptBuf::new_p2wsh(&ScriptBuf::from_bytes(vec![0x51, i]).wscript_hash());
+    let mut per_channel = Vec::new();
+    let mut last = None;
+    for channels in [1u8, 5, 10] {
+        let outputs: Vec<(ScriptBuf, Amount)> = (0..channels)
+            .map(|i| (channel_script(i), Amount::from_sat(100_000 + u64::from(i))))
+            .collect();
+        let funding = wallet
+            .create_batch_funding_transaction(&outputs, rate)
+            .unwrap();
+        assert!(broadcaster.take().is_empty(), "not broadcast by the wallet");
+        for (script, value) in &outputs {
+            let paid: Vec<Amount> = funding
+                .output
+                .iter()
+                .filter(|o| o.script_pubkey == *script)
+                .map(|o| o.value)
+                .collect();
+            assert_eq!(paid, vec![*value], "each channel is paid exactly once");
+        }
+        assert_eq!(funding.input.len(), 1, "one input serves every channel");
+        assert_eq!(
+            funding.output.len(),
+            usize::from(channels) + 1,
+            "channels plus change"
+        );
+        let vbytes = funding.vsize() as f64 / f64::from(channels);
+        println!(
+            "funding {channels:>2} channel(s): {} vB, {vbytes:.1} vB per channel",
+            funding.vsize()
+        );
+        per_channel.push(vbytes);
+        if channels == 10 {
+            last = Some(funding);
+        } else {
+            wallet.abandon_transaction(&funding).unwrap();
+        }
+    }
+    let saving = 1.0 - per_channel[2] / per_channel[0];
+    println!(
+        "10 channels in one transaction: {:.0}% fewer vbytes per channel",
+        saving * 100.0
+    );
+    assert!(
+        saving >= 0.4,
+        "vbytes per channel at 10: {per_channel:?} (saving {saving:.2})"
+    );
+    let batch = last.unwrap();
+    broadcast(&chain, &batch).await;
+    chain.mine(1);
+    assert_eq!(chain.confirmations(&batch.compute_txid()), Some(1));
+    chain.shutdown().await;
+}

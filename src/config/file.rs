@@ -49,6 +49,8 @@ pub struct FileNode {
     pub accept_inbound_channels: Option<bool>,
     pub min_inbound_channel_sat: Option<u64>,
     pub seed_file: Option<PathBuf>,
+    pub funding_batch_window_ms: Option<u64>,
+    pub funding_batch_signing_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -104,6 +106,16 @@ pub fn render(config: &super::Config) -> String {
             accept_inbound_channels: Some(config.node.accept_inbound_channels),
             min_inbound_channel_sat: Some(config.node.min_inbound_channel_sat),
             seed_file: Some(config.seed_path()),
+            funding_batch_window_ms: Some(
+                config
+                    .node
+                    .funding_batch
+                    .map_or(0, |batch| batch.window.as_millis() as u64),
+            ),
+            funding_batch_signing_timeout_secs: config
+                .node
+                .funding_batch
+                .map(|batch| batch.signing_timeout.as_secs()),
         },
         http: FileHttp {
             listen: config.http.listen.map(|a| a.to_string()),

@@ -15,8 +15,8 @@ use bitcoin::Network;
 
 use super::file::FileConfig;
 use super::{
-    AdminConfig, ChainConfig, ChainSource, Config, ConfigError, HttpConfig, HttpLimits, LogConfig,
-    LogFormat, NodeConfig,
+    AdminConfig, ChainConfig, ChainSource, Config, ConfigError, FundingBatchConfig, HttpConfig,
+    HttpLimits, LogConfig, LogFormat, NodeConfig,
 };
 
 /// Default address of the embedded devchain's Esplora API.
@@ -28,6 +28,8 @@ pub const DEFAULT_P2P_LISTEN: &str = "127.0.0.1:9735";
 const DEFAULT_SYNC_INTERVAL_SECS: u64 = 30;
 const DEFAULT_COLOR: &str = "f7931a";
 const DEFAULT_MIN_INBOUND_CHANNEL_SAT: u64 = 20_000;
+const MAX_FUNDING_BATCH_WINDOW_MS: u64 = 30_000;
+const DEFAULT_FUNDING_BATCH_SIGNING_TIMEOUT_SECS: u64 = 30;
 /// node_announcement carries the alias in 32 bytes.
 const MAX_ALIAS_BYTES: usize = 32;
 
@@ -469,7 +471,40 @@ impl Resolver<'_> {
                 .min_inbound_channel_sat
                 .unwrap_or(DEFAULT_MIN_INBOUND_CHANNEL_SAT),
             seed_file,
+            funding_batch: self.resolve_funding_batch()?,
         })
+    }
+
+    fn resolve_funding_batch(&self) -> Result<Option<FundingBatchConfig>, ConfigError> {
+        let node = &self.file.node;
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
+            origin: Origin::File {
+                path: self.label.clone(),
+                key,
+            }
+            .to_string(),
+            problem,
+        };
+        let window = node.funding_batch_window_ms.unwrap_or(0);
+        if window > MAX_FUNDING_BATCH_WINDOW_MS {
+            return Err(invalid(
+                "node.funding_batch_window_ms",
+                format!("a funding batch window is at most {MAX_FUNDING_BATCH_WINDOW_MS} ms (channels wait for their funding that long)"),
+            ));
+        }
+        let signing_timeout = node
+            .funding_batch_signing_timeout_secs
+            .unwrap_or(DEFAULT_FUNDING_BATCH_SIGNING_TIMEOUT_SECS);
+        if signing_timeout == 0 {
+            return Err(invalid(
+                "node.funding_batch_signing_timeout_secs",
+                "the signing timeout must be at least 1 second".to_string(),
+            ));
+        }
+        Ok((window > 0).then(|| FundingBatchConfig {
+            window: std::time::Duration::from_millis(window),
+            signing_timeout: std::time::Duration::from_secs(signing_timeout),
+        }))
     }
 
     fn resolve_http_limits(&self) -> Result<HttpLimits, ConfigError> {

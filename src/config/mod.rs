@@ -134,6 +134,19 @@ pub struct NodeConfig {
     pub min_inbound_channel_sat: u64,
     /// Where the BIP39 mnemonic lives; `None` means `<data_dir>/seed`.
     pub seed_file: Option<PathBuf>,
+    /// Funding the channels we open together; `None` funds each by its own transaction.
+    pub funding_batch: Option<FundingBatchConfig>,
+}
+
+/// Batched funding (`node.funding_batch_window_ms` > 0): channels whose funding LDK asks for
+/// within one window are funded by one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FundingBatchConfig {
+    /// How long the first channel ready for funding waits for others.
+    pub window: std::time::Duration,
+    /// How long a batch may wait for every peer's signature before the peers that have not
+    /// signed are dropped from it (the others are funded again without them).
+    pub signing_timeout: std::time::Duration,
 }
 
 /// The public HTTP listener (the LSPS1 mirror).
@@ -229,6 +242,7 @@ impl Config {
                 accept_inbound_channels: true,
                 min_inbound_channel_sat: 20_000,
                 seed_file: None,
+                funding_batch: None,
             },
             http: HttpConfig {
                 listen: Some(any_port),

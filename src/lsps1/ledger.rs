@@ -247,28 +247,6 @@ impl OrderBook {
         Ok(())
     }
 
-    /// The order a funding transaction was signed for, and the height it was signed at (`None`
-    /// for fundings recorded before heights were).
-    pub fn order_for_funding(
-        &self,
-        txid: &Txid,
-    ) -> Result<Option<(OrderId, Option<u32>)>, StoreError> {
-        let row = self
-            .conn()
-            .query_row(
-                "SELECT order_id, funding_height FROM lsps1_channel_opens WHERE funding_txid = ?1",
-                params![txid.to_string()],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<u32>>(1)?)),
-            )
-            .optional()?;
-        row.map(|(id, height)| {
-            OrderId::parse(&id)
-                .map(|id| (id, height))
-                .map_err(|_| StoreError::Corrupt(id))
-        })
-        .transpose()
-    }
-
     /// Every funding transaction still watched: `(order, txid, height signed at)`.
     pub fn unsettled_fundings(&self) -> Result<Vec<(OrderId, Txid, Option<u32>)>, StoreError> {
         let conn = self.conn();
@@ -292,13 +270,14 @@ impl OrderBook {
         .collect()
     }
 
-    /// Stops watching funding transaction `txid`.
-    pub fn settle_funding(&self, txid: &Txid) -> Result<(), StoreError> {
+    /// Stops watching funding transaction `txid` for order `id` (a batch funding stays
+    /// watched for its other orders).
+    pub fn settle_funding(&self, id: &OrderId, txid: &Txid) -> Result<(), StoreError> {
         let now = self.clock().now_unix_secs();
         self.conn().execute(
-            "UPDATE lsps1_channel_opens SET funding_settled_at = ?2
-             WHERE funding_txid = ?1 AND funding_settled_at IS NULL",
-            params![txid.to_string(), to_sql_u64(now)],
+            "UPDATE lsps1_channel_opens SET funding_settled_at = ?3
+             WHERE order_id = ?1 AND funding_txid = ?2 AND funding_settled_at IS NULL",
+            params![id.as_str(), txid.to_string(), to_sql_u64(now)],
         )?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! What the node does with each LDK event.
 //!
-//! The background processor hands every [`Event`] to [`EventHandler::handle`]. Funding
-//! transactions come from the BDK wallet, received payments and the life of channels we open go
+//! The background processor hands every [`Event`] to [`EventHandler::handle`]. Channels are
+//! funded by the [`Funder`] (from the BDK wallet, alone or in batches), received payments and the life of channels we open go
 //! through a [`ServiceHook`] (the LSPS1 order service; [`ClaimEverything`] when the node sells
 //! nothing), payment outcomes are written
 //! to the store's payments table, spendable outputs go to the [`OutputSweeper`], anchor fee
@@ -20,6 +20,7 @@ use lightning::ln::types::ChannelId;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
 
 use super::chain::{unix_now, EsploraFeeEstimator, OnchainTarget};
+use super::funding::{Funder, FundingRequest};
 use super::peers::PeerConnector;
 use super::store::{PaymentRecord, Store};
 use super::types::{BumpTransactionHandler, ChannelManager, OutputSweeper};
@@ -140,6 +141,7 @@ pub struct EventHandler {
     pub(crate) peers: Arc<PeerConnector>,
     pub(crate) hook: Arc<dyn ServiceHook>,
     pub(crate) inbound_policy: InboundChannelPolicy,
+    pub(crate) funder: Arc<Funder>,
 }
 
 impl EventHandler {
@@ -159,14 +161,14 @@ impl EventHandler {
                         self.fee_estimator
                             .onchain_fee_rate(OnchainTarget::ChannelFunding)
                     });
-                self.fund_channel(
+                self.funder.funding_ready(FundingRequest {
                     temporary_channel_id,
                     counterparty_node_id,
                     user_channel_id,
-                    channel_value_satoshis,
+                    value: Amount::from_sat(channel_value_satoshis),
                     output_script,
                     fee_rate,
-                );
+                });
             }
             Event::FundingTxBroadcastSafe {
                 channel_id,
@@ -346,8 +348,16 @@ impl EventHandler {
                 tracing::info!(%channel_id, ?counterparty_node_id, ?channel_capacity_sats, %reason, "channel closed");
                 // The funding of a closed channel is not sent again: should a reorg take it
                 // away, its inputs are ours again instead of locked in a channel that is gone.
+                // A batch funding is still sent while another of its channels is open.
                 if let Some(funding) = channel_funding_txo {
-                    self.wallet.stop_sending(&funding.txid);
+                    let funds_another = self
+                        .channel_manager
+                        .list_channels()
+                        .iter()
+                        .any(|c| c.funding_txo.is_some_and(|o| o.txid == funding.txid));
+                    if !funds_another {
+                        self.wallet.stop_sending(&funding.txid);
+                    }
                 }
                 self.hook
                     .channel_closed(user_channel_id, counterparty_node_id, &reason);
@@ -402,58 +412,6 @@ impl EventHandler {
             }
         }
         Ok(())
-    }
-
-    fn fund_channel(
-        &self,
-        temporary_channel_id: ChannelId,
-        counterparty_node_id: PublicKey,
-        user_channel_id: u128,
-        value_sat: u64,
-        output_script: bitcoin::ScriptBuf,
-        fee_rate: bitcoin::FeeRate,
-    ) {
-        let funding = self.wallet.create_funding_transaction(
-            output_script,
-            Amount::from_sat(value_sat),
-            fee_rate,
-        );
-        let release = |tx: &bitcoin::Transaction| {
-            // LDK will never broadcast it: give its inputs back to the wallet.
-            if let Err(abandon) = self.wallet.abandon_transaction(tx) {
-                tracing::warn!(error = %abandon, "could not release the funding inputs");
-            }
-        };
-        let outcome = match funding {
-            Ok(tx)
-                if !self
-                    .hook
-                    .funding_created(user_channel_id, &tx.compute_txid()) =>
-            {
-                release(&tx);
-                Err("the funding transaction could not be recorded".to_string())
-            }
-            Ok(tx) => self
-                .channel_manager
-                .funding_transaction_generated(
-                    temporary_channel_id,
-                    counterparty_node_id,
-                    tx.clone(),
-                )
-                .map_err(|e| {
-                    release(&tx);
-                    format!("{e:?}")
-                }),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(reason) = outcome {
-            tracing::error!(%temporary_channel_id, %counterparty_node_id, reason, "could not fund channel; abandoning it");
-            let _ = self.channel_manager.force_close_broadcasting_latest_txn(
-                &temporary_channel_id,
-                &counterparty_node_id,
-                "funding failed".to_string(),
-            );
-        }
     }
 
     fn payment_claimable(

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use super::chain::EsploraBroadcaster;
 use super::events::{ClaimEverything, EventHandler, InboundChannelPolicy, ServiceHook};
+use super::funding::Funder;
 use super::logger::LdkLogger;
 use super::lsps::LspsGate;
 use super::peers::{self, Announcement};
@@ -103,6 +104,7 @@ impl BuiltNode {
             }
         }
 
+        let hook: Arc<dyn ServiceHook> = services.hook.unwrap_or_else(|| Arc::new(ClaimEverything));
         let event_handler = Arc::new(EventHandler {
             channel_manager: Arc::clone(&inner.channel_manager),
             wallet: Arc::clone(&inner.wallet),
@@ -119,8 +121,15 @@ impl BuiltNode {
             ),
             store: Arc::clone(&inner.store),
             peers: Arc::clone(&inner.peers),
-            hook: services.hook.unwrap_or_else(|| Arc::new(ClaimEverything)),
+            hook: Arc::clone(&hook),
             inbound_policy: parts.inbound_policy,
+            funder: Arc::new(Funder::new(
+                Arc::clone(&inner.channel_manager),
+                Arc::clone(&inner.chain_monitor),
+                Arc::clone(&inner.wallet),
+                hook,
+                inner.config.node.funding_batch,
+            )),
         });
 
         let sleeper_rx = shutdown_rx.clone();

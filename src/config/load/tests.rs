@@ -109,6 +109,42 @@ fn http_limits_default_and_refuse_impossible_values() {
 }
 
 #[test]
+fn funding_batches_are_off_by_default_and_bounded() {
+    let none = ConfigOverrides::default();
+    assert_eq!(
+        parse_with(FILE, &none, &[]).unwrap().node.funding_batch,
+        None
+    );
+    let with_node = |body: &str| FILE.replace("[node]\n", &format!("[node]\n{body}\n"));
+    let config = parse_with(&with_node("funding_batch_window_ms = 0"), &none, &[]).unwrap();
+    assert_eq!(config.node.funding_batch, None, "0 turns batching off");
+    let config = parse_with(&with_node("funding_batch_window_ms = 2500"), &none, &[]).unwrap();
+    assert_eq!(
+        config.node.funding_batch,
+        Some(FundingBatchConfig {
+            window: std::time::Duration::from_millis(2500),
+            signing_timeout: std::time::Duration::from_secs(
+                DEFAULT_FUNDING_BATCH_SIGNING_TIMEOUT_SECS
+            ),
+        })
+    );
+    let e = error_of(&with_node("funding_batch_window_ms = 30001"), &none, &[]);
+    assert!(
+        e.contains("`node.funding_batch_window_ms`") && e.contains("at most 30000 ms"),
+        "{e}"
+    );
+    let e = error_of(
+        &with_node("funding_batch_window_ms = 100\nfunding_batch_signing_timeout_secs = 0"),
+        &none,
+        &[],
+    );
+    assert!(
+        e.contains("`node.funding_batch_signing_timeout_secs`") && e.contains("at least 1"),
+        "{e}"
+    );
+}
+
+#[test]
 fn environment_overrides_the_file_and_flags_override_both() {
     let vars = [
         ("LSP_NODE_DATA_DIR", "/env/data"),

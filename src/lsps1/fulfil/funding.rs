@@ -89,7 +89,11 @@ impl OrderService {
         height: u32,
         new_tip: bool,
     ) -> Result<(), String> {
-        let settle = || self.book.settle_funding(txid).map_err(|e| e.to_string());
+        let settle = || {
+            self.book
+                .settle_funding(id, txid)
+                .map_err(|e| e.to_string())
+        };
         let order = self
             .book
             .order(id)

@@ -84,43 +84,60 @@ impl Wallet {
         value: Amount,
         fee_rate: FeeRate,
     ) -> Result<Transaction, WalletError> {
+        self.create_batch_funding_transaction(&[(output_script, value)], fee_rate)
+    }
+
+    /// [`Wallet::create_funding_transaction`] for several channels at once: one output of
+    /// exactly each value to each script (one transaction's overhead, inputs and change shared
+    /// by all of them).
+    pub fn create_batch_funding_transaction(
+        &self,
+        outputs: &[(ScriptBuf, Amount)],
+        fee_rate: FeeRate,
+    ) -> Result<Transaction, WalletError> {
         check_fee_rate(fee_rate)?;
-        check_above_dust(&output_script, value.to_sat())?;
+        let Some((first_script, _)) = outputs.first() else {
+            return Err(WalletError::CreateTx(
+                "a funding transaction funds at least one channel".into(),
+            ));
+        };
+        for (script, value) in outputs {
+            check_above_dust(script, value.to_sat())?;
+        }
+        let needed = outputs.iter().map(|(_, value)| value.to_sat()).sum::<u64>();
         let mut state = self.lock();
         let available = state.wallet.balance().trusted_spendable().to_sat();
-        if value.to_sat() > available {
-            return Err(WalletError::InsufficientFunds {
-                needed: value.to_sat(),
-                available,
-            });
+        if needed > available {
+            return Err(WalletError::InsufficientFunds { needed, available });
         }
         let untrusted = state.untrusted_outpoints();
         let mut builder = state.wallet.build_tx();
-        builder
-            .unspendable(untrusted)
-            .fee_rate(fee_rate)
-            .add_recipient(output_script.clone(), value);
+        builder.unspendable(untrusted).fee_rate(fee_rate);
+        for (script, value) in outputs {
+            builder.add_recipient(script.clone(), *value);
+        }
         let psbt = builder
             .finish()
-            .map_err(|e| create_tx_error(e, &output_script))?;
-        let pays_exactly = psbt
-            .unsigned_tx
-            .output
-            .iter()
-            .filter(|o| o.script_pubkey == output_script)
-            .map(|o| o.value)
-            .collect::<Vec<_>>()
-            == vec![value];
+            .map_err(|e| create_tx_error(e, first_script))?;
+        let pays_exactly = outputs.iter().all(|(script, value)| {
+            psbt.unsigned_tx
+                .output
+                .iter()
+                .filter(|o| o.script_pubkey == *script)
+                .map(|o| o.value)
+                .collect::<Vec<_>>()
+                == vec![*value]
+        });
         if !pays_exactly {
             state.wallet.cancel_tx(&psbt.unsigned_tx);
             return Err(WalletError::CreateTx(
-                "the funding transaction does not pay the requested amount to the channel script"
+                "the funding transaction does not pay each requested amount to its channel script"
                     .into(),
             ));
         }
         let tx = state.sign_and_record(psbt, &self.db_path)?;
         self.broadcaster.hold(&tx);
-        tracing::info!(txid = %tx.compute_txid(), value_sat = value.to_sat(), "signed channel funding transaction");
+        tracing::info!(txid = %tx.compute_txid(), channels = outputs.len(), value_sat = needed, "signed channel funding transaction");
         Ok(tx)
     }
 
