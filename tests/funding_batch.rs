@@ -10,9 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::process::{regtest_config, NodeProcess};
 use common::*;
 use lsp_node::config::FundingBatchConfig;
 use lsp_node::devchain::Devchain;
+use lsp_node::fault_points::CRASH_AT_VAR;
 use lsp_node::Builder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,47 +22,53 @@ use tokio::sync::watch;
 
 const CHANNEL_SAT: u64 = 100_000;
 
-struct Scene {
-    _dirs: Vec<tempfile::TempDir>,
-    devchain: Devchain,
-    lsp: lsp_node::App,
+/// The LSP as the tests reach it: in this process or a real `lsp-node` process.
+struct Lsp {
+    node_id: bitcoin::secp256k1::PublicKey,
+    p2p: SocketAddr,
     operator: Operator,
     public_api: String,
 }
 
-async fn scene(signing_timeout: Duration) -> Scene {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let devchain = start_devchain().await;
-    let mut config = config_for(dir.path(), &devchain.base_url());
-    config.node.funding_batch = Some(FundingBatchConfig {
-        window: Duration::from_secs(3),
-        signing_timeout,
-    });
-    let lsp = Builder::new(config).start().await.expect("LSP starts");
-    let operator = Operator::for_node(&lsp);
-    let public_api = format!("http://{}", lsp.http_listen_addr().unwrap());
-    fund(&devchain, &operator, 3_000_000).await;
-    Scene {
-        _dirs: vec![dir],
-        devchain,
-        lsp,
-        operator,
-        public_api,
-    }
+struct Scene {
+    dirs: Vec<tempfile::TempDir>,
+    devchain: Devchain,
+    lsp: Lsp,
 }
 
 impl Scene {
+    /// A devchain and an in-process LSP batching fundings (3 s window) with `signing_timeout`.
+    async fn in_process(signing_timeout: Duration) -> (Scene, lsp_node::App) {
+        init_logging();
+        let dir = tempfile::tempdir().unwrap();
+        let devchain = start_devchain().await;
+        let mut config = config_for(dir.path(), &devchain.base_url());
+        config.node.funding_batch = Some(FundingBatchConfig {
+            window: Duration::from_secs(3),
+            signing_timeout,
+        });
+        let app = Builder::new(config).start().await.expect("LSP starts");
+        let lsp = Lsp {
+            node_id: app.node_id(),
+            p2p: app.p2p_listen_addr(),
+            operator: Operator::for_node(&app),
+            public_api: format!("http://{}", app.http_listen_addr().unwrap()),
+        };
+        fund(&devchain, &lsp.operator, 3_000_000).await;
+        let scene = Scene {
+            dirs: vec![dir],
+            devchain,
+            lsp,
+        };
+        (scene, app)
+    }
+
     /// An ldk-node client connected to the LSP at `via` (the LSP's own p2p address if `None`).
     async fn client(&mut self, via: Option<SocketAddr>) -> Arc<ldk_node::Node> {
         let dir = tempfile::tempdir().unwrap();
         let client = Arc::new(start_ldk_node(&self.devchain, dir.path(), |_| {}));
-        self._dirs.push(dir);
-        let (connecting, lsp_id) = (Arc::clone(&client), self.lsp.node_id());
-        let address = via.unwrap_or(self.lsp.p2p_listen_addr()).to_string();
-        blocking(move || connecting.connect(lsp_id, address.parse().unwrap(), true))
-            .await
-            .expect("the client connects to the LSP");
+        self.dirs.push(dir);
+        connect(&client, self.lsp.node_id, via.unwrap_or(self.lsp.p2p)).await;
         client
     }
 
@@ -71,7 +79,7 @@ impl Scene {
         for client in clients {
             let refund = client.onchain_payment().new_address().unwrap();
             let body = olympus_order(&client.node_id().to_string(), false, Some(&refund));
-            let order = create_olympus_order(&self.public_api, &body).await;
+            let order = create_olympus_order(&self.lsp.public_api, &body).await;
             let (pay_to, total) = onchain_payment_of(&order);
             self.devchain
                 .fund(&pay_to, total)
@@ -84,10 +92,49 @@ impl Scene {
 
     /// The funding transaction (from the devchain) of completed order `id`.
     async fn funding_of(&self, id: &str) -> bitcoin::Transaction {
-        let (_, txid) = wait_order_funded(&self.operator, id).await;
+        let (_, txid) = wait_order_funded(&self.lsp.operator, id).await;
         wait_for_tx_in_mempool(&self.devchain, &txid, "the order's funding").await;
         self.devchain.get_transaction(&txid).unwrap()
     }
+
+    /// Waits until the channels to `clients` share one funding transaction handed to LDK (the
+    /// batch waits for signatures); returns its txid.
+    async fn handed_batch(&self, clients: &[&Arc<ldk_node::Node>]) -> bitcoin::Txid {
+        let members: HashSet<String> = clients.iter().map(|c| c.node_id().to_string()).collect();
+        let txid = wait_for("the channels handed one funding", DEADLINE, || async {
+            let fundings: Vec<String> = self
+                .lsp
+                .operator
+                .channels()
+                .await
+                .into_iter()
+                .filter(|c| members.contains(&c.counterparty_node_id))
+                .filter_map(|c| c.funding_txo)
+                .map(|outpoint| outpoint.split(':').next().unwrap().to_string())
+                .collect();
+            let txids: HashSet<&String> = fundings.iter().collect();
+            (fundings.len() == members.len() && txids.len() == 1).then(|| fundings[0].clone())
+        })
+        .await;
+        txid.parse().unwrap()
+    }
+}
+
+async fn connect(client: &Arc<ldk_node::Node>, lsp: bitcoin::secp256k1::PublicKey, at: SocketAddr) {
+    let connecting = Arc::clone(client);
+    blocking(move || connecting.connect(lsp, at.to_string().parse().unwrap(), true))
+        .await
+        .expect("the client connects to the LSP");
+}
+
+/// Waits until `client` lists the LSP's offer of a channel (it has answered `open_channel`).
+async fn wait_channel_offer(client: &ldk_node::Node) {
+    wait_for(
+        "the client to have the LSP's channel offer",
+        DEADLINE,
+        || async { (!client.list_channels().is_empty()).then_some(()) },
+    )
+    .await;
 }
 
 /// The outputs of `tx` that fund a channel (the LSP's change is the other one).
@@ -100,7 +147,7 @@ fn channel_outputs(tx: &bitcoin::Transaction) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_three_orders_paid_together_are_funded_by_one_transaction() {
-    let mut scene = scene(Duration::from_secs(30)).await;
+    let (mut scene, app) = Scene::in_process(Duration::from_secs(30)).await;
     let clients = [
         scene.client(None).await,
         scene.client(None).await,
@@ -131,11 +178,11 @@ async fn e2e_three_orders_paid_together_are_funded_by_one_transaction() {
     let closing = &clients[0];
     let channel = closing.list_channels().remove(0);
     closing
-        .force_close_channel(&channel.user_channel_id, scene.lsp.node_id(), None)
+        .force_close_channel(&channel.user_channel_id, scene.lsp.node_id, None)
         .unwrap();
     let closer = closing.node_id().to_string();
     wait_for("the LSP to see the channel closed", DEADLINE, || async {
-        let channels = scene.operator.channels().await;
+        let channels = scene.lsp.operator.channels().await;
         (!channels.iter().any(|c| c.counterparty_node_id == closer)).then_some(())
     })
     .await;
@@ -147,9 +194,12 @@ async fn e2e_three_orders_paid_together_are_funded_by_one_transaction() {
         wait_sold_channel_usable(client, txid).await;
     }
     for id in &ids {
-        assert_eq!(scene.operator.order(id).await.summary.state, "COMPLETED");
+        assert_eq!(
+            scene.lsp.operator.order(id).await.summary.state,
+            "COMPLETED"
+        );
     }
-    scene.lsp.stop().await.unwrap();
+    app.stop().await.unwrap();
     for client in clients {
         client.stop().unwrap();
     }
@@ -157,46 +207,18 @@ async fn e2e_three_orders_paid_together_are_funded_by_one_transaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_batch_member_that_never_signs_does_not_hold_the_others() {
-    let mut scene = scene(Duration::from_secs(4)).await;
+    let (mut scene, app) = Scene::in_process(Duration::from_secs(4)).await;
     // The silent client's messages from the LSP pass through a relay that can hold them: held
     // while the first batch waits, it never sees that batch's `funding_created`, so it cannot
     // sign, while staying connected.
-    let relay = HoldingRelay::start(scene.lsp.p2p_listen_addr()).await;
+    let relay = HoldingRelay::start(scene.lsp.p2p).await;
     let silent = scene.client(Some(relay.addr)).await;
     let a = scene.client(None).await;
     let b = scene.client(None).await;
     let ids = scene.paid_orders(&[&silent, &a, &b]).await;
-
-    wait_for(
-        "the silent client to have the LSP's channel offer",
-        DEADLINE,
-        || async { (!silent.list_channels().is_empty()).then_some(()) },
-    )
-    .await;
+    wait_channel_offer(&silent).await;
     relay.hold(true);
-    let member_ids: HashSet<String> = [&silent, &a, &b]
-        .iter()
-        .map(|c| c.node_id().to_string())
-        .collect();
-    let first_batch = wait_for(
-        "the three channels handed one funding",
-        DEADLINE,
-        || async {
-            let fundings: Vec<String> = scene
-                .operator
-                .channels()
-                .await
-                .into_iter()
-                .filter(|c| member_ids.contains(&c.counterparty_node_id))
-                .filter_map(|c| c.funding_txo)
-                .map(|outpoint| outpoint.split(':').next().unwrap().to_string())
-                .collect();
-            let txids: HashSet<&String> = fundings.iter().collect();
-            (fundings.len() == 3 && txids.len() == 1).then(|| fundings[0].clone())
-        },
-    )
-    .await;
-    let first_batch: bitcoin::Txid = first_batch.parse().unwrap();
+    let first_batch = scene.handed_batch(&[&silent, &a, &b]).await;
 
     // The two that signed are funded together again, without the silent one.
     let funded_a = scene.funding_of(&ids[1]).await;
@@ -204,7 +226,7 @@ async fn e2e_a_batch_member_that_never_signs_does_not_hold_the_others() {
     assert_eq!(funded_a.compute_txid(), funded_b.compute_txid());
     assert_ne!(funded_a.compute_txid(), first_batch);
     assert_eq!(channel_outputs(&funded_a), 2, "{funded_a:?}");
-    let silent_order = scene.operator.order(&ids[0]).await;
+    let silent_order = scene.lsp.operator.order(&ids[0]).await;
     assert_eq!(silent_order.summary.state, "CREATED");
     assert!(
         scene.devchain.get_transaction(&first_batch).is_none(),
@@ -223,10 +245,81 @@ async fn e2e_a_batch_member_that_never_signs_does_not_hold_the_others() {
     wait_sold_channel_usable(&b, funded_a.compute_txid()).await;
     wait_sold_channel_usable(&silent, alone.compute_txid()).await;
     assert!(scene.devchain.get_transaction(&first_batch).is_none());
-    scene.lsp.stop().await.unwrap();
+    app.stop().await.unwrap();
     for client in [silent, a, b] {
         client.stop().unwrap();
     }
+}
+
+/// The real binary killed right after it dropped a silent member from a batch (LDK has
+/// closed the whole batch and updated the signed members' monitors; the ChannelManager is not
+/// persisted yet): it starts again on the same data, and every order still ends funded, none by
+/// the abandoned batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_kill_after_a_batch_is_dropped_leaves_every_order_funded_after_restart() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let devchain = start_devchain().await;
+    let p2p = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let config = regtest_config(&dir.path().join("data"), &devchain.base_url(), 1).replace(
+        "p2p_listen = \"127.0.0.1:0\"",
+        &format!(
+            "p2p_listen = \"{p2p}\"\nfunding_batch_window_ms = 3000\nfunding_batch_signing_timeout_secs = 4"
+        ),
+    );
+    let crash_at = [(CRASH_AT_VAR, "funding.batch_member_dropped")];
+    let mut process = NodeProcess::spawn(dir.path(), &config, &crash_at);
+    let operator = process.wait_running(DEADLINE).await;
+    fund(&devchain, &operator, 3_000_000).await;
+    let node_id = operator.info().await.node_id.parse().unwrap();
+    let lsp = Lsp {
+        node_id,
+        p2p,
+        operator,
+        public_api: process.public_api_url(),
+    };
+    let mut scene = Scene {
+        dirs: Vec::new(),
+        devchain,
+        lsp,
+    };
+    let relay = HoldingRelay::start(p2p).await;
+    let silent = scene.client(Some(relay.addr)).await;
+    let a = scene.client(None).await;
+    let b = scene.client(None).await;
+    let ids = scene.paid_orders(&[&silent, &a, &b]).await;
+    wait_channel_offer(&silent).await;
+    relay.hold(true);
+    let first_batch = scene.handed_batch(&[&silent, &a, &b]).await;
+    let status = process.wait_exit(DEADLINE).await;
+    assert!(!status.success(), "aborted at the crash point: {status:?}");
+
+    let mut process = NodeProcess::spawn(dir.path(), &config, &[]);
+    scene.lsp.operator = process.wait_running(DEADLINE).await;
+    scene.lsp.public_api = process.public_api_url();
+    relay.hold(false);
+    for (client, via) in [(&silent, relay.addr), (&a, p2p), (&b, p2p)] {
+        connect(client, node_id, via).await;
+    }
+    let mut fundings = Vec::new();
+    for id in &ids {
+        let funding = scene.funding_of(id).await;
+        assert_ne!(funding.compute_txid(), first_batch);
+        fundings.push(funding.compute_txid());
+    }
+    scene.devchain.mine(6);
+    for (client, funding) in [&silent, &a, &b].into_iter().zip(fundings) {
+        wait_sold_channel_usable(client, funding).await;
+    }
+    assert!(scene.devchain.get_transaction(&first_batch).is_none());
+    process.terminate(DEADLINE).await;
+    for client in [silent, a, b] {
+        client.stop().unwrap();
+    }
+    drop(scene.dirs);
 }
 
 /// A TCP relay to `upstream` whose upstream-to-client bytes can be held back (kept in order,

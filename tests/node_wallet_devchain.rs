@@ -22,6 +22,8 @@ use lsp_node::node::wallet::{SendAmount, Wallet, WalletError};
 struct RecordingBroadcaster {
     sent: Mutex<Vec<Transaction>>,
     kept: Mutex<HashSet<Txid>>,
+    /// Held since signed, never handed over for broadcast.
+    unsent: Mutex<HashSet<Txid>>,
 }
 
 impl RecordingBroadcaster {
@@ -33,19 +35,25 @@ impl RecordingBroadcaster {
 impl KeepBroadcasting for RecordingBroadcaster {
     fn hold(&self, tx: &Transaction) {
         self.kept.lock().unwrap().insert(tx.compute_txid());
+        self.unsent.lock().unwrap().insert(tx.compute_txid());
     }
     fn broadcast_kept(&self, tx: &Transaction) {
-        self.hold(tx);
+        self.kept.lock().unwrap().insert(tx.compute_txid());
+        self.unsent.lock().unwrap().remove(&tx.compute_txid());
         self.sent.lock().unwrap().push(tx.clone());
     }
     fn abandon(&self, txid: &Txid) {
         self.kept.lock().unwrap().remove(txid);
+        self.unsent.lock().unwrap().remove(txid);
     }
     fn replaced(&self, original: &Txid, _by: &Txid) {
         self.abandon(original);
     }
     fn open_txids(&self) -> HashSet<Txid> {
         self.kept.lock().unwrap().clone()
+    }
+    fn unsent_txids(&self) -> HashSet<Txid> {
+        self.unsent.lock().unwrap().clone()
     }
 }
 
@@ -482,5 +490,44 @@ async fn e2e_batch_funding_costs_fewer_vbytes_per_channel() {
     broadcast(&chain, &batch).await;
     chain.mine(1);
     assert_eq!(chain.confirmations(&batch.compute_txid()), Some(1));
+    chain.shutdown().await;
+}
+
+/// The change of a funding transaction that is signed but not yet handed over for broadcast
+/// (its channel's peer has not signed) is not spent: that funding may never be broadcast, and
+/// whatever spent its change would never confirm. Once it is handed over, the change serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_an_unsent_funding_change_is_not_spent() {
+    let chain = start_devchain().await;
+    let (_dir, wallet, broadcaster) = fresh_wallet(&chain);
+    wallet.sync().await.unwrap();
+    chain
+        .fund(&wallet.new_address().unwrap(), 200_000)
+        .expect("faucet pays");
+    chain.mine(1);
+    sync_until_confirmed(&wallet, 200_000).await;
+    let rate = FeeRate::from_sat_per_vb(2).unwrap();
+    let channel_script = ScriptBuf::new_p2wsh(&ScriptBuf::from_bytes(vec![0x51]).wscript_hash());
+    let funding = wallet
+        .create_funding_transaction(channel_script, Amount::from_sat(50_000), rate)
+        .unwrap();
+    let elsewhere = wallet.new_address().unwrap();
+    let refused = wallet
+        .sign_payment(&elsewhere, SendAmount::Exact(10_000), rate)
+        .unwrap_err();
+    assert!(
+        matches!(refused, WalletError::InsufficientFunds { .. }),
+        "{refused}"
+    );
+
+    broadcaster.broadcast_kept(&funding);
+    let payment = wallet
+        .sign_payment(&elsewhere, SendAmount::Exact(10_000), rate)
+        .expect("the change of a funding handed over for broadcast is spendable");
+    assert_eq!(payment.input.len(), 1);
+    assert_eq!(
+        payment.input[0].previous_output.txid,
+        funding.compute_txid()
+    );
     chain.shutdown().await;
 }

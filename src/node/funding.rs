@@ -222,6 +222,8 @@ impl Funder {
                 &channel.counterparty.node_id,
                 "did not sign the batch funding in time".to_string(),
             );
+            // The batch is closed, its monitors updated; the ChannelManager is not persisted yet.
+            crate::fault_points::crash_point("funding.batch_member_dropped");
         }
     }
 }

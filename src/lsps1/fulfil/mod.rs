@@ -214,6 +214,7 @@ fn confirmations(output: &ReceivedOutput, height: u32) -> u32 {
 impl OrderService {
     /// Walks the order book until `shutdown`; first rebroadcasts recorded refunds.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        self.release_unsent_fundings();
         self.rebroadcast_refunds();
         self.fail_back_refunded_htlcs();
         self.open_missing_leases();

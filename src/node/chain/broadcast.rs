@@ -47,6 +47,9 @@ pub trait KeepBroadcasting: Send + Sync {
     fn replaced(&self, original: &Txid, by: &Txid);
     /// The kept transactions that may still confirm.
     fn open_txids(&self) -> HashSet<Txid>;
+    /// The kept transactions held since they were signed and not yet handed over for
+    /// broadcast (they may never be).
+    fn unsent_txids(&self) -> HashSet<Txid>;
 }
 
 /// Queues transactions for a background task that posts them to Esplora, and keeps ours.
@@ -180,6 +183,14 @@ impl KeepBroadcasting for EsploraBroadcaster {
 
     fn open_txids(&self) -> HashSet<Txid> {
         self.open().into_iter().map(|k| k.txid).collect()
+    }
+
+    fn unsent_txids(&self) -> HashSet<Txid> {
+        self.open()
+            .into_iter()
+            .filter(|k| k.state == BroadcastState::Signed)
+            .map(|k| k.txid)
+            .collect()
     }
 }
 

@@ -37,7 +37,7 @@ impl Wallet {
         let script = address.script_pubkey();
         let mut state = self.lock();
         let available = state.wallet.balance().trusted_spendable().to_sat();
-        let untrusted = state.untrusted_outpoints();
+        let untrusted = state.untrusted_outpoints(&self.broadcaster.unsent_txids());
         let mut builder = state.wallet.build_tx();
         builder.unspendable(untrusted).fee_rate(fee_rate);
         match amount {
@@ -110,7 +110,7 @@ impl Wallet {
         if needed > available {
             return Err(WalletError::InsufficientFunds { needed, available });
         }
-        let untrusted = state.untrusted_outpoints();
+        let untrusted = state.untrusted_outpoints(&self.broadcaster.unsent_txids());
         let mut builder = state.wallet.build_tx();
         builder.unspendable(untrusted).fee_rate(fee_rate);
         for (script, value) in outputs {
@@ -163,11 +163,17 @@ impl Wallet {
 }
 
 impl WalletState {
-    /// Unconfirmed outputs paid to us by others: never spent (the sender could replace them).
-    fn untrusted_outpoints(&self) -> Vec<OutPoint> {
+    /// Outputs never spent: unconfirmed outputs paid to us by others (the sender could replace
+    /// them), and outputs of our own transactions signed but not yet handed for broadcast
+    /// (`unsent`: a funding waiting for its peers' signatures may never be broadcast, and
+    /// whatever spent its change would never confirm).
+    fn untrusted_outpoints(&self, unsent: &HashSet<Txid>) -> Vec<OutPoint> {
         self.wallet
             .list_unspent()
-            .filter(|u| !u.chain_position.is_confirmed() && u.keychain == KeychainKind::External)
+            .filter(|u| {
+                (!u.chain_position.is_confirmed() && u.keychain == KeychainKind::External)
+                    || unsent.contains(&u.outpoint.txid)
+            })
             .map(|u| u.outpoint)
             .collect()
     }

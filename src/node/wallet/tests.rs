@@ -23,6 +23,9 @@ impl KeepBroadcasting for RecordingBroadcaster {
     fn open_txids(&self) -> HashSet<Txid> {
         HashSet::new()
     }
+    fn unsent_txids(&self) -> HashSet<Txid> {
+        HashSet::new()
+    }
 }
 
 fn open(
