@@ -12,6 +12,10 @@
 //! LDK keeps an unfunded channel (an hour): after `signing_timeout`, the batch's channels that
 //! have no monitor yet (no `funding_signed`) are closed, and each of their next fundings is a
 //! transaction of its own, so they cannot hold a batch twice.
+//!
+//! Nothing of a batch still waiting for signatures survives a restart: LDK persists none of
+//! its channels. Its transaction stays signed and unsent: the wallet spends none of its
+//! outputs, and the order service releases its inputs at start.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

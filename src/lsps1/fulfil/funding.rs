@@ -63,12 +63,11 @@ impl OrderService {
 }
 
 impl OrderService {
-    /// At start, before any open: a funding signed for an open before the restart and never
-    /// handed over for broadcast is never going to be. LDK keeps no channel that waited for
-    /// `funding_signed`, and forgets the batches it was assembling (a channel of a batch that
-    /// waited for the others stays in LDK unbroadcast for good): such channels are closed and
-    /// the funding's inputs go back to the wallet now, instead of after the broadcaster's hold
-    /// of signed transactions. The orders open again.
+    /// At start, before any open: a funding signed for an open before the restart, never
+    /// handed over for broadcast and funding no channel LDK still has, is never going to be
+    /// broadcast (LDK keeps no channel across a restart that waited for `funding_signed` or
+    /// for the rest of its batch). Its inputs go back to the wallet now, instead of after the
+    /// broadcaster's hold of signed transactions; the orders open again.
     pub(super) fn release_unsent_fundings(&self) {
         let fundings = match self.book.unsettled_fundings() {
             Ok(fundings) => fundings,
@@ -77,39 +76,28 @@ impl OrderService {
                 return;
             }
         };
-        let mut orders_per_funding: HashMap<Txid, usize> = HashMap::new();
-        for (_, txid, _) in &fundings {
-            *orders_per_funding.entry(*txid).or_default() += 1;
-        }
-        let channels = self.node.channel_manager.list_channels();
-        for (txid, orders) in orders_per_funding {
+        let funding_channels: HashSet<Txid> = self
+            .node
+            .channel_manager
+            .list_channels()
+            .iter()
+            .filter_map(|c| c.funding_txo.map(|o| o.txid))
+            .collect();
+        let unsent: HashSet<Txid> = fundings
+            .into_iter()
+            .map(|(_, txid, _)| txid)
+            .filter(|txid| !funding_channels.contains(txid))
+            .collect();
+        for txid in unsent {
             let Some(kept) = self.node.broadcasts.kept(&txid) else {
                 continue;
             };
             if kept.state != BroadcastState::Signed {
                 continue;
             }
-            let funded: Vec<_> = channels
-                .iter()
-                .filter(|c| c.funding_txo.is_some_and(|o| o.txid == txid))
-                .collect();
-            if !funded.is_empty() && orders < 2 {
-                continue; // A single channel's funding: LDK broadcasts it when it may.
-            }
-            for channel in funded {
-                tracing::warn!(%txid, channel_id = %channel.channel_id, "closing a channel whose batch funding was never broadcast before the restart");
-                let _ = self
-                    .node
-                    .channel_manager
-                    .force_close_broadcasting_latest_txn(
-                        &channel.channel_id,
-                        &channel.counterparty.node_id,
-                        "its batch funding was never broadcast".to_string(),
-                    );
-            }
             match self.node.wallet.abandon_transaction(&kept.tx) {
                 Ok(()) => {
-                    tracing::info!(%txid, orders, "released a funding signed before the restart and never broadcast")
+                    tracing::info!(%txid, "released a funding signed before the restart and never broadcast")
                 }
                 Err(error) => {
                     tracing::error!(%txid, %error, "could not release a funding that was never broadcast")
