@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::lsps0_peer::Lsps0Peer;
+use common::lsps0_peer::{create_order_request, Lsps0Peer};
 use common::*;
 use lsp_node::lsps1::order::OrderId;
 use lsp_node::Builder;
@@ -41,19 +41,7 @@ async fn an_order_waiting_on_the_database_does_not_hold_up_other_peers() {
     let blocker = rusqlite::Connection::open(lsp.node().database_path()).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let held_at = Instant::now();
-    buyer.send(&serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": "order",
-        "method": "lsps1.create_order",
-        "params": {
-            "lsp_balance_sat": "100000",
-            "client_balance_sat": "0",
-            "required_channel_confirmations": 1,
-            "funding_confirms_within_blocks": 6,
-            "channel_expiry_blocks": 1000,
-            "announce_channel": false,
-        },
-    }));
+    buyer.send(&create_order_request("order", 100_000, 1));
     other.send(&get_info);
     let info = other.answer(ANSWER_WITHIN).await;
     let answered_after = held_at.elapsed();

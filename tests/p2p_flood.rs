@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::lsps0_peer::Lsps0Peer;
+use common::lsps0_peer::{create_order_request, Lsps0Peer};
 use common::*;
 use lsp_node::Builder;
 
@@ -20,22 +20,6 @@ const FLOOD: usize = 3_000;
 const CONCURRENCY: usize = 16;
 /// The node's global p2p order limit in this test, per minute.
 const PER_MINUTE: u32 = 60;
-
-fn create_order(id: usize) -> serde_json::Value {
-    serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id.to_string(),
-        "method": "lsps1.create_order",
-        "params": {
-            "lsp_balance_sat": "100000",
-            "client_balance_sat": "0",
-            "required_channel_confirmations": 1,
-            "funding_confirms_within_blocks": 6,
-            "channel_expiry_blocks": 1000,
-            "announce_channel": false,
-        },
-    })
-}
 
 #[derive(Debug, Default)]
 struct Tally {
@@ -85,7 +69,9 @@ async fn e2e_a_flood_of_p2p_orders_from_fresh_node_ids_is_refused_at_the_gate_wh
                     return;
                 }
                 let peer = Lsps0Peer::connect(node, p2p, DEADLINE).await;
-                let answer = peer.call(&create_order(i), DEADLINE).await;
+                let answer = peer
+                    .call(&create_order_request(&i.to_string(), 100_000, 1), DEADLINE)
+                    .await;
                 peer.disconnect();
                 let mut tally = tally.lock().unwrap();
                 if answer.get("result").is_some() {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bitcoin::secp256k1::PublicKey;
 use serde_json::{json, Value};
 
-use crate::lsps0_peer::Lsps0Peer;
+use crate::lsps0_peer::{create_order_request, Lsps0Peer};
 
 /// Requests in flight on the ordering connection.
 const WINDOW: usize = 64;
@@ -28,22 +28,6 @@ pub struct P2pFigures {
     pub other_peer_answers: usize,
 }
 
-fn create_order(n: usize) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": n.to_string(),
-        "method": "lsps1.create_order",
-        "params": {
-            "lsp_balance_sat": "20000",
-            "client_balance_sat": "0",
-            "required_channel_confirmations": 0,
-            "funding_confirms_within_blocks": 6,
-            "channel_expiry_blocks": 1000,
-            "announce_channel": false,
-        },
-    })
-}
-
 /// Runs the load for `secs` against the node `node` listening at `address`.
 pub async fn measure(node: PublicKey, address: SocketAddr, secs: u32) -> P2pFigures {
     let buyer = Lsps0Peer::connect(node, address, ANSWER_WITHIN).await;
@@ -53,7 +37,7 @@ pub async fn measure(node: PublicKey, address: SocketAddr, secs: u32) -> P2pFigu
         let started = Instant::now();
         let (mut sent, mut orders, mut failures, mut failure) = (0, 0, 0, None);
         while sent < WINDOW {
-            buyer.send(&create_order(sent));
+            buyer.send(&create_order_request(&sent.to_string(), 20_000, 0));
             sent += 1;
         }
         while sent > orders + failures {
@@ -65,7 +49,7 @@ pub async fn measure(node: PublicKey, address: SocketAddr, secs: u32) -> P2pFigu
                 failure.get_or_insert(answer);
             }
             if Instant::now() < until {
-                buyer.send(&create_order(sent));
+                buyer.send(&create_order_request(&sent.to_string(), 20_000, 0));
                 sent += 1;
             }
         }

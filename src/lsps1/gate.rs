@@ -117,41 +117,29 @@ impl LspsGate for Lsps1Gate {
             Err(verdict) => return verdict,
         };
         let id = checked.id;
-        let answer = match (checked.lsps1, checked.lsps7, &self.answers) {
-            (Some(request), _, answers) => {
+        match (checked.lsps1, checked.lsps7, &self.answers) {
+            (Some(request), _, _) => {
                 let creates = matches!(request, Lsps1Request::CreateOrder(_));
-                match (self.admit(peer, creates), answers) {
-                    (Err(refused), _) => Err(refused),
-                    (Ok(()), Lsps1Answers::Server(server)) if creates => {
-                        let server = Arc::clone(server);
-                        return defer(id, move || server.serve(peer, request));
-                    }
-                    (Ok(()), Lsps1Answers::Server(server)) => server.serve(peer, request),
-                    (Ok(()), Lsps1Answers::NotOffered) => Err(RpcError::method_not_found()),
-                }
+                self.answer(peer, id, request, creates, |server, peer, request| {
+                    server.serve(peer, request)
+                })
             }
             // Never forwarded: the liquidity manager cannot parse them and would ignore the
             // peer from then on.
-            (None, Some(request), answers) => {
+            (None, Some(request), _) => {
                 let creates = matches!(request, Lsps7Request::CreateOrder(_));
-                match (self.admit(peer, creates), answers) {
-                    (Err(refused), _) => Err(refused),
-                    (Ok(()), Lsps1Answers::Server(server)) if creates => {
-                        let server = Arc::clone(server);
-                        return defer(id, move || server.serve_lsps7(peer, request));
-                    }
-                    (Ok(()), Lsps1Answers::Server(server)) => server.serve_lsps7(peer, request),
-                    (Ok(()), Lsps1Answers::NotOffered) => Err(RpcError::method_not_found()),
-                }
+                self.answer(peer, id, request, creates, |server, peer, request| {
+                    server.serve_lsps7(peer, request)
+                })
             }
             (None, None, Lsps1Answers::Server(server))
                 if checked.method == "lsps0.list_protocols" =>
             {
-                Ok(serde_json::json!({ "protocols": server.protocols() }))
+                let protocols = serde_json::json!({ "protocols": server.protocols() });
+                Verdict::Reply(response(&id, Ok(protocols)))
             }
-            (None, None, _) => return Verdict::Forward(checked.payload),
-        };
-        Verdict::Reply(response(&id, answer))
+            (None, None, _) => Verdict::Forward(checked.payload),
+        }
     }
 }
 
@@ -178,6 +166,33 @@ fn response(id: &Value, answer: Result<Value, RpcError>) -> String {
 }
 
 impl Lsps1Gate {
+    /// Answers `peer`'s `request` with `serve` once admitted; a new order (`creates`) off the
+    /// peer handler.
+    fn answer<R, S>(
+        &self,
+        peer: PublicKey,
+        id: Value,
+        request: R,
+        creates: bool,
+        serve: S,
+    ) -> Verdict
+    where
+        R: Send + 'static,
+        S: FnOnce(&dyn Lsps1Server, PublicKey, R) -> Result<Value, RpcError> + Send + 'static,
+    {
+        let server = match (self.admit(peer, creates), &self.answers) {
+            (Err(refused), _) => return Verdict::Reply(response(&id, Err(refused))),
+            (Ok(()), Lsps1Answers::NotOffered) => {
+                return Verdict::Reply(response(&id, Err(RpcError::method_not_found())))
+            }
+            (Ok(()), Lsps1Answers::Server(server)) => Arc::clone(server),
+        };
+        if creates {
+            return defer(id, move || serve(&*server, peer, request));
+        }
+        Verdict::Reply(response(&id, serve(&*server, peer, request)))
+    }
+
     /// Applies the order rate to a request that creates an order.
     fn admit(&self, peer: PublicKey, creates_order: bool) -> Result<(), RpcError> {
         match (&self.order_rate, creates_order) {

@@ -198,3 +198,25 @@ impl Lsps0Peer {
         self.peer_manager.disconnect_all_peers();
     }
 }
+
+/// An `lsps1.create_order` request with `id` for a channel of `lsp_balance_sat` (nothing pushed
+/// to the client, not announced, funded within 6 blocks, leased for 1,000).
+pub fn create_order_request(
+    id: &str,
+    lsp_balance_sat: u64,
+    required_channel_confirmations: u8,
+) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "lsps1.create_order",
+        "params": {
+            "lsp_balance_sat": lsp_balance_sat.to_string(),
+            "client_balance_sat": "0",
+            "required_channel_confirmations": required_channel_confirmations,
+            "funding_confirms_within_blocks": 6,
+            "channel_expiry_blocks": 1000,
+            "announce_channel": false,
+        },
+    })
+}

@@ -46,6 +46,20 @@ impl PublicState {
     }
 }
 
+/// Sets the two options of the LSPS1 draft the Olympus and Kaleidoswap clients were written
+/// against (bLIP-51 moved them into each order's on-chain payment) on `info`: null means "no
+/// on-chain payment" / "no minimum".
+pub(crate) fn set_draft_onchain_options(
+    info: &mut Value,
+    options: &crate::config::lsps1::Lsps1Options,
+) {
+    info["min_onchain_payment_confirmations"] = match options.onchain_payment_enabled {
+        true => serde_json::json!(options.min_onchain_payment_confirmations),
+        false => Value::Null,
+    };
+    info["min_onchain_payment_size_sat"] = Value::Null;
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()

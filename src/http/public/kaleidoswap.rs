@@ -30,6 +30,7 @@ use bitcoin::Network;
 use serde_json::{json, Map, Value};
 
 use super::error::{HttpError, NO_RATE_DECISION};
+use super::info::set_draft_onchain_options;
 use super::request::{
     check_order_request, json_object, order_id_of, refuse_unknown_fields, OrderRequest, Pubkey,
     RequestBody,
@@ -68,12 +69,7 @@ async fn get_info(State(state): State<PublicState>) -> Response {
     state
         .info_body("kaleidoswap", |info| {
             let mut options = info.clone();
-            // As in the Olympus dialect: the draft's two on-chain options, null for "none".
-            options["min_onchain_payment_confirmations"] = match config.onchain_payment_enabled {
-                true => json!(config.min_onchain_payment_confirmations),
-                false => Value::Null,
-            };
-            options["min_onchain_payment_size_sat"] = Value::Null;
+            set_draft_onchain_options(&mut options, config);
             sats_as_integers(&mut options);
             json!({
                 "lsp_connection_url": state.uris.first(),

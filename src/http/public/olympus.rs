@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::error::HttpError;
+use super::info::set_draft_onchain_options;
 use super::request::{check_order_request, json_object, Pubkey, RequestBody};
 use super::PublicState;
 use crate::lsps1::rpc::RpcError;
@@ -36,14 +37,7 @@ pub(super) async fn get_info(State(state): State<PublicState>) -> Response {
     state
         .info_body("olympus", |info| {
             let mut info = info.clone();
-            // Two options of the LSPS1 draft these clients were written against (bLIP-51 moved
-            // them into the on-chain payment of each order); null means "no on-chain payment" /
-            // "no minimum".
-            info["min_onchain_payment_confirmations"] = match options.onchain_payment_enabled {
-                true => json!(options.min_onchain_payment_confirmations),
-                false => Value::Null,
-            };
-            info["min_onchain_payment_size_sat"] = Value::Null;
+            set_draft_onchain_options(&mut info, options);
             info["uris"] = json!(state.uris.as_slice());
             info
         })
