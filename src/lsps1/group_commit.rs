@@ -75,8 +75,10 @@ fn write_batch<E: From<rusqlite::Error>>(conn: &mut Connection, batch: Vec<Queue
             return refuse_all(replies.chain(queued.map(|q| q.reply)), &error);
         }
     }
+    crate::fault_points::crash_point("group_commit.before_commit");
     match tx.commit() {
         Ok(()) => {
+            crate::fault_points::crash_point("group_commit.before_answers");
             for (reply, outcome) in outcomes {
                 let _ = reply.send(outcome);
             }
