@@ -865,6 +865,23 @@ fn orders_made_together_on_one_book_are_each_checked_and_all_durable() {
     );
 }
 
+/// An order is read by key without waiting for a read connection while one is free, and
+/// sees every committed write.
+#[test]
+fn an_order_is_read_without_waiting_while_a_reader_is_free() {
+    let mut f = fixture();
+    let order = new_order(&mut f.rng, key(3), T0, None);
+    assert!(matches!(
+        f.book.order_without_waiting(&order.id),
+        Some(Ok(None))
+    ));
+    f.book
+        .create_order(&order, &reservation(&order, 10_000_000))
+        .unwrap();
+    let read = f.book.order_without_waiting(&order.id).unwrap().unwrap();
+    assert_eq!(read.map(|o| o.id), Some(order.id.clone()));
+}
+
 /// The book's change count moves with every write and stays put on reads, which go through
 /// read-only connections of their own: what is kept beside it (get_info) is dropped on every
 /// write and only then.

@@ -48,6 +48,17 @@ impl ReadConnections {
         self.connections.is_empty()
     }
 
+    /// A read connection no one is using, if there is one.
+    pub fn free(&self) -> Option<MutexGuard<'_, Connection>> {
+        self.connections
+            .iter()
+            .find_map(|reader| match reader.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            })
+    }
+
     /// A free read connection, or the next one in turn when all are busy; `writer` when there
     /// are none.
     pub fn get<'a>(&'a self, writer: &'a Mutex<Connection>) -> MutexGuard<'a, Connection> {

@@ -426,18 +426,21 @@ impl OrderService {
     /// Order `id` as its client may see it: another node's order is "not found" (101), as is
     /// an unknown or malformed id.
     pub fn get_order(&self, client: Option<&PublicKey>, id: &str) -> Result<Order, RpcError> {
-        let not_found = || RpcError::new(rpc::ORDER_NOT_FOUND, "Order not found");
-        let id = OrderId::parse(id).map_err(|_| not_found())?;
-        let order = self
-            .book
-            .order(&id)
-            .map_err(|e| internal_error("could not read the order", &e))?
-            .filter(|order| order.extension.is_none())
-            .ok_or_else(not_found)?;
-        if client.is_some_and(|client| Some(*client) != order.client_node_id) {
-            return Err(not_found());
-        }
-        Ok(order)
+        let id = OrderId::parse(id).map_err(|_| order_not_found())?;
+        visible_order(client, self.book.order(&id))
+    }
+
+    /// [`OrderService::get_order`] without waiting for a read connection: `None` when none is
+    /// free (ask [`OrderService::get_order`] on a blocking thread then).
+    pub fn get_order_without_waiting(
+        &self,
+        client: Option<&PublicKey>,
+        id: &str,
+    ) -> Option<Result<Order, RpcError>> {
+        let Ok(id) = OrderId::parse(id) else {
+            return Some(Err(order_not_found()));
+        };
+        Some(visible_order(client, self.book.order_without_waiting(&id)?))
     }
 
     fn order_invoice(
@@ -554,4 +557,24 @@ pub(crate) fn store_error_to_rpc(error: &StoreError) -> RpcError {
 pub(crate) fn internal_error(what: &str, error: &dyn std::fmt::Display) -> RpcError {
     tracing::error!(%error, "{what}");
     RpcError::new(rpc::INTERNAL_ERROR, "Internal error")
+}
+
+fn order_not_found() -> RpcError {
+    RpcError::new(rpc::ORDER_NOT_FOUND, "Order not found")
+}
+
+/// The order read from the book, if `client` (when given) may see it: an extension order is
+/// not an LSPS1 order, and another node's order is "not found" to a client.
+fn visible_order(
+    client: Option<&PublicKey>,
+    read: Result<Option<Order>, crate::lsps1::store::StoreError>,
+) -> Result<Order, RpcError> {
+    let order = read
+        .map_err(|e| internal_error("could not read the order", &e))?
+        .filter(|order| order.extension.is_none())
+        .ok_or_else(order_not_found)?;
+    if client.is_some_and(|client| Some(*client) != order.client_node_id) {
+        return Err(order_not_found());
+    }
+    Ok(order)
 }

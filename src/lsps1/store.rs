@@ -51,6 +51,9 @@ use crate::lsps1::schema;
 /// total and the indexes of the fulfilment walk; see [`crate::lsps1::schema`]).
 pub const SCHEMA_VERSION: i64 = 14;
 
+/// Cache of the book's writing connection, in KiB.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
 /// Prepared statements kept per connection: every statement of the order paths stays parsed.
 pub(crate) const STATEMENT_CACHE: usize = 64;
 
@@ -297,6 +300,9 @@ impl OrderBook {
     pub fn new(conn: Connection, clock: Arc<dyn Clock>) -> Result<OrderBook, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Every new order lands on random pages of several indexes; at a million orders the
+        // default 2 MiB of cache no longer holds their inner pages.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         migrate(&conn)?;
         Ok(OrderBook {
             readers: ReadConnections::open(&conn, BUSY_TIMEOUT, STATEMENT_CACHE),
@@ -373,6 +379,14 @@ impl OrderBook {
     /// One order.
     pub fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
         load_order(&self.reader(), id)
+    }
+
+    /// [`OrderBook::order`] through a read connection free right now; `None`, without
+    /// waiting, when every one is busy or the book has none. A read by key takes well under a
+    /// millisecond, so an async task may make it itself instead of queueing for a thread.
+    pub fn order_without_waiting(&self, id: &OrderId) -> Option<Result<Option<Order>, StoreError>> {
+        let reader = self.readers.free()?;
+        Some(load_order(&reader, id))
     }
 
     /// Orders matching `filter`, newest first.

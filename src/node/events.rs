@@ -1,9 +1,9 @@
 //! What the node does with each LDK event.
 //!
 //! The background processor hands every [`Event`] to [`EventHandler::handle`]. Channels are
-//! funded by the [`Funder`] (from the BDK wallet, alone or in batches), received payments and the life of channels we open go
-//! through a [`ServiceHook`] (the LSPS1 order service; [`ClaimEverything`] when the node sells
-//! nothing), payment outcomes are written
+//! funded by the [`Funder`] (from the BDK wallet, alone or in batches), received payments and
+//! the life of channels we open go through a [`ServiceHook`] (the LSPS1 order service;
+//! [`ClaimEverything`] when the node sells nothing), payment outcomes are written
 //! to the store's payments table, spendable outputs go to the [`OutputSweeper`], anchor fee
 //! bumps take inputs from the wallet, and inbound channel requests follow the configured
 //! policy. An event whose handling must not be lost (a failed store write, say) is returned as

@@ -157,10 +157,7 @@ async fn retry_delivery(
 
 /// The order `id`, as any client may read it.
 async fn stored_order(state: &PublicState, id: &str) -> Result<Order, RpcError> {
-    let id = id.to_string();
-    state
-        .with_service(move |service| service.get_order(None, &id))
-        .await
+    state.public_order(id).await
 }
 
 /// `access_token` may be absent, null or empty: this LSP issues none.

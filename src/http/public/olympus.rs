@@ -67,9 +67,6 @@ pub(super) async fn get_order(
     let id = query
         .get("order_id")
         .ok_or_else(|| RpcError::invalid_property("order_id", "is required"))?;
-    let id = id.clone();
-    let order = state
-        .with_service(move |service| service.get_order(None, &id))
-        .await?;
+    let order = state.public_order(id).await?;
     Ok(Json(state.service.render_http(&order)))
 }

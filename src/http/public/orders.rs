@@ -95,12 +95,7 @@ async fn cancel_order(
             .into())
         }
     };
-    let order = {
-        let id = id.to_string();
-        state
-            .with_service(move |service| service.get_order(None, &id))
-            .await?
-    };
+    let order = state.public_order(id).await?;
     // A pay-first order not claimed yet has no ordering node to sign.
     let signed = order.client_node_id.is_some_and(|node| {
         message_signing::verify(cancel_message(id).as_bytes(), signature, &node)
