@@ -84,8 +84,6 @@ pub struct PublicParts {
     pub link_base: Option<Arc<str>>,
     /// The dialects' `get_info` bodies as last rendered.
     pub info_bodies: Arc<info::InfoBodies>,
-    /// Turns for order-service work on the blocking pool ([`PublicState::with_service`]).
-    pub work_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl PublicState {
@@ -100,9 +98,6 @@ impl PublicState {
             limits: Arc::new(limits),
             link_base: None,
             info_bodies: Arc::default(),
-            work_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()) * WORK_SLOTS_PER_CORE,
-            )),
         }))
     }
 
@@ -125,33 +120,19 @@ impl PublicState {
 
     /// Runs `work` against the order service on the blocking pool: order-book reads and
     /// writes wait on SQLite (a commit is an fsync) and `create_order` on the wallet, which
-    /// must not stall the async workers that serve every other request. At most
-    /// [`WORK_SLOTS_PER_CORE`] per core run at once; the rest wait here, as tasks, rather than
-    /// as a hundred runnable threads the async workers (and the reads they answer themselves)
-    /// share the cores with. A panic in `work` resumes here, as if it had run inline.
+    /// must not stall the async workers that serve every other request. A panic in `work`
+    /// resumes here, as if it had run inline.
     pub async fn with_service<T: Send + 'static>(
         &self,
         work: impl FnOnce(&OrderService) -> T + Send + 'static,
     ) -> T {
         let service = Arc::clone(&self.service);
-        let slot = Arc::clone(&self.work_slots)
-            .acquire_owned()
-            .await
-            .expect("the work slots are never closed");
-        let work = move || {
-            let answer = work(&service);
-            drop(slot);
-            answer
-        };
-        match tokio::task::spawn_blocking(work).await {
+        match tokio::task::spawn_blocking(move || work(&service)).await {
             Ok(answer) => answer,
             Err(error) => std::panic::resume_unwind(error.into_panic()),
         }
     }
 }
-
-/// Order-service calls running at once per core (see [`PublicState::with_service`]).
-pub const WORK_SLOTS_PER_CORE: usize = 4;
 
 /// Largest request body accepted; an LSPS1 request is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
