@@ -24,7 +24,6 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, FeeRate, ScriptBuf, Transaction, Txid};
 use lightning::ln::types::ChannelId;
 
-use super::events::ServiceHook;
 use super::types::{ChainMonitor, ChannelManager};
 use super::wallet::Wallet;
 use crate::config::FundingBatchConfig;
@@ -48,10 +47,15 @@ pub struct Funder {
     channel_manager: Arc<ChannelManager>,
     chain_monitor: Arc<ChainMonitor>,
     wallet: Arc<Wallet>,
-    hook: Arc<dyn ServiceHook>,
+    /// The service's `ServiceHook::funding_created`: records a channel's funding txid before
+    /// LDK gets the transaction (`false`: it could not, the channel is abandoned).
+    funding_created: FundingCreated,
     batching: Option<FundingBatchConfig>,
     state: Mutex<Batching>,
 }
+
+/// Records `(user_channel_id, funding txid)`; `false` if it could not.
+pub type FundingCreated = Box<dyn Fn(u128, &Txid) -> bool + Send + Sync>;
 
 #[derive(Default)]
 struct Batching {
@@ -66,14 +70,14 @@ impl Funder {
         channel_manager: Arc<ChannelManager>,
         chain_monitor: Arc<ChainMonitor>,
         wallet: Arc<Wallet>,
-        hook: Arc<dyn ServiceHook>,
+        funding_created: FundingCreated,
         batching: Option<FundingBatchConfig>,
     ) -> Funder {
         Funder {
             channel_manager,
             chain_monitor,
             wallet,
-            hook,
+            funding_created,
             batching,
             state: Mutex::new(Batching::default()),
         }
@@ -149,7 +153,7 @@ impl Funder {
         let txid = tx.compute_txid();
         if !requests
             .iter()
-            .all(|r| self.hook.funding_created(r.user_channel_id, &txid))
+            .all(|r| (self.funding_created)(r.user_channel_id, &txid))
         {
             return self.abandon(
                 &requests,

@@ -127,7 +127,7 @@ impl BuiltNode {
                 Arc::clone(&inner.channel_manager),
                 Arc::clone(&inner.chain_monitor),
                 Arc::clone(&inner.wallet),
-                hook,
+                Box::new(move |user_channel_id, txid| hook.funding_created(user_channel_id, txid)),
                 inner.config.node.funding_batch,
             )),
         });
