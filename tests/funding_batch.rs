@@ -118,6 +118,39 @@ impl Scene {
         .await;
         txid.parse().unwrap()
     }
+
+    /// Three clients whose paid orders are batched, one of them silent: its messages from the
+    /// LSP pass through a relay that holds them from the moment it has offered its channel, so
+    /// it never sees the batch's `funding_created` and cannot sign, while staying connected.
+    async fn batch_with_silent_member(&mut self) -> SilentBatch {
+        let relay = HoldingRelay::start(self.lsp.p2p).await;
+        let silent = self.client(Some(relay.addr)).await;
+        let a = self.client(None).await;
+        let b = self.client(None).await;
+        let ids = self.paid_orders(&[&silent, &a, &b]).await;
+        wait_channel_offer(&silent).await;
+        relay.hold(true);
+        let first_batch = self.handed_batch(&[&silent, &a, &b]).await;
+        SilentBatch {
+            relay,
+            silent,
+            a,
+            b,
+            ids,
+            first_batch,
+        }
+    }
+}
+
+/// What [`Scene::batch_with_silent_member`] set up: the order ids are the silent client's, a's
+/// and b's, in that order.
+struct SilentBatch {
+    relay: HoldingRelay,
+    silent: Arc<ldk_node::Node>,
+    a: Arc<ldk_node::Node>,
+    b: Arc<ldk_node::Node>,
+    ids: Vec<String>,
+    first_batch: bitcoin::Txid,
 }
 
 async fn connect(client: &Arc<ldk_node::Node>, lsp: bitcoin::secp256k1::PublicKey, at: SocketAddr) {
@@ -208,17 +241,14 @@ async fn e2e_three_orders_paid_together_are_funded_by_one_transaction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_batch_member_that_never_signs_does_not_hold_the_others() {
     let (mut scene, app) = Scene::in_process(Duration::from_secs(4)).await;
-    // The silent client's messages from the LSP pass through a relay that can hold them: held
-    // while the first batch waits, it never sees that batch's `funding_created`, so it cannot
-    // sign, while staying connected.
-    let relay = HoldingRelay::start(scene.lsp.p2p).await;
-    let silent = scene.client(Some(relay.addr)).await;
-    let a = scene.client(None).await;
-    let b = scene.client(None).await;
-    let ids = scene.paid_orders(&[&silent, &a, &b]).await;
-    wait_channel_offer(&silent).await;
-    relay.hold(true);
-    let first_batch = scene.handed_batch(&[&silent, &a, &b]).await;
+    let SilentBatch {
+        relay,
+        silent,
+        a,
+        b,
+        ids,
+        first_batch,
+    } = scene.batch_with_silent_member().await;
 
     // The two that signed are funded together again, without the silent one.
     let funded_a = scene.funding_of(&ids[1]).await;
@@ -286,14 +316,14 @@ async fn e2e_a_kill_after_a_batch_is_dropped_leaves_every_order_funded_after_res
         devchain,
         lsp,
     };
-    let relay = HoldingRelay::start(p2p).await;
-    let silent = scene.client(Some(relay.addr)).await;
-    let a = scene.client(None).await;
-    let b = scene.client(None).await;
-    let ids = scene.paid_orders(&[&silent, &a, &b]).await;
-    wait_channel_offer(&silent).await;
-    relay.hold(true);
-    let first_batch = scene.handed_batch(&[&silent, &a, &b]).await;
+    let SilentBatch {
+        relay,
+        silent,
+        a,
+        b,
+        ids,
+        first_batch,
+    } = scene.batch_with_silent_member().await;
     let status = process.wait_exit(DEADLINE).await;
     assert!(!status.success(), "aborted at the crash point: {status:?}");
 
@@ -319,7 +349,6 @@ async fn e2e_a_kill_after_a_batch_is_dropped_leaves_every_order_funded_after_res
     for client in [silent, a, b] {
         client.stop().unwrap();
     }
-    drop(scene.dirs);
 }
 
 /// A TCP relay to `upstream` whose upstream-to-client bytes can be held back (kept in order,

@@ -198,6 +198,18 @@ impl Resolver<'_> {
         self.pick((None, ""), None, (value, key))
     }
 
+    /// A value of the config file's `key` that cannot be used.
+    fn invalid_file_key(&self, key: &'static str, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            origin: Origin::File {
+                path: self.label.clone(),
+                key,
+            }
+            .to_string(),
+            problem: problem.into(),
+        }
+    }
+
     fn missing(&self, key: &'static str, flag: &str, var: &str) -> ConfigError {
         ConfigError::Missing {
             key,
@@ -368,14 +380,10 @@ impl Resolver<'_> {
             .sync_interval_secs
             .unwrap_or(DEFAULT_SYNC_INTERVAL_SECS);
         if sync_interval_secs == 0 {
-            return Err(ConfigError::Invalid {
-                origin: Origin::File {
-                    path: self.label.clone(),
-                    key: "chain.sync_interval_secs",
-                }
-                .to_string(),
-                problem: "the sync interval must be at least 1 second".to_string(),
-            });
+            return Err(self.invalid_file_key(
+                "chain.sync_interval_secs",
+                "the sync interval must be at least 1 second",
+            ));
         }
         Ok(ChainConfig {
             source,
@@ -477,17 +485,9 @@ impl Resolver<'_> {
 
     fn resolve_funding_batch(&self) -> Result<Option<FundingBatchConfig>, ConfigError> {
         let node = &self.file.node;
-        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
-            origin: Origin::File {
-                path: self.label.clone(),
-                key,
-            }
-            .to_string(),
-            problem,
-        };
         let window = node.funding_batch_window_ms.unwrap_or(0);
         if window > MAX_FUNDING_BATCH_WINDOW_MS {
-            return Err(invalid(
+            return Err(self.invalid_file_key(
                 "node.funding_batch_window_ms",
                 format!("a funding batch window is at most {MAX_FUNDING_BATCH_WINDOW_MS} ms (channels wait for their funding that long)"),
             ));
@@ -496,9 +496,9 @@ impl Resolver<'_> {
             .funding_batch_signing_timeout_secs
             .unwrap_or(DEFAULT_FUNDING_BATCH_SIGNING_TIMEOUT_SECS);
         if signing_timeout == 0 {
-            return Err(invalid(
+            return Err(self.invalid_file_key(
                 "node.funding_batch_signing_timeout_secs",
-                "the signing timeout must be at least 1 second".to_string(),
+                "the signing timeout must be at least 1 second",
             ));
         }
         Ok((window > 0).then(|| FundingBatchConfig {
@@ -510,14 +510,7 @@ impl Resolver<'_> {
     fn resolve_http_limits(&self) -> Result<HttpLimits, ConfigError> {
         let http = &self.file.http;
         let defaults = HttpLimits::default();
-        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
-            origin: Origin::File {
-                path: self.label.clone(),
-                key,
-            }
-            .to_string(),
-            problem,
-        };
+        let invalid = |key: &'static str, problem: String| self.invalid_file_key(key, problem);
         let positive = |key: &'static str, value: Option<u32>, default: u32| match value {
             Some(0) => Err(invalid(key, "must be at least 1".to_string())),
             Some(n) => Ok(n),

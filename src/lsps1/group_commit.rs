@@ -1,17 +1,19 @@
 //! Group commit: writes asked for while the connection is busy are made together in one
 //! transaction, so a burst of new orders pays for one fsync rather than one each.
 //!
-//! A caller queues its write, then takes the connection. If the write was made by another
-//! caller meanwhile, its outcome is waiting and the caller returns it. Otherwise the caller
+//! A caller queues its write. If no caller is leading, it leads: it takes the connection and
 //! writes everything queued: one `BEGIN IMMEDIATE`, each write in a savepoint of its own (a
 //! write that fails is rolled back alone and its caller gets its own error), one `COMMIT`.
-//! Every outcome is handed back only after the commit, and before the connection is let go,
-//! so no caller ever hears "done" for a write that is not durable.
+//! Every outcome is handed back only after the commit, so no caller ever hears "done" for a
+//! write that is not durable. The leader then hands the lead to the first caller still
+//! queued (or lays it down when none is), and returns its own outcome. Callers that do not
+//! lead wait on their own answer, not on the connection: a batch's callers wake together
+//! rather than one after another through the connection's lock.
 //!
 //! If SQLite rolls the whole transaction back itself (disk full, I/O error), or the commit
 //! fails, every write of the batch is refused with that error: none of it was kept.
 
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -19,20 +21,35 @@ use rusqlite::{Connection, TransactionBehavior};
 /// One queued write, run inside a savepoint of the batch's transaction.
 pub type Write<E> = Box<dyn FnOnce(&Connection) -> Result<(), E> + Send>;
 
+/// What a queued caller is told: its write's outcome, or that it leads the next batch.
+enum Turn<E> {
+    Done(Result<(), E>),
+    Lead,
+}
+
 struct Queued<E> {
     write: Write<E>,
-    reply: SyncSender<Result<(), E>>,
+    reply: SyncSender<Turn<E>>,
+}
+
+struct Queue<E> {
+    writes: Vec<Queued<E>>,
+    /// A caller is writing a batch, or has been handed the lead and is about to.
+    leading: bool,
 }
 
 /// The writes waiting for the connection.
 pub struct GroupCommit<E> {
-    queued: Mutex<Vec<Queued<E>>>,
+    queued: Mutex<Queue<E>>,
 }
 
 impl<E> Default for GroupCommit<E> {
     fn default() -> Self {
         GroupCommit {
-            queued: Mutex::new(Vec::new()),
+            queued: Mutex::new(Queue {
+                writes: Vec::new(),
+                leading: false,
+            }),
         }
     }
 }
@@ -41,20 +58,51 @@ impl<E: From<rusqlite::Error>> GroupCommit<E> {
     /// Makes `write` durable together with whatever else is queued, and returns its outcome.
     /// `connection` is the one connection every write of this book goes through.
     pub fn write(&self, connection: &Mutex<Connection>, write: Write<E>) -> Result<(), E> {
-        let (reply, outcome) = sync_channel(1);
-        lock(&self.queued).push(Queued { write, reply });
-        let mut conn = lock(connection);
-        // Whoever drained the queue held the connection and answered before letting it go:
-        // no answer yet means this write is still queued.
-        if let Ok(done) = outcome.try_recv() {
-            return done;
+        let (reply, turn) = sync_channel(1);
+        let leads = {
+            let mut queue = lock(&self.queued);
+            queue.writes.push(Queued { write, reply });
+            !std::mem::replace(&mut queue.leading, true)
+        };
+        if !leads {
+            match turn.recv() {
+                Ok(Turn::Done(outcome)) => return outcome,
+                Ok(Turn::Lead) => {}
+                Err(_) => return Err(refused("the write was abandoned").into()),
+            }
         }
-        let batch = std::mem::take(&mut *lock(&self.queued));
-        write_batch(&mut conn, batch);
-        drop(conn);
-        outcome
-            .recv()
-            .unwrap_or_else(|_| Err(refused("the write was abandoned").into()))
+        // Handed on (or laid down) however the batch ends, a panic included, so the queue
+        // never waits for a leader that is gone.
+        let _lead = Lead(self);
+        {
+            let mut conn = lock(connection);
+            let batch = std::mem::take(&mut lock(&self.queued).writes);
+            write_batch(&mut conn, batch);
+        }
+        answer(&turn)
+    }
+}
+
+/// The lead of a batch, passed on when dropped.
+struct Lead<'a, E>(&'a GroupCommit<E>);
+
+impl<E> Drop for Lead<'_, E> {
+    fn drop(&mut self) {
+        let mut queue = lock(&self.0.queued);
+        match queue.writes.first() {
+            // Its caller waits for a turn and has had none: the channel has room.
+            Some(next) => {
+                let _ = next.reply.send(Turn::Lead);
+            }
+            None => queue.leading = false,
+        }
+    }
+}
+
+fn answer<E: From<rusqlite::Error>>(turn: &Receiver<Turn<E>>) -> Result<(), E> {
+    match turn.recv() {
+        Ok(Turn::Done(outcome)) => outcome,
+        Ok(Turn::Lead) | Err(_) => Err(refused("the write was abandoned").into()),
     }
 }
 
@@ -80,13 +128,13 @@ fn write_batch<E: From<rusqlite::Error>>(conn: &mut Connection, batch: Vec<Queue
         Ok(()) => {
             crate::fault_points::crash_point("group_commit.before_answers");
             for (reply, outcome) in outcomes {
-                let _ = reply.send(outcome);
+                let _ = reply.send(Turn::Done(outcome));
             }
         }
         Err(error) => {
             // A write refused on its own keeps its reason; the others were not kept.
             for (reply, outcome) in outcomes {
-                let _ = reply.send(outcome.and_then(|()| Err(copy(&error).into())));
+                let _ = reply.send(Turn::Done(outcome.and_then(|()| Err(copy(&error).into()))));
             }
         }
     }
@@ -117,11 +165,11 @@ fn in_savepoint<E: From<rusqlite::Error>>(
 }
 
 fn refuse_all<E: From<rusqlite::Error>>(
-    replies: impl Iterator<Item = SyncSender<Result<(), E>>>,
+    replies: impl Iterator<Item = SyncSender<Turn<E>>>,
     error: &rusqlite::Error,
 ) {
     for reply in replies {
-        let _ = reply.send(Err(copy(error).into()));
+        let _ = reply.send(Turn::Done(Err(copy(error).into())));
     }
 }
 
@@ -202,7 +250,7 @@ mod tests {
             std::thread::spawn(move || queue.write(&conn, write))
         })
         .collect();
-        while lock(&queue.queued).len() < 3 {
+        while lock(&queue.queued).writes.len() < 3 {
             std::thread::yield_now();
         }
         drop(held);
@@ -239,7 +287,7 @@ mod tests {
             let (queue, conn) = (queue.clone(), conn.clone());
             std::thread::spawn(move || queue.write(&conn, dangling))
         };
-        while lock(&queue.queued).len() < 2 {
+        while lock(&queue.queued).writes.len() < 2 {
             std::thread::yield_now();
         }
         drop(held);
@@ -249,5 +297,52 @@ mod tests {
         // The connection is usable afterwards.
         queue.write(&conn, insert(6)).unwrap();
         assert_eq!(keys(&conn), vec![6]);
+    }
+
+    #[test]
+    fn concurrent_writers_are_each_answered_once_their_write_is_kept() {
+        let (_dir, conn) = book();
+        let queue = Arc::new(GroupCommit::default());
+        let writers: Vec<_> = (0..16)
+            .map(|t| {
+                let (queue, conn) = (queue.clone(), conn.clone());
+                std::thread::spawn(move || {
+                    for n in 0..25 {
+                        queue.write(&conn, insert(t * 100 + n)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert_eq!(keys(&conn).len(), 16 * 25);
+        assert!(
+            !lock(&queue.queued).leading,
+            "the lead is laid down when the queue is empty"
+        );
+    }
+
+    #[test]
+    fn a_write_that_panics_does_not_stop_the_writes_after_it() {
+        let (_dir, conn) = book();
+        let queue = Arc::new(GroupCommit::default());
+        let panicking = {
+            let (queue, conn) = (queue.clone(), conn.clone());
+            std::thread::spawn(move || {
+                let _ = queue.write(&conn, Box::new(|_| panic!("a write that panics")));
+            })
+        };
+        assert!(panicking.join().is_err());
+        let (done, answered) = std::sync::mpsc::channel();
+        {
+            let (queue, conn) = (queue.clone(), conn.clone());
+            std::thread::spawn(move || done.send(queue.write(&conn, insert(9))));
+        }
+        let outcome = answered
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a write after the panic is answered");
+        outcome.unwrap();
+        assert_eq!(keys(&conn), vec![9]);
     }
 }
