@@ -74,17 +74,26 @@ fn insert_new_order(
     // The node column: the claimed node, or '' for a pay-first order not claimed yet.
     let client_column = node_column(order);
     if let (Some(max), Some(_)) = (admission.max_unpaid_orders_per_peer, order.client_node_id) {
-        // Left to itself the planner walks every live order by state.
+        // Through the unpaid orders' own index (left to itself the planner walks every live
+        // order by state), and no further than the limit: the walk is bounded by `max`, not
+        // by the client's history.
         let open: u32 = tx
             .prepare_cached(
-                "SELECT COUNT(*) FROM lsps1_orders INDEXED BY lsps1_orders_by_client
-                 WHERE client_node_id = ?1 AND order_state = 'CREATED'
-                   AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
-                   AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
-                   AND expires_at > ?2 AND source = ?3",
+                "SELECT COUNT(*) FROM (
+                    SELECT 1 FROM lsps1_orders INDEXED BY lsps1_orders_unpaid_by_client
+                    WHERE client_node_id = ?1 AND source = ?3 AND expires_at > ?2
+                      AND order_state = 'CREATED'
+                      AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
+                      AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
+                    LIMIT ?4)",
             )?
             .query_row(
-                params![client_column, to_sql_u64(now), order.source.as_str()],
+                params![
+                    client_column,
+                    to_sql_u64(now),
+                    order.source.as_str(),
+                    i64::from(max)
+                ],
                 |row| row.get(0),
             )?;
         if open >= max {

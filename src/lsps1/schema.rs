@@ -253,3 +253,12 @@ pub const SCALE_TABLES: &str = "
           AND (bolt11_state IS NOT 'EXPECT_PAYMENT' OR onchain_state IS NOT NULL);
     CREATE INDEX IF NOT EXISTS lsps1_orders_refunding ON lsps1_orders (created_at)
         WHERE order_state = 'FAILED' AND onchain_state IN ('EXPECT_PAYMENT', 'PAID');";
+
+/// Schema 15: the unpaid, live-or-just-expired orders of each client, so counting a client's
+/// unpaid orders for a new one reads only those, not every order it ever made.
+pub const UNPAID_BY_CLIENT_INDEX: &str = "
+    CREATE INDEX IF NOT EXISTS lsps1_orders_unpaid_by_client
+        ON lsps1_orders (client_node_id, source, expires_at)
+        WHERE order_state = 'CREATED'
+          AND COALESCE(bolt11_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT'
+          AND COALESCE(onchain_state, 'EXPECT_PAYMENT') = 'EXPECT_PAYMENT';";

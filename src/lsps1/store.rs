@@ -49,7 +49,7 @@ use crate::lsps1::schema;
 /// 4 HTLC claims, 5 channel opens, 6 funding heights, 7 address watches, 8 HTLCs failed back,
 /// 9 leases, 10 lease extensions, 11 claim tokens, 12 customers and credit, 13 customer orders, limits and credit coupons, 14 the reservation
 /// total and the indexes of the fulfilment walk; see [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 /// Cache of the book's writing connection, in KiB.
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
@@ -208,6 +208,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 14 {
         tx.execute_batch(schema::SCALE_TABLES)?;
+    }
+    if found < 15 {
+        tx.execute_batch(schema::UNPAID_BY_CLIENT_INDEX)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
