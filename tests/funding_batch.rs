@@ -153,6 +153,14 @@ struct SilentBatch {
     first_batch: bitcoin::Txid,
 }
 
+impl SilentBatch {
+    fn stop_clients(self) {
+        for client in [self.silent, self.a, self.b] {
+            client.stop().unwrap();
+        }
+    }
+}
+
 async fn connect(client: &Arc<ldk_node::Node>, lsp: bitcoin::secp256k1::PublicKey, at: SocketAddr) {
     let connecting = Arc::clone(client);
     blocking(move || connecting.connect(lsp, at.to_string().parse().unwrap(), true))
@@ -241,44 +249,35 @@ async fn e2e_three_orders_paid_together_are_funded_by_one_transaction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_batch_member_that_never_signs_does_not_hold_the_others() {
     let (mut scene, app) = Scene::in_process(Duration::from_secs(4)).await;
-    let SilentBatch {
-        relay,
-        silent,
-        a,
-        b,
-        ids,
-        first_batch,
-    } = scene.batch_with_silent_member().await;
+    let batch = scene.batch_with_silent_member().await;
 
     // The two that signed are funded together again, without the silent one.
-    let funded_a = scene.funding_of(&ids[1]).await;
-    let funded_b = scene.funding_of(&ids[2]).await;
+    let funded_a = scene.funding_of(&batch.ids[1]).await;
+    let funded_b = scene.funding_of(&batch.ids[2]).await;
     assert_eq!(funded_a.compute_txid(), funded_b.compute_txid());
-    assert_ne!(funded_a.compute_txid(), first_batch);
+    assert_ne!(funded_a.compute_txid(), batch.first_batch);
     assert_eq!(channel_outputs(&funded_a), 2, "{funded_a:?}");
-    let silent_order = scene.lsp.operator.order(&ids[0]).await;
+    let silent_order = scene.lsp.operator.order(&batch.ids[0]).await;
     assert_eq!(silent_order.summary.state, "CREATED");
     assert!(
-        scene.devchain.get_transaction(&first_batch).is_none(),
+        scene.devchain.get_transaction(&batch.first_batch).is_none(),
         "the batch the silent client held up never reached the chain"
     );
 
     // Let through what the silent client missed: its order is funded alone.
-    relay.hold(false);
-    let alone = scene.funding_of(&ids[0]).await;
+    batch.relay.hold(false);
+    let alone = scene.funding_of(&batch.ids[0]).await;
     assert_eq!(channel_outputs(&alone), 1, "{alone:?}");
-    assert_ne!(alone.compute_txid(), first_batch);
+    assert_ne!(alone.compute_txid(), batch.first_batch);
     assert_ne!(alone.compute_txid(), funded_a.compute_txid());
 
     scene.devchain.mine(6);
-    wait_sold_channel_usable(&a, funded_a.compute_txid()).await;
-    wait_sold_channel_usable(&b, funded_a.compute_txid()).await;
-    wait_sold_channel_usable(&silent, alone.compute_txid()).await;
-    assert!(scene.devchain.get_transaction(&first_batch).is_none());
+    wait_sold_channel_usable(&batch.a, funded_a.compute_txid()).await;
+    wait_sold_channel_usable(&batch.b, funded_a.compute_txid()).await;
+    wait_sold_channel_usable(&batch.silent, alone.compute_txid()).await;
+    assert!(scene.devchain.get_transaction(&batch.first_batch).is_none());
     app.stop().await.unwrap();
-    for client in [silent, a, b] {
-        client.stop().unwrap();
-    }
+    batch.stop_clients();
 }
 
 /// The real binary killed right after it dropped a silent member from a batch (LDK has
@@ -316,39 +315,37 @@ async fn e2e_a_kill_after_a_batch_is_dropped_leaves_every_order_funded_after_res
         devchain,
         lsp,
     };
-    let SilentBatch {
-        relay,
-        silent,
-        a,
-        b,
-        ids,
-        first_batch,
-    } = scene.batch_with_silent_member().await;
+    let batch = scene.batch_with_silent_member().await;
     let status = process.wait_exit(DEADLINE).await;
     assert!(!status.success(), "aborted at the crash point: {status:?}");
 
     let mut process = NodeProcess::spawn(dir.path(), &config, &[]);
     scene.lsp.operator = process.wait_running(DEADLINE).await;
     scene.lsp.public_api = process.public_api_url();
-    relay.hold(false);
-    for (client, via) in [(&silent, relay.addr), (&a, p2p), (&b, p2p)] {
+    batch.relay.hold(false);
+    for (client, via) in [
+        (&batch.silent, batch.relay.addr),
+        (&batch.a, p2p),
+        (&batch.b, p2p),
+    ] {
         connect(client, node_id, via).await;
     }
     let mut fundings = Vec::new();
-    for id in &ids {
+    for id in &batch.ids {
         let funding = scene.funding_of(id).await;
-        assert_ne!(funding.compute_txid(), first_batch);
+        assert_ne!(funding.compute_txid(), batch.first_batch);
         fundings.push(funding.compute_txid());
     }
     scene.devchain.mine(6);
-    for (client, funding) in [&silent, &a, &b].into_iter().zip(fundings) {
+    for (client, funding) in [&batch.silent, &batch.a, &batch.b]
+        .into_iter()
+        .zip(fundings)
+    {
         wait_sold_channel_usable(client, funding).await;
     }
-    assert!(scene.devchain.get_transaction(&first_batch).is_none());
+    assert!(scene.devchain.get_transaction(&batch.first_batch).is_none());
     process.terminate(DEADLINE).await;
-    for client in [silent, a, b] {
-        client.stop().unwrap();
-    }
+    batch.stop_clients();
 }
 
 /// A TCP relay to `upstream` whose upstream-to-client bytes can be held back (kept in order,
