@@ -15,8 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Address, Network};
-use lightning::ln::channelmanager::Bolt11InvoiceParameters;
-use lightning_invoice::{Bolt11InvoiceDescription, Description};
+use lightning_invoice::Description;
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -39,6 +38,7 @@ use crate::lsps1::pricing::{self, PaymentMethod, PriceBreakdown, PriceRequest};
 use crate::lsps1::rpc::{self, RpcError};
 use crate::lsps1::store::{OrderBook, StoreError};
 use crate::node::chain::{ChainSync, EsploraBroadcaster, EsploraFeeEstimator};
+use crate::node::invoice::{InvoiceMaker, InvoiceRequest};
 use crate::node::peers::PeerConnector;
 use crate::node::types::{ChainMonitor, ChannelManager};
 use crate::node::wallet::Wallet;
@@ -61,6 +61,8 @@ pub struct NewOrder {
 pub struct ServiceNode {
     pub network: Network,
     pub channel_manager: Arc<ChannelManager>,
+    /// Makes the orders' invoices.
+    pub invoices: Arc<InvoiceMaker>,
     /// Which channels are funded: a channel has a monitor once its `funding_signed` arrived.
     pub chain_monitor: Arc<ChainMonitor>,
     pub wallet: Arc<Wallet>,
@@ -86,6 +88,7 @@ impl ServiceNode {
         ServiceNode {
             network: inner.config.network,
             channel_manager: Arc::clone(&inner.channel_manager),
+            invoices: Arc::clone(&inner.invoices),
             chain_monitor: Arc::clone(&inner.chain_monitor),
             wallet: Arc::clone(&inner.wallet),
             broadcasts: Arc::clone(&inner.broadcaster),
@@ -454,22 +457,18 @@ impl OrderService {
         let options = &self.config.options;
         let invoice = self
             .node
-            .channel_manager
-            .create_bolt11_invoice(Bolt11InvoiceParameters {
-                amount_msats: Some(amount_sat.saturating_mul(1_000)),
-                description: Bolt11InvoiceDescription::Direct(description),
-                invoice_expiry_delta_secs: Some(
-                    u32::try_from(options.invoice_expiry_secs).unwrap_or(u32::MAX),
-                ),
+            .invoices
+            .create(InvoiceRequest {
+                amount_msat: Some(amount_sat.saturating_mul(1_000)),
+                description,
+                expiry_secs: u32::try_from(options.invoice_expiry_secs).unwrap_or(u32::MAX),
                 min_final_cltv_expiry_delta: Some(self.config.invoice_min_final_cltv_expiry_delta),
-                payment_hash: None,
-                payment_metadata: None,
             })
             .map_err(|e| {
-                tracing::error!(order = %id, error = ?e, "could not create the order invoice");
+                tracing::error!(order = %id, error = %e, "could not create the order invoice");
                 RpcError::new(rpc::INTERNAL_ERROR, "Internal error")
             })?;
-        Ok(invoice.to_string())
+        Ok(invoice.text)
     }
 
     /// Answers an `lsps1.*` request arriving over p2p.

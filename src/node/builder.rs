@@ -42,6 +42,7 @@ use super::chain::{
     EsploraFeeEstimator,
 };
 use super::events::InboundChannelPolicy;
+use super::invoice::InvoiceMaker;
 use super::keys::{NodeSeed, SeedOrigin};
 use super::logger::LdkLogger;
 use super::peers::{Announcement, PeerConnector};
@@ -466,6 +467,11 @@ pub(super) async fn build(
             .filter_map(|a| a.parse::<SocketAddress>().ok())
             .collect(),
     };
+    let invoices = Arc::new(InvoiceMaker::new(
+        Arc::clone(&channel_manager),
+        Arc::clone(&keys_manager),
+        config.network,
+    ));
     let parts = StartParts {
         p2p_listener,
         broadcast_task: Box::pin(broadcast_task),
@@ -498,6 +504,7 @@ pub(super) async fn build(
             fee_estimator,
             chain_monitor,
             channel_manager,
+            invoices,
             peer_manager,
             liquidity_manager,
             chain_sync,

@@ -10,7 +10,7 @@
 //! state: no logger setup, no signal handlers; the binary does those.
 //!
 //! Files: `builder.rs` constructs the components, `start.rs` runs and stops them, `types.rs`
-//! names them, `chain/` talks to Esplora, `events.rs` handles LDK events, `funding.rs` funds the channels we open (alone or in batches), `lsps.rs` is the
+//! names them, `chain/` talks to Esplora, `events.rs` handles LDK events, `funding.rs` funds the channels we open (alone or in batches), `invoice.rs` makes the node's BOLT11 invoices, `lsps.rs` is the
 //! LSPS message handler and its gate, `peers.rs` keeps connections, `operator.rs` answers the
 //! operator's node calls, `metrics.rs` reports its figures, `logger.rs` bridges LDK logs to `tracing`, `signer.rs` sends closing
 //! funds to the wallet; `keys.rs`, `store.rs` and `wallet.rs` hold the seed, the SQLite store
@@ -19,6 +19,7 @@
 pub mod chain;
 pub mod events;
 pub mod funding;
+pub mod invoice;
 pub mod keys;
 pub mod logger;
 pub mod lsps;
@@ -138,6 +139,7 @@ pub(crate) struct NodeInner {
     pub(crate) fee_estimator: Arc<EsploraFeeEstimator>,
     pub(crate) chain_monitor: Arc<ChainMonitor>,
     pub(crate) channel_manager: Arc<ChannelManager>,
+    pub(crate) invoices: Arc<invoice::InvoiceMaker>,
     pub(crate) peer_manager: Arc<PeerManager>,
     pub(crate) liquidity_manager: Arc<LiquidityManager>,
     pub(crate) chain_sync: Arc<ChainSync>,
