@@ -59,7 +59,7 @@ fn new_order(
     .unwrap();
     let onchain = price(&PricingConfig::default(), &request(PaymentMethod::Onchain)).unwrap();
     Order {
-        id: OrderId::random(rng),
+        id: OrderId::generate(std::time::SystemTime::now(), rng),
         client_node_id: Some(client),
         params,
         refund_onchain_address: Some("bcrt1qrefund".into()),

@@ -7,8 +7,9 @@
 //! unpaid and live, default 100,000), `--secs N` (each load, default 15), `--connections N`
 //! (default 100).
 //!
-//! Each pass: get_info and the hello-world, then create_order (Olympus dialect, each request
-//! its own client key) with get_order of one id measured beside it. The first pass also
+//! Each pass: get_info and the hello-world; what one order costs the node (CPU time and bytes
+//! written to storage, over 3 s of create_order alone); then create_order (Olympus dialect,
+//! each request its own client key) with get_order of one id measured beside it. The first pass also
 //! measures create_order over one Lightning connection ([`p2p`]) with another peer's get_info
 //! timed beside it; the second start-up (spawn to the public API answering), idle CPU over
 //! 20 s, and RSS.
@@ -125,8 +126,37 @@ fn ms(d: Duration) -> String {
 struct Pass {
     hello: Measured,
     get_info: Measured,
+    create_alone: CreateCost,
     create: Measured,
     get_order: Measured,
+}
+
+/// What one created order costs the node, from a create_order load with nothing beside it.
+struct CreateCost {
+    orders: u64,
+    cpu: Duration,
+    written: u64,
+}
+
+impl CreateCost {
+    fn measure(node: &BenchNode, url: &str, orders: &OrderLoad, o: &Options) -> CreateCost {
+        let args = orders.args();
+        let (cpu, written) = (node.cpu_time(), node.storage_written());
+        let load = wrk(url, o.connections, 3, Some((&orders.script, &args)));
+        CreateCost {
+            orders: load.requests,
+            cpu: node.cpu_time() - cpu,
+            written: node.storage_written() - written,
+        }
+    }
+
+    fn cpu_per_order(&self) -> Duration {
+        self.cpu / self.orders.max(1) as u32
+    }
+
+    fn kib_per_order(&self) -> f64 {
+        self.written as f64 / 1024.0 / self.orders.max(1) as f64
+    }
 }
 
 fn measure_pass(
@@ -144,9 +174,11 @@ fn measure_pass(
         secs,
         None,
     );
+    let create_url = format!("{}/api/v1/create_order", node.public_url);
+    let create_alone = CreateCost::measure(node, &create_url, orders, o);
     let args = orders.args();
     let create = start_wrk(
-        &format!("{}/api/v1/create_order", node.public_url),
+        &create_url,
         o.connections,
         secs,
         Some((&orders.script, &args)),
@@ -164,6 +196,7 @@ fn measure_pass(
     Pass {
         hello,
         get_info,
+        create_alone,
         create,
         get_order,
     }
@@ -214,6 +247,18 @@ fn report_pass(report: &mut Report, label: &str, pass: &Pass, small: Option<&Pas
         ),
         &target,
         Some(create_met && create.failures == 0),
+    );
+    let cost = &pass.create_alone;
+    report.add(
+        &format!("what one order costs the node, create_order alone ({label})"),
+        format!(
+            "{:.2} ms CPU, {:.1} KiB written to storage ({} orders in 3 s)",
+            cost.cpu_per_order().as_secs_f64() * 1e3,
+            cost.kib_per_order(),
+            cost.orders
+        ),
+        "-",
+        None,
     );
     report.add(
         &format!("get_order under create_order load ({label})"),
@@ -312,7 +357,7 @@ fn main() {
     let stored = stored_orders(&dir);
     report_pass(
         &mut report,
-        &format!("{stored} stored orders"),
+        &format!("empty book, {stored} stored orders after"),
         &small,
         None,
     );
@@ -360,11 +405,13 @@ fn main() {
         "< 200 MiB",
         Some(rss_idle < 200.0),
     );
+    // The first pass may have stored more than --book asks for.
+    let stored = stored_orders(&dir);
     let big = measure_pass(&node, &hello_url, &orders, &order_id, &options);
     let rss_loaded = node.rss_mib();
     report_pass(
         &mut report,
-        &format!("{} stored orders", options.book),
+        &format!("{stored} stored orders"),
         &big,
         Some(&small),
     );

@@ -247,6 +247,17 @@ impl BenchNode {
         Duration::from_secs_f64(ticks as f64 / clock_ticks_per_sec())
     }
 
+    /// Bytes the process has caused to be written to storage so far (`write_bytes` of
+    /// `/proc/PID/io`: the SQLite files, their WAL, the node's own files).
+    pub fn storage_written(&self) -> u64 {
+        let io =
+            std::fs::read_to_string(format!("/proc/{}/io", self.pid())).expect("read /proc/PID/io");
+        io.lines()
+            .find_map(|line| line.strip_prefix("write_bytes:"))
+            .and_then(|bytes| bytes.trim().parse().ok())
+            .expect("write_bytes")
+    }
+
     /// Resident memory now, in MiB.
     pub fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))

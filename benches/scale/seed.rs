@@ -58,7 +58,6 @@ pub fn fill(db: &Path, template: &Order, total: u64, live: u64) -> Seeded {
     for n in 0..to_add {
         let stays_live = n >= to_add - live_to_add;
         let mut order = template.clone();
-        order.id = OrderId::random(&mut rng);
         order.client_node_id = Some(clients[(n % 1000) as usize]);
         // The ended orders spread over the last 30 days; the live ones over the last hour.
         let age = match stays_live {
@@ -66,6 +65,8 @@ pub fn fill(db: &Path, template: &Order, total: u64, live: u64) -> Seeded {
             false => n % (30 * 86_400),
         };
         order.created_at = now.saturating_sub(age);
+        let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(order.created_at);
+        order.id = OrderId::generate(created, &mut rng);
         order.updated_at = order.created_at;
         order.expires_at = match stays_live {
             true => now + 86_400,

@@ -173,7 +173,7 @@ impl OrderService {
             }
             _ => None,
         };
-        let id = OrderId::random(&mut rand::rngs::OsRng);
+        let id = OrderId::generate(std::time::SystemTime::now(), &mut rand::rngs::OsRng);
         let now = self.now();
         let (bolt11, onchain) = self.payment_options(
             &id,

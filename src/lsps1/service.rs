@@ -353,7 +353,7 @@ impl OrderService {
         liquidity::check(spendable_sat, reserved, reservation)
             .map_err(|e| RpcError::new(rpc::CLIENT_REJECTED, e.to_string()))?;
 
-        let id = OrderId::random(&mut rand::rngs::OsRng);
+        let id = OrderId::generate(std::time::SystemTime::now(), &mut rand::rngs::OsRng);
         let now = self.now();
         // Credit pays first; the payment options ask for the rest, and there are none when
         // credit pays it all.

@@ -303,8 +303,8 @@ impl OrderBook {
     pub fn new(conn: Connection, clock: Arc<dyn Clock>) -> Result<OrderBook, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // Every new order lands on random pages of several indexes; at a million orders the
-        // default 2 MiB of cache no longer holds their inner pages.
+        // Every new order lands on random pages of the indexes keyed by client and by payment
+        // hash; at a million orders the default 2 MiB of cache no longer holds their inner pages.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         migrate(&conn)?;
         Ok(OrderBook {

@@ -74,17 +74,27 @@ fn channel() -> ChannelInfo {
 }
 
 #[test]
-fn order_ids_are_random_bounded_and_reproducible_with_a_seed() {
-    let a = OrderId::random(&mut StdRng::seed_from_u64(1));
-    let b = OrderId::random(&mut StdRng::seed_from_u64(1));
-    let c = OrderId::random(&mut StdRng::seed_from_u64(2));
+fn order_ids_are_random_bounded_reproducible_with_a_seed_and_sort_by_creation_time() {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_322_000_123);
+    let a = OrderId::generate(at, &mut StdRng::seed_from_u64(1));
+    let b = OrderId::generate(at, &mut StdRng::seed_from_u64(1));
+    let c = OrderId::generate(at, &mut StdRng::seed_from_u64(2));
     assert_eq!(a, b);
     assert_ne!(a, c);
-    assert_eq!(a.as_str().len(), 32);
+    assert_eq!(a.as_str().len(), 44);
+    assert!(a.as_str().starts_with("01a20187b2fb"), "{a}");
     assert!(OrderId::parse(a.as_str()).is_ok());
     let mut rng = rand::rngs::OsRng;
-    let ids: std::collections::HashSet<_> = (0..1000).map(|_| OrderId::random(&mut rng)).collect();
+    let ids: std::collections::HashSet<_> =
+        (0..1000).map(|_| OrderId::generate(at, &mut rng)).collect();
     assert_eq!(ids.len(), 1000);
+    // A millisecond later sorts after, whatever the random part.
+    let later = at + std::time::Duration::from_millis(1);
+    for seed in 0..100 {
+        let earlier = OrderId::generate(at, &mut StdRng::seed_from_u64(seed));
+        let after = OrderId::generate(later, &mut StdRng::seed_from_u64(seed + 1));
+        assert!(earlier.as_str() < after.as_str(), "{earlier} {after}");
+    }
     assert!(OrderId::parse("").is_err());
     assert!(OrderId::parse(&"a".repeat(65)).is_err());
     assert!(OrderId::parse(&"a".repeat(64)).is_ok());
