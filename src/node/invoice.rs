@@ -1,8 +1,8 @@
 //! BOLT11 invoices for payments to this node, made as LDK's
 //! `ChannelManager::create_bolt11_invoice` makes them, minus one step: LDK verifies the
 //! signature it has just made (`Bolt11Invoice::from_signed`, a secp256k1 verification with a
-//! context created for it), which was the largest single cost of taking an order. Here the
-//! signed invoice is encoded as it is signed.
+//! context created for it), which a profile of create_order showed among its larger costs.
+//! Here the signed invoice is encoded as it is signed.
 //!
 //! What a payer sees is LDK's invoice: the inbound payment comes from
 //! `ChannelManager::create_inbound_payment` (so LDK recognises and claims it), the fields and
