@@ -1,7 +1,7 @@
 //! On-chain payments that must not buy a channel: one that a reorg takes away after the order
 //! counted it PAID (the order goes back to waiting, counts a new payment, and refunds only what
 //! exists), and one that reaches the LSP after the order expired (refunded, never used at the
-//! stale price), the refund of a payment that a reorg then takes away, a 0-conf payment
+//! stale price), the refund of a payment that a reorg then takes away (seen dead before the wallet syncs), a 0-conf payment
 //! replaced by fee, a confirmed refund that a reorg takes out of the chain, and a payment to
 //! an order address the wallet no longer watches (found by a rescan, then refunded). The
 //! client is a key only, never online, so nothing opens while the chain moves.
@@ -9,6 +9,7 @@
 mod common;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use common::fault_proxy::{Fault, FaultProxy};
 use common::*;
 use lsp_node::api::*;
 use lsp_node::Builder;
@@ -251,18 +252,65 @@ async fn e2e_a_payment_that_arrives_after_the_order_expired_is_refunded_not_used
 }
 
 /// A refund on its way when a reorg takes away the payment it returns (the refund spends it,
-/// so both vanish): the refund can never confirm and is not sent forever, nothing is owed any
-/// more, and the order settles as refunded.
+/// so both vanish), seen by the broadcaster while the wallet cannot sync: the wallet still
+/// counts the vanished payment, and nothing is sent again on the strength of that stale view.
+/// Once the wallet syncs, nothing is owed any more, the dead refund is not sent forever, and
+/// the order settles as refunded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_refund_whose_payment_vanished_settles_with_nothing_owed() {
+    init_logging();
     let dir = tempfile::tempdir().unwrap();
-    let (devchain, lsp, operator, _) = funded_lsp(dir.path(), |_| {}).await;
+    let devchain = start_devchain().await;
+    let proxy = FaultProxy::start(&devchain.base_url()).await;
+    let lsp = Builder::new(config_for(dir.path(), &proxy.url))
+        .start()
+        .await
+        .expect("LSP starts");
+    let operator = Operator::for_node(&lsp);
+    fund(&devchain, &operator, 1_000_000).await;
     let order = OnchainOrder::create(&lsp).await;
     let (payment, _, refund_txid) = paid_then_cancelled(&devchain, &operator, &order).await;
 
+    // The wallet asks for its addresses' histories; the broadcaster and LDK never do.
+    proxy.set_faults(vec![Fault::refuse(None, "/scripthash/", 503)]);
     let outcome = devchain.reorg(1, &[payment]).expect("reorg");
     assert!(outcome.dropped.contains(&payment), "{outcome:?}");
     assert!(outcome.dropped.contains(&refund_txid), "{outcome:?}");
+    let open_broadcasts = || async {
+        let mut open = 0;
+        for state in ["signed", "sending", "seen"] {
+            let name = format!("lsp_broadcasts_open{{state=\"{state}\"}}");
+            open += operator.metric(&name).await.unwrap_or(0);
+        }
+        open
+    };
+    wait_for(
+        "the broadcaster to find the refund dead",
+        DEADLINE,
+        || async {
+            let refunds = operator.order(&order.id).await.refunds.len();
+            (open_broadcasts().await == 0 || refunds > 1).then_some(())
+        },
+    )
+    .await;
+    let failures = operator
+        .metric("lsp_chain_sync_consecutive_failures")
+        .await
+        .unwrap_or(0);
+    wait_for("three more failed wallet syncs", DEADLINE, || async {
+        let now = operator.metric("lsp_chain_sync_consecutive_failures").await;
+        (now >= Some(failures + 3)).then_some(())
+    })
+    .await;
+    let stale = operator.order(&order.id).await;
+    assert_eq!(
+        stale.refunds.len(),
+        1,
+        "nothing is refunded again while the wallet still counts the vanished payment: {:?}",
+        stale.refunds
+    );
+
+    proxy.clear_faults();
     let settled = wait_onchain_state(
         &operator,
         &order.id,
@@ -277,10 +325,7 @@ async fn e2e_a_refund_whose_payment_vanished_settles_with_nothing_owed() {
         settled.refunds
     );
     wait_for("the dead refund to stop being sent", DEADLINE, || async {
-        let sending = operator
-            .metric("lsp_broadcasts_open{state=\"sending\"}")
-            .await;
-        (sending == Some(0)).then_some(())
+        (open_broadcasts().await == 0).then_some(())
     })
     .await;
     assert!(!devchain.mempool_txids().contains(&refund_txid));

@@ -152,6 +152,9 @@ pub struct WalletBalances {
 /// The outcome of the last completed sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WalletSyncInfo {
+    /// Unix time (seconds) the sync started: everything it learnt, the chain source said after
+    /// this.
+    pub started_at: u64,
     /// Unix time (seconds) the sync finished.
     pub synced_at: u64,
     /// Best block the wallet knows after that sync.
@@ -265,6 +268,7 @@ impl Wallet {
     /// incremental sync. The result is persisted before this returns.
     pub async fn sync(&self) -> Result<(), WalletError> {
         let _one_sync_at_a_time = self.sync_serializer.lock().await;
+        let started_at = unix_now();
         let request = self.chain_request();
         let full_scan = matches!(request, ChainRequest::FullScan(_));
         // A kept transaction the chain source does not have yet (a funding transaction waiting
@@ -314,6 +318,7 @@ impl Wallet {
             state.persist(&self.db_path)?;
             let tip = state.wallet.latest_checkpoint();
             WalletSyncInfo {
+                started_at,
                 synced_at: unix_now(),
                 height: tip.height(),
                 block_hash: tip.hash(),
@@ -327,6 +332,12 @@ impl Wallet {
     /// The last completed sync in this process, if any.
     pub fn last_sync(&self) -> Option<WalletSyncInfo> {
         *self.last_sync.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a sync that started after the Unix second `at` has completed: the wallet's view
+    /// of the chain is at least as fresh as what the chain source said at `at`.
+    pub fn has_synced_since(&self, at: u64) -> bool {
+        self.last_sync().is_some_and(|sync| sync.started_at > at)
     }
 
     /// The blocks the wallet has seen (its checkpoints, persisted with it) at most `depth`

@@ -9,7 +9,9 @@
 //! - fails the order when the funding can no longer confirm (an input spent elsewhere or gone,
 //!   or its channel closed and the funding left the chain source unconfirmed; a funding whose
 //!   channel closed may still confirm, with the close) while its payment is still ours to return:
-//!   COMPLETED -> FAILED, the HTLC failed back, on-chain funds refunded. A bolt11 payment
+//!   COMPLETED -> FAILED, the HTLC failed back, on-chain funds refunded. A conflict is acted on
+//!   once the wallet has synced since the broadcaster found it, so that the refund counts only
+//!   payments that still exist. A bolt11 payment
 //!   claimed before that (the funding confirmed, then a reorg took an input away) cannot be
 //!   returned that way; it is logged as an error for the operator.
 //!
@@ -31,6 +33,9 @@ enum FundingStanding {
     /// Its channel closed before it confirmed; the broadcaster no longer sends it, but it may
     /// still confirm (the client's closing transaction needs it): nothing is decided yet.
     ClosedUnconfirmed,
+    /// Can never confirm, the chain source says, but the wallet has not synced since: its
+    /// receipts may still count what took an input away; nothing is decided yet.
+    Conflicting,
     /// Can never confirm.
     Lost(&'static str),
     /// Not kept by the broadcaster (recorded before it kept fundings): not watched.
@@ -44,6 +49,9 @@ impl OrderService {
         };
         match kept.state {
             BroadcastState::Final => FundingStanding::Final,
+            BroadcastState::Conflicted if !self.node.wallet.has_synced_since(kept.updated_at) => {
+                FundingStanding::Conflicting
+            }
             BroadcastState::Conflicted => FundingStanding::Lost(
                 "an input of the funding transaction is spent elsewhere or gone",
             ),
@@ -181,7 +189,7 @@ impl OrderService {
                     self.claim(&order, htlc, height, true);
                 }
             }
-            FundingStanding::ClosedUnconfirmed => {}
+            FundingStanding::ClosedUnconfirmed | FundingStanding::Conflicting => {}
             FundingStanding::Pending => {
                 if let Some(htlc) = unclaimed {
                     self.claim(&order, htlc, height, false);

@@ -333,6 +333,17 @@ impl OrderService {
         self.retire_settled_addresses(now, height, &watched, &receipts);
     }
 
+    /// Whether our kept transaction `txid` can never confirm and the wallet has synced since
+    /// the broadcaster found that out. The broadcaster asks the chain source directly; the
+    /// receipts are the wallet's, and a reorg that took an input away (an order's payment, say)
+    /// leaves them only at the wallet's next sync.
+    pub(super) fn conflict_synced(&self, txid: &Txid) -> bool {
+        self.node.broadcasts.kept(txid).is_some_and(|kept| {
+            kept.state == BroadcastState::Conflicted
+                && self.node.wallet.has_synced_since(kept.updated_at)
+        })
+    }
+
     pub(crate) fn receipts<'a>(
         &self,
         orders: impl Iterator<Item = &'a Order>,

@@ -187,13 +187,16 @@ impl OrderService {
 
     /// The refunds of `order` that pay the client: not replaced by a fee bump, and not
     /// conflicted (an input spent elsewhere, or gone in a reorg). What a conflicted refund
-    /// was to pay is owed again, and sent again from the coins that exist.
+    /// was to pay is owed again, and sent again from the coins that exist, but only once the
+    /// wallet has synced since the broadcaster found it conflicted: until then the receipts
+    /// may still count a payment that the same reorg took away, and a refund of it would be
+    /// paid from the LSP's own coins.
     fn live_refunds(&self, order: &Order) -> Result<Vec<Refund>, String> {
         let refunds = self.book.refunds(&order.id).map_err(|e| e.to_string())?;
         Ok(refunds
             .into_iter()
             .filter(|r| r.replaced_by.is_none())
-            .filter(|r| self.node.broadcasts.state(&r.txid) != Some(BroadcastState::Conflicted))
+            .filter(|r| !self.conflict_synced(&r.txid))
             .collect())
     }
 

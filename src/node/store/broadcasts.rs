@@ -77,6 +77,9 @@ pub struct KeptBroadcast {
     pub last_error: Option<String>,
     /// The height of the block holding it, when last seen in one.
     pub confirmed_height: Option<u32>,
+    /// Unix seconds of its last update while it could still confirm: for a settled one
+    /// (final, conflicted, abandoned), when it was found so.
+    pub updated_at: u64,
 }
 
 /// The migration creating the table (appended to the store's migrations).
@@ -95,7 +98,8 @@ pub(super) const MIGRATION: &str = "CREATE TABLE broadcasts (
         WHERE state IN ('signed', 'sending', 'seen');";
 
 const COLUMNS: &str =
-    "SELECT txid, raw_tx, state, created_at, failed_posts, last_error, confirmed_height
+    "SELECT txid, raw_tx, state, created_at, failed_posts, last_error, confirmed_height,
+            updated_at
      FROM broadcasts";
 
 impl Store {
@@ -203,6 +207,7 @@ struct RawKept {
     failed_posts: i64,
     last_error: Option<String>,
     confirmed_height: Option<u32>,
+    updated_at: i64,
 }
 
 impl RawKept {
@@ -215,6 +220,7 @@ impl RawKept {
             failed_posts: row.get(4)?,
             last_error: row.get(5)?,
             confirmed_height: row.get(6)?,
+            updated_at: row.get(7)?,
         })
     }
 
@@ -231,6 +237,7 @@ impl RawKept {
             failed_posts: u32::try_from(self.failed_posts).unwrap_or(u32::MAX),
             last_error: self.last_error,
             confirmed_height: self.confirmed_height,
+            updated_at: u64::try_from(self.updated_at).unwrap_or(0),
         })
     }
 }
