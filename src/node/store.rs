@@ -15,7 +15,8 @@
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so every write is on disk when the call
 //! returns. LDK acknowledges channel updates to peers only after the monitor write returned, so
-//! this is what makes a crash after an acknowledgement safe. A `busy_timeout` lets the store
+//! this is what makes a crash after an acknowledgement safe. A thread of the store copies the
+//! WAL into the file (`store/checkpoint.rs`). A `busy_timeout` lets the store
 //! and the wallet connection wait for each other instead of failing.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ use lightning::util::persist::{
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::api::{PaymentDirection, PaymentInfo, PaymentStatus};
+use checkpoint::Checkpointer;
 
 /// How long a connection waits for another writer before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,6 +92,11 @@ pub enum StoreError {
         what: &'static str,
         detail: String,
     },
+    #[error("cannot start the checkpoint thread of {path}: {source}")]
+    Thread {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid value: {0}")]
     InvalidInput(String),
 }
@@ -132,6 +139,7 @@ pub struct Store {
 struct StoreInner {
     path: PathBuf,
     conn: Mutex<Connection>,
+    _checkpointer: Checkpointer,
 }
 
 impl std::fmt::Debug for Store {
@@ -151,10 +159,12 @@ impl Store {
         };
         let mut conn = open_connection(path).map_err(open_err)?;
         migrate(&mut conn, path)?;
+        let checkpointer = Checkpointer::start(path, checkpoint::CHECKPOINT_EVERY)?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 path: path.to_path_buf(),
                 conn: Mutex::new(conn),
+                _checkpointer: checkpointer,
             }),
         })
     }
@@ -410,6 +420,11 @@ pub fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        checkpoint::WAL_AUTOCHECKPOINT_PAGES,
+    )?;
     Ok(conn)
 }
 
@@ -588,6 +603,7 @@ fn secs_to_sql(secs: u64) -> Result<i64, StoreError> {
 }
 
 mod broadcasts;
+mod checkpoint;
 #[cfg(test)]
 mod tests;
 
