@@ -9,8 +9,8 @@ use crate::lsps1::coupons::{self, to_sql_u64};
 use crate::lsps1::liquidity::{self, ReservationRequest};
 use crate::lsps1::order::{Order, OrderState, PaymentState};
 use crate::lsps1::store::{
-    encode, index_invoice, insert_event, node_column, reserved_sat, watch_address, OrderBook,
-    StoreError,
+    encode, index_invoice, insert_event, invoice_payment_hash, node_column, reserved_sat,
+    watch_address, OrderBook, StoreError,
 };
 
 /// The checks that must pass, atomically with the insert, for a new order to exist.
@@ -50,18 +50,33 @@ impl OrderBook {
             return Err(StoreError::NotNew(order.id.clone()));
         }
         let now = self.clock().now_unix_secs();
+        // Made before the write is queued: the batch's writes run one after another, its
+        // callers' threads side by side.
+        let rows = NewOrderRows {
+            record: encode(order)?,
+            payment_hash: invoice_payment_hash(order),
+        };
         let (order, admission) = (order.clone(), *admission);
         self.write_in_group(Box::new(move |tx| {
-            insert_new_order(tx, &order, &admission, now)?;
+            insert_new_order(tx, &order, &rows, &admission, now)?;
             also(tx)
         }))
     }
+}
+
+/// What a new order's rows hold that is derived from the order itself.
+struct NewOrderRows {
+    /// The order's JSON record.
+    record: String,
+    /// Its invoice's payment hash, for the ledger.
+    payment_hash: Option<String>,
 }
 
 /// The checks and rows of one new order, inside the caller's transaction.
 fn insert_new_order(
     tx: &Connection,
     order: &Order,
+    rows: &NewOrderRows,
     admission: &Admission,
     now: u64,
 ) -> Result<(), StoreError> {
@@ -106,7 +121,6 @@ fn insert_new_order(
     if let Some(request) = admission.reservation {
         liquidity::check(request.spendable_sat, reserved_sat(tx)?, request.amount_sat)?;
     }
-    let record = encode(order)?;
     tx.prepare_cached(
         "INSERT INTO lsps1_orders (id, client_node_id, order_state, bolt11_state, onchain_state,
             created_at, expires_at, updated_at, source, coupon_code, record)
@@ -123,9 +137,11 @@ fn insert_new_order(
         to_sql_u64(order.updated_at),
         order.source.as_str(),
         order.coupon_code,
-        record,
+        rows.record,
     ])?;
-    index_invoice(tx, order)?;
+    if let Some(payment_hash) = &rows.payment_hash {
+        index_invoice(tx, payment_hash, &order.id)?;
+    }
     watch_address(tx, order)?;
     if let Some(request) = admission.reservation {
         tx.prepare_cached(

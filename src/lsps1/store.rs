@@ -621,23 +621,30 @@ pub(crate) fn insert_event(
     Ok(())
 }
 
-/// Indexes in the ledger (see [`crate::lsps1::ledger`]) the payment hash of `order`'s invoice. Orders whose invoice text is not a BOLT11
-/// invoice (test fixtures) have no hash to index.
-pub(crate) fn index_invoice(conn: &Connection, order: &Order) -> Result<(), StoreError> {
-    let Some(bolt11) = &order.bolt11 else {
-        return Ok(());
-    };
+/// The payment hash of `order`'s invoice, as the ledger (see [`crate::lsps1::ledger`])
+/// indexes it; `None` for an order without an invoice, or whose invoice text is not a BOLT11
+/// invoice (test fixtures).
+pub(crate) fn invoice_payment_hash(order: &Order) -> Option<String> {
     // Parsed without checking its signature again: the node itself has just signed it.
-    let Ok(invoice) = bolt11.invoice.parse::<SignedRawBolt11Invoice>() else {
-        return Ok(());
-    };
-    let Some(payment_hash) = invoice.raw_invoice().payment_hash() else {
-        return Ok(());
-    };
+    let invoice = order
+        .bolt11
+        .as_ref()?
+        .invoice
+        .parse::<SignedRawBolt11Invoice>()
+        .ok()?;
+    Some(invoice.raw_invoice().payment_hash()?.to_string())
+}
+
+/// Indexes `payment_hash` (see [`invoice_payment_hash`]) as the invoice of order `id`.
+pub(crate) fn index_invoice(
+    conn: &Connection,
+    payment_hash: &str,
+    id: &OrderId,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO lsps1_bolt11_payments (payment_hash, order_id) VALUES (?1, ?2)",
     )?
-    .execute(params![payment_hash.to_string(), order.id.as_str()])?;
+    .execute(params![payment_hash, id.as_str()])?;
     Ok(())
 }
 
