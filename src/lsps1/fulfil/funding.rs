@@ -11,9 +11,9 @@
 //!   channel closed may still confirm, with the close) while its payment is still ours to return:
 //!   COMPLETED -> FAILED, the HTLC failed back, on-chain funds refunded. A conflict is acted on
 //!   once the wallet has synced since the broadcaster found it, so that the refund counts only
-//!   payments that still exist. A bolt11 payment
-//!   claimed before that (the funding confirmed, then a reorg took an input away) cannot be
-//!   returned that way; it is logged as an error for the operator.
+//!   payments that still exist. A bolt11 payment claimed before that (the funding confirmed,
+//!   then a reorg took an input away) cannot be returned that way; it is logged as an error
+//!   for the operator.
 //!
 //! The watch list is the order book's unsettled fundings (indexed): only fundings in flight.
 
