@@ -4,17 +4,32 @@
 //! A caller queues its write. If no caller is leading, it leads: it takes the connection and
 //! writes everything queued: one `BEGIN IMMEDIATE`, each write in a savepoint of its own (a
 //! write that fails is rolled back alone and its caller gets its own error), one `COMMIT`.
-//! Every outcome is handed back only after the commit, so no caller ever hears "done" for a
-//! write that is not durable. The leader then hands the lead to the first caller still
-//! queued (or lays it down when none is), and returns its own outcome. Callers that do not
-//! lead wait on their own answer, not on the connection: a batch's callers wake together
-//! rather than one after another through the connection's lock.
+//! The leader then hands the lead to the first caller still queued (or lays it down when none
+//! is), makes its batch durable, and only then answers the batch's callers: no caller ever
+//! hears "done" for a write that is not durable. Callers that do not lead wait on their own
+//! answer, not on the connection: a batch's callers wake together rather than one after
+//! another through the connection's lock.
+//!
+//! Durable, on a database in WAL mode: the batch commits with `synchronous=NORMAL` (written to
+//! the log, not yet synced) and the leader syncs the log file itself after letting the
+//! connection go, so the next batch is written while this one's fsync runs. SQLite keeps the
+//! database consistent in that mode by itself (it syncs the log before every checkpoint); the
+//! sync before the answer adds the durability of `synchronous=FULL`. The log stays the same
+//! file for as long as the connection is open: SQLite deletes it only when the last connection
+//! closes, and restarts it in place after a checkpoint. Without a log file (another journal
+//! mode, an in-memory database) each commit syncs itself, as the connection is set to.
 //!
 //! If SQLite rolls the whole transaction back itself (disk full, I/O error), or the commit
-//! fails, every write of the batch is refused with that error: none of it was kept.
+//! fails, every write of the batch is refused with that error: none of it was kept. If the
+//! sync of the log fails, the batch's writes are refused although they are committed (they may
+//! or may not be on disk), and so is every write after it: once a sync has failed the kernel
+//! may have dropped the pages it could not write, and a later sync's success would prove
+//! nothing. The book then needs a restart, which reads the log back from the disk.
 
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -38,9 +53,70 @@ struct Queue<E> {
     leading: bool,
 }
 
+/// A committed batch: each caller's outcome, to be sent once the batch is durable.
+type Committed<E> = Vec<(SyncSender<Turn<E>>, Result<(), E>)>;
+
+/// How a committed batch becomes durable.
+enum Durability {
+    /// The commit syncs itself (the connection's own `synchronous` setting).
+    ByCommit,
+    /// The commit only writes the log; the leader syncs the log file, then sets the
+    /// connection's `synchronous` back to `restore` for the writes outside the group.
+    ByLogSync { log: LogSync, restore: i64 },
+}
+
+enum LogSync {
+    File(File),
+    #[cfg(test)]
+    Hook(Box<dyn Fn() -> std::io::Result<()> + Send + Sync>),
+}
+
+impl LogSync {
+    fn sync(&self) -> std::io::Result<()> {
+        match self {
+            LogSync::File(file) => file.sync_data(),
+            #[cfg(test)]
+            LogSync::Hook(hook) => hook(),
+        }
+    }
+}
+
+impl Durability {
+    /// Found from the connection at the first batch.
+    fn of(conn: &Connection) -> Durability {
+        let mode = conn.query_row("PRAGMA journal_mode", [], |row| row.get::<_, String>(0));
+        let synchronous = conn.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0));
+        let (Ok(mode), Ok(restore)) = (mode, synchronous) else {
+            return Durability::ByCommit;
+        };
+        // Below FULL the connection was not asked to sync each commit: nothing to keep.
+        if !mode.eq_ignore_ascii_case("wal") || restore < 2 {
+            return Durability::ByCommit;
+        }
+        let Some(path) = conn.path().filter(|path| !path.is_empty()) else {
+            return Durability::ByCommit;
+        };
+        // A read in WAL mode opens (and if need be creates) the log file.
+        let _ = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()));
+        match File::open(format!("{path}-wal")) {
+            Ok(file) => Durability::ByLogSync {
+                log: LogSync::File(file),
+                restore,
+            },
+            Err(error) => {
+                tracing::warn!(path, %error, "the database log could not be opened; each batch commit syncs itself");
+                Durability::ByCommit
+            }
+        }
+    }
+}
+
 /// The writes waiting for the connection.
 pub struct GroupCommit<E> {
     queued: Mutex<Queue<E>>,
+    durability: OnceLock<Durability>,
+    /// A sync of the log has failed: no write is taken any more.
+    sync_failed: AtomicBool,
 }
 
 impl<E> Default for GroupCommit<E> {
@@ -50,6 +126,8 @@ impl<E> Default for GroupCommit<E> {
                 writes: Vec::new(),
                 leading: false,
             }),
+            durability: OnceLock::new(),
+            sync_failed: AtomicBool::new(false),
         }
     }
 }
@@ -73,15 +151,78 @@ impl<E: From<rusqlite::Error>> GroupCommit<E> {
         }
         // Handed on (or laid down) however the batch ends, a panic included, so the queue
         // never waits for a leader that is gone.
-        let _lead = Lead(self);
-        {
+        let lead = Lead(self);
+        let committed = {
             let mut conn = lock(connection);
             let batch = std::mem::take(&mut lock(&self.queued).writes);
-            write_batch(&mut conn, batch);
+            let durability = self.durability.get_or_init(|| Durability::of(&conn));
+            if self.sync_failed.load(Ordering::Acquire) {
+                let replies = batch.into_iter().map(|q| q.reply);
+                refuse_all(replies, &refused(SYNC_FAILED));
+                None
+            } else {
+                self.write_batch(&mut conn, batch, durability)
+            }
+        };
+        drop(lead);
+        if let Some(committed) = committed {
+            self.answer_when_durable(committed);
         }
         answer(&turn)
     }
+
+    /// Writes and commits `batch`. Returns the outcomes of a committed batch, to be sent once
+    /// it is durable; a batch that was not committed is answered here.
+    fn write_batch(
+        &self,
+        conn: &mut Connection,
+        batch: Vec<Queued<E>>,
+        durability: &Durability,
+    ) -> Option<Committed<E>> {
+        let Durability::ByLogSync { restore, .. } = durability else {
+            return write_and_commit(conn, batch);
+        };
+        if let Err(error) = set_synchronous(conn, 1) {
+            refuse_all(batch.into_iter().map(|q| q.reply), &error);
+            return None;
+        }
+        let committed = write_and_commit(conn, batch);
+        if let Err(error) = set_synchronous(conn, *restore) {
+            // The connection's writes outside the group would commit unsynced: take no more
+            // new orders, and say so. (This batch is still synced before it is answered.)
+            self.sync_failed.store(true, Ordering::Release);
+            tracing::error!(%error, "the order book's connection could not be set back to sync its commits: new orders are refused until the node restarts");
+        }
+        committed
+    }
+
+    /// Syncs the log (when the commit did not) and sends the batch's outcomes.
+    fn answer_when_durable(&self, committed: Committed<E>) {
+        let synced = match self.durability.get() {
+            Some(Durability::ByLogSync { log, .. }) => log.sync(),
+            _ => Ok(()),
+        };
+        crate::fault_points::crash_point("group_commit.before_answers");
+        match synced {
+            Ok(()) => {
+                for (reply, outcome) in committed {
+                    let _ = reply.send(Turn::Done(outcome));
+                }
+            }
+            Err(error) => {
+                self.sync_failed.store(true, Ordering::Release);
+                tracing::error!(%error, "syncing the database log failed: new orders are refused until the node restarts");
+                refuse_all(
+                    committed.into_iter().map(|(reply, _)| reply),
+                    &refused(SYNC_FAILED),
+                );
+            }
+        }
+    }
 }
+
+const SYNC_FAILED: &str =
+    "the database could not make a write durable; the node must restart before it takes new orders";
 
 /// The lead of a batch, passed on when dropped.
 struct Lead<'a, E>(&'a GroupCommit<E>);
@@ -106,10 +247,20 @@ fn answer<E: From<rusqlite::Error>>(turn: &Receiver<Turn<E>>) -> Result<(), E> {
     }
 }
 
-fn write_batch<E: From<rusqlite::Error>>(conn: &mut Connection, batch: Vec<Queued<E>>) {
+fn set_synchronous(conn: &Connection, level: i64) -> Result<(), rusqlite::Error> {
+    conn.pragma_update(None, "synchronous", level)
+}
+
+fn write_and_commit<E: From<rusqlite::Error>>(
+    conn: &mut Connection,
+    batch: Vec<Queued<E>>,
+) -> Option<Committed<E>> {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(error) => return refuse_all(batch.into_iter().map(|q| q.reply), &error),
+        Err(error) => {
+            refuse_all(batch.into_iter().map(|q| q.reply), &error);
+            return None;
+        }
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut queued = batch.into_iter();
@@ -120,22 +271,19 @@ fn write_batch<E: From<rusqlite::Error>>(conn: &mut Connection, batch: Vec<Queue
             // Dropping `tx` rolls back whatever is left of it.
             let error = refused("the transaction was rolled back by the database");
             let replies = outcomes.into_iter().map(|(reply, _)| reply);
-            return refuse_all(replies.chain(queued.map(|q| q.reply)), &error);
+            refuse_all(replies.chain(queued.map(|q| q.reply)), &error);
+            return None;
         }
     }
     crate::fault_points::crash_point("group_commit.before_commit");
     match tx.commit() {
-        Ok(()) => {
-            crate::fault_points::crash_point("group_commit.before_answers");
-            for (reply, outcome) in outcomes {
-                let _ = reply.send(Turn::Done(outcome));
-            }
-        }
+        Ok(()) => Some(outcomes),
         Err(error) => {
             // A write refused on its own keeps its reason; the others were not kept.
             for (reply, outcome) in outcomes {
                 let _ = reply.send(Turn::Done(outcome.and_then(|()| Err(copy(&error).into()))));
             }
+            None
         }
     }
 }
@@ -224,6 +372,108 @@ mod tests {
         let mut statement = conn.prepare("SELECT k FROM t ORDER BY k").unwrap();
         let rows = statement.query_map([], |row| row.get(0)).unwrap();
         rows.map(Result::unwrap).collect()
+    }
+
+    fn wal_book() -> (tempfile::TempDir, Arc<Mutex<Connection>>) {
+        let (dir, conn) = book();
+        {
+            let conn = lock(&conn);
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        }
+        (dir, conn)
+    }
+
+    fn synced_by(
+        hook: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> GroupCommit<rusqlite::Error> {
+        let queue = GroupCommit::default();
+        let durability = Durability::ByLogSync {
+            log: LogSync::Hook(Box::new(hook)),
+            restore: 2,
+        };
+        assert!(queue.durability.set(durability).is_ok());
+        queue
+    }
+
+    fn synchronous(conn: &Mutex<Connection>) -> i64 {
+        lock(conn)
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_database_in_wal_mode_is_synced_through_its_log() {
+        let (_dir, conn) = wal_book();
+        let queue = GroupCommit::<rusqlite::Error>::default();
+        queue.write(&conn, insert(1)).unwrap();
+        assert!(matches!(
+            queue.durability.get(),
+            Some(Durability::ByLogSync {
+                log: LogSync::File(_),
+                restore: 2
+            })
+        ));
+        assert_eq!(
+            synchronous(&conn),
+            2,
+            "the connection syncs its other commits again"
+        );
+        let (_dir, conn) = book();
+        let queue = GroupCommit::<rusqlite::Error>::default();
+        queue.write(&conn, insert(1)).unwrap();
+        assert!(matches!(queue.durability.get(), Some(Durability::ByCommit)));
+    }
+
+    #[test]
+    fn a_batch_is_answered_after_its_log_sync_and_the_next_is_written_meanwhile() {
+        let (_dir, conn) = wal_book();
+        let (entered, in_sync) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let queue = Arc::new(synced_by(move || {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                entered.send(()).unwrap();
+                lock(&released).recv().unwrap();
+            }
+            Ok(())
+        }));
+        let first = {
+            let (queue, conn) = (queue.clone(), conn.clone());
+            std::thread::spawn(move || queue.write(&conn, insert(1)))
+        };
+        in_sync
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        // Committed and visible, but not answered while its log sync runs.
+        assert_eq!(keys(&conn), vec![1]);
+        assert_eq!(synchronous(&conn), 2);
+        assert!(!first.is_finished());
+        // The next write is led, committed, synced and answered meanwhile.
+        queue.write(&conn, insert(2)).unwrap();
+        assert_eq!(keys(&conn), vec![1, 2]);
+        assert!(!first.is_finished());
+        release.send(()).unwrap();
+        first.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_failed_log_sync_refuses_its_batch_and_every_write_after_it() {
+        let (_dir, conn) = wal_book();
+        let queue = synced_by(|| Err(std::io::Error::other("the disk refused")));
+        let error = queue.write(&conn, insert(1)).unwrap_err().to_string();
+        assert!(error.contains("durable"), "{error}");
+        let error = queue.write(&conn, insert(2)).unwrap_err().to_string();
+        assert!(error.contains("restart"), "{error}");
+        assert_eq!(
+            keys(&conn),
+            vec![1],
+            "nothing is written after a failed sync"
+        );
     }
 
     #[test]
