@@ -1042,6 +1042,22 @@ fn migration_is_idempotent_and_refuses_newer_schemas() {
     conn.prepare("SELECT funding_height, funding_settled_at FROM lsps1_channel_opens")
         .expect("the funding columns are added back");
 
+    // A version 15 database loses its index of every order by client.
+    conn.execute_batch(
+        "CREATE INDEX lsps1_orders_by_client ON lsps1_orders (client_node_id, created_at);
+         DELETE FROM lsps1_schema; INSERT INTO lsps1_schema (version) VALUES (15);",
+    )
+    .unwrap();
+    migrate(&conn).unwrap();
+    let by_client: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'lsps1_orders_by_client'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(by_client, 0);
+
     // A version 1 database (before the ledger tables) is upgraded in place.
     conn.execute_batch(
         "DROP TABLE lsps1_bolt11_payments; DROP TABLE lsps1_refunds; DROP TABLE lsps1_hold_answers;

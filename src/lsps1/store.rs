@@ -47,9 +47,11 @@ use crate::lsps1::schema;
 /// Version of the `lsps1_` tables this build reads and writes (2 added the ledger tables of
 /// [`crate::lsps1::ledger`], 3 the HOLD spelling counts of [`crate::lsps1::hold_spelling`],
 /// 4 HTLC claims, 5 channel opens, 6 funding heights, 7 address watches, 8 HTLCs failed back,
-/// 9 leases, 10 lease extensions, 11 claim tokens, 12 customers and credit, 13 customer orders, limits and credit coupons, 14 the reservation
-/// total and the indexes of the fulfilment walk; see [`crate::lsps1::schema`]).
-pub const SCHEMA_VERSION: i64 = 15;
+/// 9 leases, 10 lease extensions, 11 claim tokens, 12 customers and credit, 13 customer
+/// orders, limits and credit coupons, 14 the reservation total and the indexes of the
+/// fulfilment walk, 15 the unpaid orders by client, 16 no index of every order by client; see
+/// [`crate::lsps1::schema`]).
+pub const SCHEMA_VERSION: i64 = 16;
 
 /// Cache of the book's writing connection, in KiB.
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
@@ -146,7 +148,6 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
                 coupon_code TEXT,
                 record TEXT NOT NULL
             );
-            CREATE INDEX lsps1_orders_by_client ON lsps1_orders (client_node_id, created_at);
             CREATE INDEX lsps1_orders_by_state ON lsps1_orders (order_state, created_at);
             CREATE TABLE lsps1_order_events (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -211,6 +212,9 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if found < 15 {
         tx.execute_batch(schema::UNPAID_BY_CLIENT_INDEX)?;
+    }
+    if found < 16 {
+        tx.execute_batch(schema::NO_INDEX_BY_CLIENT)?;
     }
     tx.execute(
         "INSERT INTO lsps1_schema (version) VALUES (?1)",
@@ -303,8 +307,8 @@ impl OrderBook {
     pub fn new(conn: Connection, clock: Arc<dyn Clock>) -> Result<OrderBook, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // Every new order lands on random pages of the indexes keyed by client and by payment
-        // hash; at a million orders the default 2 MiB of cache no longer holds their inner pages.
+        // Every new order lands on random pages of the indexes keyed by client (its unpaid
+        // orders) and by payment hash; at a million orders the default 2 MiB of cache no longer holds their inner pages.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         migrate(&conn)?;
         Ok(OrderBook {
