@@ -310,6 +310,11 @@ impl OrderBook {
         // Every new order lands on random pages of the indexes keyed by client (its unpaid
         // orders) and by payment hash; at a million orders the default 2 MiB of cache no longer holds their inner pages.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        // Each queued write of a group commit runs in a savepoint, which copies every page it
+        // touches to a sub-journal first; past 64 KiB SQLite moves that journal to a temporary
+        // file, so each new order cost a dozen writes to a file. In memory it is a copy. Only
+        // this connection, which writes: the readers, which sort listings, keep files.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         migrate(&conn)?;
         Ok(OrderBook {
             readers: ReadConnections::open(&conn, BUSY_TIMEOUT, STATEMENT_CACHE),
