@@ -22,9 +22,11 @@
 //! If SQLite rolls the whole transaction back itself (disk full, I/O error), or the commit
 //! fails, every write of the batch is refused with that error: none of it was kept. If the
 //! sync of the log fails, the batch's writes are refused although they are committed (they may
-//! or may not be on disk), and so is every write after it: once a sync has failed the kernel
-//! may have dropped the pages it could not write, and a later sync's success would prove
-//! nothing. The book then needs a restart, which reads the log back from the disk.
+//! or may not be on disk), and so is every write after it, a batch already committed behind
+//! it included (syncs run one at a time, each after checking that none before it failed):
+//! once a sync has failed the kernel may have dropped the pages it could not write, and a
+//! later sync's success would prove nothing. The book then needs a restart, which reads the
+//! log back from the disk.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,6 +119,9 @@ pub struct GroupCommit<E> {
     durability: OnceLock<Durability>,
     /// A sync of the log has failed: no write is taken any more.
     sync_failed: AtomicBool,
+    /// Held through a sync of the log. One at a time, so that a sync which follows a failed
+    /// one sees the failure instead of succeeding over pages the kernel may have dropped.
+    syncing: Mutex<()>,
 }
 
 impl<E> Default for GroupCommit<E> {
@@ -128,6 +133,7 @@ impl<E> Default for GroupCommit<E> {
             }),
             durability: OnceLock::new(),
             sync_failed: AtomicBool::new(false),
+            syncing: Mutex::new(()),
         }
     }
 }
@@ -199,7 +205,14 @@ impl<E: From<rusqlite::Error>> GroupCommit<E> {
     /// Syncs the log (when the commit did not) and sends the batch's outcomes.
     fn answer_when_durable(&self, committed: Committed<E>) {
         let synced = match self.durability.get() {
-            Some(Durability::ByLogSync { log, .. }) => log.sync(),
+            Some(Durability::ByLogSync { log, .. }) => {
+                let _one_at_a_time = lock(&self.syncing);
+                if self.sync_failed.load(Ordering::Acquire) {
+                    Err(std::io::Error::other("an earlier sync of the log failed"))
+                } else {
+                    log.sync()
+                }
+            }
             _ => Ok(()),
         };
         crate::fault_points::crash_point("group_commit.before_answers");
@@ -442,23 +455,27 @@ mod tests {
             }
             Ok(())
         }));
-        let first = {
+        let spawn = |k| {
             let (queue, conn) = (queue.clone(), conn.clone());
-            std::thread::spawn(move || queue.write(&conn, insert(1)))
+            std::thread::spawn(move || queue.write(&conn, insert(k)))
         };
+        let first = spawn(1);
         in_sync
             .recv_timeout(std::time::Duration::from_secs(10))
             .unwrap();
         // Committed and visible, but not answered while its log sync runs.
         assert_eq!(keys(&conn), vec![1]);
         assert_eq!(synchronous(&conn), 2);
-        assert!(!first.is_finished());
-        // The next write is led, committed, synced and answered meanwhile.
-        queue.write(&conn, insert(2)).unwrap();
-        assert_eq!(keys(&conn), vec![1, 2]);
-        assert!(!first.is_finished());
+        // The next write is led and committed meanwhile; it is answered after its own sync,
+        // which waits for the first.
+        let second = spawn(2);
+        while keys(&conn) != vec![1, 2] {
+            std::thread::yield_now();
+        }
+        assert!(!first.is_finished() && !second.is_finished());
         release.send(()).unwrap();
         first.join().unwrap().unwrap();
+        second.join().unwrap().unwrap();
     }
 
     #[test]
@@ -474,6 +491,40 @@ mod tests {
             vec![1],
             "nothing is written after a failed sync"
         );
+    }
+
+    #[test]
+    fn a_batch_synced_after_a_failed_sync_is_refused_too() {
+        let (_dir, conn) = wal_book();
+        let (entered, in_sync) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let queue = Arc::new(synced_by(move || {
+            if calls.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Ok(());
+            }
+            entered.send(()).unwrap();
+            lock(&released).recv().unwrap();
+            Err(std::io::Error::other("the disk refused"))
+        }));
+        let spawn = |k| {
+            let (queue, conn) = (queue.clone(), conn.clone());
+            std::thread::spawn(move || queue.write(&conn, insert(k)))
+        };
+        let first = spawn(1);
+        in_sync
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        // The second batch commits while the first one's sync hangs, then fails.
+        let second = spawn(2);
+        while keys(&conn) != vec![1, 2] {
+            std::thread::yield_now();
+        }
+        release.send(()).unwrap();
+        assert!(first.join().unwrap().is_err());
+        let error = second.join().unwrap().unwrap_err().to_string();
+        assert!(error.contains("durable"), "{error}");
     }
 
     #[test]
