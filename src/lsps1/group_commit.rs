@@ -418,6 +418,34 @@ mod tests {
             .unwrap()
     }
 
+    /// A queue whose first log sync signals `in_sync`, hangs until `release` is sent, then
+    /// ends with `first`; later syncs succeed at once.
+    struct FirstSyncHangs {
+        queue: Arc<GroupCommit<rusqlite::Error>>,
+        in_sync: std::sync::mpsc::Receiver<()>,
+        release: std::sync::mpsc::Sender<()>,
+    }
+
+    fn first_sync_hangs(first: fn() -> std::io::Result<()>) -> FirstSyncHangs {
+        let (entered, in_sync) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let queue = Arc::new(synced_by(move || {
+            if calls.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Ok(());
+            }
+            entered.send(()).unwrap();
+            lock(&released).recv().unwrap();
+            first()
+        }));
+        FirstSyncHangs {
+            queue,
+            in_sync,
+            release,
+        }
+    }
+
     #[test]
     fn a_database_in_wal_mode_is_synced_through_its_log() {
         let (_dir, conn) = wal_book();
@@ -444,17 +472,11 @@ mod tests {
     #[test]
     fn a_batch_is_answered_after_its_log_sync_and_the_next_is_written_meanwhile() {
         let (_dir, conn) = wal_book();
-        let (entered, in_sync) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let released = Mutex::new(released);
-        let calls = std::sync::atomic::AtomicU32::new(0);
-        let queue = Arc::new(synced_by(move || {
-            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                entered.send(()).unwrap();
-                lock(&released).recv().unwrap();
-            }
-            Ok(())
-        }));
+        let FirstSyncHangs {
+            queue,
+            in_sync,
+            release,
+        } = first_sync_hangs(|| Ok(()));
         let spawn = |k| {
             let (queue, conn) = (queue.clone(), conn.clone());
             std::thread::spawn(move || queue.write(&conn, insert(k)))
@@ -496,18 +518,11 @@ mod tests {
     #[test]
     fn a_batch_synced_after_a_failed_sync_is_refused_too() {
         let (_dir, conn) = wal_book();
-        let (entered, in_sync) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let released = Mutex::new(released);
-        let calls = std::sync::atomic::AtomicU32::new(0);
-        let queue = Arc::new(synced_by(move || {
-            if calls.fetch_add(1, Ordering::SeqCst) > 0 {
-                return Ok(());
-            }
-            entered.send(()).unwrap();
-            lock(&released).recv().unwrap();
-            Err(std::io::Error::other("the disk refused"))
-        }));
+        let FirstSyncHangs {
+            queue,
+            in_sync,
+            release,
+        } = first_sync_hangs(|| Err(std::io::Error::other("the disk refused")));
         let spawn = |k| {
             let (queue, conn) = (queue.clone(), conn.clone());
             std::thread::spawn(move || queue.write(&conn, insert(k)))
