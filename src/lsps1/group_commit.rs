@@ -210,7 +210,12 @@ impl<E: From<rusqlite::Error>> GroupCommit<E> {
                 if self.sync_failed.load(Ordering::Acquire) {
                     Err(std::io::Error::other("an earlier sync of the log failed"))
                 } else {
-                    log.sync()
+                    let synced = log.sync();
+                    // Marked before the next sync may start, so that it sees this failure.
+                    if synced.is_err() {
+                        self.sync_failed.store(true, Ordering::Release);
+                    }
+                    synced
                 }
             }
             _ => Ok(()),
