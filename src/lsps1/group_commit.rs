@@ -431,6 +431,24 @@ mod tests {
         release: std::sync::mpsc::Sender<()>,
     }
 
+    impl FirstSyncHangs {
+        /// Writes key `k` on a thread of its own.
+        fn spawn(
+            &self,
+            conn: &Arc<Mutex<Connection>>,
+            k: i64,
+        ) -> std::thread::JoinHandle<Result<(), rusqlite::Error>> {
+            let (queue, conn) = (self.queue.clone(), conn.clone());
+            std::thread::spawn(move || queue.write(&conn, insert(k)))
+        }
+
+        fn wait_for_the_first_sync(&self) {
+            self.in_sync
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+        }
+    }
+
     fn first_sync_hangs(first: fn() -> std::io::Result<()>) -> FirstSyncHangs {
         let (entered, in_sync) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
@@ -477,30 +495,20 @@ mod tests {
     #[test]
     fn a_batch_is_answered_after_its_log_sync_and_the_next_is_written_meanwhile() {
         let (_dir, conn) = wal_book();
-        let FirstSyncHangs {
-            queue,
-            in_sync,
-            release,
-        } = first_sync_hangs(|| Ok(()));
-        let spawn = |k| {
-            let (queue, conn) = (queue.clone(), conn.clone());
-            std::thread::spawn(move || queue.write(&conn, insert(k)))
-        };
-        let first = spawn(1);
-        in_sync
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
+        let hangs = first_sync_hangs(|| Ok(()));
+        let first = hangs.spawn(&conn, 1);
+        hangs.wait_for_the_first_sync();
         // Committed and visible, but not answered while its log sync runs.
         assert_eq!(keys(&conn), vec![1]);
         assert_eq!(synchronous(&conn), 2);
         // The next write is led and committed meanwhile; it is answered after its own sync,
         // which waits for the first.
-        let second = spawn(2);
+        let second = hangs.spawn(&conn, 2);
         while keys(&conn) != vec![1, 2] {
             std::thread::yield_now();
         }
         assert!(!first.is_finished() && !second.is_finished());
-        release.send(()).unwrap();
+        hangs.release.send(()).unwrap();
         first.join().unwrap().unwrap();
         second.join().unwrap().unwrap();
     }
@@ -523,25 +531,15 @@ mod tests {
     #[test]
     fn a_batch_synced_after_a_failed_sync_is_refused_too() {
         let (_dir, conn) = wal_book();
-        let FirstSyncHangs {
-            queue,
-            in_sync,
-            release,
-        } = first_sync_hangs(|| Err(std::io::Error::other("the disk refused")));
-        let spawn = |k| {
-            let (queue, conn) = (queue.clone(), conn.clone());
-            std::thread::spawn(move || queue.write(&conn, insert(k)))
-        };
-        let first = spawn(1);
-        in_sync
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
+        let hangs = first_sync_hangs(|| Err(std::io::Error::other("the disk refused")));
+        let first = hangs.spawn(&conn, 1);
+        hangs.wait_for_the_first_sync();
         // The second batch commits while the first one's sync hangs, then fails.
-        let second = spawn(2);
+        let second = hangs.spawn(&conn, 2);
         while keys(&conn) != vec![1, 2] {
             std::thread::yield_now();
         }
-        release.send(()).unwrap();
+        hangs.release.send(()).unwrap();
         assert!(first.join().unwrap().is_err());
         let error = second.join().unwrap().unwrap_err().to_string();
         assert!(error.contains("durable"), "{error}");
