@@ -561,6 +561,7 @@ async fn buy_and_pay(
 async fn e2e_a_claim_for_a_node_that_never_connects_gives_up_and_returns_the_payment() {
     let ClientScene {
         _dirs,
+        devchain: _devchain,
         lsp,
         public_api,
         client: payer,
