@@ -1,68 +1,86 @@
 //! Group commit: writes asked for while the connection is busy are made together in one
 //! transaction, so a burst of new orders pays for one fsync rather than one each.
 //!
-//! A caller queues its write. If no caller is leading, it leads: it takes the connection and
+//! Callers queue their writes; a writer thread of the book's own takes the connection and
 //! writes everything queued: one `BEGIN IMMEDIATE`, each write in a savepoint of its own (a
-//! write that fails is rolled back alone and its caller gets its own error), one `COMMIT`.
-//! The leader then hands the lead to the first caller still queued (or lays it down when none
-//! is), makes its batch durable, and only then answers the batch's callers: no caller ever
-//! hears "done" for a write that is not durable. Callers that do not lead wait on their own
-//! answer, not on the connection: a batch's callers wake together rather than one after
-//! another through the connection's lock.
+//! write that fails, or panics, is rolled back alone and its caller gets its own error), one
+//! `COMMIT`. A committed batch goes to a second thread, which makes it durable and only then
+//! answers the batch's callers: no caller ever hears "done" for a write that is not durable.
+//! A caller waits on its own answer, never on the connection, and may wait on a thread
+//! ([`GroupCommit::write`]) or as an async task ([`GroupCommit::write_async`]), which holds
+//! no thread while its batch is written and synced.
 //!
 //! Durable, on a database in WAL mode: the batch commits with `synchronous=NORMAL` (written to
-//! the log, not yet synced) and the leader syncs the log file itself after letting the
-//! connection go, so the next batch is written while this one's fsync runs. SQLite keeps the
-//! database consistent in that mode by itself (it syncs the log before every checkpoint); the
-//! sync before the answer adds the durability of `synchronous=FULL`. The log stays the same
-//! file for as long as the connection is open: SQLite deletes it only when the last connection
-//! closes, and restarts it in place after a checkpoint. Without a log file (another journal
-//! mode, an in-memory database) each commit syncs itself, as the connection is set to.
+//! the log, not yet synced) and the sync thread syncs the log file itself, so the next batch is
+//! written while this one's fsync runs. SQLite keeps the database consistent in that mode by
+//! itself (it syncs the log before every checkpoint); the sync before the answer adds the
+//! durability of `synchronous=FULL`. The log stays the same file for as long as the connection
+//! is open: SQLite deletes it only when the last connection closes, and restarts it in place
+//! after a checkpoint. Without a log file (another journal mode, an in-memory database) each
+//! commit syncs itself, as the connection is set to, and the writer answers the batch itself.
 //!
 //! If SQLite rolls the whole transaction back itself (disk full, I/O error), or the commit
 //! fails, every write of the batch is refused with that error: none of it was kept. If the
 //! sync of the log fails, the batch's writes are refused although they are committed (they may
 //! or may not be on disk), and so is every write after it, a batch already committed behind
-//! it included (syncs run one at a time, each after checking that none before it failed):
-//! once a sync has failed the kernel may have dropped the pages it could not write, and a
-//! later sync's success would prove nothing. The book then needs a restart, which reads the
-//! log back from the disk.
+//! it included (the one sync thread takes the batches in order and checks, before each sync,
+//! that none before it failed): once a sync has failed the kernel may have dropped the pages
+//! it could not write, and a later sync's success would prove nothing. The book then needs a
+//! restart, which reads the log back from the disk.
 
 use std::fs::File;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
 
 use rusqlite::{Connection, TransactionBehavior};
 
 /// One queued write, run inside a savepoint of the batch's transaction.
 pub type Write<E> = Box<dyn FnOnce(&Connection) -> Result<(), E> + Send>;
 
-/// What a queued caller is told: its write's outcome, or that it leads the next batch.
-enum Turn<E> {
-    Done(Result<(), E>),
-    Lead,
+/// Where a write's outcome goes: to a thread blocked on it, or to an awaiting task.
+enum Reply<E> {
+    Blocking(SyncSender<Result<(), E>>),
+    Awaited(tokio::sync::oneshot::Sender<Result<(), E>>),
+}
+
+impl<E> Reply<E> {
+    fn send(self, outcome: Result<(), E>) {
+        // A caller that stopped waiting (a dropped task) is not told.
+        match self {
+            Reply::Blocking(reply) => {
+                let _ = reply.send(outcome);
+            }
+            Reply::Awaited(reply) => {
+                let _ = reply.send(outcome);
+            }
+        }
+    }
 }
 
 struct Queued<E> {
     write: Write<E>,
-    reply: SyncSender<Turn<E>>,
+    reply: Reply<E>,
 }
 
 struct Queue<E> {
     writes: Vec<Queued<E>>,
-    /// A caller is writing a batch, or has been handed the lead and is about to.
-    leading: bool,
+    /// The book is being dropped: the writer ends once the queue is empty.
+    closing: bool,
+    /// The writer thread has ended (it is never restarted): writes are refused.
+    writer_gone: bool,
 }
 
 /// A committed batch: each caller's outcome, to be sent once the batch is durable.
-type Committed<E> = Vec<(SyncSender<Turn<E>>, Result<(), E>)>;
+type Committed<E> = Vec<(Reply<E>, Result<(), E>)>;
 
 /// How a committed batch becomes durable.
 enum Durability {
     /// The commit syncs itself (the connection's own `synchronous` setting).
     ByCommit,
-    /// The commit only writes the log; the leader syncs the log file, then sets the
+    /// The commit only writes the log; the sync thread syncs the log file; the writer sets the
     /// connection's `synchronous` back to `restore` for the writes outside the group.
     ByLogSync { log: LogSync, restore: i64 },
 }
@@ -113,125 +131,215 @@ impl Durability {
     }
 }
 
-/// The writes waiting for the connection.
-pub struct GroupCommit<E> {
+/// What the callers, the writer thread and the sync thread share.
+struct Shared<E> {
     queued: Mutex<Queue<E>>,
+    /// Signalled when a write is queued or the book closes.
+    wake_writer: Condvar,
     durability: OnceLock<Durability>,
     /// A sync of the log has failed: no write is taken any more.
     sync_failed: AtomicBool,
-    /// Held through a sync of the log. One at a time, so that a sync which follows a failed
-    /// one sees the failure instead of succeeding over pages the kernel may have dropped.
-    syncing: Mutex<()>,
 }
 
-impl<E> Default for GroupCommit<E> {
-    fn default() -> Self {
-        GroupCommit {
+/// The writes waiting for the connection, and the two threads that make them durable.
+pub struct GroupCommit<E> {
+    shared: Arc<Shared<E>>,
+    writer: Option<JoinHandle<()>>,
+    syncer: Option<JoinHandle<()>>,
+}
+
+impl<E: From<rusqlite::Error> + Send + 'static> GroupCommit<E> {
+    /// Starts the writer and sync threads for `connection`, the one connection every write of
+    /// this book goes through.
+    pub fn new(connection: Arc<Mutex<Connection>>) -> Self {
+        Self::start(connection, OnceLock::new())
+    }
+
+    fn start(connection: Arc<Mutex<Connection>>, durability: OnceLock<Durability>) -> Self {
+        let shared = Arc::new(Shared {
             queued: Mutex::new(Queue {
                 writes: Vec::new(),
-                leading: false,
+                closing: false,
+                writer_gone: false,
             }),
-            durability: OnceLock::new(),
+            wake_writer: Condvar::new(),
+            durability,
             sync_failed: AtomicBool::new(false),
-            syncing: Mutex::new(()),
+        });
+        let (to_sync, committed) = channel();
+        let syncer = std::thread::Builder::new()
+            .name("order-book-sync".into())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || sync_each(&shared, committed)
+            })
+            .expect("the order book's sync thread starts");
+        let writer = std::thread::Builder::new()
+            .name("order-book-writer".into())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || {
+                    let _gone = WriterGone(&shared);
+                    write_each(&shared, &connection, to_sync)
+                }
+            })
+            .expect("the order book's writer thread starts");
+        GroupCommit {
+            shared,
+            writer: Some(writer),
+            syncer: Some(syncer),
+        }
+    }
+
+    /// Makes `write` durable together with whatever else is queued, and returns its outcome;
+    /// blocks the calling thread until then.
+    pub fn write(&self, write: Write<E>) -> Result<(), E> {
+        let (reply, answer) = sync_channel(1);
+        self.queue(write, Reply::Blocking(reply));
+        answer.recv().unwrap_or_else(|_| Err(abandoned().into()))
+    }
+
+    /// [`Self::write`] for an async caller, which holds no thread while it waits.
+    pub async fn write_async(&self, write: Write<E>) -> Result<(), E> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue(write, Reply::Awaited(reply));
+        answer.await.unwrap_or_else(|_| Err(abandoned().into()))
+    }
+
+    fn queue(&self, write: Write<E>, reply: Reply<E>) {
+        let mut queue = lock(&self.shared.queued);
+        if queue.writer_gone {
+            drop(queue);
+            reply.send(Err(abandoned().into()));
+            return;
+        }
+        queue.writes.push(Queued { write, reply });
+        drop(queue);
+        self.shared.wake_writer.notify_one();
+    }
+}
+
+impl<E> Drop for GroupCommit<E> {
+    fn drop(&mut self) {
+        lock(&self.shared.queued).closing = true;
+        self.shared.wake_writer.notify_one();
+        // The writer ends first; the sync thread then drains what it was handed and ends too.
+        for thread in [self.writer.take(), self.syncer.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = thread.join();
         }
     }
 }
 
-impl<E: From<rusqlite::Error>> GroupCommit<E> {
-    /// Makes `write` durable together with whatever else is queued, and returns its outcome.
-    /// `connection` is the one connection every write of this book goes through.
-    pub fn write(&self, connection: &Mutex<Connection>, write: Write<E>) -> Result<(), E> {
-        let (reply, turn) = sync_channel(1);
-        let leads = {
-            let mut queue = lock(&self.queued);
-            queue.writes.push(Queued { write, reply });
-            !std::mem::replace(&mut queue.leading, true)
-        };
-        if !leads {
-            match turn.recv() {
-                Ok(Turn::Done(outcome)) => return outcome,
-                Ok(Turn::Lead) => {}
-                Err(_) => return Err(refused("the write was abandoned").into()),
+/// Marks the writer gone however it ends, and refuses what is queued, so that no caller
+/// waits for a writer that is not there.
+struct WriterGone<'a, E>(&'a Shared<E>);
+
+impl<E> Drop for WriterGone<'_, E> {
+    fn drop(&mut self) {
+        let mut queue = lock(&self.0.queued);
+        queue.writer_gone = true;
+        // `E` is not known to be `From<rusqlite::Error>` here: a dropped reply tells its
+        // caller the write was abandoned.
+        queue.writes.clear();
+    }
+}
+
+/// The writer thread: waits for writes, then takes the connection and writes every write
+/// queued by then as one batch, until the book closes.
+fn write_each<E: From<rusqlite::Error>>(
+    shared: &Shared<E>,
+    connection: &Mutex<Connection>,
+    to_sync: Sender<Committed<E>>,
+) {
+    loop {
+        {
+            let mut queue = lock(&shared.queued);
+            while queue.writes.is_empty() && !queue.closing {
+                queue = shared
+                    .wake_writer
+                    .wait(queue)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            if queue.writes.is_empty() {
+                return;
             }
         }
-        // Handed on (or laid down) however the batch ends, a panic included, so the queue
-        // never waits for a leader that is gone.
-        let lead = Lead(self);
-        let committed = {
-            let mut conn = lock(connection);
-            let batch = std::mem::take(&mut lock(&self.queued).writes);
-            let durability = self.durability.get_or_init(|| Durability::of(&conn));
-            if self.sync_failed.load(Ordering::Acquire) {
-                let replies = batch.into_iter().map(|q| q.reply);
-                refuse_all(replies, &refused(SYNC_FAILED));
-                None
-            } else {
-                self.write_batch(&mut conn, batch, durability)
+        let mut conn = lock(connection);
+        // Taken once the connection is held: what is queued while another user of the
+        // connection holds it joins this batch.
+        let batch = std::mem::take(&mut lock(&shared.queued).writes);
+        let durability = shared.durability.get_or_init(|| Durability::of(&conn));
+        if shared.sync_failed.load(Ordering::Acquire) {
+            refuse_all(batch.into_iter().map(|q| q.reply), &refused(SYNC_FAILED));
+            continue;
+        }
+        let committed = write_batch(shared, &mut conn, batch, durability);
+        drop(conn);
+        match (committed, durability) {
+            (Some(committed), Durability::ByLogSync { .. }) => {
+                if let Err(unsent) = to_sync.send(committed) {
+                    refuse_all(unsent.0.into_iter().map(|(r, _)| r), &abandoned());
+                }
             }
-        };
-        drop(lead);
-        if let Some(committed) = committed {
-            self.answer_when_durable(committed);
+            (Some(committed), Durability::ByCommit) => {
+                crate::fault_points::crash_point("group_commit.before_answers");
+                answer_all(committed)
+            }
+            (None, _) => {}
         }
-        answer(&turn)
     }
+}
 
-    /// Writes and commits `batch`. Returns the outcomes of a committed batch, to be sent once
-    /// it is durable; a batch that was not committed is answered here.
-    fn write_batch(
-        &self,
-        conn: &mut Connection,
-        batch: Vec<Queued<E>>,
-        durability: &Durability,
-    ) -> Option<Committed<E>> {
-        let Durability::ByLogSync { restore, .. } = durability else {
-            return write_and_commit(conn, batch);
-        };
-        if let Err(error) = set_synchronous(conn, 1) {
-            refuse_all(batch.into_iter().map(|q| q.reply), &error);
-            return None;
-        }
-        let committed = write_and_commit(conn, batch);
-        if let Err(error) = set_synchronous(conn, *restore) {
-            // The connection's writes outside the group would commit unsynced: take no more
-            // new orders, and say so. (This batch is still synced before it is answered.)
-            self.sync_failed.store(true, Ordering::Release);
-            tracing::error!(%error, "the order book's connection could not be set back to sync its commits: new orders are refused until the node restarts");
-        }
-        committed
+/// Writes and commits `batch`. Returns the outcomes of a committed batch, to be sent once
+/// it is durable; a batch that was not committed is answered here.
+fn write_batch<E: From<rusqlite::Error>>(
+    shared: &Shared<E>,
+    conn: &mut Connection,
+    batch: Vec<Queued<E>>,
+    durability: &Durability,
+) -> Option<Committed<E>> {
+    let Durability::ByLogSync { restore, .. } = durability else {
+        return write_and_commit(conn, batch);
+    };
+    if let Err(error) = set_synchronous(conn, 1) {
+        refuse_all(batch.into_iter().map(|q| q.reply), &error);
+        return None;
     }
+    let committed = write_and_commit(conn, batch);
+    if let Err(error) = set_synchronous(conn, *restore) {
+        // The connection's writes outside the group would commit unsynced: take no more
+        // new orders, and say so. (This batch is still synced before it is answered.)
+        shared.sync_failed.store(true, Ordering::Release);
+        tracing::error!(%error, "the order book's connection could not be set back to sync its commits: new orders are refused until the node restarts");
+    }
+    committed
+}
 
-    /// Syncs the log (when the commit did not) and sends the batch's outcomes.
-    fn answer_when_durable(&self, committed: Committed<E>) {
-        let synced = match self.durability.get() {
+/// The sync thread: syncs the log for each committed batch, in the order they were
+/// committed, and sends the batch's outcomes.
+fn sync_each<E: From<rusqlite::Error>>(shared: &Shared<E>, committed: Receiver<Committed<E>>) {
+    for batch in committed {
+        let synced = match shared.durability.get() {
             Some(Durability::ByLogSync { log, .. }) => {
-                let _one_at_a_time = lock(&self.syncing);
-                if self.sync_failed.load(Ordering::Acquire) {
+                if shared.sync_failed.load(Ordering::Acquire) {
                     Err(std::io::Error::other("an earlier sync of the log failed"))
                 } else {
-                    let synced = log.sync();
-                    // Marked before the next sync may start, so that it sees this failure.
-                    if synced.is_err() {
-                        self.sync_failed.store(true, Ordering::Release);
-                    }
-                    synced
+                    log.sync()
                 }
             }
             _ => Ok(()),
         };
         crate::fault_points::crash_point("group_commit.before_answers");
         match synced {
-            Ok(()) => {
-                for (reply, outcome) in committed {
-                    let _ = reply.send(Turn::Done(outcome));
-                }
-            }
+            Ok(()) => answer_all(batch),
             Err(error) => {
-                self.sync_failed.store(true, Ordering::Release);
+                shared.sync_failed.store(true, Ordering::Release);
                 tracing::error!(%error, "syncing the database log failed: new orders are refused until the node restarts");
                 refuse_all(
-                    committed.into_iter().map(|(reply, _)| reply),
+                    batch.into_iter().map(|(reply, _)| reply),
                     &refused(SYNC_FAILED),
                 );
             }
@@ -239,30 +347,17 @@ impl<E: From<rusqlite::Error>> GroupCommit<E> {
     }
 }
 
-const SYNC_FAILED: &str =
-    "the database could not make a write durable; the node must restart before it takes new orders";
-
-/// The lead of a batch, passed on when dropped.
-struct Lead<'a, E>(&'a GroupCommit<E>);
-
-impl<E> Drop for Lead<'_, E> {
-    fn drop(&mut self) {
-        let mut queue = lock(&self.0.queued);
-        match queue.writes.first() {
-            // Its caller waits for a turn and has had none: the channel has room.
-            Some(next) => {
-                let _ = next.reply.send(Turn::Lead);
-            }
-            None => queue.leading = false,
-        }
+fn answer_all<E>(committed: Committed<E>) {
+    for (reply, outcome) in committed {
+        reply.send(outcome);
     }
 }
 
-fn answer<E: From<rusqlite::Error>>(turn: &Receiver<Turn<E>>) -> Result<(), E> {
-    match turn.recv() {
-        Ok(Turn::Done(outcome)) => outcome,
-        Ok(Turn::Lead) | Err(_) => Err(refused("the write was abandoned").into()),
-    }
+const SYNC_FAILED: &str =
+    "the database could not make a write durable; the node must restart before it takes new orders";
+
+fn abandoned() -> rusqlite::Error {
+    refused("the write was abandoned: the order book is closing")
 }
 
 fn set_synchronous(conn: &Connection, level: i64) -> Result<(), rusqlite::Error> {
@@ -299,7 +394,7 @@ fn write_and_commit<E: From<rusqlite::Error>>(
         Err(error) => {
             // A write refused on its own keeps its reason; the others were not kept.
             for (reply, outcome) in outcomes {
-                let _ = reply.send(Turn::Done(outcome.and_then(|()| Err(copy(&error).into()))));
+                reply.send(outcome.and_then(|()| Err(copy(&error).into())));
             }
             None
         }
@@ -317,7 +412,9 @@ fn in_savepoint<E: From<rusqlite::Error>>(
     if let Err(error) = step("SAVEPOINT queued_write") {
         return (Err(error.into()), false);
     }
-    match write(conn) {
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| write(conn)))
+        .unwrap_or_else(|_| Err(refused("the write panicked; it was not kept").into()));
+    match outcome {
         Ok(()) => match step("RELEASE queued_write") {
             Ok(_) => (Ok(()), true),
             Err(error) => (Err(error.into()), false),
@@ -331,11 +428,11 @@ fn in_savepoint<E: From<rusqlite::Error>>(
 }
 
 fn refuse_all<E: From<rusqlite::Error>>(
-    replies: impl Iterator<Item = SyncSender<Turn<E>>>,
+    replies: impl Iterator<Item = Reply<E>>,
     error: &rusqlite::Error,
 ) {
     for reply in replies {
-        let _ = reply.send(Turn::Done(Err(copy(error).into())));
+        reply.send(Err(copy(error).into()));
     }
 }
 
@@ -406,15 +503,14 @@ mod tests {
     }
 
     fn synced_by(
+        conn: &Arc<Mutex<Connection>>,
         hook: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
     ) -> GroupCommit<rusqlite::Error> {
-        let queue = GroupCommit::default();
         let durability = Durability::ByLogSync {
             log: LogSync::Hook(Box::new(hook)),
             restore: 2,
         };
-        assert!(queue.durability.set(durability).is_ok());
-        queue
+        GroupCommit::start(conn.clone(), OnceLock::from(durability))
     }
 
     fn synchronous(conn: &Mutex<Connection>) -> i64 {
@@ -433,13 +529,9 @@ mod tests {
 
     impl FirstSyncHangs {
         /// Writes key `k` on a thread of its own.
-        fn spawn(
-            &self,
-            conn: &Arc<Mutex<Connection>>,
-            k: i64,
-        ) -> std::thread::JoinHandle<Result<(), rusqlite::Error>> {
-            let (queue, conn) = (self.queue.clone(), conn.clone());
-            std::thread::spawn(move || queue.write(&conn, insert(k)))
+        fn spawn(&self, k: i64) -> std::thread::JoinHandle<Result<(), rusqlite::Error>> {
+            let queue = self.queue.clone();
+            std::thread::spawn(move || queue.write(insert(k)))
         }
 
         fn wait_for_the_first_sync(&self) {
@@ -449,12 +541,15 @@ mod tests {
         }
     }
 
-    fn first_sync_hangs(first: fn() -> std::io::Result<()>) -> FirstSyncHangs {
+    fn first_sync_hangs(
+        conn: &Arc<Mutex<Connection>>,
+        first: fn() -> std::io::Result<()>,
+    ) -> FirstSyncHangs {
         let (entered, in_sync) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
         let released = Mutex::new(released);
         let calls = std::sync::atomic::AtomicU32::new(0);
-        let queue = Arc::new(synced_by(move || {
+        let queue = Arc::new(synced_by(conn, move || {
             if calls.fetch_add(1, Ordering::SeqCst) > 0 {
                 return Ok(());
             }
@@ -472,10 +567,10 @@ mod tests {
     #[test]
     fn a_database_in_wal_mode_is_synced_through_its_log() {
         let (_dir, conn) = wal_book();
-        let queue = GroupCommit::<rusqlite::Error>::default();
-        queue.write(&conn, insert(1)).unwrap();
+        let queue = GroupCommit::<rusqlite::Error>::new(conn.clone());
+        queue.write(insert(1)).unwrap();
         assert!(matches!(
-            queue.durability.get(),
+            queue.shared.durability.get(),
             Some(Durability::ByLogSync {
                 log: LogSync::File(_),
                 restore: 2
@@ -487,23 +582,26 @@ mod tests {
             "the connection syncs its other commits again"
         );
         let (_dir, conn) = book();
-        let queue = GroupCommit::<rusqlite::Error>::default();
-        queue.write(&conn, insert(1)).unwrap();
-        assert!(matches!(queue.durability.get(), Some(Durability::ByCommit)));
+        let queue = GroupCommit::<rusqlite::Error>::new(conn.clone());
+        queue.write(insert(1)).unwrap();
+        assert!(matches!(
+            queue.shared.durability.get(),
+            Some(Durability::ByCommit)
+        ));
     }
 
     #[test]
     fn a_batch_is_answered_after_its_log_sync_and_the_next_is_written_meanwhile() {
         let (_dir, conn) = wal_book();
-        let hangs = first_sync_hangs(|| Ok(()));
-        let first = hangs.spawn(&conn, 1);
+        let hangs = first_sync_hangs(&conn, || Ok(()));
+        let first = hangs.spawn(1);
         hangs.wait_for_the_first_sync();
         // Committed and visible, but not answered while its log sync runs.
         assert_eq!(keys(&conn), vec![1]);
         assert_eq!(synchronous(&conn), 2);
-        // The next write is led and committed meanwhile; it is answered after its own sync,
-        // which waits for the first.
-        let second = hangs.spawn(&conn, 2);
+        // The next write is committed meanwhile; it is answered after its own sync, which
+        // waits for the first.
+        let second = hangs.spawn(2);
         while keys(&conn) != vec![1, 2] {
             std::thread::yield_now();
         }
@@ -516,10 +614,10 @@ mod tests {
     #[test]
     fn a_failed_log_sync_refuses_its_batch_and_every_write_after_it() {
         let (_dir, conn) = wal_book();
-        let queue = synced_by(|| Err(std::io::Error::other("the disk refused")));
-        let error = queue.write(&conn, insert(1)).unwrap_err().to_string();
+        let queue = synced_by(&conn, || Err(std::io::Error::other("the disk refused")));
+        let error = queue.write(insert(1)).unwrap_err().to_string();
         assert!(error.contains("durable"), "{error}");
-        let error = queue.write(&conn, insert(2)).unwrap_err().to_string();
+        let error = queue.write(insert(2)).unwrap_err().to_string();
         assert!(error.contains("restart"), "{error}");
         assert_eq!(
             keys(&conn),
@@ -531,11 +629,11 @@ mod tests {
     #[test]
     fn a_batch_synced_after_a_failed_sync_is_refused_too() {
         let (_dir, conn) = wal_book();
-        let hangs = first_sync_hangs(|| Err(std::io::Error::other("the disk refused")));
-        let first = hangs.spawn(&conn, 1);
+        let hangs = first_sync_hangs(&conn, || Err(std::io::Error::other("the disk refused")));
+        let first = hangs.spawn(1);
         hangs.wait_for_the_first_sync();
         // The second batch commits while the first one's sync hangs, then fails.
-        let second = hangs.spawn(&conn, 2);
+        let second = hangs.spawn(2);
         while keys(&conn) != vec![1, 2] {
             std::thread::yield_now();
         }
@@ -548,8 +646,8 @@ mod tests {
     #[test]
     fn a_failing_write_is_rolled_back_alone_and_keeps_its_error() {
         let (_dir, conn) = book();
-        let queue = GroupCommit::default();
-        queue.write(&conn, insert(1)).unwrap();
+        let queue = GroupCommit::new(conn.clone());
+        queue.write(insert(1)).unwrap();
         // Queued behind a held connection, three writes land in one batch: the middle one
         // half-writes, then fails on a duplicate key.
         let held = lock(&conn);
@@ -565,11 +663,11 @@ mod tests {
         ]
         .into_iter()
         .map(|write| {
-            let (queue, conn) = (queue.clone(), conn.clone());
-            std::thread::spawn(move || queue.write(&conn, write))
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.write(write))
         })
         .collect();
-        while lock(&queue.queued).writes.len() < 3 {
+        while lock(&queue.shared.queued).writes.len() < 3 {
             std::thread::yield_now();
         }
         drop(held);
@@ -590,7 +688,7 @@ mod tests {
                  PRAGMA foreign_keys = ON;",
             )
             .unwrap();
-        let queue = GroupCommit::default();
+        let queue = GroupCommit::new(conn.clone());
         // A deferred foreign key is checked at COMMIT: the batch's commit fails.
         let dangling: Write<rusqlite::Error> = Box::new(|conn| {
             conn.execute("INSERT INTO child (p) VALUES (7)", [])?;
@@ -599,14 +697,14 @@ mod tests {
         let held = lock(&conn);
         let queue = Arc::new(queue);
         let first = {
-            let (queue, conn) = (queue.clone(), conn.clone());
-            std::thread::spawn(move || queue.write(&conn, insert(5)))
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.write(insert(5)))
         };
         let second = {
-            let (queue, conn) = (queue.clone(), conn.clone());
-            std::thread::spawn(move || queue.write(&conn, dangling))
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.write(dangling))
         };
-        while lock(&queue.queued).writes.len() < 2 {
+        while lock(&queue.shared.queued).writes.len() < 2 {
             std::thread::yield_now();
         }
         drop(held);
@@ -614,20 +712,20 @@ mod tests {
         assert!(second.join().unwrap().is_err());
         assert!(keys(&conn).is_empty());
         // The connection is usable afterwards.
-        queue.write(&conn, insert(6)).unwrap();
+        queue.write(insert(6)).unwrap();
         assert_eq!(keys(&conn), vec![6]);
     }
 
     #[test]
     fn concurrent_writers_are_each_answered_once_their_write_is_kept() {
         let (_dir, conn) = book();
-        let queue = Arc::new(GroupCommit::default());
+        let queue = Arc::new(GroupCommit::new(conn.clone()));
         let writers: Vec<_> = (0..16)
             .map(|t| {
-                let (queue, conn) = (queue.clone(), conn.clone());
+                let queue = queue.clone();
                 std::thread::spawn(move || {
                     for n in 0..25 {
-                        queue.write(&conn, insert(t * 100 + n)).unwrap();
+                        queue.write(insert(t * 100 + n)).unwrap();
                     }
                 })
             })
@@ -636,32 +734,56 @@ mod tests {
             writer.join().unwrap();
         }
         assert_eq!(keys(&conn).len(), 16 * 25);
-        assert!(
-            !lock(&queue.queued).leading,
-            "the lead is laid down when the queue is empty"
-        );
+        assert!(lock(&queue.shared.queued).writes.is_empty());
     }
 
     #[test]
     fn a_write_that_panics_does_not_stop_the_writes_after_it() {
         let (_dir, conn) = book();
-        let queue = Arc::new(GroupCommit::default());
-        let panicking = {
-            let (queue, conn) = (queue.clone(), conn.clone());
-            std::thread::spawn(move || {
-                let _ = queue.write(&conn, Box::new(|_| panic!("a write that panics")));
-            })
-        };
-        assert!(panicking.join().is_err());
+        let queue = Arc::new(GroupCommit::<rusqlite::Error>::new(conn.clone()));
+        let panicking = queue.write(Box::new(|conn| {
+            conn.execute("INSERT INTO t (k, v) VALUES (8, 'half')", [])?;
+            panic!("a write that panics")
+        }));
+        let error = panicking.unwrap_err().to_string();
+        assert!(error.contains("panicked"), "{error}");
         let (done, answered) = std::sync::mpsc::channel();
         {
-            let (queue, conn) = (queue.clone(), conn.clone());
-            std::thread::spawn(move || done.send(queue.write(&conn, insert(9))));
+            let queue = queue.clone();
+            std::thread::spawn(move || done.send(queue.write(insert(9))));
         }
         let outcome = answered
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("a write after the panic is answered");
         outcome.unwrap();
         assert_eq!(keys(&conn), vec![9]);
+    }
+
+    #[tokio::test]
+    async fn an_awaited_write_is_answered_once_its_batch_is_synced() {
+        let (_dir, conn) = wal_book();
+        let hangs = first_sync_hangs(&conn, || Ok(()));
+        let queue = hangs.queue.clone();
+        let write = tokio::spawn(async move { queue.write_async(insert(1)).await });
+        let hangs = tokio::task::spawn_blocking(move || {
+            hangs.wait_for_the_first_sync();
+            hangs
+        })
+        .await
+        .unwrap();
+        assert_eq!(keys(&conn), vec![1], "committed while its sync runs");
+        assert!(!write.is_finished(), "not answered before the sync");
+        hangs.release.send(()).unwrap();
+        write.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_closed_queue_lets_its_connection_go() {
+        let (_dir, conn) = wal_book();
+        let queue = GroupCommit::<rusqlite::Error>::new(conn.clone());
+        queue.write(insert(1)).unwrap();
+        assert_eq!(Arc::strong_count(&conn), 2);
+        drop(queue);
+        assert_eq!(Arc::strong_count(&conn), 1, "the writer thread has ended");
     }
 }

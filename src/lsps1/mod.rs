@@ -6,8 +6,9 @@
 //!   and for every HTTP dialect; it returns the typed [`guard::Lsps1Request`].
 //! - [`gate`]: [`gate::Lsps1Gate`], the gate the node's LSPS message handler consults: the
 //!   guard first, then checked `lsps1.*` requests go to the [`gate::Lsps1Server`].
-//! - [`service`]: [`service::OrderService`], that server: takes orders from p2p and HTTP
-//!   (token, price, liquidity, HOLD invoice, address, then one commit) and answers for them.
+//! - [`service`]: [`service::OrderService`], that server: takes orders from p2p and HTTP and
+//!   answers for them; [`intake`] how it takes one (token, price, liquidity, HOLD invoice,
+//!   address, then its write in a group commit).
 //! - [`fulfil`]: carries a paid order to its channel, or its payment back: held HTLCs, on-chain
 //!   payments, channel opens, failures, refunds and their fee bumps, resumed after a restart.
 //! - [`order`]: the [`order::Order`] record and state machine ([`order::Order::apply`] with an
@@ -59,6 +60,7 @@ pub mod group_commit;
 pub mod guard;
 pub mod hold_spelling;
 pub mod info;
+pub mod intake;
 pub mod kept;
 pub mod leases;
 pub mod ledger;

@@ -6,6 +6,7 @@
 use rusqlite::{params, Connection};
 
 use crate::lsps1::coupons::{self, to_sql_u64};
+use crate::lsps1::group_commit::Write;
 use crate::lsps1::liquidity::{self, ReservationRequest};
 use crate::lsps1::order::{Order, OrderState, PaymentState};
 use crate::lsps1::store::{
@@ -31,6 +32,17 @@ impl OrderBook {
         self.create_order_with(order, admission, |_| Ok(()))
     }
 
+    /// [`Self::create_order`] for an async caller, which holds no thread while the order's
+    /// batch is written and made durable.
+    pub async fn create_order_async(
+        &self,
+        order: &Order,
+        admission: &Admission,
+    ) -> Result<(), StoreError> {
+        let write = self.new_order_write(order, admission, |_| Ok(()))?;
+        self.write_in_group_async(write).await
+    }
+
     /// [`Self::create_order`], with `also` run in the same transaction after the order row is
     /// written (the rows another table keeps beside a new order, and their checks): all of it
     /// is committed, or none.
@@ -40,6 +52,18 @@ impl OrderBook {
         admission: &Admission,
         also: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
+        let write = self.new_order_write(order, admission, also)?;
+        self.write_in_group(write)
+    }
+
+    /// The write of new order `order` and whatever `also` writes beside it, refused at once
+    /// when `order` is not new.
+    pub(crate) fn new_order_write(
+        &self,
+        order: &Order,
+        admission: &Admission,
+        also: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<Write<StoreError>, StoreError> {
         let unpaid =
             |state: Option<PaymentState>| state.is_none_or(|s| s == PaymentState::ExpectPayment);
         if order.state != OrderState::Created
@@ -57,7 +81,7 @@ impl OrderBook {
             payment_hash: invoice_payment_hash(order),
         };
         let (order, admission) = (order.clone(), *admission);
-        self.write_in_group(Box::new(move |tx| {
+        Ok(Box::new(move |tx| {
             insert_new_order(tx, &order, &rows, &admission, now)?;
             also(tx)
         }))

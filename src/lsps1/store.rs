@@ -262,7 +262,7 @@ pub struct Reservation {
 /// The order book. Cheap to share (`Arc<OrderBook>`); calls serialize on one connection, and
 /// several `OrderBook`s on the same file stay consistent through SQLite's write lock.
 pub struct OrderBook {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     readers: ReadConnections,
     new_orders: GroupCommit<StoreError>,
     changes: AtomicU64,
@@ -316,10 +316,12 @@ impl OrderBook {
         // this connection, which writes: the readers, which sort listings, keep files.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         migrate(&conn)?;
+        let readers = ReadConnections::open(&conn, BUSY_TIMEOUT, STATEMENT_CACHE);
+        let conn = Arc::new(Mutex::new(conn));
         Ok(OrderBook {
-            readers: ReadConnections::open(&conn, BUSY_TIMEOUT, STATEMENT_CACHE),
-            conn: Mutex::new(conn),
-            new_orders: GroupCommit::default(),
+            readers,
+            new_orders: GroupCommit::new(Arc::clone(&conn)),
+            conn,
             changes: AtomicU64::new(0),
             clock,
         })
@@ -365,7 +367,17 @@ impl OrderBook {
     /// Makes `write` durable in one transaction with the other writes queued meanwhile
     /// ([`crate::lsps1::group_commit`]).
     pub(crate) fn write_in_group(&self, write: Write<StoreError>) -> Result<(), StoreError> {
-        let outcome = self.new_orders.write(&self.conn, write);
+        let outcome = self.new_orders.write(write);
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        outcome
+    }
+
+    /// [`Self::write_in_group`] for an async caller, which holds no thread while it waits.
+    pub(crate) async fn write_in_group_async(
+        &self,
+        write: Write<StoreError>,
+    ) -> Result<(), StoreError> {
+        let outcome = self.new_orders.write_async(write).await;
         self.changes.fetch_add(1, Ordering::AcqRel);
         outcome
     }

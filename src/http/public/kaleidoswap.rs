@@ -102,7 +102,8 @@ async fn create_order(
         .into());
     }
     let order = state
-        .with_service(move |service| service.create_order(request.into_new_order(email)))
+        .service
+        .create_order_async(request.into_new_order(email))
         .await?;
     Ok(Json(render(&state, &order)))
 }

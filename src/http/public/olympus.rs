@@ -55,7 +55,8 @@ pub(super) async fn create_order(
         Pubkey::Required,
     )?;
     let order = state
-        .with_service(move |service| service.create_order(request.into_new_order(None)))
+        .service
+        .create_order_async(request.into_new_order(None))
         .await?;
     Ok(Json(state.service.render_http(&order)))
 }
