@@ -82,7 +82,11 @@ async fn e2e_an_order_invoice_hints_what_ldks_invoice_hints_and_is_paid() {
     pay_order_over_lightning(&client, &order).await;
     wait_for("the order's payment to be held", DEADLINE, || async {
         let detail = operator.order(&id).await;
-        matches!(detail.summary.bolt11_state.as_deref(), Some("HOLD" | "PAID")).then_some(())
+        matches!(
+            detail.summary.bolt11_state.as_deref(),
+            Some("HOLD" | "PAID")
+        )
+        .then_some(())
     })
     .await;
     lsp.stop().await.unwrap();
