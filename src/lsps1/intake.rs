@@ -3,10 +3,10 @@
 //! commit, answered once durable.
 //!
 //! In order (its params already checked by the guard, the refund address valid on our
-//! network): the token is checked per [`TokenMode`] (error
-//! 102); both prices come from [`crate::lsps1::pricing::price`] at the fee rate that confirms
-//! the funding within `funding_confirms_within_blocks`; the liquidity guard refuses what the
-//! wallet cannot fund (error 1, nothing reserved); then the HOLD invoice (an LDK invoice whose
+//! network): the token is checked per [`TokenMode`] (error 102); both prices come from
+//! [`crate::lsps1::pricing::price`] at the fee rate that confirms the funding within
+//! `funding_confirms_within_blocks`; the liquidity guard refuses what the wallet cannot fund
+//! (error 1, nothing reserved); then the HOLD invoice (an LDK invoice whose
 //! HTLC the service holds instead of claiming) and a fresh wallet address per order are made,
 //! and [`OrderBook::create_order`](crate::lsps1::store::OrderBook::create_order) commits the
 //! order with its coupon redemption and reservation. Only then is the order returned to be

@@ -32,17 +32,6 @@ impl OrderBook {
         self.create_order_with(order, admission, |_| Ok(()))
     }
 
-    /// [`Self::create_order`] for an async caller, which holds no thread while the order's
-    /// batch is written and made durable.
-    pub async fn create_order_async(
-        &self,
-        order: &Order,
-        admission: &Admission,
-    ) -> Result<(), StoreError> {
-        let write = self.new_order_write(order, admission, |_| Ok(()))?;
-        self.write_in_group_async(write).await
-    }
-
     /// [`Self::create_order`], with `also` run in the same transaction after the order row is
     /// written (the rows another table keeps beside a new order, and their checks): all of it
     /// is committed, or none.
